@@ -1,0 +1,86 @@
+"""Configuration, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Mapping
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; raised at start-up."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the server and workers need to know about their surroundings."""
+
+    listen: str = "127.0.0.1:50051"
+    database_url: str = ""
+    broker_url: str = ""
+    secret_key: str = ""
+    var_dir: pathlib.Path = ROOT / "var"
+    max_workers: int = 16
+    worker_threads: int = 4
+    dispatch_interval: float = 0.2
+    lease_seconds: float = 60.0
+    max_attempts: int = 5
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: the worker runs inside the server."""
+        return not self.broker_url
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Builds a Config from ``POSTS_*`` variables; raises ConfigError on bad values."""
+        env = os.environ if env is None else env
+        var_dir = pathlib.Path(env.get("POSTS_VAR_DIR") or ROOT / "var")
+        database_url = env.get("POSTS_DATABASE_URL") or f"sqlite:///{var_dir / 'posts.db'}"
+        if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError(f"POSTS_DATABASE_URL: unsupported scheme in {database_url!r}")
+        broker_url = env.get("POSTS_BROKER_URL", "")
+        if broker_url and not broker_url.startswith(("redis://", "amqp://", "amqps://")):
+            raise ConfigError("POSTS_BROKER_URL must be redis://… or amqp://…")
+        listen = env.get("POSTS_LISTEN") or cls.listen
+        if ":" not in listen:
+            raise ConfigError(f"POSTS_LISTEN must be host:port, not {listen!r}")
+        tls = {k: env.get(f"POSTS_TLS_{k.upper()}", "") for k in ("cert", "key", "client_ca")}
+        if bool(tls["cert"]) != bool(tls["key"]):
+            raise ConfigError("POSTS_TLS_CERT and POSTS_TLS_KEY go together")
+        return cls(
+            listen=listen,
+            database_url=database_url,
+            broker_url=broker_url,
+            secret_key=env.get("POSTS_SECRET_KEY", ""),
+            var_dir=var_dir,
+            max_workers=_number(env, "POSTS_MAX_WORKERS", cls.max_workers, int),
+            worker_threads=_number(env, "POSTS_WORKER_THREADS", cls.worker_threads, int),
+            dispatch_interval=_number(
+                env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float
+            ),
+            lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
+            max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),
+            tls_cert=tls["cert"],
+            tls_key=tls["key"],
+            tls_client_ca=tls["client_ca"],
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default, kind):
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value

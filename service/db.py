@@ -1,0 +1,85 @@
+"""The database: a deferred peewee database, initialised once from configuration.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout; callers
+open a connection per unit of work (``database.connection_context()``) so no
+thread holds one for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import pathlib
+import urllib.parse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase
+
+from service.config import Config
+
+#: The one database every model binds to; ``init`` gives it its real target.
+database = peewee.DatabaseProxy()
+
+#: Errors that mean the database is out of reach (answered BACKEND_UNAVAILABLE).
+UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
+
+_SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "cache_size": -16_000,
+}
+
+
+def init(config: Config) -> peewee.Database:
+    """Points ``database`` at the configured database and returns it."""
+    url = config.database_url
+    if url.startswith("sqlite:///"):
+        path = pathlib.Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = peewee.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=10)
+    else:
+        parts = urllib.parse.urlsplit(url)
+        target = PooledPostgresqlDatabase(
+            parts.path.lstrip("/"),
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=urllib.parse.unquote(parts.username or ""),
+            password=urllib.parse.unquote(parts.password or ""),
+            max_connections=config.max_workers + config.worker_threads + 4,
+            stale_timeout=300,
+        )
+    database.initialize(target)
+    return target
+
+
+def is_sqlite() -> bool:
+    """True on the embedded SQLite database."""
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def write():
+    """A transaction for read-then-write work.
+
+    SQLite allows one writer: BEGIN IMMEDIATE takes the write lock up front
+    instead of failing with "database is locked" on the first write.
+    """
+    if is_sqlite():
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
+@contextlib.contextmanager
+def connection():
+    """A connection for one unit of work, reusing one already open on this thread."""
+    if database.is_closed():
+        with database.connection_context():
+            yield
+    else:
+        yield
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,200 @@
+"""Domain errors, and the one function that turns them into ``google.rpc.Status``.
+
+Every error a caller can meet is a ServiceError with a gRPC code, a stable
+UPPER_SNAKE reason (PRODUCT.md section 4) and lowerCamel metadata.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "posts.v1"
+
+
+class ServiceError(Exception):
+    """An error answered to the caller.
+
+    ``violations`` maps field paths (``items[2].text``) to descriptions and
+    becomes a BadRequest; ``precondition`` (type, subject, description) a
+    PreconditionFailure.
+    """
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_FIELD"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        violations: dict[str, str] | None = None,
+        precondition: tuple[str, str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata or {}
+        self.violations = violations or {}
+        self.precondition = precondition
+
+
+class ApiKeyInvalid(ServiceError):
+    code, reason = grpc.StatusCode.UNAUTHENTICATED, "API_KEY_INVALID"
+
+    def __init__(self):
+        super().__init__("missing or invalid API key: send 'authorization: Bearer <key>'")
+
+
+class WorkspaceAccessDenied(ServiceError):
+    code, reason = grpc.StatusCode.PERMISSION_DENIED, "WORKSPACE_ACCESS_DENIED"
+
+    def __init__(self, workspace_id: str):
+        super().__init__(
+            f"the API key is not granted workspace {workspace_id!r}",
+            metadata={"workspaceId": workspace_id},
+        )
+
+
+class WorkspaceRequired(ServiceError):
+    reason = "WORKSPACE_REQUIRED"
+
+    def __init__(self, workspace_ids: list[str]):
+        super().__init__(
+            "the API key reaches several workspaces: name one in workspace_id",
+            metadata={"workspaces": ",".join(sorted(workspace_ids))},
+            violations={"workspace_id": "required: the key reaches several workspaces"},
+        )
+
+
+class InvalidField(ServiceError):
+    reason = "INVALID_FIELD"
+
+    def __init__(self, violations: dict[str, str]):
+        first = next(iter(violations))
+        super().__init__(f"invalid {first}: {violations[first]}", violations=violations)
+
+
+class PlatformRuleViolated(ServiceError):
+    reason = "PLATFORM_RULE_VIOLATED"
+
+    def __init__(self, platform: str, violations: dict[str, str]):
+        super().__init__(
+            f"the content breaks {len(violations)} rule(s) of {platform}",
+            metadata={"platform": platform},
+            violations=violations,
+        )
+
+
+class FieldImmutable(ServiceError):
+    reason = "FIELD_IMMUTABLE"
+
+    def __init__(self, field: str):
+        super().__init__(
+            f"{field} cannot be changed: delete the post and create another",
+            metadata={"field": field},
+            violations={field: "immutable: delete and recreate the post instead"},
+        )
+
+
+class PostNotFound(ServiceError):
+    code, reason = grpc.StatusCode.NOT_FOUND, "POST_NOT_FOUND"
+
+    def __init__(self, post_id: str):
+        super().__init__(f"post {post_id!r} not found", metadata={"postId": post_id})
+
+
+class AccountNotFound(ServiceError):
+    code, reason = grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND"
+
+    def __init__(self, account_id: str):
+        super().__init__(f"account {account_id!r} not found", metadata={"accountId": account_id})
+
+
+class InvalidTransition(ServiceError):
+    code, reason = grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION"
+
+    def __init__(self, current: str, wanted: str = ""):
+        name = f"POST_STATUS_{current}"
+        what = f" to {wanted}" if wanted else ""
+        super().__init__(
+            f"a post in {name} cannot change{what}",
+            metadata={"currentStatus": name},
+            precondition=("STATUS", "post", f"the post is {name}"),
+        )
+
+
+class PlatformNotSupported(ServiceError):
+    code, reason = grpc.StatusCode.FAILED_PRECONDITION, "PLATFORM_NOT_SUPPORTED"
+
+    def __init__(self, platform: str):
+        name = f"PLATFORM_{platform.upper()}"
+        super().__init__(
+            f"delivery to {name} has no adapter yet (use a sandbox account)",
+            metadata={"platform": name},
+            precondition=("PLATFORM", "account", f"{name} has no adapter yet"),
+        )
+
+
+class EtagMismatch(ServiceError):
+    code, reason = grpc.StatusCode.ABORTED, "ETAG_MISMATCH"
+
+    def __init__(self, etag: str):
+        super().__init__(
+            "the post changed since this etag: read it again",
+            metadata={"currentEtag": etag},
+        )
+
+
+class IdempotencyKeyReused(ServiceError):
+    code, reason = grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str, post_id: str):
+        super().__init__(
+            "this idempotency key was used for a different request",
+            metadata={"idempotencyKey": key, "postId": post_id},
+        )
+
+
+class BackendUnavailable(ServiceError):
+    code, reason = grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE"
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} is unavailable; retry with backoff", metadata={"backend": what})
+
+
+def to_status(error: ServiceError) -> grpc.Status:
+    """The ``google.rpc.Status`` (as a grpc.Status) answering ``error``."""
+    details = [
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    ]
+    if error.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in error.violations.items()
+                ]
+            )
+        )
+    if error.precondition:
+        kind, subject, description = error.precondition
+        details.append(
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=kind, subject=subject, description=description
+                    )
+                ]
+            )
+        )
+    packed = []
+    for detail in details:
+        container = any_pb2.Any()
+        container.Pack(detail)
+        packed.append(container)
+    status = status_pb2.Status(
+        code=getattr(code_pb2, error.code.name), message=error.message, details=packed
+    )
+    return rpc_status.to_status(status)

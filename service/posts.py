@@ -1,0 +1,558 @@
+"""The posts domain: create, read, edit, delete and list, on the models.
+
+Each operation checks in the order of PRODUCT.md section 4 (fields, post
+exists, immutable fields, etag, transition, platform rules), writes in one
+transaction, and only after the commit hands new delivery jobs to ``enqueue``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+
+import peewee
+
+from service import db, errors, ids, lifecycle, platforms, rules
+from service.crypto import Keyring
+from service.lifecycle import Status
+from service.models import Account, IdempotencyRecord, Media, Post, PostEvent, PostItem
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 25
+MAX_TEXT_BYTES = 64 * 1024
+MAX_MEDIA = 35
+MAX_AHEAD = dt.timedelta(days=365)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+#: UpdatePost fields a caller may change (update_mask paths).
+EDITABLE_FIELDS = ("text", "media", "items", "title", "scheduled_at", "status", "idempotency_key")
+IMMUTABLE_FIELDS = ("account_id", "platform", "post_type")
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInput:
+    url: str
+    kind: str
+    mime_type: str = ""
+    alt_text: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemInput:
+    text: str
+    media: tuple[MediaInput, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class NewPost:
+    """A CreatePost request, decoded. ``status`` is the StatusChange's lower-case name."""
+
+    account_id: str
+    post_type: str
+    items: tuple[ItemInput, ...]
+    title: str
+    status: str
+    scheduled_at: dt.datetime | None
+    idempotency_key: str
+    #: Paths of the item fields as the caller sent them ("text" or "items[0].text").
+    shorthand: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PostEdit:
+    """An UpdatePost request, decoded: ``changes`` holds only the fields to change."""
+
+    post_id: str
+    etag: str
+    changes: dict[str, object]
+    immutable: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ListQuery:
+    statuses: tuple[str, ...] = ()
+    account_id: str = ""
+    platform: str = ""
+    show_deleted: bool = False
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclasses.dataclass
+class LoadedPost:
+    """A post with its items and their media, as answered to callers."""
+
+    post: Post
+    items: list[tuple[PostItem, list[Media]]]
+
+    @property
+    def etag(self) -> str:
+        return etag(self.post)
+
+
+def etag(post: Post) -> str:
+    """The opaque etag of a post's current version."""
+    return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
+
+
+def new_token() -> str:
+    """A fresh job token: any delivery message carrying an older one is dropped."""
+    return secrets.token_hex(8)
+
+
+def record_event(post: Post, before: str, cause: str) -> None:
+    """Adds ``post``'s transition from ``before`` to the post's history."""
+    PostEvent.create(
+        post=post.id,
+        at=db.utcnow(),
+        from_status=before,
+        to_status=post.status,
+        cause=cause,
+        job_token=post.job_token,
+    )
+
+
+def load(post_id: str, workspace_id: str | None = None) -> LoadedPost:
+    """Reads a post with its items and media; raises PostNotFound."""
+    query = Post.select().where(Post.id == post_id)
+    if workspace_id is not None:
+        query = query.where(Post.workspace == workspace_id)
+    post = query.first()
+    if post is None:
+        raise errors.PostNotFound(post_id)
+    return _with_items([post])[0]
+
+
+def _with_items(posts: Sequence[Post]) -> list[LoadedPost]:
+    if not posts:
+        return []
+    items = list(
+        PostItem.select()
+        .where(PostItem.post.in_([p.id for p in posts]))
+        .order_by(PostItem.post, PostItem.position)
+    )
+    media: dict[int, list[Media]] = {}
+    if items:
+        for m in (
+            Media.select()
+            .where(Media.item.in_([i.id for i in items]))
+            .order_by(Media.item, Media.position)
+        ):
+            media.setdefault(m.item_id, []).append(m)
+    by_post: dict[str, list] = {}
+    for item in items:
+        by_post.setdefault(item.post_id, []).append((item, media.get(item.id, [])))
+    return [LoadedPost(p, by_post.get(p.id, [])) for p in posts]
+
+
+class Posts:
+    """The post operations of one workspace-scoped caller.
+
+    ``enqueue(post_id, token)`` sends a delivery message; it is called only
+    after the transaction that made the job has committed.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        enqueue: Callable[[str, str], None],
+        now: Callable[[], dt.datetime] = db.utcnow,
+    ):
+        self._keyring = keyring
+        self._enqueue = enqueue
+        self._now = now
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, workspace_id: str, post_id: str) -> LoadedPost:
+        """The post; raises InvalidField for a malformed id, PostNotFound."""
+        _check_post_id(post_id)
+        with db.connection():
+            return load(post_id, workspace_id)
+
+    def list(self, workspace_id: str, query: ListQuery) -> tuple[list[LoadedPost], str]:
+        """One page of posts, newest first, and the next page's token ('' on the last)."""
+        size = query.page_size or DEFAULT_PAGE_SIZE
+        violations = {}
+        if not 0 < size <= MAX_PAGE_SIZE:
+            violations["page_size"] = f"must be between 1 and {MAX_PAGE_SIZE}"
+        if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
+            violations["account_id"] = "not an account id (acc_…)"
+        scope = hashlib.sha256(
+            json.dumps([workspace_id, sorted(query.statuses), query.account_id,
+                        query.platform, query.show_deleted]).encode()
+        ).hexdigest()[:16]  # fmt: skip
+        cursor = None
+        if query.page_token:
+            cursor = self._read_page_token(query.page_token, scope)
+            if cursor is None:
+                violations["page_token"] = "not a page token of this query"
+        if violations:
+            raise errors.InvalidField(violations)
+        select = Post.select().where(Post.workspace == workspace_id)
+        if not query.show_deleted:
+            select = select.where(Post.deleted_at.is_null())
+        if query.statuses:
+            select = select.where(Post.status.in_(list(query.statuses)))
+        if query.account_id:
+            select = select.where(Post.account == query.account_id)
+        if query.platform:
+            select = select.where(Post.platform == query.platform)
+        if cursor:
+            created, post_id = cursor
+            select = select.where(
+                (Post.created_at < created) | ((Post.created_at == created) & (Post.id < post_id))
+            )
+        select = select.order_by(Post.created_at.desc(), Post.id.desc()).limit(size + 1)
+        with db.connection():
+            rows = list(select)
+            page = _with_items(rows[:size])
+        token = ""
+        if len(rows) > size:
+            last = rows[size - 1]
+            token = self._keyring.sign(
+                json.dumps([scope, Post.created_at.db_value(last.created_at), last.id]).encode()
+            )
+        return page, token
+
+    def _read_page_token(self, token: str, scope: str) -> tuple[int, str] | None:
+        payload = self._keyring.verify(token)
+        if payload is None:
+            return None
+        try:
+            token_scope, created, post_id = json.loads(payload)
+        except (ValueError, TypeError):
+            return None
+        if token_scope != scope or not isinstance(created, int) or not isinstance(post_id, str):
+            return None
+        return created, post_id
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, workspace_id: str, new: NewPost) -> LoadedPost:
+        """Makes a post (or answers the one its idempotency key already made)."""
+        now = self._now()
+        _check_new_post(new, now)
+        fingerprint = _fingerprint(workspace_id, new)
+        with db.connection():
+            try:
+                with db.write():
+                    replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
+                    if replay:
+                        return load(replay)
+                    post = self._insert(workspace_id, new, fingerprint, now)
+            except peewee.IntegrityError:
+                # A concurrent create with the same key won the race: answer as a replay.
+                replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
+                if not replay:
+                    raise
+                return load(replay)
+            loaded = load(post.id)
+        self._after_commit(post)
+        return loaded
+
+    def _replay(self, workspace_id: str, key: str, fingerprint: str) -> str | None:
+        if not key:
+            return None
+        record = IdempotencyRecord.get_or_none(
+            (IdempotencyRecord.workspace == workspace_id) & (IdempotencyRecord.key == key)
+        )
+        if record is None:
+            return None
+        if record.request_hash != fingerprint:
+            raise errors.IdempotencyKeyReused(key, record.post_id)
+        return record.post_id
+
+    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now) -> Post:
+        status = lifecycle.CREATE_STATUSES[new.status]
+        if status is Status.SCHEDULED and new.scheduled_at <= now:
+            raise errors.InvalidField({"scheduled_at": "must be in the future"})
+        account = Account.get_or_none(
+            (Account.id == new.account_id) & (Account.workspace == workspace_id)
+        )
+        if account is None:
+            raise errors.AccountNotFound(new.account_id)
+        if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
+            raise errors.InvalidField(
+                {"post_type": f"{account.platform} does not take {new.post_type} posts"}
+            )
+        if status in lifecycle.QUEUED:
+            _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand)
+        post = Post.create(
+            id=ids.new(ids.POST),
+            workspace=workspace_id,
+            account=account.id,
+            platform=account.platform,
+            post_type=new.post_type,
+            title=new.title,
+            status=status.value,
+            scheduled_at=new.scheduled_at,
+            idempotency_key=new.idempotency_key,
+            job_token=new_token() if status in lifecycle.QUEUED else "",
+            queued_at=now if status is Status.PENDING else None,
+            next_attempt_at=now if status is Status.PENDING else None,
+            created_at=now,
+            updated_at=now,
+        )
+        _write_items(post, new.items)
+        if new.idempotency_key:
+            IdempotencyRecord.create(
+                workspace=workspace_id,
+                key=new.idempotency_key,
+                request_hash=fingerprint,
+                post=post.id,
+                created_at=now,
+            )
+        record_event(post, "", "create")
+        return post
+
+    def update(self, workspace_id: str, edit: PostEdit) -> LoadedPost:
+        """Applies an UpdatePost; see lifecycle.decide_update for what it may do."""
+        now = self._now()
+        _check_edit(edit, now)
+        changes = edit.changes
+        with db.connection():
+            with db.write():
+                current = load(edit.post_id, workspace_id)
+                post = current.post
+                for field, value in edit.immutable.items():
+                    if value != getattr(post, "account_id" if field == "account_id" else field):
+                        raise errors.FieldImmutable(field)
+                if edit.etag and edit.etag != current.etag:
+                    raise errors.EtagMismatch(current.etag)
+                items = _edited_items(current, changes)
+                title = changes.get("title", post.title)
+                scheduled_at = changes.get("scheduled_at", post.scheduled_at)
+                content_edited = items is not None or "title" in changes
+                edits = content_edited or any(
+                    k in changes for k in ("scheduled_at", "idempotency_key")
+                )
+                before = Status(post.status)
+                decision = lifecycle.decide_update(
+                    before,
+                    changes.get("status"),
+                    edits=edits,
+                    scheduled_at=scheduled_at,
+                    now=now,
+                    content_edited=content_edited,
+                )
+                if decision.noop:
+                    return current
+                if decision.check_rules:
+                    _check_deliverable(
+                        post.account,
+                        post.post_type,
+                        title,
+                        items if items is not None else _as_inputs(current),
+                        shorthand=False,
+                    )
+                if "idempotency_key" in changes:
+                    self._take_key(workspace_id, post, changes["idempotency_key"], now)
+                if items is not None:
+                    PostItem.delete().where(PostItem.post == post.id).execute()
+                    _write_items(post, items)
+                    post.content_revision += 1
+                post.title = title
+                post.scheduled_at = scheduled_at
+                post.status = decision.status.value
+                if decision.new_token:
+                    post.job_token = new_token()
+                if decision.enqueue:
+                    post.queued_at = post.next_attempt_at = now
+                save(post, now)
+                record_event(post, before.value, f"update:{changes.get('status') or 'edit'}")
+            loaded = load(post.id)
+        self._after_commit(post)
+        return loaded
+
+    def _take_key(self, workspace_id: str, post: Post, key: str, now) -> None:
+        if key and key != post.idempotency_key:
+            owner = IdempotencyRecord.get_or_none(
+                (IdempotencyRecord.workspace == workspace_id) & (IdempotencyRecord.key == key)
+            )
+            if owner and owner.post_id != post.id:
+                raise errors.IdempotencyKeyReused(key, owner.post_id)
+            if owner is None:
+                IdempotencyRecord.create(
+                    workspace=workspace_id, key=key, post=post.id, created_at=now
+                )
+        post.idempotency_key = key
+
+    def delete(self, workspace_id: str, post_id: str, expected_etag: str) -> LoadedPost:
+        """Cancels and hides a post (soft delete); a deleted post is answered as it is."""
+        _check_post_id(post_id)
+        now = self._now()
+        with db.connection():
+            with db.write():
+                current = load(post_id, workspace_id)
+                post = current.post
+                if expected_etag and expected_etag != current.etag:
+                    raise errors.EtagMismatch(current.etag)
+                if post.deleted_at is not None:
+                    return current
+                before = Status(post.status)
+                live = any(item.platform_post_id for item, _ in current.items)
+                if not lifecycle.can_delete(before, live):
+                    raise errors.InvalidTransition(before.name, "deleted")
+                post.status = lifecycle.next_status(before, lifecycle.Event.DELETE).value
+                post.deleted_at = now
+                post.job_token = new_token()
+                save(post, now)
+                record_event(post, before.value, "delete")
+            return load(post_id)
+
+    def _after_commit(self, post: Post) -> None:
+        if post.status != Status.PENDING.value:
+            return
+        try:
+            self._enqueue(post.id, post.job_token)
+        except Exception:  # the broker is down: the sweeper sends it again
+            log.exception("enqueue of %s failed; the sweeper will retry", post.id)
+
+
+def save(post: Post, now: dt.datetime) -> None:
+    """Writes ``post`` if nobody changed it since it was read (optimistic lock)."""
+    version = post.version
+    post.version = version + 1
+    post.updated_at = now
+    updated = (
+        Post.update({f: post.__data__.get(f.name) for f in Post._meta.sorted_fields[1:]})
+        .where((Post.id == post.id) & (Post.version == version))
+        .execute()
+    )
+    if updated != 1:
+        raise errors.EtagMismatch("")
+
+
+def _write_items(post: Post, items: Sequence[ItemInput]) -> None:
+    for position, item in enumerate(items):
+        row = PostItem.create(post=post.id, position=position, text=item.text)
+        for index, media in enumerate(item.media):
+            Media.create(
+                id=ids.new(ids.MEDIA),
+                item=row.id,
+                position=index,
+                url=media.url,
+                kind=media.kind,
+                mime_type=media.mime_type,
+                alt_text=media.alt_text,
+            )
+
+
+def _as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
+    return tuple(
+        ItemInput(item.text, tuple(MediaInput(m.url, m.kind, m.mime_type, m.alt_text) for m in ms))
+        for item, ms in loaded.items
+    )
+
+
+def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] | None:
+    """The post's items after the edit, or None when the content does not change."""
+    if "items" in changes:
+        return changes["items"]
+    if "text" not in changes and "media" not in changes:
+        return None
+    items = list(_as_inputs(current)) or [ItemInput("")]
+    first = items[0]
+    items[0] = ItemInput(changes.get("text", first.text), changes.get("media", first.media))
+    return tuple(items)
+
+
+def _check_deliverable(account: Account, post_type, title, items, shorthand: bool) -> None:
+    if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
+        raise errors.PlatformNotSupported(account.platform)
+    violations = rules.check(account.platform, post_type, title, items)
+    if shorthand:
+        violations = {k.replace("items[0].", "", 1): v for k, v in violations.items()}
+    if violations:
+        raise errors.PlatformRuleViolated(account.platform, violations)
+
+
+def _fingerprint(workspace_id: str, new: NewPost) -> str:
+    body = dataclasses.asdict(dataclasses.replace(new, idempotency_key=""))
+    return hashlib.sha256(json.dumps([workspace_id, body], default=str).encode()).hexdigest()
+
+
+def _check_post_id(post_id: str) -> None:
+    if not ids.is_valid(post_id, ids.POST):
+        raise errors.InvalidField({"post_id": "not a post id (pst_…)"})
+
+
+def _check_items(items: Sequence[ItemInput], shorthand: bool) -> dict[str, str]:
+    violations = {}
+    if len(items) > MAX_ITEMS:
+        violations["items"] = f"at most {MAX_ITEMS} items"
+    for i, item in enumerate(items[:MAX_ITEMS]):
+        prefix = "" if shorthand else f"items[{i}]."
+        if len(item.text.encode()) > MAX_TEXT_BYTES:
+            violations[f"{prefix}text"] = f"at most {MAX_TEXT_BYTES} bytes of text"
+        if len(item.media) > MAX_MEDIA:
+            violations[f"{prefix}media"] = f"at most {MAX_MEDIA} media"
+        for j, media in enumerate(item.media[:MAX_MEDIA]):
+            if not media.url.startswith(("https://", "http://")):
+                violations[f"{prefix}media[{j}].url"] = "an http(s) URL is required"
+            if not media.kind:
+                violations[f"{prefix}media[{j}].kind"] = "required"
+    return violations
+
+
+def _check_time(scheduled_at: dt.datetime | None, now: dt.datetime) -> dict[str, str]:
+    if scheduled_at is not None and scheduled_at > now + MAX_AHEAD:
+        return {"scheduled_at": "at most one year ahead"}
+    return {}
+
+
+def _check_key(key: str) -> dict[str, str]:
+    if key and not (len(key) <= 128 and all(33 <= ord(c) <= 126 for c in key)):
+        return {"idempotency_key": "1 to 128 printable ASCII characters"}
+    return {}
+
+
+def _check_new_post(new: NewPost, now: dt.datetime) -> None:
+    violations = {}
+    if not new.account_id:
+        violations["account_id"] = "required"
+    elif not ids.is_valid(new.account_id, ids.ACCOUNT):
+        violations["account_id"] = "not an account id (acc_…)"
+    if not new.post_type:
+        violations["post_type"] = "required"
+    if new.status not in lifecycle.CREATE_STATUSES:
+        violations["status"] = "required: STATUS_CHANGE_PUBLISH, _SCHEDULED or _DRAFT"
+    elif new.status == "scheduled" and new.scheduled_at is None:
+        violations["scheduled_at"] = "required with STATUS_CHANGE_SCHEDULED"
+    violations |= _check_items(new.items, new.shorthand)
+    violations |= _check_time(new.scheduled_at, now)
+    violations |= _check_key(new.idempotency_key)
+    if violations:
+        raise errors.InvalidField(violations)
+
+
+def _check_edit(edit: PostEdit, now: dt.datetime) -> None:
+    _check_post_id(edit.post_id)
+    changes = edit.changes
+    violations = {}
+    if "items" in changes and ("text" in changes or "media" in changes):
+        violations["items"] = "send items, or text and media, not both"
+    if "items" in changes:
+        violations |= _check_items(changes["items"], shorthand=False)
+    if "text" in changes or "media" in changes:
+        item = ItemInput(changes.get("text", ""), changes.get("media", ()))
+        violations |= _check_items([item], shorthand=True)
+    violations |= _check_time(changes.get("scheduled_at"), now)
+    if "idempotency_key" in changes:
+        violations |= _check_key(changes["idempotency_key"]) or (
+            {} if changes["idempotency_key"] else {"idempotency_key": "cannot be cleared"}
+        )
+    if edit.immutable.get("account_id") and not ids.is_valid(
+        edit.immutable["account_id"], ids.ACCOUNT
+    ):
+        violations["account_id"] = "not an account id (acc_…)"
+    if violations:
+        raise errors.InvalidField(violations)

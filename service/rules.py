@@ -1,0 +1,222 @@
+"""Platform rules (PRODUCT.md section 6): one table, one pure checker.
+
+Every limit lives in ``RULES``, a dict per platform. ``check`` reads it and answers
+``{field_path: description}`` for every broken rule. Pure: stdlib and ``regex`` only.
+
+Media rules say how many media one item needs (``min``) and which mixes it may carry:
+``one_of`` maps kinds to a maximum, and the item's media must fit one entry; kinds
+joined with ``|`` may be mixed within that entry (``"image|video": 10``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+import regex
+
+
+class Media(Protocol):
+    kind: str  # image, video, gif, document
+
+
+class Item(Protocol):
+    text: str
+    media: Sequence[Media]
+
+
+X_MEDIA = {"min": 0, "one_of": {"image": 4, "video": 1, "gif": 1}}
+ONE_PHOTO_OR_VIDEO = {"min": 1, "one_of": {"image|video": 1}}
+ONE_VIDEO = {"min": 1, "one_of": {"video": 1}}
+
+#: platform -> how text is counted, the text limit, an optional title limit (the title
+#: is then required), and per post type the item count (min, max) and the media rule.
+#: ``None`` means no rules beyond the service's general limits.
+RULES: dict[str, dict | None] = {
+    "x": {
+        "count": "weighted", "text": 280,
+        "types": {
+            "tweet": {"items": (1, 1), "media": X_MEDIA},
+            "thread": {"items": (1, 25), "media": X_MEDIA},
+        },
+    },
+    "instagram": {
+        "count": "code points", "text": 2200,
+        "types": {
+            "feed": {"items": (1, 1), "media": ONE_PHOTO_OR_VIDEO},
+            "reel": {"items": (1, 1), "media": ONE_VIDEO},
+            "story": {"items": (1, 1), "media": ONE_PHOTO_OR_VIDEO},
+            "carousel": {"items": (1, 1), "media": {"min": 2, "one_of": {"image|video": 10}}},
+        },
+    },
+    "linkedin": {
+        "count": "code points", "text": 3000,
+        "types": {
+            "post": {
+                "items": (1, 1),
+                "media": {"min": 0, "one_of": {"image": 9, "video": 1, "document": 1}},
+            },
+            "document": {"items": (1, 1), "media": {"min": 1, "one_of": {"document": 1}}},
+        },
+    },
+    "tiktok": {
+        "count": "code points", "text": 2200,
+        "types": {
+            "video": {"items": (1, 1), "media": ONE_VIDEO},
+            "photo": {"items": (1, 1), "media": {"min": 2, "one_of": {"image": 35}}},
+        },
+    },
+    "youtube": {
+        "count": "code points", "text": 5000, "title": 100,
+        "types": {
+            "video": {"items": (1, 1), "media": ONE_VIDEO},
+            "short": {"items": (1, 1), "media": ONE_VIDEO},
+        },
+    },
+    "bluesky": {
+        "count": "graphemes", "text": 300,
+        "types": {
+            "post": {"items": (1, 1), "media": {"min": 0, "one_of": {"image": 4}}},
+            "thread": {"items": (1, 25), "media": {"min": 0, "one_of": {"image": 4}}},
+        },
+    },
+    "mastodon": {
+        "count": "code points", "text": 500,
+        "types": {
+            "post": {"items": (1, 1), "media": {"min": 0, "one_of": {"image|video|gif": 4}}},
+            "thread": {"items": (1, 25), "media": {"min": 0, "one_of": {"image|video|gif": 4}}},
+        },
+    },
+    "webhook": None,
+}  # fmt: skip
+
+# twitter-text v3: these code points weigh 1, all others 2; a URL weighs 23.
+X_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+X_URL_LENGTH = 23
+# URLs with a scheme, or bare hosts under common generic TLDs (as twitter-text links
+# them); not glued to a word, an e-mail address or an @mention.
+_URL = regex.compile(
+    r"(?<![\w@.\-/])(?:https?://[^\s<>\"]+"
+    r"|(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:com|org|net|edu|gov)\b(?:[/?#][^\s<>\"]*)?)",
+    regex.IGNORECASE,
+)
+_URL_TRAILING = ".,:;!?'\")]}"
+_GRAPHEME = regex.compile(r"\X")
+_EMOJI_PART = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3\ufe0f]")
+
+
+def _x_weight(char: str) -> int:
+    code = ord(char)
+    return 1 if any(lo <= code <= hi for lo, hi in X_LIGHT_RANGES) else 2
+
+
+def _x_plain_length(text: str) -> int:
+    """Weighted length of text without URLs: an emoji cluster weighs 2 in all."""
+    total = 0
+    for cluster in _GRAPHEME.findall(text):
+        if len(cluster) > 1 and _EMOJI_PART.search(cluster):
+            total += 2  # ZWJ family, skin tone, flag, keycap, emoji + VS16
+        else:
+            total += sum(_x_weight(c) for c in cluster)
+    return total
+
+
+def weighted_length_x(text: str) -> int:
+    """Length of a tweet as twitter-text v3 weighs it (NFC; URL 23; emoji and most
+    non-Latin characters 2; Latin, punctuation and the like 1)."""
+    text = unicodedata.normalize("NFC", text)
+    total, start = 0, 0
+    for match in _URL.finditer(text):
+        url_end = match.start() + len(match.group().rstrip(_URL_TRAILING))
+        total += _x_plain_length(text[start : match.start()]) + X_URL_LENGTH
+        start = url_end
+    return total + _x_plain_length(text[start:])
+
+
+def grapheme_length(text: str) -> int:
+    """Number of user-perceived characters (Unicode extended grapheme clusters)."""
+    return len(_GRAPHEME.findall(text))
+
+
+COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code points": len}
+UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code points": "characters"}
+
+
+def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> dict[str, str]:
+    """Returns {field_path: description} for every broken rule; empty when the post is fine.
+
+    Paths: ``title``, ``post_type``, ``items`` (item count), ``items[i]`` (empty item),
+    ``items[i].text`` and ``items[i].media``. Raises ValueError for an unknown platform.
+    """
+    if platform not in RULES:
+        raise ValueError(f"unknown platform {platform!r}")
+    rules = RULES[platform]
+    if rules is None:
+        return {}
+    violations: dict[str, str] = {}
+
+    def add(path: str, description: str) -> None:
+        old = violations.get(path)
+        violations[path] = f"{old}; {description}" if old else description
+
+    title = title or ""
+    if "title" in rules:
+        if not title.strip():
+            add("title", "required")
+        elif len(title) > rules["title"]:
+            add("title", f"{len(title)} characters; limit {rules['title']}")
+
+    type_rules = rules["types"].get(post_type)
+    if type_rules is None:
+        add("post_type", f"{platform} does not take {post_type or 'untyped'} posts")
+    else:
+        low, high = type_rules["items"]
+        if not low <= len(items) <= high:
+            add("items", f"{len(items)} items; allowed: {_range(low, high)}")
+
+    count, limit = COUNTERS[rules["count"]], rules["text"]
+    for i, item in enumerate(items):
+        if not item.text.strip() and not item.media:
+            add(f"items[{i}]", "empty")
+        length = count(item.text)
+        if length > limit:
+            add(f"items[{i}].text", f"{length} {UNITS[rules['count']]}; limit {limit}")
+        if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
+            kinds = Counter(m.kind for m in item.media)
+            have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
+            add(f"items[{i}].media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
+    return violations
+
+
+def _media_fits(media: Sequence[Media], rule: dict) -> bool:
+    """Whether the media meet the rule's minimum and fit one of its entries."""
+    if len(media) < rule["min"]:
+        return False
+    if not media:
+        return True
+    kinds = {m.kind for m in media}
+    return any(
+        kinds <= set(entry.split("|")) and len(media) <= most
+        for entry, most in rule["one_of"].items()
+    )
+
+
+def _allowed(rule: dict) -> str:
+    """What a media rule allows, in words: "up to 4 images, or up to 1 video"."""
+    return ", or ".join(
+        f"{_range(min(rule['min'], most), most)} "
+        + "/".join(k + ("s" if most > 1 else "") for k in entry.split("|"))
+        for entry, most in rule["one_of"].items()
+    )
+
+
+def _range(low: int, high: int) -> str:
+    if low == high:
+        return f"exactly {high}"
+    return f"up to {high}" if low == 0 else f"{low}–{high}"
+
+
+def _plural(n: int, kind: str) -> str:
+    return f"{n} {kind}{'s' if n != 1 else ''}"

@@ -1,0 +1,151 @@
+"""The gRPC server: PostService, reflection and health, and on the embedded
+default the delivery worker, dispatcher and sweeper in the same process.
+
+``create_server(config)`` builds and binds; ``serve()`` runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from posts.v1 import posts_pb2, posts_pb2_grpc
+
+from service import crypto, db
+from service.auth import Authenticator
+from service.config import Config
+from service.interceptors import PostServiceInterceptor
+from service.posts import Posts
+from service.servicer import PostServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = posts_pb2.DESCRIPTOR.services_by_name["PostService"].full_name
+
+
+class PostServer:
+    """A bound server; ``start`` serves, ``stop`` drains and stops everything it started."""
+
+    def __init__(self, config: Config, server: grpc.Server, health_servicer, embedded):
+        self.config = config
+        self._server = server
+        self._health = health_servicer
+        self._embedded = embedded
+
+    def start(self) -> None:
+        if self._embedded:
+            self._embedded.start()
+        self._server.start()
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Drains: health turns NOT_SERVING, in-flight RPCs finish (up to ``grace``
+        seconds), then the worker stops after its current job."""
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        if self._embedded:
+            self._embedded.stop()
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+
+class EmbeddedDelivery:
+    """The in-process Dramatiq worker, dispatcher and sweeper of the embedded default."""
+
+    def __init__(self, config: Config):
+        import dramatiq
+
+        from workers import actors, delivery, scheduler
+
+        delivery.configure(config)
+        self._actors = actors
+        self._recover = scheduler.recover_after_restart
+        self._worker = dramatiq.Worker(
+            actors.broker, worker_threads=config.worker_threads, worker_timeout=100
+        )
+        self._scheduler = scheduler.Scheduler(
+            actors.enqueue, config.dispatch_interval, requeue_after=config.lease_seconds
+        )
+
+    def start(self) -> None:
+        for post_id, token in self._recover(db.utcnow()):
+            self._actors.enqueue(post_id, token)
+        self._worker.start()
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        self._scheduler.stop()
+        self._worker.stop()
+        self._actors.broker.flush_all()
+
+
+def create_server(config: Config) -> tuple[PostServer, int]:
+    """Builds the server for ``config`` and binds it; returns it with the bound port."""
+    db.init(config)
+    keyring = crypto.configure(config)
+    if config.embedded:
+        embedded = EmbeddedDelivery(config)
+        from workers.actors import enqueue
+    else:
+        embedded = None
+        from workers.actors import enqueue
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        interceptors=[PostServiceInterceptor(Authenticator())],
+        options=[("grpc.so_reuseport", 1)],
+    )
+    posts_pb2_grpc.add_PostServiceServicer_to_server(PostServicer(Posts(keyring, enqueue)), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
+    )  # fmt: skip
+    port = _bind(server, config)
+    return PostServer(config, server, health_servicer, embedded), port
+
+
+def _bind(server: grpc.Server, config: Config) -> int:
+    if config.tls_cert:
+        with open(config.tls_cert, "rb") as c, open(config.tls_key, "rb") as k:
+            pair = [(k.read(), c.read())]
+        client_ca = None
+        if config.tls_client_ca:
+            with open(config.tls_client_ca, "rb") as ca:
+                client_ca = ca.read()
+        credentials = grpc.ssl_server_credentials(
+            pair, root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
+        port = server.add_secure_port(config.listen, credentials)
+    else:
+        port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {config.listen}")
+    return port
+
+
+def serve(config: Config) -> None:
+    """Runs the server until SIGTERM or SIGINT, then drains."""
+    server, port = create_server(config)
+    server.start()
+    log.info("serving posts.v1.PostService on %s (port %d)", config.listen, port)
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            log.info("signal %d: draining", signum)
+            threading.Thread(target=server.stop, name="drain").start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.wait()
+    log.info("stopped")

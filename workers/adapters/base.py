@@ -1,0 +1,94 @@
+"""The one interface every network adapter implements, and the errors it raises."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaRef:
+    url: str
+    kind: str
+    mime_type: str = ""
+    alt_text: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountRef:
+    """The account a post goes out through, credentials decrypted."""
+
+    account_id: str
+    platform: str
+    handle: str
+    base_url: str
+    token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemRequest:
+    """One item to publish."""
+
+    post_id: str
+    post_type: str
+    title: str
+    item_index: int
+    item_count: int
+    text: str
+    media: tuple[MediaRef, ...]
+    #: The network's id of the previous item of the thread, to reply to.
+    reply_to: str | None
+    #: Derived from the post's key, content revision and item index.
+    idempotency_key: str
+    #: The post as the webhook sends it (proto JSON), built on demand.
+    post_json: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """Where an item went live."""
+
+    platform_post_id: str
+    url: str
+
+
+class DeliveryError(Exception):
+    """A send that did not succeed; ``code`` and ``message`` are the network's."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientError(DeliveryError):
+    """Worth retrying later (timeouts, connection errors, 5xx, 429)."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None):
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class PermanentError(DeliveryError):
+    """Will not succeed by retrying (other 4xx, revoked credentials)."""
+
+
+class OutcomeUnknown(DeliveryError):
+    """The request went out and no answer came: it may or may not be live."""
+
+
+class Adapter(Protocol):
+    """A network. One module per network under workers/adapters/."""
+
+    #: The network deduplicates requests carrying the same idempotency key.
+    honours_idempotency_keys: bool
+    #: ``look_up`` can find an item already published with a key.
+    can_look_up: bool
+
+    def publish(self, request: ItemRequest) -> Published:
+        """Publishes one item; raises TransientError, PermanentError or OutcomeUnknown."""
+        ...
+
+    def look_up(self, request: ItemRequest) -> Published | None:
+        """The item if it is already live on the network, else None."""
+        ...

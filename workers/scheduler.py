@@ -1,0 +1,170 @@
+"""The dispatcher and the sweeper: database work that turns into delivery messages.
+
+The dispatcher moves due SCHEDULED posts to PENDING and enqueues PENDING posts
+whose retry is due; the sweeper re-enqueues PENDING posts whose message was
+lost and takes over PROCESSING posts whose worker died (lease expired). Every
+move is a compare-and-set, so any number of them may run at once; every
+enqueue carries a new job token, so an older message for the post is dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from service import db, lifecycle, posts
+from service.lifecycle import Event, Status
+from service.models import Post
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+Enqueue = Callable[[str, str], None]
+
+
+def _requeue(candidates, expected: Status, event: Event | None, cause: str, now) -> list:
+    """Gives each candidate a new token (and status), if it is still as it was read."""
+    jobs = []
+    with db.write():
+        for post in candidates:
+            token = posts.new_token()
+            status = lifecycle.next_status(expected, event).value if event else expected.value
+            moved = (
+                Post.update(
+                    status=status,
+                    job_token=token,
+                    queued_at=now,
+                    next_attempt_at=now,
+                    lease_expires_at=None,
+                    version=Post.version + 1,
+                    updated_at=now,
+                )
+                .where((Post.id == post.id) & (Post.version == post.version))
+                .execute()
+            )
+            if moved:
+                post.status, post.job_token = status, token
+                posts.record_event(post, expected.value, cause)
+                jobs.append((post.id, token))
+    return jobs
+
+
+def dispatch_due(now: dt.datetime, limit: int = BATCH) -> list[tuple[str, str]]:
+    """Moves due posts to the queue; returns the (post_id, token) jobs to send after commit."""
+    due = list(
+        Post.select(Post.id, Post.version, Post.status)
+        .where((Post.status == Status.SCHEDULED.value) & (Post.scheduled_at <= now))
+        .order_by(Post.scheduled_at)
+        .limit(limit)
+    )
+    jobs = _requeue(due, Status.SCHEDULED, Event.DUE, "due", now)
+    retries = list(
+        Post.select(Post.id, Post.version, Post.status)
+        .where(
+            (Post.status == Status.PENDING.value)
+            & (Post.next_attempt_at <= now)
+            & (Post.queued_at < Post.next_attempt_at)
+        )
+        .order_by(Post.next_attempt_at)
+        .limit(limit)
+    )
+    return jobs + _requeue(retries, Status.PENDING, None, "retry due", now)
+
+
+def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tuple[str, str]]:
+    """Re-enqueues lost messages and takes over expired leases; returns the jobs."""
+    lost = list(
+        Post.select(Post.id, Post.version, Post.status)
+        .where(
+            (Post.status == Status.PENDING.value)
+            & (Post.next_attempt_at <= now)
+            & (Post.queued_at <= now - dt.timedelta(seconds=requeue_after))
+            & (Post.queued_at >= Post.next_attempt_at)
+        )
+        .limit(limit)
+    )
+    jobs = _requeue(lost, Status.PENDING, None, "message lost", now)
+    expired = list(
+        Post.select(Post.id, Post.version, Post.status)
+        .where((Post.status == Status.PROCESSING.value) & (Post.lease_expires_at <= now))
+        .limit(limit)
+    )
+    return jobs + _requeue(expired, Status.PROCESSING, Event.TAKE_OVER, "lease expired", now)
+
+
+class Scheduler:
+    """Runs the dispatcher every ``interval`` seconds and the sweeper less often, in a thread."""
+
+    def __init__(self, enqueue: Enqueue, interval: float, requeue_after: float,
+                 sweep_every: float = 5.0):  # fmt: skip
+        self._enqueue = enqueue
+        self._interval = interval
+        self._requeue_after = requeue_after
+        self._sweep_every = sweep_every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def tick(self, now: dt.datetime, sweep_too: bool) -> int:
+        """One round; returns how many jobs it sent."""
+        with db.connection():
+            jobs = dispatch_due(now)
+            if sweep_too:
+                jobs += sweep(now, self._requeue_after)
+        for post_id, token in jobs:
+            try:
+                self._enqueue(post_id, token)
+            except Exception:  # the broker is down: the sweeper sends it again later
+                log.exception("enqueue of %s failed", post_id)
+        return len(jobs)
+
+    def _run(self) -> None:
+        next_sweep = 0.0
+        clock = 0.0
+        while not self._stop.is_set():
+            sweep_too = clock >= next_sweep
+            if sweep_too:
+                next_sweep = clock + self._sweep_every
+            try:
+                sent = self.tick(db.utcnow(), sweep_too)
+            except db.UNAVAILABLE:
+                log.warning("database unavailable; the scheduler retries")
+                sent = 0
+            except Exception:
+                log.exception("scheduler round failed")
+                sent = 0
+            if sent < BATCH:
+                self._stop.wait(self._interval)
+                clock += self._interval
+
+
+def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
+    """Every queued or in-flight post, re-enqueued: for the embedded default only.
+
+    Its in-memory broker lost every message when the process stopped, and no
+    other process can be delivering, so nothing needs to wait for a lease.
+    """
+    with db.connection():
+        pending = list(
+            Post.select(Post.id, Post.version, Post.status).where(
+                (Post.status == Status.PENDING.value)
+                & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
+            )
+        )
+        processing = list(
+            Post.select(Post.id, Post.version, Post.status).where(
+                Post.status == Status.PROCESSING.value
+            )
+        )
+        return _requeue(pending, Status.PENDING, None, "restart", now) + _requeue(
+            processing, Status.PROCESSING, Event.TAKE_OVER, "restart", now
+        )
