@@ -46,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = Config.from_env()
+        db.init(config)
+        crypto.configure(config)
+        if args.command not in ("migrate",) and migrations.pending():
+            raise ConfigError("the database schema is behind: run `python -m service migrate`")
         if args.command == "serve":
             from service.server import serve
 
             serve(config)
             return 0
-        db.init(config)
-        crypto.configure(config)
         if args.command == "migrate":
             applied = migrations.migrate()
             print(f"schema at version {migrations.current_version()}"

@@ -55,3 +55,9 @@ def current_version() -> int:
             return 0
         row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
         return row.version if row else 0
+
+
+def pending() -> bool:
+    """True when migrations remain to be applied."""
+    dialect = "sqlite" if db.is_sqlite() else "postgresql"
+    return current_version() < available(dialect)[-1][0]

@@ -1,0 +1,252 @@
+"""Platform rules (service/rules.py): limits at the boundary, X weighting, graphemes, media."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from service import rules
+from service.rules import check, grapheme_length, weighted_length_x
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
+CJK = "\u4f60"  # 你
+LONG_URL = "https://example.com/" + "a" * 280  # 300 characters
+
+
+@dataclass
+class Media:
+    kind: str
+
+
+@dataclass
+class Item:
+    text: str = ""
+    media: tuple = ()
+
+
+def item(text="", *kinds):
+    return Item(text, tuple(Media(k) for k in kinds))
+
+
+def n_of(count, kind):
+    return (kind,) * count
+
+
+# A valid shape for each platform's text tests: (platform, post_type, title, media kinds).
+VALID = {
+    "x": ("tweet", "", ()),
+    "instagram": ("feed", "", ("image",)),
+    "linkedin": ("post", "", ()),
+    "tiktok": ("video", "", ("video",)),
+    "youtube": ("video", "A title", ("video",)),
+    "bluesky": ("post", "", ()),
+    "mastodon": ("post", "", ()),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hello", 5),
+        ("a" * 280, 280),
+        (LONG_URL, 23),
+        ("see " + LONG_URL + " now", 4 + 23 + 4),
+        ("example.com", 23),
+        ("https://example.com/a.", 24),  # trailing full stop is not part of the URL
+        ("me@example.com", 14),  # an e-mail address is not a URL
+        (CJK, 2),
+        (CJK * 140, 280),
+        ("\u3042\ud55c", 4),  # hiragana, hangul
+        ("\U0001f600", 2),  # 😀
+        ("\u2764\ufe0f", 2),  # ❤️ with variation selector
+        (FAMILY, 2),
+        ("\U0001f44d\U0001f3fd", 2),  # thumbs up, skin tone
+        ("\U0001f1fa\U0001f1f8", 2),  # flag
+        ("1\ufe0f\u20e3", 2),  # keycap
+        ("e\u0301", 1),  # NFC makes it one é
+        ("\u201cquoted\u201d \u2014", 10),  # curly quotes and em dash weigh 1
+        ("\u2026", 2),  # the ellipsis is outside twitter-text's light ranges
+        ("\u00e9\u0416\u05d0", 3),  # Latin-1, Cyrillic, Hebrew weigh 1
+    ],
+)
+def test_weighted_length_x(text, expected):
+    assert weighted_length_x(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("abc", 3),
+        (FAMILY, 1),
+        (FAMILY * 3, 3),
+        ("\U0001f1fa\U0001f1f8", 1),
+        ("e\u0301", 1),
+        ("", 0),
+    ],
+)
+def test_grapheme_length(text, expected):
+    assert grapheme_length(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("platform", "at_limit", "over_limit"),
+    [
+        ("x", "a" * 280, "a" * 281),
+        ("x", CJK * 140, CJK * 141),
+        ("x", "\U0001f600" * 140, "\U0001f600" * 140 + "a"),
+        ("x", LONG_URL + " " + "a" * 256, LONG_URL + " " + "a" * 257),
+        ("instagram", "a" * 2200, "a" * 2201),
+        ("linkedin", "a" * 3000, "a" * 3001),
+        ("tiktok", "a" * 2200, "a" * 2201),
+        ("youtube", "a" * 5000, "a" * 5001),
+        ("bluesky", "a" * 300, "a" * 301),
+        ("bluesky", FAMILY * 300, FAMILY * 301),
+        ("mastodon", "a" * 500, "a" * 501),
+        ("mastodon", CJK * 500, CJK * 501),  # code points, not weights
+    ],
+)
+def test_text_limit(platform, at_limit, over_limit):
+    post_type, title, kinds = VALID[platform]
+    assert check(platform, post_type, title, [item(at_limit, *kinds)]) == {}
+    violations = check(platform, post_type, title, [item(over_limit, *kinds)])
+    assert list(violations) == ["items[0].text"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "post_type", "count", "ok"),
+    [
+        ("x", "tweet", 1, True),
+        ("x", "tweet", 2, False),
+        ("x", "tweet", 0, False),
+        ("x", "thread", 1, True),
+        ("x", "thread", 25, True),
+        ("x", "thread", 26, False),
+        ("x", "thread", 0, False),
+        ("bluesky", "post", 2, False),
+        ("bluesky", "thread", 25, True),
+        ("bluesky", "thread", 26, False),
+        ("mastodon", "post", 2, False),
+        ("mastodon", "thread", 25, True),
+        ("mastodon", "thread", 26, False),
+        ("linkedin", "post", 2, False),
+    ],
+)
+def test_item_count(platform, post_type, count, ok):
+    violations = check(platform, post_type, "", [item("hi") for _ in range(count)])
+    assert list(violations) == ([] if ok else ["items"])
+
+
+@pytest.mark.parametrize(
+    ("platform", "post_type", "kinds", "ok"),
+    [
+        ("x", "tweet", n_of(4, "image"), True),
+        ("x", "tweet", n_of(5, "image"), False),
+        ("x", "tweet", ("image", "video"), False),
+        ("x", "tweet", ("image", "gif"), False),
+        ("x", "tweet", ("video",), True),
+        ("x", "tweet", n_of(2, "video"), False),
+        ("x", "tweet", ("gif",), True),
+        ("x", "tweet", n_of(2, "gif"), False),
+        ("x", "tweet", ("document",), False),
+        ("instagram", "feed", (), False),
+        ("instagram", "feed", ("image",), True),
+        ("instagram", "feed", ("video",), True),
+        ("instagram", "feed", n_of(2, "image"), False),
+        ("instagram", "reel", ("video",), True),
+        ("instagram", "reel", ("image",), False),
+        ("instagram", "story", (), False),
+        ("instagram", "story", ("image",), True),
+        ("instagram", "carousel", ("image",), False),
+        ("instagram", "carousel", ("image", "video"), True),
+        ("instagram", "carousel", n_of(10, "image"), True),
+        ("instagram", "carousel", n_of(11, "image"), False),
+        ("linkedin", "post", (), True),
+        ("linkedin", "post", n_of(9, "image"), True),
+        ("linkedin", "post", n_of(10, "image"), False),
+        ("linkedin", "post", ("video",), True),
+        ("linkedin", "post", ("document",), True),
+        ("linkedin", "post", ("image", "document"), False),
+        ("linkedin", "document", ("document",), True),
+        ("linkedin", "document", (), False),
+        ("linkedin", "document", ("image",), False),
+        ("tiktok", "video", ("video",), True),
+        ("tiktok", "video", (), False),
+        ("tiktok", "video", n_of(2, "video"), False),
+        ("tiktok", "photo", ("image",), False),
+        ("tiktok", "photo", n_of(2, "image"), True),
+        ("tiktok", "photo", n_of(35, "image"), True),
+        ("tiktok", "photo", n_of(36, "image"), False),
+        ("tiktok", "photo", ("image", "video"), False),
+        ("youtube", "video", ("video",), True),
+        ("youtube", "short", ("video",), True),
+        ("youtube", "video", (), False),
+        ("youtube", "video", ("image",), False),
+        ("bluesky", "post", n_of(4, "image"), True),
+        ("bluesky", "post", n_of(5, "image"), False),
+        ("bluesky", "post", ("video",), False),
+        ("mastodon", "post", ("image", "video", "gif", "image"), True),
+        ("mastodon", "post", n_of(5, "image"), False),
+    ],
+)
+def test_media(platform, post_type, kinds, ok):
+    title = "A title" if platform == "youtube" else ""
+    violations = check(platform, post_type, title, [item("hi", *kinds)])
+    assert list(violations) == ([] if ok else ["items[0].media"])
+
+
+def test_media_description():
+    violations = check("x", "tweet", "", [item("", "image", "video")])
+    assert violations == {
+        "items[0].media": "has 1 image, 1 video; allowed: up to 4 images, or up to 1 video, "
+        "or up to 1 gif"
+    }
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("", {"title": "required"}),
+        ("   ", {"title": "required"}),
+        ("t" * 100, {}),
+        ("t" * 101, {"title": "101 characters; limit 100"}),
+    ],
+)
+def test_youtube_title(title, expected):
+    assert check("youtube", "video", title, [item("", "video")]) == expected
+
+
+def test_title_is_ignored_elsewhere():
+    assert check("x", "tweet", "t" * 500, [item("hi")]) == {}
+
+
+@pytest.mark.parametrize("platform", list(VALID))
+def test_empty_item(platform):
+    post_type, title, _ = VALID[platform]
+    violations = check(platform, post_type, title, [item("  ")])
+    assert violations["items[0]"] == "empty"
+
+
+def test_webhook_has_no_rules():
+    assert check("webhook", "thread", "", [item(), item("a" * 100_000, *n_of(50, "image"))]) == {}
+
+
+def test_several_broken_rules_give_several_violations():
+    items = [item("a" * 281), item("hi", *n_of(5, "image"))] + [item("hi")] * 23 + [item()]
+    violations = check("x", "thread", "", items)
+    assert set(violations) == {"items", "items[0].text", "items[1].media", "items[25]"}
+    assert violations["items"] == "26 items; allowed: 1–25"
+    assert violations["items[0].text"] == "281 weighted characters; limit 280"
+
+    violations = check("youtube", "video", "", [item("a" * 5001, "image")])
+    assert set(violations) == {"title", "items[0].text", "items[0].media"}
+
+
+def test_unknown_post_type_and_platform():
+    assert list(check("x", "reel", "", [item("hi")])) == ["post_type"]
+    with pytest.raises(ValueError):
+        check("myspace", "post", "", [item("hi")])
+
+
+def test_every_platform_has_a_rule_entry():
+    assert set(rules.RULES) == {
+        "x", "instagram", "linkedin", "tiktok", "youtube", "bluesky", "mastodon", "webhook",
+    }  # fmt: skip
