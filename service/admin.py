@@ -75,7 +75,7 @@ def ensure_demo() -> tuple[str, str]:
         account = None
         if workspace:
             account = Account.get_or_none(
-                (Account.workspace == workspace.id) & (Account.sandbox == True)  # noqa: E712
+                (Account.workspace == workspace.id) & (Account.sandbox == True)
             )
     workspace_id = workspace.id if workspace else create_workspace("demo")
     account_id = account.id if account else create_account(

@@ -28,6 +28,7 @@ class Config:
     dispatch_interval: float = 0.2
     lease_seconds: float = 60.0
     max_attempts: int = 5
+    retry_base: float = 2.0
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -67,6 +68,7 @@ class Config:
             ),
             lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),
+            retry_base=_number(env, "POSTS_RETRY_BASE", cls.retry_base, float),
             tls_cert=tls["cert"],
             tls_key=tls["key"],
             tls_client_ca=tls["client_ca"],

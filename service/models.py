@@ -12,7 +12,7 @@ import peewee
 
 from service.db import database
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class UTCTimeField(peewee.BigIntegerField):

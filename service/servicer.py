@@ -80,7 +80,7 @@ def _enum(enum_type, value: int, prefix: str, field: str) -> str:
 
 def _time(ts: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
     try:
-        return ts.ToDatetime(tzinfo=dt.timezone.utc)
+        return ts.ToDatetime(tzinfo=dt.UTC)
     except (ValueError, OverflowError):
         raise errors.InvalidField({field: "not a valid timestamp"}) from None
 

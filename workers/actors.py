@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dramatiq
 
-from workers.broker import broker  # noqa: F401  (sets the broker before any actor)
 from workers import delivery
+from workers.broker import broker  # noqa: F401  (sets the broker before any actor)
 
 DELIVERY_QUEUE = "deliveries"
 

@@ -13,10 +13,13 @@ import hashlib
 import logging
 import random
 
+from google.protobuf import json_format
+
 from service import crypto, db, lifecycle, posts, rules
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Account, Post, PostItem
+from service.servicer import encode_post
 from workers.adapters import adapter_for
 from workers.adapters.base import (
     AccountRef,
@@ -133,6 +136,7 @@ def _send_items(post_id: str, token: str) -> None:
     if adapter is None:
         return _finish(post_id, token, Event.FAIL, "PLATFORM_NOT_SUPPORTED",
                        f"{post.platform} has no adapter yet")  # fmt: skip
+    post_json = json_format.MessageToDict(encode_post(loaded))
     reply_to = None
     for index, (item, media) in enumerate(loaded.items):
         if item.platform_post_id:
@@ -148,10 +152,14 @@ def _send_items(post_id: str, token: str) -> None:
             media=tuple(MediaRef(m.url, m.kind, m.mime_type, m.alt_text) for m in media),
             reply_to=reply_to,
             idempotency_key=delivery_key(post, index),
+            post_json=post_json,
         )
         try:
             published = _send_one(adapter, item, request, token)
         except TransientError as exc:
+            # The network said no (or the request never left): not live, send again later.
+            _guarded(PostItem.update(send_started_at=None).where(PostItem.id == item.id),
+                     post_id, token)  # fmt: skip
             return _retry(post_id, token, exc)
         except OutcomeUnknown as exc:
             if adapter.honours_idempotency_keys or adapter.can_look_up:
@@ -224,7 +232,7 @@ def _retry(post_id: str, token: str, error: DeliveryError) -> None:
     post = Post.get_by_id(post_id)
     if post.attempts >= _config.max_attempts:
         return _finish(post_id, token, Event.FAIL, error.code, error.message)
-    delay = compute_backoff(post.attempts, getattr(error, "retry_after", None))
+    delay = compute_backoff(post.attempts, getattr(error, "retry_after", None), _config.retry_base)
     _finish(post_id, token, Event.RETRY, error.code, error.message,
             next_attempt_at=db.utcnow() + dt.timedelta(seconds=delay))  # fmt: skip
 

@@ -1,17 +1,26 @@
-"""Network adapters, one module each, behind workers.adapters.base.Adapter."""
+"""Network adapters, one module per network (``workers/adapters/<platform>.py``),
+each exporting ``Adapter``, a class implementing workers.adapters.base.Adapter."""
 
 from __future__ import annotations
+
+import importlib
 
 from workers.adapters.base import AccountRef, Adapter
 from workers.adapters.sandbox import SandboxAdapter
 
-#: Real networks with an adapter, by platform name (more join in issue 3).
-ADAPTERS: dict[str, type] = {}
+
+def adapter_class(platform: str) -> type | None:
+    """The adapter class of a real network; None when it has none yet."""
+    try:
+        module = importlib.import_module(f"workers.adapters.{platform}")
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, "Adapter", None)
 
 
 def adapter_for(account: AccountRef, sandbox: bool) -> Adapter | None:
     """The adapter delivering for ``account``; None when its network has none yet."""
     if sandbox:
         return SandboxAdapter(account)
-    adapter = ADAPTERS.get(account.platform)
+    adapter = adapter_class(account.platform)
     return adapter(account) if adapter else None
