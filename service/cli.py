@@ -17,7 +17,9 @@ from service.config import Config, ConfigError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC server (SIGTERM drains)")
+    serve = commands.add_parser("serve", help="run the gRPC server (SIGTERM drains)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="server processes sharing the port (needs POSTS_BROKER_URL)")
     commands.add_parser("migrate", help="apply the pending schema migrations")
     commands.add_parser(
         "demo", help="provision the demo workspace, account and a fresh key; print grpcurl lines"
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in ("migrate",) and migrations.pending():
             raise ConfigError("the database schema is behind: run `python -m service migrate`")
         if args.command == "serve":
-            from service.server import serve
+            from service.server import serve, serve_processes
 
-            serve(config)
+            if args.processes > 1:
+                serve_processes(config, args.processes)
+            else:
+                serve(config)
             return 0
         if args.command == "migrate":
             applied = migrations.migrate()

@@ -27,6 +27,7 @@ class Config:
     worker_threads: int = 4
     dispatch_interval: float = 0.2
     lease_seconds: float = 60.0
+    requeue_after: float = 300.0
     max_attempts: int = 5
     retry_base: float = 2.0
     tls_cert: str = ""
@@ -67,6 +68,7 @@ class Config:
                 env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float
             ),
             lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
+            requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),
             retry_base=_number(env, "POSTS_RETRY_BASE", cls.retry_base, float),
             tls_cert=tls["cert"],

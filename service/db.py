@@ -49,6 +49,7 @@ def init(config: Config) -> peewee.Database:
             password=urllib.parse.unquote(parts.password or ""),
             max_connections=config.max_workers + config.worker_threads + 4,
             stale_timeout=300,
+            prefer_psycopg3=True,
         )
     database.initialize(target)
     return target
@@ -68,6 +69,21 @@ def write():
     if is_sqlite():
         return database.atomic("IMMEDIATE")
     return database.atomic()
+
+
+def locked(query: peewee.Select) -> peewee.Select:
+    """``query`` locking the rows it reads until the transaction ends.
+
+    PostgreSQL: FOR UPDATE. SQLite has no row locks: its write transaction
+    (``write()``, BEGIN IMMEDIATE) already holds the whole database.
+    """
+    return query if is_sqlite() else query.for_update()
+
+
+def claimable(query: peewee.Select) -> peewee.Select:
+    """``query`` skipping rows another transaction has locked (PostgreSQL's
+    SKIP LOCKED), so concurrent dispatchers and sweepers split the work."""
+    return query if is_sqlite() else query.for_update("FOR UPDATE SKIP LOCKED")
 
 
 @contextlib.contextmanager

@@ -119,9 +119,14 @@ def record_event(post: Post, before: str, cause: str) -> None:
     )
 
 
-def load(post_id: str, workspace_id: str | None = None) -> LoadedPost:
-    """Reads a post with its items and media; raises PostNotFound."""
+def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> LoadedPost:
+    """Reads a post with its items and media; raises PostNotFound.
+
+    ``lock`` holds the post's row until the transaction ends (to change it).
+    """
     query = Post.select().where(Post.id == post_id)
+    if lock:
+        query = db.locked(query)
     if workspace_id is not None:
         query = query.where(Post.workspace == workspace_id)
     post = query.first()
@@ -320,7 +325,7 @@ class Posts:
         changes = edit.changes
         with db.connection():
             with db.write():
-                current = load(edit.post_id, workspace_id)
+                current = load(edit.post_id, workspace_id, lock=True)
                 post = current.post
                 for field, value in edit.immutable.items():
                     if value != getattr(post, "account_id" if field == "account_id" else field):
@@ -391,7 +396,7 @@ class Posts:
         now = self._now()
         with db.connection():
             with db.write():
-                current = load(post_id, workspace_id)
+                current = load(post_id, workspace_id, lock=True)
                 post = current.post
                 if expected_etag and expected_etag != current.etag:
                     raise errors.EtagMismatch(current.etag)

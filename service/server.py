@@ -7,6 +7,7 @@ default the delivery worker, dispatcher and sweeper in the same process.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -71,7 +72,7 @@ class EmbeddedDelivery:
             actors.broker, worker_threads=config.worker_threads, worker_timeout=100
         )
         self._scheduler = scheduler.Scheduler(
-            actors.enqueue, config.dispatch_interval, requeue_after=config.lease_seconds
+            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after
         )
 
     def start(self) -> None:
@@ -149,3 +150,36 @@ def serve(config: Config) -> None:
     signal.signal(signal.SIGINT, on_signal)
     server.wait()
     log.info("stopped")
+
+
+def serve_processes(config: Config, processes: int) -> None:
+    """Runs ``processes`` server processes on one port (SO_REUSEPORT); SIGTERM drains them all.
+
+    Needs a real broker: embedded workers in several processes would each
+    believe they alone deliver.
+    """
+    import multiprocessing
+
+    if processes > 1 and config.embedded:
+        from service.config import ConfigError
+
+        raise ConfigError("--processes > 1 needs POSTS_BROKER_URL (the embedded worker is one process)")
+    if processes > 1 and config.listen.endswith(":0"):
+        from service.config import ConfigError
+
+        raise ConfigError("--processes > 1 needs a fixed port in POSTS_LISTEN")
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=serve, args=(config,), name=f"server-{i}")
+                for i in range(processes)]  # fmt: skip
+    for child in children:
+        child.start()
+
+    def forward(signum, frame):
+        for child in children:
+            if child.pid and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()

@@ -13,7 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries, default_middleware
 
 from service.config import Config
-from workers.middleware import DatabaseConnection
+from workers.middleware import DatabaseConnection, WorkerBoot
 
 
 def make_broker(url: str) -> dramatiq.Broker:
@@ -26,6 +26,7 @@ def make_broker(url: str) -> dramatiq.Broker:
     middleware.append(DatabaseConnection())
     if not url:
         return StubBroker(middleware=middleware)
+    middleware.append(WorkerBoot())
     if url.startswith("redis://"):
         from dramatiq.brokers.redis import RedisBroker
 

@@ -22,3 +22,32 @@ class DatabaseConnection(dramatiq.Middleware):
             db.database.close()
 
     after_skip_message = after_process_message
+
+
+class WorkerBoot(dramatiq.Middleware):
+    """Sets up a ``dramatiq workers`` process from the environment, and runs its
+    dispatcher and sweeper beside the worker threads.
+
+    Only on a real broker: on the embedded default the server does all of it.
+    """
+
+    def __init__(self):
+        self._scheduler = None
+
+    def after_worker_boot(self, broker, worker):
+        from service import crypto
+        from service.config import Config
+        from workers import actors, delivery, scheduler
+
+        config = Config.from_env()
+        db.init(config)
+        crypto.configure(config)
+        delivery.configure(config)
+        self._scheduler = scheduler.Scheduler(
+            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after
+        )
+        self._scheduler.start()
+
+    def before_worker_shutdown(self, broker, worker):
+        if self._scheduler is not None:
+            self._scheduler.stop()

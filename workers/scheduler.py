@@ -25,13 +25,22 @@ BATCH = 500
 Enqueue = Callable[[str, str], None]
 
 
-def _requeue(candidates, expected: Status, event: Event | None, cause: str, now) -> list:
-    """Gives each candidate a new token (and status), if it is still as it was read."""
+def _candidates(where):
+    return Post.select(Post.id, Post.version, Post.status).where(where)
+
+
+def _requeue(query, expected: Status, event: Event | None, cause: str, now) -> list:
+    """Gives each post ``query`` finds a new token (and status), in one transaction.
+
+    The rows are claimed as they are read (SKIP LOCKED on PostgreSQL, the write
+    lock on SQLite) and each update is a compare-and-set on the version read,
+    so concurrent dispatchers and sweepers never move the same post twice.
+    """
     jobs = []
+    status = lifecycle.next_status(expected, event).value if event else expected.value
     with db.write():
-        for post in candidates:
+        for post in db.claimable(query):
             token = posts.new_token()
-            status = lifecycle.next_status(expected, event).value if event else expected.value
             moved = (
                 Post.update(
                     status=status,
@@ -54,45 +63,33 @@ def _requeue(candidates, expected: Status, event: Event | None, cause: str, now)
 
 def dispatch_due(now: dt.datetime, limit: int = BATCH) -> list[tuple[str, str]]:
     """Moves due posts to the queue; returns the (post_id, token) jobs to send after commit."""
-    due = list(
-        Post.select(Post.id, Post.version, Post.status)
-        .where((Post.status == Status.SCHEDULED.value) & (Post.scheduled_at <= now))
-        .order_by(Post.scheduled_at)
-        .limit(limit)
+    due = _candidates(
+        (Post.status == Status.SCHEDULED.value) & (Post.scheduled_at <= now)
+    ).order_by(Post.scheduled_at).limit(limit)
+    retries = _candidates(
+        (Post.status == Status.PENDING.value)
+        & (Post.next_attempt_at <= now)
+        & (Post.queued_at < Post.next_attempt_at)
+    ).order_by(Post.next_attempt_at).limit(limit)
+    return _requeue(due, Status.SCHEDULED, Event.DUE, "due", now) + _requeue(
+        retries, Status.PENDING, None, "retry due", now
     )
-    jobs = _requeue(due, Status.SCHEDULED, Event.DUE, "due", now)
-    retries = list(
-        Post.select(Post.id, Post.version, Post.status)
-        .where(
-            (Post.status == Status.PENDING.value)
-            & (Post.next_attempt_at <= now)
-            & (Post.queued_at < Post.next_attempt_at)
-        )
-        .order_by(Post.next_attempt_at)
-        .limit(limit)
-    )
-    return jobs + _requeue(retries, Status.PENDING, None, "retry due", now)
 
 
 def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tuple[str, str]]:
     """Re-enqueues lost messages and takes over expired leases; returns the jobs."""
-    lost = list(
-        Post.select(Post.id, Post.version, Post.status)
-        .where(
-            (Post.status == Status.PENDING.value)
-            & (Post.next_attempt_at <= now)
-            & (Post.queued_at <= now - dt.timedelta(seconds=requeue_after))
-            & (Post.queued_at >= Post.next_attempt_at)
-        )
-        .limit(limit)
+    lost = _candidates(
+        (Post.status == Status.PENDING.value)
+        & (Post.next_attempt_at <= now)
+        & (Post.queued_at <= now - dt.timedelta(seconds=requeue_after))
+        & (Post.queued_at >= Post.next_attempt_at)
+    ).limit(limit)
+    expired = _candidates(
+        (Post.status == Status.PROCESSING.value) & (Post.lease_expires_at <= now)
+    ).limit(limit)
+    return _requeue(lost, Status.PENDING, None, "message lost", now) + _requeue(
+        expired, Status.PROCESSING, Event.TAKE_OVER, "lease expired", now
     )
-    jobs = _requeue(lost, Status.PENDING, None, "message lost", now)
-    expired = list(
-        Post.select(Post.id, Post.version, Post.status)
-        .where((Post.status == Status.PROCESSING.value) & (Post.lease_expires_at <= now))
-        .limit(limit)
-    )
-    return jobs + _requeue(expired, Status.PROCESSING, Event.TAKE_OVER, "lease expired", now)
 
 
 class Scheduler:
@@ -154,17 +151,11 @@ def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
     other process can be delivering, so nothing needs to wait for a lease.
     """
     with db.connection():
-        pending = list(
-            Post.select(Post.id, Post.version, Post.status).where(
-                (Post.status == Status.PENDING.value)
-                & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
-            )
+        pending = _candidates(
+            (Post.status == Status.PENDING.value)
+            & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
         )
-        processing = list(
-            Post.select(Post.id, Post.version, Post.status).where(
-                Post.status == Status.PROCESSING.value
-            )
-        )
+        processing = _candidates(Post.status == Status.PROCESSING.value)
         return _requeue(pending, Status.PENDING, None, "restart", now) + _requeue(
             processing, Status.PROCESSING, Event.TAKE_OVER, "restart", now
         )
