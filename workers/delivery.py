@@ -153,13 +153,11 @@ def _send_items(post_id: str, token: str) -> None:
             reply_to=reply_to,
             idempotency_key=delivery_key(post, index),
             post_json=post_json,
+            send_started_at=item.send_started_at,
         )
         try:
             published = _send_one(adapter, item, request, token)
         except TransientError as exc:
-            # The network said no (or the request never left): not live, send again later.
-            _guarded(PostItem.update(send_started_at=None).where(PostItem.id == item.id),
-                     post_id, token)  # fmt: skip
             return _retry(post_id, token, exc)
         except OutcomeUnknown as exc:
             if adapter.honours_idempotency_keys or adapter.can_look_up:
@@ -188,12 +186,16 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, token: str) -> Publ
             return found
     for hook in hooks.before_send:
         hook(request.post_id, request.item_index)
-    _guarded(
-        PostItem.update(send_started_at=db.utcnow()).where(PostItem.id == item.id),
-        request.post_id,
-        token,
-    )
-    return adapter.publish(request)
+    mark = PostItem.update(send_started_at=db.utcnow()).where(PostItem.id == item.id)
+    _guarded(mark, request.post_id, token)
+    try:
+        return adapter.publish(request)
+    except TransientError:
+        # The network said no, or the request never left: not live, so the next
+        # attempt sends again instead of treating the outcome as unknown.
+        unmark = PostItem.update(send_started_at=None).where(PostItem.id == item.id)
+        _guarded(unmark, request.post_id, token)
+        raise
 
 
 def _guarded(query, post_id: str, token: str) -> None:

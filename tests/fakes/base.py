@@ -12,6 +12,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 
 
@@ -60,6 +61,8 @@ class FakeNetwork:
         self.requests: list[Request] = []
         self.live: list[dict] = []  # what the network published, in order
         self._faults: list[Fault] = []
+        #: Seconds each request takes before the route runs (to land kills mid-send).
+        self.delay = 0.0
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -89,6 +92,8 @@ class FakeNetwork:
         return None
 
     def dispatch(self, request: Request) -> tuple[Response, bool]:
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from typing import Protocol
 
 
@@ -40,8 +41,10 @@ class ItemRequest:
     reply_to: str | None
     #: Derived from the post's key, content revision and item index.
     idempotency_key: str
-    #: The post as the webhook sends it (proto JSON), built on demand.
+    #: The post as the webhook sends it (proto JSON).
     post_json: dict | None = None
+    #: When an earlier attempt started sending this item (its outcome unknown), if one did.
+    send_started_at: datetime.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,259 @@
+"""A fake LinkedIn (versioned ``/rest`` APIs): Posts, Images, Documents, Videos.
+
+Speaks the shapes the LinkedIn adapter uses: ``POST /rest/posts`` answering
+201 with the post URN in ``x-restli-id``; ``POST /rest/{images,documents}
+?action=initializeUpload`` answering ``{"value": {"uploadUrl", "image" |
+"document"}}``; ``POST /rest/videos?action=initializeUpload`` (upload
+instructions) and ``?action=finalizeUpload`` (the parts' ETags); ``GET
+/rest/videos/<urn>``; ``PUT /upload/<id>`` (the upload URLs it hands out).
+Every API route checks the bearer token (401 otherwise) and the
+``LinkedIn-Version`` header (YYYYMM); ``/rest/posts`` also the Rest.li protocol
+header. The commentary is read as LinkedIn's "little" text format: escaped
+reserved characters show as themselves, and an unescaped one cuts the text
+there (what LinkedIn silently does). ``GET /media/<name>`` serves media files
+for tests, no token needed.
+
+``live`` holds every post that went live (``text`` as readers see it); ``log``
+every request with the time it arrived.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import re
+import time
+import urllib.parse
+from typing import ClassVar
+
+from tests.fakes.base import FakeNetwork, Request, Response
+
+AUTHOR = "urn:li:person:8675309"
+RESERVED = set("\\|{}@[]()<>#*_~")
+_KEPT = re.compile(r"https?://[^\s\\]+|(?<!\w)#\w+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One request as it arrived (``at`` is ``time.monotonic()``)."""
+
+    at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+
+def error(status: int, message: str, code: str = "", service_code: int = 0) -> Response:
+    body: dict = {"status": status, "message": message}
+    if code:
+        body["code"] = code
+    if service_code:
+        body["serviceErrorCode"] = service_code
+    return Response(status, body)
+
+
+def rest(handler):
+    """Checks the bearer token and the version header of a ``/rest`` call."""
+
+    @functools.wraps(handler)
+    def checked(self, request: Request, *args):
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return error(401, "Invalid access token", "INVALID_ACCESS_TOKEN", 65600)
+        if not re.fullmatch(r"\d{6}", request.headers.get("linkedin-version", "")):
+            return error(400, "A version must be present. Please specify a version by adding "
+                         "the LinkedIn-Version header.", "VERSION_MISSING")  # fmt: skip
+        return handler(self, request, *args)
+
+    return checked
+
+
+def visible(commentary: str) -> str:
+    """What readers see of a "little" commentary: escapes undone, cut at the first
+    unescaped reserved character; links and #hashtags kept as they are."""
+    out, i = [], 0
+    while i < len(commentary):
+        kept = _KEPT.match(commentary, i)
+        if kept:
+            out.append(kept.group())
+            i = kept.end()
+        elif commentary[i] == "\\" and i + 1 < len(commentary):
+            out.append(commentary[i + 1])
+            i += 2
+        elif commentary[i] in RESERVED:
+            break
+        else:
+            out.append(commentary[i])
+            i += 1
+    return "".join(out)
+
+
+class FakeLinkedIn(FakeNetwork):
+    routes: ClassVar[list[tuple[str, str, str]]] = [
+        ("POST", r"/rest/posts", "create_post"),
+        ("POST", r"/rest/images", "images_action"),
+        ("POST", r"/rest/documents", "documents_action"),
+        ("POST", r"/rest/videos", "videos_action"),
+        ("GET", r"/rest/videos/([^/]+)", "video_status"),
+        ("PUT", r"/upload/(\w+)", "upload"),
+        ("GET", r"/media/([^/]+)", "serve_media"),
+    ]
+
+    def __init__(self, token: str = "li-token", author: str = AUTHOR):
+        super().__init__()
+        self.token = token
+        self.author = author
+        self.log: list[Seen] = []
+        self.assets: dict[str, dict] = {}  # media URN -> kind, uploaded bytes, status
+        self._uploads: dict[str, tuple[str, int]] = {}  # upload id -> (URN, part number)
+        self._ids = itertools.count(7_100_000_000_000_000_000)
+
+    # ------------------------------------------------------------ test helpers
+    def media_url(self, name: str) -> str:
+        return f"{self.base_url}/media/{name}"
+
+    def seen(self, method: str, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.log if s.method == method and s.path == path]
+
+    def posts(self) -> list[Seen]:
+        """Every ``POST /rest/posts`` that arrived, answered or not."""
+        return self.seen("POST", "/rest/posts")
+
+    def dispatch(self, request: Request) -> tuple[Response, bool]:
+        with self.lock:
+            self.log.append(Seen(time.monotonic(), request.method, request.path,
+                                 request.query, dict(request.headers)))  # fmt: skip
+        return super().dispatch(request)
+
+    # ------------------------------------------------------------------- posts
+    @rest
+    def create_post(self, request: Request) -> Response:
+        if request.headers.get("x-restli-protocol-version") != "2.0.0":
+            return error(400, "X-Restli-Protocol-Version 2.0.0 is required")
+        body = request.json or {}
+        required = ("author", "commentary", "visibility", "distribution", "lifecycleState")
+        missing = [name for name in required if name not in body]
+        if missing:
+            return error(422, "".join(f"ERROR :: /{name} :: field is required but not found "
+                                      "and has no default value\n" for name in missing))  # fmt: skip
+        if body["author"] != self.author:
+            return error(403, f"Not enough permissions to post as {body['author']}",
+                         "ACCESS_DENIED", 100)  # fmt: skip
+        media_ids = self._media_ids(body.get("content") or {})
+        with self.lock:
+            for urn in media_ids:
+                asset = self.assets.get(urn)
+                if asset is None or asset["status"] != "AVAILABLE":
+                    return error(422, f"{urn} is not an uploaded, available asset")
+            urn = f"urn:li:share:{next(self._ids)}"
+            self.live.append({
+                "id": urn,
+                "text": visible(body["commentary"]),
+                "commentary": body["commentary"],
+                "reply_to": None,
+                "media_ids": media_ids,
+                "content": body.get("content"),
+                "body": body,
+                "at": time.monotonic(),
+            })  # fmt: skip
+        return Response(201, None, {"x-restli-id": urn})
+
+    @staticmethod
+    def _media_ids(content: dict) -> list[str]:
+        if "media" in content:
+            return [content["media"]["id"]]
+        if "multiImage" in content:
+            return [image["id"] for image in content["multiImage"]["images"]]
+        return []
+
+    # ------------------------------------------------------------------- media
+    @rest
+    def images_action(self, request: Request) -> Response:
+        return self._initialize(request, "image")
+
+    @rest
+    def documents_action(self, request: Request) -> Response:
+        return self._initialize(request, "document")
+
+    @rest
+    def videos_action(self, request: Request) -> Response:
+        action = urllib.parse.parse_qs(request.query).get("action", [""])[0]
+        if action == "finalizeUpload":
+            return self._finalize_video(request)
+        if action != "initializeUpload":
+            return error(400, f"unknown action {action!r}")
+        body = (request.json or {}).get("initializeUploadRequest") or {}
+        if body.get("owner") != self.author or not body.get("fileSizeBytes"):
+            return error(400, "owner and fileSizeBytes are required")
+        size = int(body["fileSizeBytes"])
+        with self.lock:
+            urn = f"urn:li:video:D{next(self._ids)}"
+            half = max(size // 2, 1)
+            ranges = [(0, half - 1), (half, size - 1)] if size > 1 else [(0, 0)]
+            instructions = []
+            for number, (first, last) in enumerate(ranges):
+                upload_id = str(next(self._ids))
+                self._uploads[upload_id] = (urn, number)
+                instructions.append({"uploadUrl": f"{self.base_url}/upload/{upload_id}",
+                                     "firstByte": first, "lastByte": last})  # fmt: skip
+            self.assets[urn] = {"kind": "video", "size": size, "parts": {},
+                                "status": "WAITING_UPLOAD"}  # fmt: skip
+        return Response(200, {"value": {"video": urn, "uploadInstructions": instructions,
+                                        "uploadToken": "", "uploadUrlsExpireAt": 0}})  # fmt: skip
+
+    def _finalize_video(self, request: Request) -> Response:
+        body = (request.json or {}).get("finalizeUploadRequest") or {}
+        with self.lock:
+            asset = self.assets.get(body.get("video", ""))
+            if asset is None:
+                return error(400, f"no video {body.get('video')}")
+            etags = [asset["parts"].get(n, {}).get("etag") for n in range(len(asset["parts"]))]
+            if not etags or body.get("uploadedPartIds") != etags:
+                return error(400, "uploadedPartIds do not match the uploaded parts")
+            if sum(p["size"] for p in asset["parts"].values()) != asset["size"]:
+                return error(400, "the parts do not add up to fileSizeBytes")
+            asset["status"] = "AVAILABLE"
+        return Response(200, None)
+
+    @rest
+    def video_status(self, request: Request, urn: str) -> Response:
+        urn = urllib.parse.unquote(urn)
+        with self.lock:
+            asset = self.assets.get(urn)
+        if asset is None:
+            return error(404, f"no video {urn}")
+        return Response(200, {"id": urn, "status": asset["status"]})
+
+    def _initialize(self, request: Request, kind: str) -> Response:
+        action = urllib.parse.parse_qs(request.query).get("action", [""])[0]
+        if action != "initializeUpload":
+            return error(400, f"unknown action {action!r}")
+        owner = ((request.json or {}).get("initializeUploadRequest") or {}).get("owner")
+        if owner != self.author:
+            return error(403, f"Not enough permissions to upload as {owner}", "ACCESS_DENIED")
+        with self.lock:
+            urn = f"urn:li:{kind}:C{next(self._ids)}"
+            upload_id = str(next(self._ids))
+            self._uploads[upload_id] = (urn, 0)
+            self.assets[urn] = {"kind": kind, "size": None, "parts": {}, "status": "WAITING_UPLOAD"}
+        return Response(200, {"value": {"uploadUrl": f"{self.base_url}/upload/{upload_id}",
+                                        kind: urn, "uploadUrlExpiresAt": 0}})  # fmt: skip
+
+    def upload(self, request: Request, upload_id: str) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return error(401, "Invalid access token", "INVALID_ACCESS_TOKEN", 65600)
+        with self.lock:
+            if upload_id not in self._uploads:
+                return error(404, f"no upload {upload_id}")
+            urn, number = self._uploads.pop(upload_id)
+            asset = self.assets[urn]
+            etag = f"etag-{upload_id}"
+            asset["parts"][number] = {"size": len(request.body), "etag": etag}
+            if asset["kind"] != "video":
+                asset["size"], asset["status"] = len(request.body), "AVAILABLE"
+        return Response(201, None, {"etag": etag})
+
+    def serve_media(self, request: Request, name: str) -> Response:
+        return Response(200, f"contents of {name} " * 8)

@@ -1,0 +1,100 @@
+"""Service processes for tests that kill and restart them: servers and workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """One ``python -m <module> …`` child with the given POSTS_* environment."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: str):
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, *self.args], cwd=ROOT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, the whole process group (Dramatiq forks), and reap it."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; SIGKILL when it does not stop in time."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode
+
+
+class ServerProcess(Process):
+    """``python -m service serve`` on a fixed loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: str, port: int | None = None,
+                 processes: int = 1):  # fmt: skip
+        self.port = port or free_port()
+        args = ["-m", "service", "serve"] + (["--processes", str(processes)] if processes > 1 else [])
+        super().__init__(args, {**env, "POSTS_LISTEN": f"127.0.0.1:{self.port}"}, log_path)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        """Polls the health service until it answers SERVING (or the deadline passes)."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.popen.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.popen.returncode}; see {self.log_path}")
+                try:
+                    answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.05)
+        raise TimeoutError(f"server on {self.address} not serving after {timeout}s")
+
+
+class WorkerProcess(Process):
+    """``python -m workers`` (Dramatiq worker processes, each dispatching and sweeping)."""
+
+    def __init__(self, env: dict[str, str], log_path: str, processes: int = 1, threads: int = 4):
+        super().__init__(
+            ["-m", "workers", "--processes", str(processes), "--threads", str(threads)],
+            env, log_path,
+        )  # fmt: skip

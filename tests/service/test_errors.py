@@ -1,0 +1,583 @@
+"""Every error row of PRODUCT.md section 4, and the order in which the checks run.
+
+Each test asserts the exact gRPC code and ErrorInfo reason (domain posts.v1),
+and the BadRequest field paths or metadata where the contract names them.
+"""
+
+import datetime
+
+import grpc
+import pytest
+
+from service import ids
+from tests.support import Failure, Tenant, image, in_seconds, item, refused, video
+
+# isort: split
+from posts.v1 import posts_pb2 as pb
+
+DRAFT = pb.STATUS_CHANGE_DRAFT
+SCHEDULED = pb.STATUS_CHANGE_SCHEDULED
+PUBLISH = pb.STATUS_CHANGE_PUBLISH
+CANCELLED = pb.STATUS_CHANGE_CANCELLED
+
+KIB = 1024
+
+
+def assert_refused(failure: Failure, code: str, reason: str) -> None:
+    """The failure has this code and reason, in the posts.v1 domain."""
+    assert failure.kind == (code, reason), failure
+    assert failure.domain == "posts.v1"
+
+
+def some_request(rpc: str, tenant, post_id: str = "") -> dict:
+    """Well-formed fields for ``rpc`` (CreatePost fills in the rest itself)."""
+    post_id = post_id or ids.new(ids.POST)
+    return {
+        "CreatePost": {},
+        "GetPostStatus": {"post_id": post_id},
+        "UpdatePost": {"post_id": post_id, "text": "x"},
+        "DeletePost": {"post_id": post_id},
+        "ListPosts": {},
+    }[rpc]
+
+
+RPCS = ["CreatePost", "GetPostStatus", "UpdatePost", "DeletePost", "ListPosts"]
+
+
+# ---------------------------------------------------------------- API key
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param((), id="no-key"),
+        pytest.param((("authorization", "Bearer not-a-real-key"),), id="unknown-key"),
+        pytest.param((("authorization", "Bearer "),), id="empty-bearer"),
+        pytest.param((("authorization", "Basic dXNlcjpwYXNz"),), id="not-bearer"),
+    ],
+)
+def test_a_call_without_a_valid_api_key_is_unauthenticated(api, stub, tenant, rpc, metadata):
+    request = api.request(rpc, tenant, **some_request(rpc, tenant))
+
+    try:
+        getattr(stub, rpc)(request, metadata=metadata, timeout=10)
+    except grpc.RpcError as error:
+        failure = Failure.of(error)
+    else:
+        pytest.fail("the call succeeded without a valid key")
+
+    assert_refused(failure, "UNAUTHENTICATED", "API_KEY_INVALID")
+
+
+def test_a_key_altered_by_one_character_is_unauthenticated(api, tenant):
+    altered = tenant.key[:-1] + ("a" if tenant.key[-1] != "a" else "b")
+
+    failure = api.refused("ListPosts", tenant, key=altered)
+
+    assert_refused(failure, "UNAUTHENTICATED", "API_KEY_INVALID")
+
+
+# -------------------------------------------------------------- workspaces
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+def test_a_workspace_not_granted_to_the_key_is_permission_denied(api, make_tenant, rpc):
+    mine, theirs = make_tenant("mine"), make_tenant("theirs")
+
+    failure = api.refused(rpc, mine, workspace_id=theirs.workspace_id, **some_request(rpc, mine))
+
+    assert_refused(failure, "PERMISSION_DENIED", "WORKSPACE_ACCESS_DENIED")
+
+
+def test_an_unknown_workspace_is_permission_denied(api, tenant):
+    failure = api.refused("ListPosts", tenant, workspace_id=ids.new(ids.WORKSPACE))
+
+    assert_refused(failure, "PERMISSION_DENIED", "WORKSPACE_ACCESS_DENIED")
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+def test_a_key_reaching_two_workspaces_must_name_one(api, make_tenant, make_key, rpc):
+    one, two = make_tenant("one"), make_tenant("two")
+    both = make_key(one.workspace_id, two.workspace_id)
+
+    failure = api.refused(rpc, one, key=both, workspace_id="", **some_request(rpc, one))
+
+    assert_refused(failure, "INVALID_ARGUMENT", "WORKSPACE_REQUIRED")
+    assert set(failure.metadata["workspaces"].split(",")) == {one.workspace_id, two.workspace_id}
+
+
+def test_a_key_reaching_one_workspace_may_leave_it_out(api, tenant):
+    post = api.create(tenant, workspace_id="")
+
+    assert post.workspace_id == tenant.workspace_id
+    assert api.get(tenant, post.post_id, workspace_id="").post_id == post.post_id
+
+
+def test_a_key_reaching_two_workspaces_works_in_the_one_it_names(api, make_tenant, make_key):
+    one, two = make_tenant("one"), make_tenant("two")
+    both = make_key(one.workspace_id, two.workspace_id)
+
+    post = api.create(Tenant(workspace_id=two.workspace_id, key=both, account_id=two.account_id))
+
+    assert post.workspace_id == two.workspace_id
+
+
+# ----------------------------------------------------------- INVALID_FIELD
+
+
+def _items(count: int) -> list:
+    return [item(f"tweet {n}") for n in range(count)]
+
+
+CREATE_INVALID_FIELDS = [
+    pytest.param({"account_id": ""}, {"account_id"}, id="account-missing"),
+    pytest.param({"account_id": "acc_123"}, {"account_id"}, id="account-id-malformed"),
+    pytest.param({"account_id": ids.new(ids.POST)}, {"account_id"}, id="account-id-wrong-prefix"),
+    pytest.param({"post_type": pb.POST_TYPE_UNSPECIFIED}, {"post_type"}, id="post-type-missing"),
+    pytest.param({"post_type": 99}, {"post_type"}, id="post-type-unknown-enum"),
+    pytest.param({"status": pb.STATUS_CHANGE_UNSPECIFIED}, {"status"}, id="status-missing"),
+    pytest.param({"status": 99}, {"status"}, id="status-unknown-enum"),
+    pytest.param({"status": CANCELLED}, {"status"}, id="status-cancelled-at-create"),
+    pytest.param({"status": SCHEDULED}, {"scheduled_at"}, id="scheduled-without-time"),
+    pytest.param(
+        {"status": SCHEDULED, "scheduled_at": in_seconds(-60)},
+        {"scheduled_at"},
+        id="scheduled-in-the-past",
+    ),
+    pytest.param(
+        {"status": SCHEDULED, "scheduled_at": in_seconds(366 * 86400)},
+        {"scheduled_at"},
+        id="scheduled-over-a-year-ahead",
+    ),
+    pytest.param(
+        {"status": DRAFT, "scheduled_at": in_seconds(366 * 86400)},
+        {"scheduled_at"},
+        id="draft-time-over-a-year-ahead",
+    ),
+    pytest.param({"post_type": pb.POST_TYPE_THREAD, "items": _items(26)}, {"items"}, id="26-items"),
+    pytest.param(
+        {"post_type": pb.POST_TYPE_THREAD, "items": [*_items(2), item("a" * (64 * KIB + 1))]},
+        {"items[2].text"},
+        id="item-text-over-64-KiB",
+    ),
+    pytest.param({"text": "a" * (64 * KIB + 1)}, {"text"}, id="text-over-64-KiB"),
+    pytest.param(
+        {
+            "post_type": pb.POST_TYPE_THREAD,
+            "items": [item("one"), item("two", [image(n) for n in range(36)])],
+        },
+        {"items[1].media"},
+        id="36-media-in-an-item",
+    ),
+    pytest.param(
+        {"items": [item("x", [pb.Media(kind=pb.MEDIA_KIND_IMAGE)])]},
+        {"items[0].media[0].url"},
+        id="media-without-url",
+    ),
+    pytest.param(
+        {"items": [item("x", [pb.Media(url="https://cdn.example.com/a.png", kind=99)])]},
+        {"items[0].media[0].kind"},
+        id="media-kind-unknown-enum",
+    ),
+    pytest.param({"idempotency_key": "k" * 129}, {"idempotency_key"}, id="idempotency-key-129"),
+    pytest.param({"idempotency_key": "tab\tkey"}, {"idempotency_key"}, id="idempotency-key-tab"),
+    pytest.param({"idempotency_key": "clé"}, {"idempotency_key"}, id="idempotency-key-non-ascii"),
+]
+
+
+@pytest.mark.parametrize(("fields", "paths"), CREATE_INVALID_FIELDS)
+def test_a_malformed_create_request_is_invalid_field(api, tenant, fields, paths):
+    failure = api.refused("CreatePost", tenant, **fields)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == paths
+    assert api.list_all(tenant) == []
+
+
+def test_text_and_items_together_are_invalid_field(api, tenant):
+    failure = api.refused("CreatePost", tenant, text="shorthand", items=[item("and items")])
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields & {"text", "items"}
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"post_type": pb.POST_TYPE_THREAD, "items": _items(25)}, id="25-items"),
+        pytest.param({"text": "a" * (64 * KIB)}, id="64-KiB-text"),
+        pytest.param(
+            {"items": [item("x", [image(n) for n in range(35)])]}, id="35-media-in-an-item"
+        ),
+        pytest.param({"scheduled_at": in_seconds(360 * 86400)}, id="scheduled-360-days-ahead"),
+        pytest.param({"idempotency_key": "k" * 128}, id="idempotency-key-128"),
+    ],
+)
+def test_a_draft_at_the_limits_is_accepted(api, tenant, limits):
+    post = api.create(tenant, status=DRAFT, **limits)
+
+    assert post.status == pb.POST_STATUS_DRAFT
+
+
+@pytest.mark.parametrize(
+    ("rpc", "fields", "paths"),
+    [
+        pytest.param("GetPostStatus", {"post_id": ""}, {"post_id"}, id="get-no-id"),
+        pytest.param("GetPostStatus", {"post_id": "pst_nope"}, {"post_id"}, id="get-bad-id"),
+        pytest.param(
+            "GetPostStatus", {"post_id": ids.new(ids.ACCOUNT)}, {"post_id"}, id="get-wrong-prefix"
+        ),
+        pytest.param("DeletePost", {"post_id": "pst_nope"}, {"post_id"}, id="delete-bad-id"),
+        pytest.param(
+            "UpdatePost", {"post_id": "pst_nope", "text": "x"}, {"post_id"}, id="update-bad-id"
+        ),
+        pytest.param("ListPosts", {"page_size": -1}, {"page_size"}, id="list-negative-page-size"),
+        pytest.param("ListPosts", {"platform": 99}, {"platform"}, id="list-unknown-platform"),
+        pytest.param("ListPosts", {"account_id": "acc_nope"}, {"account_id"}, id="list-bad-acc"),
+    ],
+)
+def test_a_malformed_request_to_other_rpcs_is_invalid_field(api, tenant, rpc, fields, paths):
+    failure = api.refused(rpc, tenant, **fields)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == paths
+
+
+def test_an_unknown_status_in_a_list_filter_is_invalid_field(api, tenant):
+    failure = api.refused("ListPosts", tenant, statuses=[pb.POST_STATUS_DRAFT, 99])
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert all(path.startswith("statuses") for path in failure.fields), failure.fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "paths"),
+    [
+        pytest.param({"status": 99}, {"status"}, id="status-unknown-enum"),
+        pytest.param({"text": "a" * (64 * KIB + 1)}, {"text"}, id="text-over-64-KiB"),
+        pytest.param(
+            {"items": [*_items(3), item("x", [image(n) for n in range(36)])]},
+            {"items[3].media"},
+            id="36-media",
+        ),
+        pytest.param({"scheduled_at": in_seconds(366 * 86400)}, {"scheduled_at"}, id="over-a-year"),
+        pytest.param({"idempotency_key": "k" * 129}, {"idempotency_key"}, id="key-too-long"),
+        pytest.param({"update_mask": {"paths": ["no_such_field"]}}, {"update_mask"}, id="mask"),
+    ],
+)
+def test_a_malformed_update_is_invalid_field_and_changes_nothing(api, tenant, fields, paths):
+    post = api.create(tenant, post_type=pb.POST_TYPE_THREAD, items=_items(2))
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, **fields)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == paths
+    assert api.get(tenant, post.post_id).etag == post.etag
+
+
+@pytest.mark.parametrize(
+    "status", [DRAFT, SCHEDULED, PUBLISH], ids=["draft", "scheduled", "publish"]
+)
+def test_a_post_type_the_platform_lacks_is_invalid_field_drafts_included(api, tenant, status):
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        post_type=pb.POST_TYPE_REEL,
+        media=[video()],
+        status=status,
+        scheduled_at=in_seconds(3600) if status == SCHEDULED else None,
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == {"post_type"}
+
+
+# -------------------------------------------------------- PLATFORM_RULE_VIOLATED
+
+
+def test_content_breaking_a_platform_rule_is_refused_on_the_way_to_pending(api, tenant):
+    failure = api.refused("CreatePost", tenant, text="a" * 281, status=PUBLISH)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
+    assert failure.fields in ({"text"}, {"items[0].text"})
+    assert api.list_all(tenant) == []
+
+
+def test_each_broken_rule_is_its_own_violation(api, tenant):
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        post_type=pb.POST_TYPE_THREAD,
+        items=[item("fine"), item("a" * 281), item("five images", [image(n) for n in range(5)])],
+        status=SCHEDULED,
+        scheduled_at=in_seconds(3600),
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
+    assert len(failure.fields) == 2
+    assert any(path.startswith("items[1].text") for path in failure.fields), failure.fields
+    assert any(path.startswith("items[2].media") for path in failure.fields), failure.fields
+
+
+def test_a_draft_may_break_platform_rules_until_it_is_promoted(api, tenant):
+    draft = api.create(tenant, text="a" * 281, status=DRAFT)
+
+    failure = api.refused("UpdatePost", tenant, post_id=draft.post_id, status=PUBLISH)
+
+    assert draft.status == pb.POST_STATUS_DRAFT
+    assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
+    assert api.get(tenant, draft.post_id).status == pb.POST_STATUS_DRAFT
+
+
+def test_editing_a_scheduled_post_into_breaking_a_rule_is_refused(api, tenant):
+    post = api.create(tenant, status=SCHEDULED, scheduled_at=in_seconds(3600))
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, text="a" * 281)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
+    assert api.get(tenant, post.post_id).etag == post.etag
+
+
+# --------------------------------------------------------------- FIELD_IMMUTABLE
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("platform", pb.PLATFORM_BLUESKY), ("post_type", pb.POST_TYPE_THREAD), ("account_id", None)],
+)
+def test_changing_platform_account_or_post_type_is_field_immutable(api, tenant, field, value):
+    post = api.create(tenant)
+    if value is None:
+        value = tenant.add_account("x", handle="other")
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, **{field: value})
+
+    assert_refused(failure, "INVALID_ARGUMENT", "FIELD_IMMUTABLE")
+    assert failure.fields == {field}
+
+
+# ------------------------------------------------------------- POST_NOT_FOUND
+
+
+@pytest.mark.parametrize("rpc", ["GetPostStatus", "UpdatePost", "DeletePost"])
+def test_an_unknown_post_is_not_found(api, tenant, rpc):
+    failure = api.refused(rpc, tenant, **some_request(rpc, tenant, ids.new(ids.POST)))
+
+    assert_refused(failure, "NOT_FOUND", "POST_NOT_FOUND")
+
+
+@pytest.mark.parametrize("rpc", ["GetPostStatus", "UpdatePost", "DeletePost"])
+def test_another_workspaces_post_is_not_found(api, make_tenant, rpc):
+    mine, theirs = make_tenant("mine"), make_tenant("theirs")
+    their_post = api.create(theirs)
+
+    failure = api.refused(rpc, mine, **some_request(rpc, mine, their_post.post_id))
+
+    assert_refused(failure, "NOT_FOUND", "POST_NOT_FOUND")
+
+
+# ---------------------------------------------------------- ACCOUNT_NOT_FOUND
+
+
+def test_an_unknown_account_is_not_found(api, tenant):
+    failure = api.refused("CreatePost", tenant, account_id=ids.new(ids.ACCOUNT))
+
+    assert_refused(failure, "NOT_FOUND", "ACCOUNT_NOT_FOUND")
+
+
+def test_another_workspaces_account_is_not_found(api, make_tenant):
+    mine, theirs = make_tenant("mine"), make_tenant("theirs")
+
+    failure = api.refused("CreatePost", mine, account_id=theirs.account_id)
+
+    assert_refused(failure, "NOT_FOUND", "ACCOUNT_NOT_FOUND")
+    assert api.list_all(theirs) == []
+
+
+# --------------------------------------------------------- INVALID_TRANSITION
+
+
+def test_a_change_the_status_does_not_allow_is_invalid_transition(api, tenant):
+    post = api.create(tenant)
+    api.update(tenant, post.post_id, status=CANCELLED)
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, status=PUBLISH)
+
+    assert_refused(failure, "FAILED_PRECONDITION", "INVALID_TRANSITION")
+    assert failure.metadata["currentStatus"] == "POST_STATUS_CANCELLED"
+    assert failure.precondition_violations
+
+
+def test_editing_a_published_post_is_invalid_transition(api, tenant, published):
+    failure = api.refused("UpdatePost", tenant, post_id=published.post_id, text="late")
+
+    assert_refused(failure, "FAILED_PRECONDITION", "INVALID_TRANSITION")
+    assert failure.metadata["currentStatus"] == "POST_STATUS_PUBLISHED"
+    assert failure.precondition_violations
+
+
+# ----------------------------------------------------- PLATFORM_NOT_SUPPORTED
+
+
+LIVE_ONLY = [
+    pytest.param("instagram", {"post_type": pb.POST_TYPE_FEED, "media": [image()]}, id="instagram"),
+    pytest.param("tiktok", {"post_type": pb.POST_TYPE_VIDEO, "media": [video()]}, id="tiktok"),
+    pytest.param(
+        "youtube",
+        {"post_type": pb.POST_TYPE_VIDEO, "title": "Title", "media": [video()]},
+        id="youtube",
+    ),
+]
+
+
+@pytest.mark.parametrize(("platform", "content"), LIVE_ONLY)
+@pytest.mark.parametrize("status", [PUBLISH, SCHEDULED], ids=["publish", "schedule"])
+def test_a_network_without_an_adapter_is_platform_not_supported(
+    api, tenant, platform, content, status
+):
+    account_id = tenant.add_account(platform, sandbox=False, token="live-token")
+
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account_id,
+        text="caption",
+        status=status,
+        scheduled_at=in_seconds(3600) if status == SCHEDULED else None,
+        **content,
+    )
+
+    assert_refused(failure, "FAILED_PRECONDITION", "PLATFORM_NOT_SUPPORTED")
+    assert api.list_all(tenant) == []
+
+
+@pytest.mark.parametrize(("platform", "content"), LIVE_ONLY)
+def test_a_draft_for_a_network_without_an_adapter_cannot_be_published(
+    api, tenant, platform, content
+):
+    account_id = tenant.add_account(platform, sandbox=False, token="live-token")
+    draft = api.create(tenant, account_id=account_id, text="caption", status=DRAFT, **content)
+
+    failure = api.refused("UpdatePost", tenant, post_id=draft.post_id, status=PUBLISH)
+
+    assert_refused(failure, "FAILED_PRECONDITION", "PLATFORM_NOT_SUPPORTED")
+
+
+# -------------------------------------------------------------- ETAG_MISMATCH
+
+
+@pytest.mark.parametrize("rpc", ["UpdatePost", "DeletePost"])
+def test_a_stale_etag_is_etag_mismatch(api, tenant, rpc):
+    post = api.create(tenant, text="v1")
+    api.update(tenant, post.post_id, text="v2")
+
+    failure = api.refused(rpc, tenant, **some_request(rpc, tenant, post.post_id), etag=post.etag)
+
+    assert_refused(failure, "ABORTED", "ETAG_MISMATCH")
+    assert api.get(tenant, post.post_id).text == "v2"
+
+
+# ------------------------------------------------------ IDEMPOTENCY_KEY_REUSED
+
+
+def test_the_same_idempotency_key_with_a_different_request_is_key_reused(api, tenant):
+    api.create(tenant, text="first", idempotency_key="reuse-me")
+
+    failure = api.refused("CreatePost", tenant, text="second", idempotency_key="reuse-me")
+
+    assert_refused(failure, "ALREADY_EXISTS", "IDEMPOTENCY_KEY_REUSED")
+
+
+# ------------------------------------------------------------------ the order
+
+
+def test_unauthenticated_comes_before_a_malformed_field(api, stub, tenant):
+    request = api.create_request(tenant, post_type=99, account_id="nonsense")
+
+    failure = refused(stub.CreatePost, request, key=None)
+
+    assert_refused(failure, "UNAUTHENTICATED", "API_KEY_INVALID")
+
+
+def test_a_denied_workspace_comes_before_a_malformed_field(api, make_tenant):
+    mine, theirs = make_tenant("mine"), make_tenant("theirs")
+
+    failure = api.refused("GetPostStatus", mine, workspace_id=theirs.workspace_id, post_id="bad")
+
+    assert_refused(failure, "PERMISSION_DENIED", "WORKSPACE_ACCESS_DENIED")
+
+
+def test_a_malformed_field_comes_before_a_stale_etag(api, tenant):
+    post = api.create(tenant)
+    api.update(tenant, post.post_id, text="v2")
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, status=99, etag=post.etag)
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == {"status"}
+
+
+def test_a_malformed_field_comes_before_an_unknown_post(api, tenant):
+    failure = api.refused(
+        "UpdatePost", tenant, post_id=ids.new(ids.POST), text="a" * (64 * KIB + 1)
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+
+
+def test_an_unknown_post_comes_before_an_immutable_field(api, tenant):
+    failure = api.refused(
+        "UpdatePost", tenant, post_id=ids.new(ids.POST), platform=pb.PLATFORM_LINKEDIN
+    )
+
+    assert_refused(failure, "NOT_FOUND", "POST_NOT_FOUND")
+
+
+def test_an_immutable_field_comes_before_a_stale_etag(api, tenant):
+    post = api.create(tenant)
+    api.update(tenant, post.post_id, text="v2")
+
+    failure = api.refused(
+        "UpdatePost", tenant, post_id=post.post_id, platform=pb.PLATFORM_LINKEDIN, etag=post.etag
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "FIELD_IMMUTABLE")
+
+
+def test_an_immutable_field_comes_before_the_transition(api, tenant, published):
+    failure = api.refused(
+        "UpdatePost", tenant, post_id=published.post_id, post_type=pb.POST_TYPE_THREAD
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "FIELD_IMMUTABLE")
+
+
+def test_a_stale_etag_comes_before_the_transition(api, tenant):
+    draft = api.create(tenant)
+    api.update(tenant, draft.post_id, status=PUBLISH)
+    api.wait_published(tenant, draft.post_id)
+
+    failure = api.refused("UpdatePost", tenant, post_id=draft.post_id, text="late", etag=draft.etag)
+
+    assert_refused(failure, "ABORTED", "ETAG_MISMATCH")
+
+
+def test_the_transition_comes_before_platform_rules(api, tenant, published):
+    failure = api.refused("UpdatePost", tenant, post_id=published.post_id, text="a" * 281)
+
+    assert_refused(failure, "FAILED_PRECONDITION", "INVALID_TRANSITION")
+
+
+def test_scheduled_time_in_the_past_is_checked_before_the_account(api, tenant):
+    """Fields come before existence: a past time on an unknown account is INVALID_FIELD."""
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=ids.new(ids.ACCOUNT),
+        status=SCHEDULED,
+        scheduled_at=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC),
+    )
+
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == {"scheduled_at"}

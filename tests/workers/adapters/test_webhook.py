@@ -1,0 +1,304 @@
+"""The WEBHOOK adapter: signed JSON POSTs, one per item, deduplicated by key.
+
+Unit tests drive the adapter straight at the fake consumer; the integration
+tests go through the real gRPC service and its in-process worker, and read
+what reached the consumer from the fake's records (``arrivals``: every
+request, faults included; ``live``: every item it accepted, once per key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+from google.protobuf import json_format
+
+from tests.fakes.base import Fault
+from tests.fakes.webhook import FakeWebhook, parse_signature
+from tests.support import in_seconds, item, utcnow
+from workers.adapters.base import AccountRef, ItemRequest, PermanentError
+from workers.adapters.webhook import WebhookAdapter, encode_body, sign, signature_header
+
+# isort: split
+from posts.v1 import posts_pb2 as pb
+
+pytestmark = pytest.mark.server_env(POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3")
+
+SECRET = "whsec_test-signing-secret"
+
+
+@pytest.fixture
+def fake():
+    network = FakeWebhook(SECRET).start()
+    try:
+        yield network
+    finally:
+        network.stop()
+
+
+@dataclasses.dataclass
+class Hook:
+    """A tenant with a webhook account pointing at the fake consumer."""
+
+    tenant: object
+    account_id: str
+
+
+@pytest.fixture
+def hook(make_tenant, fake) -> Hook:
+    return _hook(make_tenant, fake, SECRET)
+
+
+def _hook(make_tenant, fake: FakeWebhook, token: str) -> Hook:
+    tenant = make_tenant(f"webhook-{uuid.uuid4().hex[:8]}")
+    account_id = tenant.add_account(
+        "webhook", sandbox=False, handle="consumer",
+        base_url=fake.base_url + "/hooks/posts", token=token,
+    )  # fmt: skip
+    return Hook(tenant, account_id)
+
+
+def publish(api, hook: Hook, **fields) -> pb.Post:
+    fields.setdefault("post_type", pb.POST_TYPE_POST)
+    fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
+    return api.create(hook.tenant, account_id=hook.account_id, **fields)
+
+
+def verifies(request, secret: str = SECRET) -> bool:
+    """The request's X-Signature checks out, computed here with the hmac module."""
+    timestamp, given = parse_signature(request.headers["x-signature"])
+    message = str(timestamp).encode() + b"." + request.body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(given, expected) and abs(time.time() - timestamp) < 60
+
+
+# ------------------------------------------------------------------- unit tests
+
+
+def test_signature_matches_a_known_vector():
+    # Computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
+    known = "38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
+    body = b'{"a":1}'
+    assert sign("whsec_test", 1700000000, body) == known
+    assert hmac.new(b"whsec_test", b"1700000000." + body, hashlib.sha256).hexdigest() == known
+    assert signature_header("whsec_test", 1700000000, body) == f"t=1700000000,v1={known}"
+
+
+def test_signature_covers_the_timestamp_and_the_body():
+    body = b'{"a":1}'
+    assert sign("s", 1, body) != sign("s", 2, body)
+    assert sign("s", 1, body) != sign("s", 1, b'{"a":2}')
+    assert sign("s", 1, body) != sign("t", 1, body)
+
+
+def _request(key: str = "k" * 32, index: int = 0) -> ItemRequest:
+    return ItemRequest(
+        post_id="pst_unit", post_type="post", title="", item_index=index, item_count=1,
+        text="héllo", media=(), reply_to=None, idempotency_key=key,
+        post_json={"postId": "pst_unit", "items": [{"text": "héllo"}]},
+    )  # fmt: skip
+
+
+def _adapter(fake: FakeWebhook, token: str = SECRET, clock=time.time) -> WebhookAdapter:
+    account = AccountRef("acc_unit", "webhook", "consumer", fake.base_url + "/hooks/unit", token)
+    return WebhookAdapter(account, clock=clock)
+
+
+def test_body_is_the_spec_shape_and_exactly_what_is_signed(fake):
+    request = _request()
+    published = _adapter(fake).publish(request)
+    [arrival] = fake.arrivals
+    sent = arrival.request
+    assert sent.path == "/hooks/unit"
+    assert sent.body == encode_body(request)
+    assert json.loads(sent.body) == {
+        "post": request.post_json, "itemIndex": 0, "idempotencyKey": request.idempotency_key,
+    }  # fmt: skip
+    assert sent.headers["idempotency-key"] == request.idempotency_key
+    assert sent.headers["content-type"] == "application/json"
+    assert verifies(sent)
+    assert published.platform_post_id == fake.live[0]["id"]
+    assert published.url == f"https://consumer.example/unit/{fake.live[0]['id']}"
+
+
+def test_same_key_gets_the_same_answer_and_goes_live_once(fake):
+    adapter = _adapter(fake)
+    first = adapter.publish(_request("a" * 32))
+    again = adapter.publish(_request("a" * 32))
+    other = adapter.publish(_request("b" * 32))
+    assert first == again != other
+    assert [entry["key"] for entry in fake.live] == ["a" * 32, "b" * 32]
+
+
+def test_answer_without_id_falls_back_to_the_key():
+    consumer = FakeWebhook(SECRET, with_ids=False).start()
+    try:
+        published = _adapter(consumer).publish(_request("c" * 32))
+    finally:
+        consumer.stop()
+    assert (published.platform_post_id, published.url) == ("c" * 32, "")
+
+
+def test_wrong_secret_is_refused_with_401(fake):
+    with pytest.raises(PermanentError) as refused:
+        _adapter(fake, token="not-the-secret").publish(_request())
+    assert (refused.value.code, refused.value.message) == ("401", "invalid signature")
+    assert fake.live == []
+
+
+def test_stale_timestamp_is_refused_with_401(fake):
+    six_minutes_ago = lambda: time.time() - 360
+    with pytest.raises(PermanentError) as refused:
+        _adapter(fake, clock=six_minutes_ago).publish(_request())
+    assert refused.value.code == "401"
+    assert "timestamp" in refused.value.message
+    four_minutes_ago = lambda: time.time() - 240
+    assert _adapter(fake, clock=four_minutes_ago).publish(_request()).platform_post_id
+    assert len(fake.live) == 1
+
+
+def test_fake_refuses_unsigned_requests(fake):
+    response = httpx.post(fake.base_url + "/hooks/posts", json={"post": {}, "itemIndex": 0})
+    assert response.status_code == 401
+    assert fake.live == []
+
+
+# ----------------------------------------------------------- through the service
+
+
+def test_publishes_one_signed_post_per_item(api, hook, fake):
+    post = publish(api, hook, text="Hello, consumer")
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    [entry] = fake.live_for(post.post_id)
+    assert (done.platform_post_id, done.platform_url) == (
+        entry["id"], f"https://consumer.example/posts/{entry['id']}",
+    )  # fmt: skip
+    [arrival] = fake.arrivals
+    assert arrival.request.path == "/hooks/posts"
+    assert verifies(arrival.request)
+    body = entry["body"]
+    assert body["itemIndex"] == 0
+    assert body["idempotencyKey"] == arrival.key == entry["key"]
+    sent = json_format.ParseDict(body["post"], pb.Post())  # strict: the Post's proto JSON
+    assert sent.post_id == post.post_id
+    assert sent.account_id == hook.account_id
+    assert sent.platform == pb.PLATFORM_WEBHOOK
+    assert [i.text for i in sent.items] == ["Hello, consumer"]
+
+
+def test_thread_sends_one_post_per_item_with_distinct_keys(api, hook, fake):
+    post = publish(api, hook, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("one"), item("two"), item("three")])  # fmt: skip
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    live = fake.live_for(post.post_id)
+    assert [entry["item_index"] for entry in live] == [0, 1, 2]
+    assert len({entry["key"] for entry in live}) == 3
+    assert len(fake.arrivals) == 3
+    assert all(verifies(arrival.request) for arrival in fake.arrivals)
+    assert [i.platform_post_id for i in done.items] == [entry["id"] for entry in live]
+    for entry in live:
+        sent = json_format.ParseDict(entry["body"]["post"], pb.Post())
+        assert [i.text for i in sent.items] == ["one", "two", "three"]
+
+
+def test_transient_failure_is_retried_with_the_same_key(api, hook, fake):
+    fake.fail_next(Fault(status=503, body={"error": "consumer is restarting"}))
+    post = publish(api, hook, items=[item("first"), item("second")])
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    assert done.delivery.attempts == 2
+    live = fake.live_for(post.post_id)
+    assert [entry["item_index"] for entry in live] == [0, 1]
+    keys = fake.keys()
+    assert len(keys) == 3 and keys[0] == keys[1] == live[0]["key"] != keys[2]
+
+
+def test_retry_after_is_respected(api, hook, fake):
+    fake.fail_next(Fault(status=429, body={"error": "slow down"}, headers={"Retry-After": "1"}))
+    post = publish(api, hook, text="Patience")
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    assert done.delivery.attempts == 2
+    first, second = fake.arrivals
+    assert second.at - first.at >= 1.0
+    assert len(fake.live_for(post.post_id)) == 1
+
+
+def test_permanent_failure_fails_with_the_consumers_reason(api, hook, fake):
+    fake.fail_next(Fault(status=400, body={"error": "channel is archived"}))
+    post = publish(api, hook, text="Nobody listens")
+    failed = api.wait_status(hook.tenant, post.post_id, pb.POST_STATUS_FAILED)
+
+    assert (failed.error.code, failed.error.message) == ("400", "channel is archived")
+    assert failed.delivery.attempts == 1
+    assert fake.live == []
+
+
+def test_bad_secret_fails_with_401(api, make_tenant, fake):
+    hook = _hook(make_tenant, fake, token="not-the-consumers-secret")
+    post = publish(api, hook, text="Forged?")
+    failed = api.wait_status(hook.tenant, post.post_id, pb.POST_STATUS_FAILED)
+
+    assert (failed.error.code, failed.error.message) == ("401", "invalid signature")
+    assert failed.delivery.attempts == 1
+    assert fake.live == []
+
+
+def test_unknown_outcome_is_repeated_with_the_same_key(api, hook, fake, delivery_hooks):
+    post = publish(api, hook, status=pb.STATUS_CHANGE_DRAFT,
+                   items=[item("a"), item("b"), item("c")])  # fmt: skip
+    armed = []
+
+    def drop_second_item(post_id, index):
+        # Item 1 goes live on the consumer, then the connection drops unanswered.
+        if post_id == post.post_id and index == 1 and not armed:
+            armed.append(index)
+            fake.fail_next(Fault(drop=True))
+
+    delivery_hooks.before_send(drop_second_item)
+    api.update(hook.tenant, post.post_id, status=pb.STATUS_CHANGE_PUBLISH)
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    assert armed and done.delivery.attempts == 2
+    live = fake.live_for(post.post_id)
+    assert [entry["item_index"] for entry in live] == [0, 1, 2]  # each item once
+    keys = fake.keys()
+    assert keys == [live[0]["key"], live[1]["key"], live[1]["key"], live[2]["key"]]
+    assert [i.platform_post_id for i in done.items] == [entry["id"] for entry in live]
+
+
+def test_editing_content_changes_the_keys_and_a_retry_keeps_them(api, hook, fake):
+    from service import db
+    from service.models import Post
+    from workers.delivery import delivery_key
+
+    def keys_now(post_id: str) -> list[str]:
+        with db.connection():
+            row = Post.get_by_id(post_id)
+            return [delivery_key(row, index) for index in range(2)]
+
+    post = publish(api, hook, status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600),
+                   idempotency_key=f"edit-{uuid.uuid4()}", items=[item("v1 a"), item("v1 b")])  # fmt: skip
+    before = keys_now(post.post_id)
+    api.update(hook.tenant, post.post_id, items=[item("v2 a"), item("v2 b")])
+    after = keys_now(post.post_id)
+    assert set(before).isdisjoint(after)
+
+    fake.fail_next(Fault(status=503, body={"error": "busy"}))
+    api.update(hook.tenant, post.post_id, scheduled_at=utcnow())  # due now: publish
+    done = api.wait_published(hook.tenant, post.post_id)
+
+    assert done.delivery.attempts == 2
+    assert fake.keys() == [after[0], after[0], after[1]]  # the retry kept the key
+    live = fake.live_for(post.post_id)
+    assert [entry["key"] for entry in live] == after
+    sent = json_format.ParseDict(live[0]["body"]["post"], pb.Post())
+    assert [i.text for i in sent.items] == ["v2 a", "v2 b"]

@@ -1,0 +1,349 @@
+"""The X adapter (API v2): tweets, threads as replies, media, failures, look-up.
+
+Integration tests publish through the real gRPC service and its in-process
+worker against a fake X (tests/fakes/x.py) and read what went live from the
+fake's ledger (``live``) and request log (``log``, with arrival times). A few
+unit tests drive the adapter straight at the fake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tests.fakes.base import Fault
+from tests.fakes.x import USER_ID, FakeX
+from tests.support import as_datetime, item, wait_for
+from workers.adapters.base import (
+    AccountRef,
+    ItemRequest,
+    MediaRef,
+    PermanentError,
+    TransientError,
+)
+from workers.adapters.x import XAdapter
+
+# isort: split
+from posts.v1 import posts_pb2 as pb
+
+pytestmark = pytest.mark.server_env(
+    POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3", POSTS_DISPATCH_INTERVAL="0.05"
+)
+
+TOKEN = "x-oauth2-user-token"
+HANDLE = "acme_news"
+
+
+@pytest.fixture
+def fake():
+    network = FakeX(TOKEN, username=HANDLE).start()
+    try:
+        yield network
+    finally:
+        network.stop()
+
+
+@pytest.fixture
+def account(tenant, fake) -> str:
+    return tenant.add_account("x", sandbox=False, handle=HANDLE, base_url=fake.base_url,
+                              token=TOKEN)  # fmt: skip
+
+
+def publish(api, tenant, account_id: str, **fields) -> pb.Post:
+    fields.setdefault("post_type", pb.POST_TYPE_TWEET)
+    fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
+    return api.create(tenant, account_id=account_id, **fields)
+
+
+def failed(api, tenant, post_id: str) -> pb.Post:
+    return api.wait_status(tenant, post_id, pb.POST_STATUS_FAILED)
+
+
+def url_of(tweet_id: str) -> str:
+    return f"https://x.com/{HANDLE}/status/{tweet_id}"
+
+
+def problem(status: int, detail: str, title: str) -> dict:
+    return {"title": title, "detail": detail, "status": status, "type": "about:blank"}
+
+
+# ----------------------------------------------------------------- publishing
+
+
+def test_publishes_a_tweet_with_its_id_and_url(api, tenant, account, fake):
+    text = "Launch day & more <details> at https://example.com/launch"
+    post = publish(api, tenant, account, text=text)
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert len(fake.live) == 1
+    tweet = fake.live[0]
+    assert (tweet["text"], tweet["reply_to"], tweet["media_ids"]) == (text, None, [])
+    assert done.platform_post_id == done.items[0].platform_post_id == tweet["id"]
+    assert done.platform_url == done.items[0].platform_url == url_of(tweet["id"])
+    assert done.delivery.attempts == 1
+    assert [s.headers["authorization"] for s in fake.posts()] == [f"Bearer {TOKEN}"]
+
+
+def test_thread_replies_to_the_previous_tweet(api, tenant, account, fake):
+    texts = ["1/3 A thread", "2/3 goes on", "3/3 and ends"]
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item(t) for t in texts])  # fmt: skip
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert [t["text"] for t in fake.live] == texts
+    ids = [t["id"] for t in fake.live]
+    assert [t["reply_to"] for t in fake.live] == [None, ids[0], ids[1]]
+    assert [i.platform_post_id for i in done.items] == ids
+    assert [i.platform_url for i in done.items] == [url_of(i) for i in ids]
+
+
+def test_uploads_images_with_alt_text_and_a_video_in_chunks(api, tenant, account, fake):
+    images = [
+        pb.Media(url=fake.media_url("cat.png"), kind=pb.MEDIA_KIND_IMAGE, alt_text="A cat"),
+        pb.Media(url=fake.media_url("dog.jpg"), kind=pb.MEDIA_KIND_IMAGE),
+    ]
+    clip = pb.Media(url=fake.media_url("clip.mp4"), kind=pb.MEDIA_KIND_VIDEO)
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("Pictures", images), item("A clip", [clip])])  # fmt: skip
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.live
+    assert [fake.media[m]["category"] for m in first["media_ids"]] == ["tweet_image"] * 2
+    assert [fake.media[m]["mime"] for m in first["media_ids"]] == ["image/png", "image/jpeg"]
+    assert [fake.media[m]["alt_text"] for m in first["media_ids"]] == ["A cat", ""]
+    (video,) = second["media_ids"]
+    assert (fake.media[video]["category"], fake.media[video]["done"]) == ("tweet_video", True)
+    assert fake.seen("GET", "/2/media/upload"), "the adapter never waited for processing"
+    downloads = [s for s in fake.log if s.path.startswith("/media/")]
+    assert len(downloads) == 3
+    assert not any("authorization" in s.headers for s in downloads), "token sent to a media host"
+
+
+# ------------------------------------------------------------------- failures
+
+
+def test_transient_failure_then_success(api, tenant, account, fake):
+    fake.fail_next(Fault(status=503, body=problem(503, "Service Unavailable", "Unavailable"),
+                         path="/2/tweets"))  # fmt: skip
+    post = publish(api, tenant, account, text="Try, try again")
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert done.delivery.attempts == 2
+    assert len(fake.posts()) == 2
+    assert len(fake.live) == 1
+    assert done.platform_post_id == fake.live[0]["id"]
+    assert not done.HasField("error")
+
+
+def test_waiting_retry_shows_pending_with_error_and_next_attempt(api, tenant, account, fake):
+    fake.fail_next(Fault(status=503, headers={"Retry-After": "2"},
+                         body=problem(503, "Over capacity", "Unavailable"), path="/2/tweets"))  # fmt: skip
+    post = publish(api, tenant, account, text="Patience")
+
+    def waiting():
+        current = api.get(tenant, post.post_id)
+        return current if current.error.code == "503" else None
+
+    pending = wait_for(waiting, message="the post to wait for its retry")
+    assert pending.status == pb.POST_STATUS_PENDING
+    assert pending.error.message == "Over capacity"
+    assert pending.delivery.attempts == 1
+    assert pending.delivery.HasField("next_attempt_time")
+    delay = as_datetime(pending.delivery.next_attempt_time) - as_datetime(
+        pending.delivery.last_attempt_time
+    )
+    assert delay.total_seconds() >= 1.5
+    assert fake.live == []
+
+    done = api.wait_published(tenant, post.post_id)
+    assert done.delivery.attempts == 2 and len(fake.live) == 1
+
+
+def test_retry_after_is_respected(api, tenant, account, fake):
+    fake.fail_next(Fault(status=429, headers={"Retry-After": "1"},
+                         body=problem(429, "Too Many Requests", "Too Many Requests"),
+                         path="/2/tweets"))  # fmt: skip
+    post = publish(api, tenant, account, text="Slowly")
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.posts()
+    assert second.at - first.at >= 1.0
+    assert len(fake.live) == 1
+
+
+def test_rate_limit_reset_header_is_respected(api, tenant, account, fake):
+    reset = int(time.time()) + 2  # X's window end, in epoch seconds: 1 to 2 s from now
+    fake.fail_next(Fault(status=429, headers={"x-rate-limit-reset": str(reset)},
+                         body=problem(429, "Too Many Requests", "Too Many Requests"),
+                         path="/2/tweets"))  # fmt: skip
+    post = publish(api, tenant, account, text="After the window")
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.posts()
+    assert second.at - first.at >= 1.0
+    assert len(fake.live) == 1
+
+
+def test_permanent_failure_fails_with_the_network_code_and_message(api, tenant, account, fake):
+    detail = "One or more parameters to your request was invalid."
+    fake.fail_next(Fault(status=400, body=problem(400, detail, "Invalid Request"),
+                         path="/2/tweets"))  # fmt: skip
+    post = publish(api, tenant, account, text="Rejected")
+
+    done = failed(api, tenant, post.post_id)
+
+    assert (done.error.code, done.error.message) == ("400", detail)
+    assert done.delivery.attempts == 1
+    assert len(fake.posts()) == 1 and fake.live == []
+
+
+def test_bad_credentials_fail(api, tenant, fake):
+    account = tenant.add_account("x", sandbox=False, handle=HANDLE, base_url=fake.base_url,
+                                 token="revoked-token")  # fmt: skip
+    post = publish(api, tenant, account, text="Who am I?")
+
+    done = failed(api, tenant, post.post_id)
+
+    assert (done.error.code, done.error.message) == ("401", "Unauthorized")
+    assert done.delivery.attempts == 1
+    assert fake.live == []
+
+
+def test_forbidden_fails(api, tenant, account, fake):
+    detail = "You are not permitted to perform this action."
+    fake.fail_next(Fault(status=403, body=problem(403, detail, "Forbidden"), path="/2/tweets"))
+    post = publish(api, tenant, account, text="Not allowed")
+
+    done = failed(api, tenant, post.post_id)
+
+    assert (done.error.code, done.error.message) == ("403", detail)
+    assert fake.live == []
+
+
+# ------------------------------------------------------------ unknown outcome
+
+
+def test_unknown_outcome_is_looked_up_and_not_sent_twice(api, tenant, account, fake):
+    fake.fail_next(Fault(drop=True, path="/2/tweets"))  # goes live, then no answer
+    post = publish(api, tenant, account, text="Did it go out? Q&A <here>")
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert len(fake.live) == 1
+    assert len(fake.posts()) == 1
+    assert fake.seen("GET", f"/2/users/{USER_ID}/tweets")
+    assert done.platform_post_id == fake.live[0]["id"]
+    assert done.platform_url == url_of(fake.live[0]["id"])
+    assert done.delivery.attempts == 2
+
+
+def test_unknown_outcome_not_live_is_sent_again(api, tenant, account, fake):
+    fake.lose_next("/2/tweets")  # no answer, and nothing went live
+    post = publish(api, tenant, account, text="Lost on the way")
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert len(fake.posts()) == 2
+    assert len(fake.live) == 1
+    assert done.platform_post_id == fake.live[0]["id"]
+
+
+class AtItem:
+    """A before_send hook that runs ``action`` once, before the send of one item."""
+
+    def __init__(self, index: int, action):
+        self.index, self.action = index, action
+        self._done = threading.Event()
+
+    def __call__(self, post_id: str, item_index: int) -> None:
+        if item_index == self.index and not self._done.is_set():
+            self._done.set()
+            self.action()
+
+
+def test_look_up_tells_a_reply_from_its_parent_with_the_same_text(
+    api, tenant, account, fake, delivery_hooks
+):
+    delivery_hooks.before_send(AtItem(1, lambda: fake.fail_next(
+        Fault(drop=True, path="/2/tweets"))))  # fmt: skip
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("Same words"), item("Same words"), item("The end")])  # fmt: skip
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert len(fake.posts()) == 3
+    ids = [t["id"] for t in fake.live]
+    assert [t["reply_to"] for t in fake.live] == [None, ids[0], ids[1]]
+    assert [i.platform_post_id for i in done.items] == ids
+
+
+def test_lost_reply_is_not_mistaken_for_its_parent(api, tenant, account, fake, delivery_hooks):
+    delivery_hooks.before_send(AtItem(1, lambda: fake.lose_next("/2/tweets")))
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("Echo"), item("Echo")])  # fmt: skip
+
+    done = api.wait_published(tenant, post.post_id)
+
+    assert len(fake.posts()) == 3
+    ids = [t["id"] for t in fake.live]
+    assert [t["reply_to"] for t in fake.live] == [None, ids[0]]
+    assert [i.platform_post_id for i in done.items] == ids
+
+
+# ----------------------------------------------------------------- unit tests
+
+
+def adapter_for(fake: FakeX, token: str = TOKEN) -> XAdapter:
+    return XAdapter(AccountRef("acc_unit", "x", f"@{HANDLE}", fake.base_url, token))
+
+
+def request(text: str, reply_to: str | None = None, media=()) -> ItemRequest:
+    return ItemRequest(post_id="pst_unit", post_type="tweet", title="", item_index=0,
+                       item_count=1, text=text, media=tuple(media), reply_to=reply_to,
+                       idempotency_key="unit-key")  # fmt: skip
+
+
+def test_look_up_matches_text_as_x_returns_it(fake):
+    adapter = adapter_for(fake)
+    media = [MediaRef(fake.media_url("a.png"), "image")]
+    sent = request("Fish & chips <3 https://example.com/menu", media=media)
+    published = adapter.publish(sent)
+
+    assert adapter.look_up(sent) == published
+    assert adapter.look_up(request("Fish & chips")) is None
+    assert adapter.look_up(request(sent.text, reply_to=published.platform_post_id)) is None
+    assert published.url == url_of(published.platform_post_id)
+
+
+def test_rate_limit_reset_becomes_retry_after(fake):
+    fake.fail_next(Fault(status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 30)},
+                         path="/2/tweets"))  # fmt: skip
+    with pytest.raises(TransientError) as caught:
+        adapter_for(fake).publish(request("Too soon"))
+    assert caught.value.code == "429"
+    assert 28 <= caught.value.retry_after <= 31
+
+
+def test_unanswered_media_upload_is_transient_not_unknown(fake):
+    fake.fail_next(Fault(drop=True, path="/2/media/upload"))
+    media = [MediaRef(fake.media_url("a.png"), "image")]
+    with pytest.raises(TransientError):
+        adapter_for(fake).publish(request("With a picture", media=media))
+    assert fake.live == [] and fake.posts() == []
+
+
+def test_missing_media_fails_permanently(fake):
+    media = [MediaRef(f"{fake.base_url}/gone/a.png", "image")]
+    with pytest.raises(PermanentError) as caught:
+        adapter_for(fake).publish(request("With a missing picture", media=media))
+    assert caught.value.code == "MEDIA_UNAVAILABLE"
+    assert "404" in caught.value.message
+    assert fake.posts() == []

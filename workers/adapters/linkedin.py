@@ -1,0 +1,222 @@
+"""LinkedIn (Posts API, versioned ``/rest`` endpoints): one post per item, no threads.
+
+The account's handle is the author URN (``urn:li:person:…`` or
+``urn:li:organization:…``). Media go up first (Images, Documents or Videos API:
+``initializeUpload``, then a PUT of the bytes), then ``POST /rest/posts``
+creates the post; its URN comes back in the ``x-restli-id`` header.
+
+LinkedIn neither honours idempotency keys nor (here) lets us look a post up, so
+a post whose creation got no answer fails with DELIVERY_OUTCOME_UNKNOWN.
+Nothing is live before ``POST /rest/posts``: an unanswered upload is transient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import urllib.parse
+
+import httpx
+
+from workers.adapters.base import (
+    AccountRef,
+    ItemRequest,
+    MediaRef,
+    OutcomeUnknown,
+    PermanentError,
+    Published,
+    TransientError,
+)
+from workers.adapters.http import client, request
+from workers.adapters.x import download
+
+#: The Posts API version (YYYYMM) this adapter speaks; LinkedIn sunsets each after a year.
+VERSION = "202511"
+#: How long to wait for LinkedIn to process an uploaded video before retrying later.
+PROCESSING_DEADLINE = 120.0
+
+# "little" text format: these characters are markup and must be backslash-escaped,
+# or LinkedIn silently cuts the commentary at the first one. Links and #hashtags
+# are left as they are so they still link.
+_RESERVED = re.compile(r"[\\|{}@\[\]()<>#*_~]")
+_KEEP = re.compile(r"https?://\S+|(?<!\w)#\w+")
+_URL_TRAILING = ".,:;!?'\")]}>"
+
+
+class LinkedInAdapter:
+    """Publishes posts for one member or organization through the LinkedIn Posts API."""
+
+    honours_idempotency_keys = False
+    can_look_up = False
+
+    def __init__(self, account: AccountRef):
+        self._account = account
+
+    def publish(self, item: ItemRequest) -> Published:
+        author = self._account.handle.strip()
+        if not author.startswith("urn:li:"):
+            raise PermanentError(
+                "INVALID_AUTHOR",
+                f"a LinkedIn account's handle must be its author URN "
+                f"(urn:li:person:… or urn:li:organization:…), not {author!r}",
+            )
+        with self._client() as api:
+            with _nothing_live_yet("media"):
+                content = self._content(api, author, item)
+            body: dict = {
+                "author": author,
+                "commentary": little_text(item.text),
+                "visibility": "PUBLIC",
+                "distribution": {
+                    "feedDistribution": "MAIN_FEED",
+                    "targetEntities": [],
+                    "thirdPartyDistributionChannels": [],
+                },
+                "lifecycleState": "PUBLISHED",
+                "isReshareDisabledByAuthor": False,
+            }
+            if content:
+                body["content"] = content
+            response = request(api, "POST", "/rest/posts", json=body)
+        urn = urllib.parse.unquote(response.headers.get("x-restli-id", ""))
+        if not urn:
+            raise OutcomeUnknown(
+                "NO_POST_URN", f"LinkedIn answered {response.status_code} without the post's URN"
+            )
+        return Published(urn, f"https://www.linkedin.com/feed/update/{urn}/")
+
+    def look_up(self, item: ItemRequest) -> Published | None:
+        return None
+
+    # ------------------------------------------------------------------ media
+    def _client(self) -> httpx.Client:
+        return client(self._account.base_url, {
+            "Authorization": f"Bearer {self._account.token}",
+            "LinkedIn-Version": VERSION,
+            "X-Restli-Protocol-Version": "2.0.0",
+        })  # fmt: skip
+
+    def _content(self, api: httpx.Client, author: str, item: ItemRequest) -> dict | None:
+        media = item.media
+        if not media:
+            return None
+        if all(m.kind in ("image", "gif") for m in media):
+            images = [
+                {"id": self._upload(api, author, m, "images", "image"),
+                 **({"altText": m.alt_text} if m.alt_text else {})}
+                for m in media
+            ]  # fmt: skip
+            return {"media": images[0]} if len(images) == 1 else {"multiImage": {"images": images}}
+        if len(media) > 1:
+            raise PermanentError("PLATFORM_RULE_VIOLATED",
+                                 "a LinkedIn post carries images, or one video, or one document")  # fmt: skip
+        only = media[0]
+        if only.kind == "document":
+            urn = self._upload(api, author, only, "documents", "document")
+            return {"media": {"id": urn, "title": item.title or _filename(only.url)}}
+        if only.kind == "video":
+            urn = self._upload_video(api, author, only)
+            return {"media": {"id": urn, **({"title": item.title} if item.title else {})}}
+        raise PermanentError("PLATFORM_RULE_VIOLATED", f"LinkedIn does not take {only.kind} media")
+
+    def _upload(self, api: httpx.Client, author: str, media: MediaRef, api_name: str,
+                field: str) -> str:  # fmt: skip
+        """Images and Documents API: initializeUpload, then PUT the bytes to the upload URL."""
+        content, mime = download(media)
+        init = request(api, "POST", f"/rest/{api_name}", params={"action": "initializeUpload"},
+                       json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
+        value = _value(init)
+        if not value.get("uploadUrl") or not value.get(field):
+            raise TransientError("UPLOAD_NOT_INITIALIZED", f"LinkedIn gave no {field} upload URL")
+        request(api, "PUT", value["uploadUrl"], content=content, headers={"Content-Type": mime})
+        return value[field]
+
+    def _upload_video(self, api: httpx.Client, author: str, media: MediaRef) -> str:
+        """Videos API: initializeUpload, PUT each part, finalizeUpload with the parts' ETags."""
+        content, _ = download(media)
+        init = request(api, "POST", "/rest/videos", params={"action": "initializeUpload"},
+                       json={"initializeUploadRequest": {
+                           "owner": author, "fileSizeBytes": len(content),
+                           "uploadCaptions": False, "uploadThumbnail": False,
+                       }})  # fmt: skip
+        value = _value(init)
+        urn, parts = value.get("video"), value.get("uploadInstructions") or []
+        if not urn or not parts:
+            raise TransientError("UPLOAD_NOT_INITIALIZED", "LinkedIn gave no video upload URL")
+        etags = []
+        for part in parts:
+            chunk = content[int(part["firstByte"]) : int(part["lastByte"]) + 1]
+            uploaded = request(api, "PUT", part["uploadUrl"], content=chunk,
+                               headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            etags.append(uploaded.headers.get("etag", ""))
+        request(api, "POST", "/rest/videos", params={"action": "finalizeUpload"},
+                json={"finalizeUploadRequest": {
+                    "video": urn, "uploadToken": value.get("uploadToken", ""),
+                    "uploadedPartIds": etags,
+                }})  # fmt: skip
+        self._wait_available(api, urn)
+        return urn
+
+    def _wait_available(self, api: httpx.Client, urn: str) -> None:
+        deadline = time.monotonic() + PROCESSING_DEADLINE
+        path = f"/rest/videos/{urllib.parse.quote(urn, safe='')}"
+        while True:
+            status = _json(request(api, "GET", path)).get("status")
+            if status == "AVAILABLE":
+                return
+            if status == "PROCESSING_FAILED":
+                raise PermanentError("MEDIA_PROCESSING_FAILED", f"LinkedIn could not process {urn}")
+            if time.monotonic() >= deadline:
+                raise TransientError("MEDIA_PROCESSING", f"LinkedIn is still processing {urn}")
+            time.sleep(2.0)
+
+
+Adapter = LinkedInAdapter
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def little_text(text: str) -> str:
+    """``text`` as LinkedIn's "little" commentary format shows it verbatim."""
+    out, start = [], 0
+    for match in _KEEP.finditer(text):
+        kept = match.group()
+        if kept.startswith("http"):
+            kept = kept.rstrip(_URL_TRAILING)
+        out.append(_escape(text[start : match.start()]))
+        out.append(kept)
+        start = match.start() + len(kept)
+    out.append(_escape(text[start:]))
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    return _RESERVED.sub(lambda m: "\\" + m.group(), text)
+
+
+@contextlib.contextmanager
+def _nothing_live_yet(step: str):
+    """Before the post is created an unanswered request changed nothing: retry it later."""
+    try:
+        yield
+    except OutcomeUnknown as exc:
+        raise TransientError(exc.code, f"{step}: {exc.message}") from exc
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _value(response: httpx.Response) -> dict:
+    value = _json(response).get("value")
+    return value if isinstance(value, dict) else {}
+
+
+def _filename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or "Document"
