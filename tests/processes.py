@@ -32,12 +32,11 @@ class Process:
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> Process:
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, *self.args], cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, *self.args], cwd=ROOT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         return self
 
     def kill(self) -> None:

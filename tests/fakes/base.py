@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 
 @dataclasses.dataclass
@@ -54,7 +55,7 @@ Route = Callable[[Request], Response]
 class FakeNetwork:
     """Base of the fakes: ``routes`` maps (method, path regex) to a handler."""
 
-    routes: list[tuple[str, str, str]] = []  # (method, regex, method name)
+    routes: ClassVar[list[tuple[str, str, str]]] = []  # (method, regex, method name)
 
     def __init__(self):
         self.lock = threading.RLock()

@@ -7,7 +7,7 @@ import pytest
 from service import errors, lifecycle
 from service.lifecycle import Event, Status
 
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 FUTURE = NOW + dt.timedelta(hours=1)
 PAST = NOW - dt.timedelta(minutes=1)
 
@@ -41,7 +41,7 @@ def test_the_table_covers_every_pair():
 @pytest.mark.parametrize(("current", "change"), sorted(STATUS_CHANGES, key=str))
 def test_status_change(current, change):
     expected = STATUS_CHANGES[(current, change)]
-    kwargs = dict(edits=False, scheduled_at=FUTURE, now=NOW)
+    kwargs = {"edits": False, "scheduled_at": FUTURE, "now": NOW}
     if expected == REFUSED:
         with pytest.raises(errors.InvalidTransition) as caught:
             lifecycle.decide_update(current, change, **kwargs)
