@@ -30,6 +30,7 @@ class Config:
     requeue_after: float = 300.0
     max_attempts: int = 5
     retry_base: float = 2.0
+    inprocess_worker: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -71,6 +72,7 @@ class Config:
             requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),
             retry_base=_number(env, "POSTS_RETRY_BASE", cls.retry_base, float),
+            inprocess_worker=env.get("POSTS_INPROCESS_WORKER", "") not in ("", "0", "false"),
             tls_cert=tls["cert"],
             tls_key=tls["key"],
             tls_client_ca=tls["client_ca"],

@@ -57,46 +57,55 @@ class PostServer:
         self._server.wait_for_termination()
 
 
-class EmbeddedDelivery:
-    """The in-process Dramatiq worker, dispatcher and sweeper of the embedded default."""
+class InProcessDelivery:
+    """A Dramatiq worker, dispatcher and sweeper inside the server process.
 
-    def __init__(self, config: Config):
+    Always on the embedded default (in-memory broker); on a real broker when
+    POSTS_INPROCESS_WORKER is set.
+    """
+
+    def __init__(self, config: Config, broker):
         import dramatiq
 
         from workers import actors, delivery, scheduler
 
         delivery.configure(config)
-        self._actors = actors
+        self._embedded = config.embedded
+        self._broker = broker
+        self._enqueue = actors.enqueue
         self._recover = scheduler.recover_after_restart
         self._worker = dramatiq.Worker(
-            actors.broker, worker_threads=config.worker_threads, worker_timeout=100
+            broker, worker_threads=config.worker_threads, worker_timeout=100
         )
         self._scheduler = scheduler.Scheduler(
             actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after
         )
 
     def start(self) -> None:
-        for post_id, token in self._recover(db.utcnow()):
-            self._actors.enqueue(post_id, token)
+        if self._embedded:
+            # The in-memory broker lost every message when the last process stopped.
+            for post_id, token in self._recover(db.utcnow()):
+                self._enqueue(post_id, token)
         self._worker.start()
         self._scheduler.start()
 
     def stop(self) -> None:
         self._scheduler.stop()
         self._worker.stop()
-        self._actors.broker.flush_all()
+        if self._embedded:
+            self._broker.flush_all()
 
 
 def create_server(config: Config) -> tuple[PostServer, int]:
     """Builds the server for ``config`` and binds it; returns it with the bound port."""
     db.init(config)
     keyring = crypto.configure(config)
-    if config.embedded:
-        embedded = EmbeddedDelivery(config)
-        from workers.actors import enqueue
-    else:
-        embedded = None
-        from workers.actors import enqueue
+    from workers import broker as workers_broker
+    from workers.actors import enqueue
+
+    broker = workers_broker.use(config.broker_url)
+    in_process = config.embedded or config.inprocess_worker
+    embedded = InProcessDelivery(config, broker) if in_process else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
         interceptors=[PostServiceInterceptor(Authenticator())],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dramatiq
 
+import workers.broker  # noqa: F401  (sets the broker before any actor is declared)
 from workers import delivery
-from workers.broker import broker  # noqa: F401  (sets the broker before any actor)
 
 DELIVERY_QUEUE = "deliveries"
 
