@@ -15,6 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python -m service <args>`` with the given POSTS_* environment, to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], cwd=ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as sock:

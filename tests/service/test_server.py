@@ -1,0 +1,60 @@
+"""The server process: reflection and health without a key, and SIGTERM drains."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.processes import ROOT, ServerProcess
+from tests.processes import run_cli as run
+
+SECRET_KEY = "server-secret-key-0123456789abcdef-0123456789"
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db",
+        "POSTS_SECRET_KEY": SECRET_KEY,
+    }
+    assert run(env, "migrate").returncode == 0
+    return env
+
+
+def test_reflection_and_health_need_no_key(env, tmp_path):
+    server = ServerProcess(env, str(tmp_path / "server.log")).start()
+    try:
+        server.wait_serving()
+        grpcurl = os.path.join(ROOT, ".venv", "bin", "grpcurl")
+        listed = subprocess.run([grpcurl, "-plaintext", server.address, "list"],
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        described = subprocess.run(
+            [grpcurl, "-plaintext", server.address, "describe", "posts.v1.PostService"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        with grpc.insecure_channel(server.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="posts.v1.PostService"), timeout=5
+            )
+    finally:
+        server.stop()
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) >= {
+        "posts.v1.PostService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+    }  # fmt: skip
+    assert "rpc UpdatePost" in described.stdout
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_sigterm_drains_and_exits_cleanly(env, tmp_path):
+    log = tmp_path / "server.log"
+    server = ServerProcess(env, str(log)).start()
+    server.wait_serving()
+    assert server.stop(timeout=30) == 0
+    text = log.read_text()
+    assert "draining" in text and "Worker has been shut down" in text
