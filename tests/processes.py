@@ -19,7 +19,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``python -m service <args>`` with the given POSTS_* environment, to completion."""
     return subprocess.run(
         [sys.executable, "-m", "service", *args], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 

@@ -32,10 +32,10 @@ def test_reflection_and_health_need_no_key(env, tmp_path):
         server.wait_serving()
         grpcurl = os.path.join(ROOT, ".venv", "bin", "grpcurl")
         listed = subprocess.run([grpcurl, "-plaintext", server.address, "list"],
-                                capture_output=True, text=True, timeout=30)  # fmt: skip
+                                capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
         described = subprocess.run(
             [grpcurl, "-plaintext", server.address, "describe", "posts.v1.PostService"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         with grpc.insecure_channel(server.address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(
