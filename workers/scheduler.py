@@ -26,11 +26,17 @@ Enqueue = Callable[[str, str], None]
 
 
 def _candidates(where):
-    return Post.select(Post.id, Post.version, Post.status).where(where)
+    return Post.select(Post.id, Post.version, Post.status, Post.job_token).where(where)
 
 
-def _requeue(query, expected: Status, event: Event | None, cause: str, now) -> list:
+def _requeue(query, expected: Status, event: Event | None, cause: str, now,
+             new_token: bool = True) -> list:  # fmt: skip
     """Gives each post ``query`` finds a new token (and status), in one transaction.
+
+    ``new_token=False`` re-sends the post's current token instead: for a message
+    taken as lost, which may only be slow. A new token would drop it, and a
+    queue slower than POSTS_REQUEUE_AFTER would then never deliver anything;
+    with the same token the first copy to arrive claims and the others drop.
 
     The rows are claimed as they are read (SKIP LOCKED on PostgreSQL, the write
     lock on SQLite) and each update is a compare-and-set on the version read,
@@ -40,7 +46,7 @@ def _requeue(query, expected: Status, event: Event | None, cause: str, now) -> l
     status = lifecycle.next_status(expected, event).value if event else expected.value
     with db.write():
         for post in db.claimable(query):
-            token = posts.new_token()
+            token = posts.new_token() if new_token else post.job_token
             moved = (
                 Post.update(
                     status=status,
@@ -87,7 +93,7 @@ def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tu
     expired = _candidates(
         (Post.status == Status.PROCESSING.value) & (Post.lease_expires_at <= now)
     ).limit(limit)
-    return _requeue(lost, Status.PENDING, None, "message lost", now) + _requeue(
+    return _requeue(lost, Status.PENDING, None, "message lost", now, new_token=False) + _requeue(
         expired, Status.PROCESSING, Event.TAKE_OVER, "lease expired", now
     )
 
