@@ -32,16 +32,42 @@ _SQLITE_PRAGMAS = {
 }
 
 
+class _PostgresPool(PooledPostgresqlDatabase):
+    """peewee's pool, closing the connections it discards as broken.
+
+    After a server restart the pool finds its connections dead and drops them
+    without closing their client side, which leaks them (psycopg warns).
+    """
+
+    def _is_closed(self, conn):
+        closed = super()._is_closed(conn)
+        if closed and not conn.closed:
+            with contextlib.suppress(Exception):
+                conn.close()
+        return closed
+
+
+_initialised_url: str | None = None
+
+
 def init(config: Config) -> peewee.Database:
-    """Points ``database`` at the configured database and returns it."""
+    """Points ``database`` at the configured database and returns it.
+
+    Calling it again with the same URL keeps the open database; with another,
+    the previous one's connections are closed first.
+    """
+    global _initialised_url
     url = config.database_url
+    if url == _initialised_url and database.obj is not None:
+        return database.obj
+    close()
     if url.startswith("sqlite:///"):
         path = pathlib.Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         target = peewee.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=10)
     else:
         parts = urllib.parse.urlsplit(url)
-        target = PooledPostgresqlDatabase(
+        target = _PostgresPool(
             parts.path.lstrip("/"),
             host=parts.hostname,
             port=parts.port or 5432,
@@ -52,7 +78,21 @@ def init(config: Config) -> peewee.Database:
             prefer_psycopg3=True,
         )
     database.initialize(target)
+    _initialised_url = url
     return target
+
+
+def close() -> None:
+    """Closes every connection of the current database (all of a pool's)."""
+    global _initialised_url
+    target = database.obj
+    if target is None:
+        return
+    if isinstance(target, PooledPostgresqlDatabase):
+        target.close_all()
+    elif not target.is_closed():
+        target.close()
+    _initialised_url = None
 
 
 def is_sqlite() -> bool:
