@@ -132,13 +132,16 @@ def decide_update(
     scheduled_at: dt.datetime | None,
     now: dt.datetime,
     content_edited: bool = False,
+    has_live_item: bool = False,
 ) -> Decision:
     """Decides an UpdatePost.
 
     ``change`` is the requested StatusChange's lower-case name (or None),
     ``edits`` whether any field besides the status is changed,
     ``scheduled_at`` the post's scheduled time after the edit,
-    ``content_edited`` whether text, items, media or title change.
+    ``content_edited`` whether text, items, media or title change,
+    ``has_live_item`` whether part of a thread is already on the network (a
+    retry is pending): it can no longer be cancelled.
 
     Raises errors.InvalidTransition, or errors.InvalidField when scheduling
     needs a future time that is missing.
@@ -148,6 +151,8 @@ def decide_update(
         return Decision(current, noop=True, new_token=False, check_rules=False, enqueue=False)
     if edits and current not in EDITABLE:
         raise errors.InvalidTransition(current.name)
+    if has_live_item and event is E.CANCEL and current is not S.CANCELLED:
+        raise errors.InvalidTransition(current.name, "cancelled: part of it is already live")
     if event is E.SCHEDULE and current is S.DRAFT:
         if scheduled_at is None:
             raise errors.InvalidField({"scheduled_at": "required to schedule a post"})
@@ -171,7 +176,10 @@ def decide_update(
 
 
 def can_delete(current: Status, has_live_item: bool) -> bool:
-    """True when DeletePost may cancel and hide a post in ``current`` status."""
-    if current is S.FAILED and has_live_item:
+    """True when DeletePost may cancel and hide a post in ``current`` status.
+
+    Never once part of it is live (a thread failed, or waiting to retry, halfway).
+    """
+    if has_live_item:
         return False
     return E.DELETE in TRANSITIONS[current]

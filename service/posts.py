@@ -96,6 +96,11 @@ class LoadedPost:
     def etag(self) -> str:
         return etag(self.post)
 
+    @property
+    def has_live_item(self) -> bool:
+        """Part of the post is already on the network."""
+        return any(item.platform_post_id for item, _ in self.items)
+
 
 def etag(post: Post) -> str:
     """The opaque etag of a post's current version."""
@@ -347,6 +352,7 @@ class Posts:
                     scheduled_at=scheduled_at,
                     now=now,
                     content_edited=content_edited,
+                    has_live_item=current.has_live_item,
                 )
                 if decision.noop:
                     return current
@@ -403,8 +409,7 @@ class Posts:
                 if post.deleted_at is not None:
                     return current
                 before = Status(post.status)
-                live = any(item.platform_post_id for item, _ in current.items)
-                if not lifecycle.can_delete(before, live):
+                if not lifecycle.can_delete(before, current.has_live_item):
                     raise errors.InvalidTransition(before.name, "deleted")
                 post.status = lifecycle.next_status(before, lifecycle.Event.DELETE).value
                 post.deleted_at = now

@@ -3,8 +3,9 @@
 The dispatcher moves due SCHEDULED posts to PENDING and enqueues PENDING posts
 whose retry is due; the sweeper re-enqueues PENDING posts whose message was
 lost and takes over PROCESSING posts whose worker died (lease expired). Every
-move is a compare-and-set, so any number of them may run at once; every
-enqueue carries a new job token, so an older message for the post is dropped.
+move is a compare-and-set, so any number of them may run at once. Every
+enqueue carries a new job token, so an older message for the post is dropped,
+except the sweeper's re-send of a lost message (see ``_requeue``).
 """
 
 from __future__ import annotations

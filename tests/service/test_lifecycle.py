@@ -100,8 +100,8 @@ def test_a_scheduled_post_turned_draft_keeps_nothing_queued():
 @pytest.mark.parametrize(
     ("current", "live", "allowed"),
     [(S.DRAFT, False, True), (S.SCHEDULED, False, True), (S.PENDING, False, True),
-     (S.FAILED, False, True), (S.FAILED, True, False), (S.CANCELLED, False, True),
-     (S.PROCESSING, False, False), (S.PUBLISHED, True, False)],
+     (S.PENDING, True, False), (S.FAILED, False, True), (S.FAILED, True, False),
+     (S.CANCELLED, False, True), (S.PROCESSING, False, False), (S.PUBLISHED, True, False)],
 )  # fmt: skip
 def test_delete(current, live, allowed):
     assert lifecycle.can_delete(current, live) is allowed
@@ -128,3 +128,13 @@ def test_delivery_events(current, event):
             lifecycle.next_status(current, event)
     else:
         assert lifecycle.next_status(current, event) is expected
+
+
+def test_a_thread_waiting_to_retry_with_a_live_item_cannot_be_cancelled():
+    with pytest.raises(errors.InvalidTransition):
+        lifecycle.decide_update(S.PENDING, "cancelled", edits=False, scheduled_at=None, now=NOW,
+                                has_live_item=True)  # fmt: skip
+    # Cancelling what is already cancelled still changes nothing.
+    decision = lifecycle.decide_update(S.CANCELLED, "cancelled", edits=False, scheduled_at=None,
+                                       now=NOW, has_live_item=True)  # fmt: skip
+    assert decision.noop
