@@ -1,0 +1,225 @@
+"""Several dispatchers and sweepers at once never do the same work twice.
+
+``workers.scheduler.dispatch_due`` and ``sweep`` run in many processes on many
+machines. Here several threads, each with its own database connection, start
+together at a barrier and drain the same backlog: due SCHEDULED posts, PENDING
+posts whose retry is due, PENDING posts whose message was lost, and PROCESSING
+posts whose worker's lease expired. Every post must be moved exactly once in
+total, by one of them, as its event history shows. And at the worker's claim:
+a message whose token a takeover superseded is dropped while the new token
+claims the post; a lost message re-sent by the sweeper keeps its token (it may
+only be slow), so of its copies the first claims and the others drop.
+
+The server's own Scheduler is kept out of the way (it runs once at start-up,
+then every hour), and the posts' states are written straight to the database:
+the backlog is made, not waited for.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import datetime as dt
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.server_env(POSTS_DISPATCH_INTERVAL="3600")
+
+PER_KIND = 40
+THREADS = 6
+LIMIT = 7  # a small batch: many rounds each, so the threads interleave
+REQUEUE_AFTER = 300.0  # the sweeper's "message lost" age, in seconds
+BARRIER_TIMEOUT = 10.0
+
+#: Each kind of move: the status it leaves, the cause it writes to the post's
+#: history, and whether it issues a new token (a lost message is re-sent with its
+#: own: it may only be slow, and a new token would drop it).
+MOVES = {
+    "due": ("scheduled", "due", True),
+    "retry": ("pending", "retry due", True),
+    "lost": ("pending", "message lost", False),
+    "expired": ("processing", "lease expired", True),
+}
+MOVE_CAUSES = {cause for _, cause, _ in MOVES.values()}
+
+
+def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
+    """``count`` posts in the state ``kind`` names; returns {post_id: job token}."""
+    from service import db, ids, posts
+    from service.models import Post, PostItem
+
+    now = db.utcnow()
+
+    def ago(seconds: float) -> dt.datetime:
+        return now - dt.timedelta(seconds=seconds)
+
+    states = {
+        "due": {"status": "scheduled", "scheduled_at": ago(1)},
+        "retry": {"status": "pending", "attempts": 1,
+                  "queued_at": ago(60), "next_attempt_at": ago(1)},
+        "lost": {"status": "pending", "queued_at": ago(3600), "next_attempt_at": ago(3600)},
+        "expired": {"status": "processing", "attempts": 1, "last_attempt_at": ago(120),
+                    "lease_expires_at": ago(1), "queued_at": ago(180), "next_attempt_at": None},
+    }  # fmt: skip
+    made = {}
+    with db.connection(), db.write():
+        for n in range(count):
+            post = Post.create(
+                id=ids.new(ids.POST), workspace=tenant.workspace_id, account=tenant.account_id,
+                platform="x", post_type="tweet", job_token=posts.new_token(),
+                created_at=now, updated_at=now, **states[kind],
+            )  # fmt: skip
+            PostItem.create(post=post.id, position=0, text=f"{kind} {n}")
+            made[post.id] = post.job_token
+    return made
+
+
+def history(post_ids) -> dict[str, list]:
+    """Each post's events, oldest first."""
+    from service import db
+    from service.models import PostEvent
+
+    events = collections.defaultdict(list)
+    with db.connection():
+        for event in (
+            PostEvent.select()
+            .where(PostEvent.post.in_(list(post_ids)))
+            .order_by(PostEvent.at, PostEvent.id)
+        ):
+            events[event.post_id].append(event)
+    return events
+
+
+def rows(post_ids) -> dict:
+    from service import db
+    from service.models import Post
+
+    with db.connection():
+        return {post.id: post for post in Post.select().where(Post.id.in_(list(post_ids)))}
+
+
+def drain(role: str, start: threading.Barrier) -> list[tuple[str, str]]:
+    """One dispatcher, sweeper or both, on its own connection: rounds until nothing is left."""
+    from service import db
+    from workers.scheduler import dispatch_due, sweep
+
+    jobs = []
+    with db.connection():
+        start.wait()
+        while True:
+            found = []
+            if role in ("dispatcher", "both"):
+                found += dispatch_due(db.utcnow(), limit=LIMIT)
+            if role in ("sweeper", "both"):
+                found += sweep(db.utcnow(), REQUEUE_AFTER, limit=LIMIT)
+            if not found:
+                return jobs
+            jobs += found
+
+
+def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_tenant, request):
+    # Given a backlog of every kind of work the dispatcher and the sweeper do
+    tenant = make_tenant("scheduler-race")
+    kinds = {kind: make_posts(tenant, kind, PER_KIND) for kind in MOVES}
+    kind_of = {post_id: kind for kind, made in kinds.items() for post_id in made}
+    old_tokens = {post_id: token for made in kinds.values() for post_id, token in made.items()}
+
+    # When several dispatchers and sweepers drain it at the same moment
+    roles = ["dispatcher", "sweeper", "both"] * (THREADS // 3)
+    start = threading.Barrier(len(roles), timeout=BARRIER_TIMEOUT)
+    with concurrent.futures.ThreadPoolExecutor(len(roles)) as pool:
+        running = [pool.submit(drain, role, start) for role in roles]
+        results = [future.result(timeout=60) for future in running]
+
+    # Then together they moved every post, and none twice
+    jobs = [(post_id, token) for result in results for post_id, token in result
+            if post_id in kind_of]  # fmt: skip
+    moved = collections.Counter(post_id for post_id, _ in jobs)
+    twice = {post_id: count for post_id, count in moved.items() if count > 1}
+    assert not twice, f"posts moved more than once: {twice}"
+    assert set(moved) == set(kind_of), f"never moved: {sorted(set(kind_of) - set(moved))}"
+    # (How the work splits is up to the database: on SQLite, whose write lock the
+    # threads queue for, one of them often wins every round.)
+    split = [f"{role}:{len(result)}" for role, result in zip(roles, results, strict=True)]
+    request.node.user_properties.append(("jobs_per_thread", split))
+    print("jobs per thread:", split)
+
+    # And each post is PENDING under the token its job carries (a new one, but
+    # for a lost message)
+    token_of = dict(jobs)
+    after = rows(kind_of)
+    for post_id, kind in kind_of.items():
+        post = after[post_id]
+        assert (post.status, post.job_token) == ("pending", token_of[post_id]), (post_id, kind)
+        renewed = token_of[post_id] != old_tokens[post_id]
+        assert renewed == MOVES[kind][2], (post_id, kind, token_of[post_id])
+
+    # And its history shows exactly that one move
+    events = history(kind_of)
+    for post_id, kind in kind_of.items():
+        moves = [e for e in events[post_id] if e.cause in MOVE_CAUSES]
+        before, cause, _ = MOVES[kind]
+        assert [(e.from_status, e.to_status, e.cause, e.job_token) for e in moves] == [
+            (before, "pending", cause, token_of[post_id])
+        ], (post_id, kind, [(e.from_status, e.to_status, e.cause) for e in events[post_id]])
+
+
+def claim_at_once(post_id: str, token: str, copies: int = 4) -> list[bool]:
+    """``copies`` messages for ``post_id`` with ``token``, claimed at the same moment."""
+    from service import db
+    from workers.delivery import claim
+
+    start = threading.Barrier(copies, timeout=BARRIER_TIMEOUT)
+
+    def one() -> bool:
+        with db.connection():
+            start.wait()
+            return claim(post_id, token, db.utcnow())
+
+    with concurrent.futures.ThreadPoolExecutor(copies) as pool:
+        return sorted(f.result(timeout=30) for f in [pool.submit(one) for _ in range(copies)])
+
+
+def claims(post_id: str) -> list[tuple]:
+    return [
+        (e.from_status, e.to_status, e.job_token)
+        for e in history([post_id])[post_id]
+        if e.cause == "claim"
+    ]
+
+
+def test_a_takeover_drops_the_old_message_and_a_resent_one_claims_once(make_tenant):
+    from service import db
+    from workers.delivery import claim
+    from workers.scheduler import sweep
+
+    # Given a post whose worker died and one whose message was lost
+    tenant = make_tenant("superseded")
+    [(expired, dead_token)] = make_posts(tenant, "expired", 1).items()
+    [(lost, lost_token)] = make_posts(tenant, "lost", 1).items()
+
+    # When a sweeper takes over the one and re-sends the other
+    with db.connection():
+        jobs = dict(sweep(db.utcnow(), REQUEUE_AFTER))
+    new_token = jobs[expired]
+    assert new_token != dead_token
+    assert jobs[lost] == lost_token  # the same message again: it may only be slow
+
+    # Then the dead worker's message (still in the broker, or redelivered) is
+    # dropped, while the new token claims the post once, however many copies try
+    with db.connection():
+        assert claim(expired, dead_token, db.utcnow()) is False
+    assert rows([expired])[expired].status == "pending"
+    assert claim_at_once(expired, new_token) == [False, False, False, True]
+    with db.connection():
+        assert claim(expired, dead_token, db.utcnow()) is False
+    assert (rows([expired])[expired].status, rows([expired])[expired].job_token) == (
+        "processing", new_token,
+    )  # fmt: skip
+    assert claims(expired) == [("pending", "processing", new_token)]
+
+    # And of the lost message and its re-sent copy, the first claims, the rest drop
+    assert claim_at_once(lost, lost_token) == [False, False, False, True]
+    assert rows([lost])[lost].status == "processing"
+    assert claims(lost) == [("pending", "processing", lost_token)]
