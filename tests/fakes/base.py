@@ -3,11 +3,18 @@
 Subclasses declare routes; the base records every request, keeps a ledger of
 what went live, and injects faults on demand (503, 429 with Retry-After, 401,
 or a dropped connection after the post went live: an unknown outcome).
+
+It also stamps every request on arrival (``arrivals``, faults included, before
+``delay``), so tests can measure the gaps between attempts (``calls``,
+``seen``), and serves media files at ``GET /media/<name>`` to subclasses that
+list ``MEDIA_ROUTE`` (``add_file``, ``media_url``, ``served``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import email.parser
+import email.policy
 import http.server
 import json
 import re
@@ -49,18 +56,70 @@ class Fault:
     path: str = ""  # only requests whose path contains this
 
 
+@dataclasses.dataclass(frozen=True)
+class Arrival:
+    """One request as it arrived: ``at`` is ``time.monotonic()`` then."""
+
+    at: float
+    request: Request
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def query(self) -> str:
+        return self.request.query
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.request.headers
+
+    @property
+    def key(self) -> str:
+        """The request's Idempotency-Key ("" without one)."""
+        return self.request.headers.get("idempotency-key", "")
+
+
 Route = Callable[[Request], Response]
+#: The route serving media files (``serve_media``), for a subclass's ``routes``.
+MEDIA_ROUTE = ("GET", r"/media/([^/]+)", "serve_media")
+
+
+def multipart(request: Request) -> dict[str, dict]:
+    """The parts of a multipart/form-data body by name: ``{"data", "filename", "type"}``."""
+    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    if not message.is_multipart():
+        return {}
+    parts = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        parts[name] = {
+            "data": part.get_payload(decode=True) or b"",
+            "filename": part.get_filename(),
+            "type": part.get_content_type(),
+        }
+    return parts
 
 
 class FakeNetwork:
     """Base of the fakes: ``routes`` maps (method, path regex) to a handler."""
 
     routes: ClassVar[list[tuple[str, str, str]]] = []  # (method, regex, method name)
+    #: ``GET /media/<name>`` serves any name (made-up contents), not only added files.
+    serves_any_file: ClassVar[bool] = False
 
     def __init__(self):
         self.lock = threading.RLock()
         self.requests: list[Request] = []
+        self.arrivals: list[Arrival] = []  # every request, stamped as it arrived
         self.live: list[dict] = []  # what the network published, in order
+        self._files: dict[str, str] = {}  # media file name -> contents
         self._faults: list[Fault] = []
         #: Seconds each request takes before the route runs (to land kills mid-send).
         self.delay = 0.0
@@ -92,7 +151,56 @@ class FakeNetwork:
                     return self._faults.pop(i)
         return None
 
+    # ------------------------------------------------------------ arrivals
+    @property
+    def log(self) -> list[Arrival]:
+        """The arrivals so far (a copy)."""
+        with self.lock:
+            return list(self.arrivals)
+
+    def calls(self, path: str, method: str = "") -> list[Arrival]:
+        """Arrivals whose path contains ``path`` (and of ``method``, if given)."""
+        with self.lock:
+            return [a for a in self.arrivals if path in a.path and method in ("", a.method)]
+
+    def seen(self, method: str, path: str) -> list[Arrival]:
+        """Arrivals of ``method`` to exactly ``path``."""
+        with self.lock:
+            return [a for a in self.arrivals if a.method == method and a.path == path]
+
+    def _arrive(self, request: Request) -> None:
+        with self.lock:
+            self.arrivals.append(Arrival(time.monotonic(), request))
+
+    # ------------------------------------------------------------ media files
+    def add_file(self, name: str, content: str = "") -> str:
+        """Serves ``content`` (made up if empty) at ``GET /media/<name>``; returns the URL."""
+        with self.lock:
+            self._files[name] = content or _made_up(name)
+        return self.media_url(name)
+
+    def media_url(self, name: str) -> str:
+        return f"{self.base_url}/media/{name}"
+
+    def served(self, name: str) -> bytes:
+        """The exact bytes ``GET /media/<name>`` answers (contents as a JSON string:
+        the fake serves JSON only)."""
+        return json.dumps(self._file(name)).encode()
+
+    def serve_media(self, request: Request, name: str) -> Response:
+        content = self._file(name)
+        if content is None:
+            return Response(404, {"error": "Not found"})
+        return Response(200, content)
+
+    def _file(self, name: str) -> str | None:
+        with self.lock:
+            content = self._files.get(name)
+        return _made_up(name) if content is None and self.serves_any_file else content
+
+    # ------------------------------------------------------------ serving
     def dispatch(self, request: Request) -> tuple[Response, bool]:
+        self._arrive(request)
         if self.delay:
             time.sleep(self.delay)
         with self.lock:
@@ -141,3 +249,7 @@ class FakeNetwork:
                 pass
 
         return Handler
+
+
+def _made_up(name: str) -> str:
+    return f"contents of {name} " * 8

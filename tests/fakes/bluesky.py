@@ -16,19 +16,19 @@ Routes:
 - ``com.atproto.repo.getRecord?repo&collection&rkey`` answers ``uri``, ``cid``,
   ``value``, or 400 ``RecordNotFound``.
 - ``com.atproto.repo.uploadBlob`` (raw body) answers the blob ref.
-- ``GET /media/<name>``: files registered with ``add_file`` (served as a JSON
-  string: the base serves JSON only; ``served(name)`` is the exact bytes).
+- ``GET /media/<name>``: files registered with ``add_file`` (the base's media
+  files; ``served(name)`` is the exact bytes).
 
 Authenticated calls refuse a missing token (401 ``AuthMissing``), an unknown
 one (400 ``InvalidToken``) and one made stale with ``expire_access_tokens``
 (400 ``ExpiredToken``). Every created post is one entry of ``live``; every
-request is stamped on arrival (``arrivals``), faults included.
+request is stamped on arrival (the base's ``arrivals`` and ``calls``), faults
+included.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -39,19 +39,13 @@ from typing import ClassVar
 
 import regex
 
-from tests.fakes.base import FakeNetwork, Request, Response
+from tests.fakes.base import MEDIA_ROUTE, FakeNetwork, Request, Response
 
 POST = "app.bsky.feed.post"
 MAX_GRAPHEMES = 300
 MAX_IMAGES = 4
 TID = regex.compile(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}")
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-
-
-@dataclasses.dataclass(frozen=True)
-class Arrival:
-    at: float  # time.monotonic() when the request arrived
-    request: Request
 
 
 def fake_cid(data: object) -> str:
@@ -71,7 +65,7 @@ class FakeBluesky(FakeNetwork):
         ("POST", r"/xrpc/com\.atproto\.repo\.createRecord", "create_record"),
         ("GET", r"/xrpc/com\.atproto\.repo\.getRecord", "get_record"),
         ("POST", r"/xrpc/com\.atproto\.repo\.uploadBlob", "upload_blob"),
-        ("GET", r"/media/([\w.\-]+)", "serve_file"),
+        MEDIA_ROUTE,
     ]
 
     def __init__(self, handle: str = "alice.test", password: str = "app-password"):
@@ -79,27 +73,14 @@ class FakeBluesky(FakeNetwork):
         self.handle = handle
         self.password = password
         self.did = "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
-        self.arrivals: list[Arrival] = []
         self.records: dict[tuple[str, str], dict] = {}  # (collection, rkey) -> record
         self.blobs: dict[str, dict] = {}
         self._access: dict[str, bool] = {}  # token -> expired
         self._refresh: dict[str, str] = {}  # token -> "ok" | "expired" | "revoked"
-        self._files: dict[str, str] = {}
         self._counter = itertools.count(1)
         self._clock = 0
 
     # ------------------------------------------------------------------ for tests
-    def dispatch(self, request: Request) -> tuple[Response, bool]:
-        with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), request))
-        return super().dispatch(request)
-
-    def calls(self, nsid: str, method: str = "") -> list[Arrival]:
-        """Arrivals whose path contains ``nsid`` (and of ``method``, if given)."""
-        with self.lock:
-            return [a for a in self.arrivals
-                    if nsid in a.request.path and method in ("", a.request.method)]  # fmt: skip
-
     def expire_access_tokens(self) -> None:
         """Every access token handed out so far now answers 400 ExpiredToken."""
         with self.lock:
@@ -111,16 +92,6 @@ class FakeBluesky(FakeNetwork):
             for token, state in self._refresh.items():
                 if state == "ok":
                     self._refresh[token] = "expired"
-
-    def add_file(self, name: str, content: str = "") -> str:
-        """Serves ``content`` at ``GET /media/<name>``; returns the URL."""
-        with self.lock:
-            self._files[name] = content or f"bytes of {name}"
-        return f"{self.base_url}/media/{name}"
-
-    def served(self, name: str) -> bytes:
-        with self.lock:
-            return json.dumps(self._files[name]).encode()
 
     def uri(self, rkey: str) -> str:
         return f"at://{self.did}/{POST}/{rkey}"
@@ -237,12 +208,6 @@ class FakeBluesky(FakeNetwork):
         blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime_type,
                 "size": len(request.body)}  # fmt: skip
         return Response(200, {"blob": blob})
-
-    def serve_file(self, request: Request, name: str) -> Response:
-        with self.lock:
-            if name not in self._files:
-                return Response(404, {"error": "NotFound", "message": "no such file"})
-            return Response(200, self._files[name])
 
     # ------------------------------------------------------------------ helpers
     def _check_post(self, record) -> str | None:

@@ -14,12 +14,11 @@ there (what LinkedIn silently does). ``GET /media/<name>`` serves media files
 for tests, no token needed.
 
 ``live`` holds every post that went live (``text`` as readers see it); ``log``
-every request with the time it arrived.
+every request with the time it arrived (the base's ``arrivals``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import re
@@ -27,22 +26,11 @@ import time
 import urllib.parse
 from typing import ClassVar
 
-from tests.fakes.base import FakeNetwork, Request, Response
+from tests.fakes.base import MEDIA_ROUTE, Arrival, FakeNetwork, Request, Response
 
 AUTHOR = "urn:li:person:8675309"
 RESERVED = set("\\|{}@[]()<>#*_~")
 _KEPT = re.compile(r"https?://[^\s\\]+|(?<!\w)#\w+")
-
-
-@dataclasses.dataclass(frozen=True)
-class Seen:
-    """One request as it arrived (``at`` is ``time.monotonic()``)."""
-
-    at: float
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
 
 
 def error(status: int, message: str, code: str = "", service_code: int = 0) -> Response:
@@ -97,35 +85,22 @@ class FakeLinkedIn(FakeNetwork):
         ("POST", r"/rest/videos", "videos_action"),
         ("GET", r"/rest/videos/([^/]+)", "video_status"),
         ("PUT", r"/upload/(\w+)", "upload"),
-        ("GET", r"/media/([^/]+)", "serve_media"),
+        MEDIA_ROUTE,
     ]
+    serves_any_file = True
 
     def __init__(self, token: str = "li-token", author: str = AUTHOR):
         super().__init__()
         self.token = token
         self.author = author
-        self.log: list[Seen] = []
         self.assets: dict[str, dict] = {}  # media URN -> kind, uploaded bytes, status
         self._uploads: dict[str, tuple[str, int]] = {}  # upload id -> (URN, part number)
         self._ids = itertools.count(7_100_000_000_000_000_000)
 
     # ------------------------------------------------------------ test helpers
-    def media_url(self, name: str) -> str:
-        return f"{self.base_url}/media/{name}"
-
-    def seen(self, method: str, path: str) -> list[Seen]:
-        with self.lock:
-            return [s for s in self.log if s.method == method and s.path == path]
-
-    def posts(self) -> list[Seen]:
+    def posts(self) -> list[Arrival]:
         """Every ``POST /rest/posts`` that arrived, answered or not."""
         return self.seen("POST", "/rest/posts")
-
-    def dispatch(self, request: Request) -> tuple[Response, bool]:
-        with self.lock:
-            self.log.append(Seen(time.monotonic(), request.method, request.path,
-                                 request.query, dict(request.headers)))  # fmt: skip
-        return super().dispatch(request)
 
     # ------------------------------------------------------------------- posts
     @rest
@@ -254,6 +229,3 @@ class FakeLinkedIn(FakeNetwork):
             if asset["kind"] != "video":
                 asset["size"], asset["status"] = len(request.body), "AVAILABLE"
         return Response(201, None, {"etag": etag})
-
-    def serve_media(self, request: Request, name: str) -> Response:
-        return Response(200, f"contents of {name} " * 8)

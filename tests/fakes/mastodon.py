@@ -11,52 +11,26 @@ Routes (Mastodon's REST API shapes):
 - ``POST /api/v2/media`` (multipart ``file``, ``description``) answers the
   MediaAttachment: 200, or 202 with ``url: null`` when ``processing_polls`` > 0,
   after which ``GET /api/v1/media/:id`` answers 206 that many times, then 200.
-- ``GET /media/<name>``: files registered with ``add_file`` (served as a JSON
-  string: the base serves JSON only; ``served(name)`` is the exact bytes).
+- ``GET /media/<name>``: files registered with ``add_file`` (the base's media
+  files; ``served(name)`` is the exact bytes).
 
 Every accepted status is one entry of ``live``; every request that reaches the
-fake is stamped on arrival (``arrivals``), faults included.
+fake is stamped on arrival (the base's ``arrivals`` and ``calls``), faults
+included.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import email.parser
-import email.policy
-import json
 import time
 import urllib.parse
 from typing import ClassVar
 
-from tests.fakes.base import FakeNetwork, Request, Response
+from tests.fakes.base import MEDIA_ROUTE, FakeNetwork, Request, Response, multipart
 
 MAX_CHARS = 500
 MAX_MEDIA = 4
-WINDOW = 3600.0
-PROCESSING = "Cannot attach files that have not finished processing. Try again in a moment!"  # Mastodon keeps an Idempotency-Key for an hour
-
-
-@dataclasses.dataclass(frozen=True)
-class Arrival:
-    at: float  # time.monotonic() when the request arrived
-    request: Request
-
-
-def multipart(request: Request) -> dict[str, dict]:
-    """The parts of a multipart/form-data body by name: ``{"data", "filename", "type"}``."""
-    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
-    if not message.is_multipart():
-        return {}
-    parts = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        parts[name] = {
-            "data": part.get_payload(decode=True) or b"",
-            "filename": part.get_filename(),
-            "type": part.get_content_type(),
-        }
-    return parts
+WINDOW = 3600.0  # Mastodon keeps an Idempotency-Key for an hour
+PROCESSING = "Cannot attach files that have not finished processing. Try again in a moment!"
 
 
 class FakeMastodon(FakeNetwork):
@@ -64,7 +38,7 @@ class FakeMastodon(FakeNetwork):
         ("POST", r"/api/v1/statuses", "create_status"),
         ("POST", r"/api/v2/media", "upload_media"),
         ("GET", r"/api/v1/media/(\w+)", "get_media"),
-        ("GET", r"/media/([\w.\-]+)", "serve_file"),
+        MEDIA_ROUTE,
     ]
 
     def __init__(self, token: str = "mastodon-token", username: str = "alice",
@@ -73,36 +47,12 @@ class FakeMastodon(FakeNetwork):
         self.accounts: dict[str, str] = {token: username}  # token -> username
         self.window = window
         self.processing_polls = processing_polls
-        self.arrivals: list[Arrival] = []
         self.statuses: dict[str, dict] = {}
         self.media: dict[str, dict] = {}
-        self._files: dict[str, str] = {}
         self._keys: dict[tuple[str, str], tuple[float, str]] = {}  # (token, key) -> (t, id)
         self._next_id = 109_000_000_000_000_000
 
     # ------------------------------------------------------------------ for tests
-    def dispatch(self, request: Request) -> tuple[Response, bool]:
-        with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), request))
-        return super().dispatch(request)
-
-    def calls(self, path: str, method: str = "") -> list[Arrival]:
-        """Arrivals whose path contains ``path`` (and of ``method``, if given)."""
-        with self.lock:
-            return [a for a in self.arrivals
-                    if path in a.request.path and method in ("", a.request.method)]  # fmt: skip
-
-    def add_file(self, name: str, content: str = "") -> str:
-        """Serves ``content`` at ``GET /media/<name>``; returns the URL."""
-        with self.lock:
-            self._files[name] = content or f"bytes of {name}"
-        return f"{self.base_url}/media/{name}"
-
-    def served(self, name: str) -> bytes:
-        """The exact bytes ``GET /media/<name>`` answers."""
-        with self.lock:
-            return json.dumps(self._files[name]).encode()
-
     def status_url(self, username: str, status_id: str) -> str:
         return f"{self.base_url}/@{username}/{status_id}"
 
@@ -208,12 +158,6 @@ class FakeMastodon(FakeNetwork):
                 return Response(206, dict(media["entity"]))
             media["entity"]["url"] = media["final_url"]
             return Response(200, dict(media["entity"]))
-
-    def serve_file(self, request: Request, name: str) -> Response:
-        with self.lock:
-            if name not in self._files:
-                return Response(404, {"error": "Not found"})
-            return Response(200, self._files[name])
 
     # ------------------------------------------------------------------ helpers
     def _authenticate(self, request: Request) -> tuple[str, Response | None]:

@@ -7,13 +7,13 @@ It answers 401 for a missing or wrong signature or a timestamp more than
 otherwise 201 ``{"id": …, "url": …}``. A key it has seen gets the same answer
 again and is not recorded twice in ``live``.
 
-Every request that reaches it is stamped on arrival (``arrivals``, monotonic
-seconds), faults included, so tests can measure the gaps between attempts.
+Every request that reaches it is stamped on arrival (the base's ``arrivals``,
+monotonic seconds), faults included, so tests can measure the gaps between
+attempts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import time
@@ -22,16 +22,6 @@ from typing import ClassVar
 from tests.fakes.base import FakeNetwork, Request, Response
 
 TOLERANCE = 300.0  # seconds: a signature older than 5 minutes is refused
-
-
-@dataclasses.dataclass(frozen=True)
-class Arrival:
-    at: float  # time.monotonic() when the request arrived
-    request: Request
-
-    @property
-    def key(self) -> str:
-        return self.request.headers.get("idempotency-key", "")
 
 
 def parse_signature(value: str) -> tuple[int, str] | None:
@@ -52,13 +42,7 @@ class FakeWebhook(FakeNetwork):
         self.tolerance = tolerance
         #: False: answer 204 with no body, as a consumer that returns no id does.
         self.with_ids = with_ids
-        self.arrivals: list[Arrival] = []
         self._answers: dict[str, Response] = {}
-
-    def dispatch(self, request: Request) -> tuple[Response, bool]:
-        with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), request))
-        return super().dispatch(request)
 
     def keys(self) -> list[str]:
         """The Idempotency-Key of every request that arrived, in order."""

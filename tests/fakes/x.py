@@ -10,16 +10,14 @@ route checks the bearer token (401 otherwise). ``GET /media/<name>`` serves
 media files for tests, no token needed.
 
 ``live`` holds every tweet that went live; ``log`` every request with the time
-it arrived; ``lose_next`` closes the connection of a request before it runs (an
-unknown outcome where nothing went live), unlike ``Fault(drop=True)``.
+it arrived (the base's ``arrivals``); ``lose_next`` closes the connection of a
+request before it runs (an unknown outcome where nothing went live), unlike
+``Fault(drop=True)``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import email.parser
-import email.policy
 import functools
 import html
 import itertools
@@ -28,20 +26,9 @@ import time
 import urllib.parse
 from typing import ClassVar
 
-from tests.fakes.base import FakeNetwork, Request, Response
+from tests.fakes.base import MEDIA_ROUTE, Arrival, FakeNetwork, Request, Response, multipart
 
 USER_ID = "1000"
-
-
-@dataclasses.dataclass(frozen=True)
-class Seen:
-    """One request as it arrived (``at`` is ``time.monotonic()``)."""
-
-    at: float
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
 
 
 def authorized(handler):
@@ -64,12 +51,7 @@ def problem(status: int, detail: str, title: str = "Invalid Request") -> Respons
 
 def form(request: Request) -> dict[str, bytes]:
     """The fields of a multipart/form-data body."""
-    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
-    return {
-        part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-        for part in message.iter_parts()
-    }
+    return {name: part["data"] for name, part in multipart(request).items()}
 
 
 class FakeX(FakeNetwork):
@@ -83,41 +65,33 @@ class FakeX(FakeNetwork):
         ("POST", r"/2/media/metadata", "media_metadata"),
         ("GET", r"/2/users/me", "me"),
         ("GET", r"/2/users/(\d+)/tweets", "user_tweets"),
-        ("GET", r"/media/([^/]+)", "serve_media"),
+        MEDIA_ROUTE,
     ]
+    serves_any_file = True
 
     def __init__(self, token: str = "x-token", username: str = "acme"):
         super().__init__()
         self.token = token
         self.username = username
-        self.log: list[Seen] = []
         self.media: dict[str, dict] = {}  # media id -> category, mime, size, alt text
         self._ids = itertools.count(1_900_000_000_000_000_000)
         self._lose: list[str] = []
 
     # ------------------------------------------------------------ test helpers
-    def media_url(self, name: str) -> str:
-        return f"{self.base_url}/media/{name}"
-
     def lose_next(self, path: str) -> None:
         """Closes the connection of the next request to ``path`` before it runs."""
         with self.lock:
             self._lose.append(path)
 
-    def seen(self, method: str, path: str) -> list[Seen]:
-        with self.lock:
-            return [s for s in self.log if s.method == method and s.path == path]
-
-    def posts(self) -> list[Seen]:
+    def posts(self) -> list[Arrival]:
         """Every ``POST /2/tweets`` that arrived, answered or not."""
         return self.seen("POST", "/2/tweets")
 
     def dispatch(self, request: Request) -> tuple[Response, bool]:
         with self.lock:
-            self.log.append(Seen(time.monotonic(), request.method, request.path,
-                                 request.query, dict(request.headers)))  # fmt: skip
             if request.path in self._lose:
                 self._lose.remove(request.path)
+                self._arrive(request)
                 self.requests.append(request)
                 return Response(500), True
         return super().dispatch(request)
@@ -254,6 +228,3 @@ class FakeX(FakeNetwork):
                                     "done": done, "segments": {}, "alt_text": ""}  # fmt: skip
         return Response(200, {"data": {"id": media_id, "media_key": f"3_{media_id}",
                                        "size": size, "expires_after_secs": 86400}})  # fmt: skip
-
-    def serve_media(self, request: Request, name: str) -> Response:
-        return Response(200, f"contents of {name} " * 8)

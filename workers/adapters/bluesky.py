@@ -38,8 +38,8 @@ and app password (``token``):
 
 Errors map as every HTTP adapter's do (workers.adapters.http); an XRPC error
 answer (4xx with ``{"error", "message"}``) is permanent with the status as
-code and the network's message, and a 429's ``RateLimit-Reset`` (unix seconds)
-stands in for a missing Retry-After.
+code and the network's message; the shared map also reads a 429's
+``RateLimit-Reset`` (unix seconds) in place of a missing Retry-After.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import mimetypes
 import threading
-import time
 
 import httpx
 import regex
@@ -61,7 +59,6 @@ from workers.adapters.base import (
     DeliveryError,
     ItemRequest,
     MediaRef,
-    OutcomeUnknown,
     PermanentError,
     Published,
     TransientError,
@@ -262,21 +259,17 @@ class BlueskyAdapter:
     def _create_session(self, client: httpx.Client) -> Session:
         credentials = {"identifier": self._account.handle.lstrip("@"),
                        "password": self._account.token}  # fmt: skip
-        try:
+        with http.nothing_live_yet():  # logging in twice is harmless
             response = http.request(client, "POST", "/xrpc/com.atproto.server.createSession",
                                     json=credentials)  # fmt: skip
-        except OutcomeUnknown as exc:  # logging in twice is harmless
-            raise TransientError(exc.code, exc.message) from exc
         return _session_from(_json(response))
 
     def _refresh_session(self, client: httpx.Client, stale: Session) -> Session:
-        try:
+        with http.nothing_live_yet():
             response = http.request(
                 client, "POST", "/xrpc/com.atproto.server.refreshSession",
                 headers={"Authorization": f"Bearer {stale.refresh_jwt}"},
             )  # fmt: skip
-        except OutcomeUnknown as exc:
-            raise TransientError(exc.code, exc.message) from exc
         return _session_from(_json(response))
 
     # ------------------------------------------------------------------ calls
@@ -299,14 +292,13 @@ class BlueskyAdapter:
     def _get_record(self, client: httpx.Client, repo: str, collection: str,
                     rkey: str) -> dict | None:  # fmt: skip
         params = {"repo": repo, "collection": collection, "rkey": rkey}
-        try:
-            return self._call(client, "GET", "com.atproto.repo.getRecord", params=params)
-        except XrpcError as exc:
-            if exc.error == "RecordNotFound" or exc.status == 404:
-                return None
-            raise
-        except OutcomeUnknown as exc:  # a read changes nothing
-            raise TransientError(exc.code, exc.message) from exc
+        with http.nothing_live_yet():  # a read changes nothing
+            try:
+                return self._call(client, "GET", "com.atproto.repo.getRecord", params=params)
+            except XrpcError as exc:
+                if exc.error == "RecordNotFound" or exc.status == 404:
+                    return None
+                raise
 
     def _reply_refs(self, client: httpx.Client, parent_uri: str) -> dict:
         repo, collection, rkey = parse_at_uri(parent_uri)
@@ -322,12 +314,10 @@ class BlueskyAdapter:
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent_ref}
 
     def _image(self, client: httpx.Client, media: MediaRef) -> dict:
-        content, mime_type = download(media)
-        try:
+        content, mime_type = http.download(media)
+        with http.nothing_live_yet():  # a blob nobody references is harmless: try again
             answer = self._call(client, "POST", "com.atproto.repo.uploadBlob", content=content,
                                 headers={"Content-Type": mime_type})  # fmt: skip
-        except OutcomeUnknown as exc:  # a blob nobody references is harmless: try again
-            raise TransientError(exc.code, exc.message) from exc
         blob = answer.get("blob")
         if not isinstance(blob, dict):
             raise PermanentError("BAD_ANSWER", "Bluesky answered uploadBlob without a blob")
@@ -335,36 +325,15 @@ class BlueskyAdapter:
 
     # ------------------------------------------------------------------ helpers
     def _check_account(self) -> None:
-        if not self._account.base_url:
-            raise PermanentError("NO_URL", "the Bluesky account has no PDS URL")
-        if not self._account.token:
-            raise PermanentError("NO_TOKEN", "the Bluesky account has no app password")
+        http.require_account(self._account, "Bluesky", "PDS URL", "app password")
 
     def _client(self) -> httpx.Client:
         client = http.client(self._account.base_url)
-        client.event_hooks["response"].extend([_retry_after_from_rate_limit, _raise_xrpc_error])
+        client.event_hooks["response"].append(_raise_xrpc_error)
         return client
 
     def _url(self, rkey: str) -> str:
         return f"{APP_URL}/profile/{self._account.handle.lstrip('@')}/post/{rkey}"
-
-
-def download(media: MediaRef) -> tuple[bytes, str]:
-    """The media's bytes and MIME type; a failure is transient unless the URL is refused."""
-    with httpx.Client(timeout=http.TIMEOUT, follow_redirects=True) as client:
-        try:
-            response = http.request(client, "GET", media.url)
-        except OutcomeUnknown as exc:  # a GET changes nothing: safe to try again
-            raise TransientError(exc.code, f"media {media.url}: {exc.message}") from exc
-        except PermanentError as exc:
-            raise PermanentError(exc.code, f"media {media.url}: {exc.message}") from exc
-    mime_type = (
-        media.mime_type
-        or response.headers.get("content-type", "").split(";")[0].strip()
-        or mimetypes.guess_type(media.url)[0]
-        or "application/octet-stream"
-    )
-    return response.content, mime_type
 
 
 def _may_be_duplicate(exc: DeliveryError) -> bool:
@@ -383,13 +352,7 @@ def _session_from(answer: dict) -> Session:
 
 
 def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise PermanentError("BAD_ANSWER", f"Bluesky answered non-JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise PermanentError("BAD_ANSWER", "Bluesky answered JSON that is not an object")
-    return body
+    return http.json_answer(response, "Bluesky")
 
 
 def _now() -> str:
@@ -401,27 +364,12 @@ def _raise_xrpc_error(response: httpx.Response) -> None:
     if not 400 <= response.status_code < 500 or response.status_code == 429:
         return
     response.read()
-    try:
-        body = response.json()
-    except ValueError:
-        return
-    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+    body = http.json_object(response)
+    if not isinstance(body.get("error"), str):
         return
     message = body.get("message") if isinstance(body.get("message"), str) else ""
     authenticated = "authorization" in response.request.headers
     raise XrpcError(response.status_code, body["error"], message, authenticated)
-
-
-def _retry_after_from_rate_limit(response: httpx.Response) -> None:
-    """A 429 from the PDS says when its limit resets (RateLimit-Reset, unix seconds):
-    put that in Retry-After, when missing, so the shared error map honours it."""
-    if response.status_code != 429 or "retry-after" in response.headers:
-        return
-    try:
-        reset = float(response.headers.get("ratelimit-reset", ""))
-    except ValueError:
-        return
-    response.headers["retry-after"] = str(round(max(reset - time.time(), 0.0), 3))
 
 
 Adapter = BlueskyAdapter

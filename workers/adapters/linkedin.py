@@ -12,7 +12,6 @@ Nothing is live before ``POST /rest/posts``: an unanswered upload is transient.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 import urllib.parse
@@ -28,8 +27,14 @@ from workers.adapters.base import (
     Published,
     TransientError,
 )
-from workers.adapters.http import client, request
-from workers.adapters.x import download
+from workers.adapters.http import (
+    client,
+    download,
+    json_field,
+    json_object,
+    nothing_live_yet,
+    request,
+)
 
 #: The Posts API version (YYYYMM) this adapter speaks; LinkedIn sunsets each after a year.
 VERSION = "202511"
@@ -62,7 +67,7 @@ class LinkedInAdapter:
                 f"(urn:li:person:… or urn:li:organization:…), not {author!r}",
             )
         with self._client() as api:
-            with _nothing_live_yet("media"):
+            with nothing_live_yet("media"):
                 content = self._content(api, author, item)
             body: dict = {
                 "author": author,
@@ -114,7 +119,7 @@ class LinkedInAdapter:
         only = media[0]
         if only.kind == "document":
             urn = self._upload(api, author, only, "documents", "document")
-            return {"media": {"id": urn, "title": item.title or _filename(only.url)}}
+            return {"media": {"id": urn, "title": item.title or _title(only.url)}}
         if only.kind == "video":
             urn = self._upload_video(api, author, only)
             return {"media": {"id": urn, **({"title": item.title} if item.title else {})}}
@@ -126,7 +131,7 @@ class LinkedInAdapter:
         content, mime = download(media)
         init = request(api, "POST", f"/rest/{api_name}", params={"action": "initializeUpload"},
                        json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
-        value = _value(init)
+        value = json_field(init, "value")
         if not value.get("uploadUrl") or not value.get(field):
             raise TransientError("UPLOAD_NOT_INITIALIZED", f"LinkedIn gave no {field} upload URL")
         request(api, "PUT", value["uploadUrl"], content=content, headers={"Content-Type": mime})
@@ -140,7 +145,7 @@ class LinkedInAdapter:
                            "owner": author, "fileSizeBytes": len(content),
                            "uploadCaptions": False, "uploadThumbnail": False,
                        }})  # fmt: skip
-        value = _value(init)
+        value = json_field(init, "value")
         urn, parts = value.get("video"), value.get("uploadInstructions") or []
         if not urn or not parts:
             raise TransientError("UPLOAD_NOT_INITIALIZED", "LinkedIn gave no video upload URL")
@@ -162,7 +167,7 @@ class LinkedInAdapter:
         deadline = time.monotonic() + PROCESSING_DEADLINE
         path = f"/rest/videos/{urllib.parse.quote(urn, safe='')}"
         while True:
-            status = _json(request(api, "GET", path)).get("status")
+            status = json_object(request(api, "GET", path)).get("status")
             if status == "AVAILABLE":
                 return
             if status == "PROCESSING_FAILED":
@@ -196,27 +201,6 @@ def _escape(text: str) -> str:
     return _RESERVED.sub(lambda m: "\\" + m.group(), text)
 
 
-@contextlib.contextmanager
-def _nothing_live_yet(step: str):
-    """Before the post is created an unanswered request changed nothing: retry it later."""
-    try:
-        yield
-    except OutcomeUnknown as exc:
-        raise TransientError(exc.code, f"{step}: {exc.message}") from exc
-
-
-def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _value(response: httpx.Response) -> dict:
-    value = _json(response).get("value")
-    return value if isinstance(value, dict) else {}
-
-
-def _filename(url: str) -> str:
+def _title(url: str) -> str:
+    """A document's title when the post gives none: its file name as readers see it."""
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or "Document"

@@ -73,10 +73,8 @@ class WebhookAdapter:
         self._clock = clock
 
     def publish(self, request: ItemRequest) -> Published:
-        if not self._account.base_url:
-            raise PermanentError("NO_URL", "the webhook account has no URL to POST to")
-        if not self._account.token:
-            raise PermanentError("NO_SECRET", "the webhook account has no signing secret")
+        http.require_account(self._account, "webhook", "URL to POST to", "signing secret",
+                             token_code="NO_SECRET")  # fmt: skip
         body = encode_body(request)
         headers = {
             "content-type": "application/json",
@@ -94,12 +92,7 @@ class WebhookAdapter:
 
 
 def _published(response, key: str) -> Published:
-    try:
-        answer = response.json() if response.content else None
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        answer = {}
+    answer = http.json_object(response)  # {} for a 204 or a body that is not a JSON object
     platform_id = answer.get("id")
     url = answer.get("url")
     return Published(

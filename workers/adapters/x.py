@@ -11,14 +11,11 @@ outcome.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import html
-import mimetypes
 import re
 import time
 import unicodedata
-import urllib.parse
 
 import httpx
 
@@ -31,7 +28,14 @@ from workers.adapters.base import (
     Published,
     TransientError,
 )
-from workers.adapters.http import TIMEOUT, client, request
+from workers.adapters.http import (
+    client,
+    download,
+    filename,
+    json_field,
+    nothing_live_yet,
+    request,
+)
 
 #: Videos and GIFs go up in chunks of this size (X accepts up to 5 MB per APPEND).
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -42,12 +46,6 @@ PROCESSING_DEADLINE = 120.0
 LOOK_UP_WINDOW = dt.timedelta(hours=24)
 TWEET_FIELDS = "conversation_id,in_reply_to_user_id,referenced_tweets,created_at"
 CATEGORY = {"image": "tweet_image", "gif": "tweet_gif", "video": "tweet_video"}
-DEFAULT_MIME = {
-    "image": "image/jpeg",
-    "gif": "image/gif",
-    "video": "video/mp4",
-    "document": "application/pdf",
-}
 
 _URL = re.compile(r"https?://\S+")
 _LEADING_MENTIONS = re.compile(r"^(?:@\w+\s+)+")
@@ -65,7 +63,7 @@ class XAdapter:
     # ------------------------------------------------------------------ publish
     def publish(self, item: ItemRequest) -> Published:
         with self._client() as api:
-            with _nothing_live_yet("media"):
+            with nothing_live_yet("media"):
                 media_ids = [self._upload(api, media) for media in item.media]
             body: dict = {}
             if item.text or not media_ids:
@@ -86,8 +84,8 @@ class XAdapter:
     # ------------------------------------------------------------------ look up
     def look_up(self, item: ItemRequest) -> Published | None:
         """The account's recent tweet with the same text and the same reply target, if any."""
-        with self._client() as api, _nothing_live_yet("look-up"):
-            user_id = _data(request(api, "GET", "/2/users/me")).get("id")
+        with self._client() as api, nothing_live_yet("look-up"):
+            user_id = json_field(request(api, "GET", "/2/users/me"), "data").get("id")
             if not user_id:
                 raise TransientError("NO_USER_ID", "X did not say who the account is")
             response = request(
@@ -110,9 +108,7 @@ class XAdapter:
 
     # ------------------------------------------------------------------ helpers
     def _client(self) -> httpx.Client:
-        api = client(self._account.base_url, {"Authorization": f"Bearer {self._account.token}"})
-        api.event_hooks = {"request": [], "response": [_rate_limit_reset_as_retry_after]}
-        return api
+        return client(self._account.base_url, {"Authorization": f"Bearer {self._account.token}"})
 
     def _published(self, tweet_id: str) -> Published:
         handle = self._account.handle.lstrip("@")
@@ -125,7 +121,7 @@ class XAdapter:
             response = request(
                 api, "POST", "/2/media/upload",
                 data={"media_category": CATEGORY[kind], "media_type": mime},
-                files={"media": (_filename(media.url), content, mime)},
+                files={"media": (filename(media.url), content, mime)},
             )  # fmt: skip
             media_id = _media_id(response)
         else:
@@ -148,7 +144,7 @@ class XAdapter:
                                  "application/octet-stream")},
             )  # fmt: skip
         final = request(api, "POST", f"/2/media/upload/{media_id}/finalize")
-        self._wait_processed(api, media_id, _data(final).get("processing_info"))
+        self._wait_processed(api, media_id, json_field(final, "data").get("processing_info"))
         return media_id
 
     def _wait_processed(self, api: httpx.Client, media_id: str, info: dict | None) -> None:
@@ -160,7 +156,7 @@ class XAdapter:
             time.sleep(min(max(1.0 if after is None else float(after), 0.1), 10.0))
             status = request(api, "GET", "/2/media/upload",
                              params={"command": "STATUS", "media_id": media_id})  # fmt: skip
-            info = _data(status).get("processing_info")
+            info = json_field(status, "data").get("processing_info")
         if info and info.get("state") == "failed":
             error = info.get("error") or {}
             raise PermanentError(
@@ -175,67 +171,8 @@ Adapter = XAdapter
 # ---------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _nothing_live_yet(step: str):
-    """Before the tweet is created an unanswered request changed nothing: retry it later."""
-    try:
-        yield
-    except OutcomeUnknown as exc:
-        raise TransientError(exc.code, f"{step}: {exc.message}") from exc
-
-
-def _rate_limit_reset_as_retry_after(response: httpx.Response) -> None:
-    """X announces the end of a rate-limit window in ``x-rate-limit-reset`` (epoch seconds)."""
-    if response.status_code != 429 or "retry-after" in response.headers:
-        return
-    reset = response.headers.get("x-rate-limit-reset", "")
-    try:
-        wait = max(float(reset) - time.time(), 0.0)
-    except ValueError:
-        return
-    response.headers["retry-after"] = f"{wait:.3f}"
-
-
-def download(media: MediaRef) -> tuple[bytes, str]:
-    """The media's bytes and MIME type (fetched without the account's credentials)."""
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as web:
-        try:
-            response = request(web, "GET", media.url)
-        except PermanentError as exc:
-            raise PermanentError("MEDIA_UNAVAILABLE",
-                                 f"{media.url}: {exc.code} {exc.message}") from exc  # fmt: skip
-        except (TransientError, OutcomeUnknown) as exc:
-            raise TransientError("MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}",
-                                 getattr(exc, "retry_after", None)) from exc  # fmt: skip
-    return response.content, _mime(media, response.headers.get("content-type", ""))
-
-
-def _mime(media: MediaRef, served_as: str) -> str:
-    if media.mime_type:
-        return media.mime_type
-    guessed, _ = mimetypes.guess_type(urllib.parse.urlsplit(media.url).path)
-    if guessed:
-        return guessed
-    served_as = served_as.split(";")[0].strip()
-    if served_as and served_as not in ("application/octet-stream", "application/json"):
-        return served_as
-    return DEFAULT_MIME.get(media.kind, "application/octet-stream")
-
-
-def _filename(url: str) -> str:
-    return urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or "media"
-
-
-def _data(response: httpx.Response) -> dict:
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        data = None
-    return data if isinstance(data, dict) else {}
-
-
 def _media_id(response: httpx.Response) -> str:
-    media_id = _data(response).get("id")
+    media_id = json_field(response, "data").get("id")
     if not media_id:
         raise TransientError("NO_MEDIA_ID", "X accepted the upload without a media id")
     return str(media_id)

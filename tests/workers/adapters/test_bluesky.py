@@ -8,7 +8,6 @@ created). A few unit tests drive the adapter straight at the fake.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 
@@ -21,13 +20,6 @@ from tests.support import item
 from workers.adapters import bluesky
 from workers.adapters.base import AccountRef, ItemRequest, PermanentError
 
-# isort: split
-from posts.v1 import posts_pb2 as pb
-
-pytestmark = pytest.mark.server_env(
-    POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3", POSTS_DISPATCH_INTERVAL="0.05"
-)
-
 HANDLE = "alice.test"
 PASSWORD = "abcd-efgh-ijkl-mnop"
 CREATE = "com.atproto.repo.createRecord"
@@ -37,48 +29,18 @@ REFRESH = "com.atproto.server.refreshSession"
 
 
 @pytest.fixture
-def fake():
-    network = FakeBluesky(handle=HANDLE, password=PASSWORD).start()
-    try:
-        yield network
-    finally:
-        network.stop()
+def fake(start_fake) -> FakeBluesky:
+    return start_fake(FakeBluesky(handle=HANDLE, password=PASSWORD))
 
 
-@dataclasses.dataclass
-class Account:
+def _account(make_account, fake: FakeBluesky, password: str = PASSWORD):
     """A tenant with a (non-sandbox) Bluesky account on the fake PDS."""
-
-    tenant: object
-    account_id: str
-
-
-def _account(make_tenant, fake: FakeBluesky, password: str = PASSWORD) -> Account:
-    tenant = make_tenant(f"bluesky-{uuid.uuid4().hex[:8]}")
-    account_id = tenant.add_account(
-        "bluesky", sandbox=False, handle=HANDLE, base_url=fake.base_url, token=password
-    )
-    return Account(tenant, account_id)
+    return make_account("bluesky", handle=HANDLE, base_url=fake.base_url, token=password)
 
 
 @pytest.fixture
-def account(make_tenant, fake) -> Account:
-    return _account(make_tenant, fake)
-
-
-def publish(api, account: Account, *items: pb.PostItem) -> pb.Post:
-    return api.create(
-        account.tenant,
-        account_id=account.account_id,
-        post_type=pb.POST_TYPE_THREAD if len(items) > 1 else pb.POST_TYPE_POST,
-        items=list(items),
-        status=pb.STATUS_CHANGE_PUBLISH,
-    )
-
-
-def png(fake, name: str, alt: str = "") -> pb.Media:
-    return pb.Media(url=fake.add_file(name), kind=pb.MEDIA_KIND_IMAGE, mime_type="image/png",
-                    alt_text=alt)  # fmt: skip
+def account(make_account, fake):
+    return _account(make_account, fake)
 
 
 def ref(entry: dict) -> dict:
@@ -88,9 +50,9 @@ def ref(entry: dict) -> dict:
 # ---------------------------------------------------------------- integration
 
 
-def test_publishes_a_post_with_an_image(api, account, fake):
+def test_publishes_a_post_with_an_image(api, account, fake, png):
     text = "Hello, Bluesky: https://example.com/hello"
-    post = publish(api, account, item(text, [png(fake, "cat.png", "A cat")]))
+    post = account.publish(api, item(text, [png(fake, "cat.png", "A cat")]))
     done = api.wait_published(account.tenant, post.post_id)
 
     [entry] = fake.live
@@ -114,7 +76,7 @@ def test_publishes_a_post_with_an_image(api, account, fake):
 
 
 def test_thread_items_carry_root_and_parent_refs(api, account, fake):
-    post = publish(api, account, item("one"), item("two"), item("three"))
+    post = account.publish(api, item("one"), item("two"), item("three"))
     done = api.wait_published(account.tenant, post.post_id)
 
     first, second, third = fake.live
@@ -128,7 +90,7 @@ def test_thread_items_carry_root_and_parent_refs(api, account, fake):
 
 def test_transient_failure_is_retried(api, account, fake):
     fake.fail_next(Fault(status=503, path=CREATE))
-    post = publish(api, account, item("after a hiccup"))
+    post = account.publish(api, item("after a hiccup"))
     done = api.wait_published(account.tenant, post.post_id)
 
     assert done.delivery.attempts == 2
@@ -139,7 +101,7 @@ def test_transient_failure_is_retried(api, account, fake):
 def test_retry_after_is_respected(api, account, fake):
     fake.fail_next(Fault(status=429, path=CREATE, headers={"Retry-After": "1"},
                          body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}))  # fmt: skip
-    post = publish(api, account, item("patiently"))
+    post = account.publish(api, item("patiently"))
     api.wait_published(account.tenant, post.post_id)
 
     arrivals = fake.calls(CREATE)
@@ -152,7 +114,7 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     reset_mono, reset = time.monotonic() + 1.2, time.time() + 1.2
     fake.fail_next(Fault(status=429, path=CREATE, headers={"RateLimit-Reset": str(int(reset) + 1)},
                          body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}))  # fmt: skip
-    post = publish(api, account, item("after the reset"))
+    post = account.publish(api, item("after the reset"))
     api.wait_published(account.tenant, post.post_id)
 
     arrivals = fake.calls(CREATE)
@@ -160,22 +122,22 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     assert arrivals[1].at >= reset_mono - 0.05
 
 
-def test_permanent_failure_fails_with_the_network_reason(api, account, fake):
+def test_permanent_failure_fails_with_the_network_reason(api, account, fake, wait_failed):
     message = "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes"
     fake.fail_next(Fault(status=400, path=CREATE,
                          body={"error": "InvalidRequest", "message": message}))  # fmt: skip
-    post = publish(api, account, item("doomed"))
-    failed = api.wait_status(account.tenant, post.post_id, pb.POST_STATUS_FAILED)
+    post = account.publish(api, item("doomed"))
+    failed = wait_failed(account.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("400", message)
     assert failed.delivery.attempts == 1
     assert fake.live == []
 
 
-def test_bad_credentials_fail(api, make_tenant, fake):
-    account = _account(make_tenant, fake, password="wrong-password")
-    post = publish(api, account, item("nope"))
-    failed = api.wait_status(account.tenant, post.post_id, pb.POST_STATUS_FAILED)
+def test_bad_credentials_fail(api, make_account, fake, wait_failed):
+    account = _account(make_account, fake, password="wrong-password")
+    post = account.publish(api, item("nope"))
+    failed = wait_failed(account.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("401", "Invalid identifier or password")
     assert failed.delivery.attempts == 1
@@ -186,7 +148,7 @@ def test_unknown_outcome_is_looked_up_not_sent_again(api, account, fake):
     # The post goes live, then the connection drops before the answer: the
     # retry finds it under its record key and does not create it again.
     fake.fail_next(Fault(drop=True, path=CREATE))
-    post = publish(api, account, item("exactly once"))
+    post = account.publish(api, item("exactly once"))
     done = api.wait_published(account.tenant, post.post_id)
 
     [entry] = fake.live
@@ -206,7 +168,7 @@ def test_unknown_outcome_midway_through_a_thread(api, account, fake, delivery_ho
             fake.fail_next(Fault(drop=True, path=CREATE))
 
     delivery_hooks.before_send(drop_second)
-    post = publish(api, account, item("a"), item("b"), item("c"))
+    post = account.publish(api, item("a"), item("b"), item("c"))
     done = api.wait_published(account.tenant, post.post_id)
 
     first, second, third = fake.live
@@ -219,7 +181,7 @@ def test_unknown_outcome_midway_through_a_thread(api, account, fake, delivery_ho
 
 def test_session_is_reused_across_deliveries(api, account, fake):
     for text in ("first", "second"):
-        post = publish(api, account, item(text))
+        post = account.publish(api, item(text))
         api.wait_published(account.tenant, post.post_id)
 
     assert [e["text"] for e in fake.live] == ["first", "second"]
@@ -228,11 +190,11 @@ def test_session_is_reused_across_deliveries(api, account, fake):
 
 
 def test_expired_session_is_refreshed(api, account, fake):
-    post = publish(api, account, item("first"))
+    post = account.publish(api, item("first"))
     api.wait_published(account.tenant, post.post_id)
     fake.expire_access_tokens()
 
-    post = publish(api, account, item("second"))
+    post = account.publish(api, item("second"))
     done = api.wait_published(account.tenant, post.post_id)
 
     assert [e["text"] for e in fake.live] == ["first", "second"]
@@ -246,12 +208,12 @@ def test_expired_session_is_refreshed(api, account, fake):
 
 
 def test_a_refused_refresh_logs_in_again(api, account, fake):
-    post = publish(api, account, item("first"))
+    post = account.publish(api, item("first"))
     api.wait_published(account.tenant, post.post_id)
     fake.expire_access_tokens()
     fake.expire_refresh_tokens()
 
-    post = publish(api, account, item("second"))
+    post = account.publish(api, item("second"))
     api.wait_published(account.tenant, post.post_id)
 
     assert [e["text"] for e in fake.live] == ["first", "second"]

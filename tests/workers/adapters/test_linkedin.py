@@ -19,20 +19,12 @@ from workers.adapters.linkedin import VERSION, LinkedInAdapter, little_text
 # isort: split
 from posts.v1 import posts_pb2 as pb
 
-pytestmark = pytest.mark.server_env(
-    POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3", POSTS_DISPATCH_INTERVAL="0.05"
-)
-
 TOKEN = "linkedin-member-token"
 
 
 @pytest.fixture
-def fake():
-    network = FakeLinkedIn(TOKEN, author=AUTHOR).start()
-    try:
-        yield network
-    finally:
-        network.stop()
+def fake(start_fake) -> FakeLinkedIn:
+    return start_fake(FakeLinkedIn(TOKEN, author=AUTHOR))
 
 
 @pytest.fixture
@@ -45,10 +37,6 @@ def publish(api, tenant, account_id: str, **fields) -> pb.Post:
     fields.setdefault("post_type", pb.POST_TYPE_POST)
     fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
     return api.create(tenant, account_id=account_id, **fields)
-
-
-def failed(api, tenant, post_id: str) -> pb.Post:
-    return api.wait_status(tenant, post_id, pb.POST_STATUS_FAILED)
 
 
 def url_of(urn: str) -> str:
@@ -183,35 +171,37 @@ def test_retry_after_is_respected(api, tenant, account, fake):
     assert len(fake.live) == 1
 
 
-def test_permanent_failure_fails_with_the_network_code_and_message(api, tenant, account, fake):
+def test_permanent_failure_fails_with_the_network_code_and_message(
+    api, tenant, account, fake, wait_failed
+):
     message = "Invalid URN: urn:li:person:8675309 is not a valid author"
     fake.fail_next(Fault(status=400, body=error(400, message), path="/rest/posts"))
     post = publish(api, tenant, account, text="Rejected")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert (done.error.code, done.error.message) == ("400", message)
     assert done.delivery.attempts == 1
     assert len(fake.posts()) == 1 and fake.live == []
 
 
-def test_bad_credentials_fail(api, tenant, fake):
+def test_bad_credentials_fail(api, tenant, fake, wait_failed):
     account = tenant.add_account("linkedin", sandbox=False, handle=AUTHOR,
                                  base_url=fake.base_url, token="expired-token")  # fmt: skip
     post = publish(api, tenant, account, text="Who am I?")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert (done.error.code, done.error.message) == ("401", "Invalid access token")
     assert done.delivery.attempts == 1
     assert fake.live == []
 
 
-def test_unknown_outcome_fails_without_sending_twice(api, tenant, account, fake):
+def test_unknown_outcome_fails_without_sending_twice(api, tenant, account, fake, wait_failed):
     fake.fail_next(Fault(drop=True, path="/rest/posts"))  # goes live, then no answer
     post = publish(api, tenant, account, text="Did it go out?")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert done.error.code == "DELIVERY_OUTCOME_UNKNOWN"
     assert len(fake.live) == 1

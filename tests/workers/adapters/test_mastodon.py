@@ -9,11 +9,9 @@ fake.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 import time
-import uuid
 
 import pytest
 
@@ -23,61 +21,24 @@ from tests.support import item
 from workers.adapters import mastodon
 from workers.adapters.base import AccountRef, ItemRequest, MediaRef
 
-# isort: split
-from posts.v1 import posts_pb2 as pb
-
-pytestmark = pytest.mark.server_env(
-    POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3", POSTS_DISPATCH_INTERVAL="0.05"
-)
-
 TOKEN = "mastodon-access-token"
 USERNAME = "alice"
 STATUSES = "/api/v1/statuses"
 
 
 @pytest.fixture
-def fake():
-    network = FakeMastodon(token=TOKEN, username=USERNAME).start()
-    try:
-        yield network
-    finally:
-        network.stop()
+def fake(start_fake) -> FakeMastodon:
+    return start_fake(FakeMastodon(token=TOKEN, username=USERNAME))
 
 
-@dataclasses.dataclass
-class Account:
+def _account(make_account, fake: FakeMastodon, token: str = TOKEN):
     """A tenant with a (non-sandbox) Mastodon account on the fake instance."""
-
-    tenant: object
-    account_id: str
-
-
-def _account(make_tenant, fake: FakeMastodon, token: str = TOKEN) -> Account:
-    tenant = make_tenant(f"mastodon-{uuid.uuid4().hex[:8]}")
-    account_id = tenant.add_account(
-        "mastodon", sandbox=False, handle=USERNAME, base_url=fake.base_url, token=token
-    )
-    return Account(tenant, account_id)
+    return make_account("mastodon", handle=USERNAME, base_url=fake.base_url, token=token)
 
 
 @pytest.fixture
-def account(make_tenant, fake) -> Account:
-    return _account(make_tenant, fake)
-
-
-def publish(api, account: Account, *items: pb.PostItem) -> pb.Post:
-    return api.create(
-        account.tenant,
-        account_id=account.account_id,
-        post_type=pb.POST_TYPE_THREAD if len(items) > 1 else pb.POST_TYPE_POST,
-        items=list(items),
-        status=pb.STATUS_CHANGE_PUBLISH,
-    )
-
-
-def png(fake, name: str, alt: str = "") -> pb.Media:
-    return pb.Media(url=fake.add_file(name), kind=pb.MEDIA_KIND_IMAGE, mime_type="image/png",
-                    alt_text=alt)  # fmt: skip
+def account(make_account, fake):
+    return _account(make_account, fake)
 
 
 def gap(arrivals) -> float:
@@ -88,8 +49,8 @@ def gap(arrivals) -> float:
 # ---------------------------------------------------------------- integration
 
 
-def test_publishes_a_status_with_media(api, account, fake):
-    post = publish(api, account, item("Hello, fediverse", [png(fake, "cat.png", "A cat")]))
+def test_publishes_a_status_with_media(api, account, fake, png):
+    post = account.publish(api, item("Hello, fediverse", [png(fake, "cat.png", "A cat")]))
     done = api.wait_published(account.tenant, post.post_id)
 
     [status] = fake.live
@@ -108,7 +69,7 @@ def test_publishes_a_status_with_media(api, account, fake):
 
 
 def test_thread_replies_to_the_previous_status(api, account, fake):
-    post = publish(api, account, item("one"), item("two"), item("three"))
+    post = account.publish(api, item("one"), item("two"), item("three"))
     done = api.wait_published(account.tenant, post.post_id)
 
     assert [s["text"] for s in fake.live] == ["one", "two", "three"]
@@ -120,7 +81,7 @@ def test_thread_replies_to_the_previous_status(api, account, fake):
 
 def test_transient_failure_is_retried(api, account, fake):
     fake.fail_next(Fault(status=503, body={"error": "Service unavailable"}, path=STATUSES))
-    post = publish(api, account, item("after a hiccup"))
+    post = account.publish(api, item("after a hiccup"))
     done = api.wait_published(account.tenant, post.post_id)
 
     assert done.delivery.attempts == 2
@@ -131,7 +92,7 @@ def test_transient_failure_is_retried(api, account, fake):
 def test_retry_after_is_respected(api, account, fake):
     fake.fail_next(Fault(status=429, body={"error": "Too many requests"},
                          headers={"Retry-After": "1"}, path=STATUSES))  # fmt: skip
-    post = publish(api, account, item("patiently"))
+    post = account.publish(api, item("patiently"))
     api.wait_published(account.tenant, post.post_id)
 
     arrivals = fake.calls(STATUSES)
@@ -145,7 +106,7 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.2)
     fake.fail_next(Fault(status=429, body={"error": "Too many requests"}, path=STATUSES,
                          headers={"X-RateLimit-Reset": reset.isoformat()}))  # fmt: skip
-    post = publish(api, account, item("after the reset"))
+    post = account.publish(api, item("after the reset"))
     api.wait_published(account.tenant, post.post_id)
 
     arrivals = fake.calls(STATUSES)
@@ -153,21 +114,21 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     assert arrivals[1].at >= reset_mono - 0.05
 
 
-def test_permanent_failure_fails_with_the_network_reason(api, account, fake):
+def test_permanent_failure_fails_with_the_network_reason(api, account, fake, wait_failed):
     fake.fail_next(Fault(status=400, body={"error": "Bad request: status is malformed"},
                          path=STATUSES))  # fmt: skip
-    post = publish(api, account, item("doomed"))
-    failed = api.wait_status(account.tenant, post.post_id, pb.POST_STATUS_FAILED)
+    post = account.publish(api, item("doomed"))
+    failed = wait_failed(account.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("400", "Bad request: status is malformed")
     assert failed.delivery.attempts == 1
     assert fake.live == []
 
 
-def test_bad_credentials_fail(api, make_tenant, fake):
-    account = _account(make_tenant, fake, token="revoked-token")
-    post = publish(api, account, item("nope"))
-    failed = api.wait_status(account.tenant, post.post_id, pb.POST_STATUS_FAILED)
+def test_bad_credentials_fail(api, make_account, fake, wait_failed):
+    account = _account(make_account, fake, token="revoked-token")
+    post = account.publish(api, item("nope"))
+    failed = wait_failed(account.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("401", "The access token is invalid")
     assert failed.delivery.attempts == 1
@@ -177,7 +138,7 @@ def test_bad_credentials_fail(api, make_tenant, fake):
 def test_unknown_outcome_is_sent_again_under_the_same_key(api, account, fake):
     # The status goes live, then the connection drops before the answer.
     fake.fail_next(Fault(drop=True, path=STATUSES))
-    post = publish(api, account, item("exactly once"))
+    post = account.publish(api, item("exactly once"))
     done = api.wait_published(account.tenant, post.post_id)
 
     [status] = fake.live
@@ -200,7 +161,7 @@ def test_unknown_outcome_midway_through_a_thread(api, account, fake, delivery_ho
             fake.fail_next(Fault(drop=True, path=STATUSES))
 
     delivery_hooks.before_send(drop_second)
-    post = publish(api, account, item("a"), item("b"), item("c"))
+    post = account.publish(api, item("a"), item("b"), item("c"))
     done = api.wait_published(account.tenant, post.post_id)
 
     assert [s["text"] for s in fake.live] == ["a", "b", "c"]
@@ -236,14 +197,11 @@ def test_the_same_key_answers_the_same_status(fake):
     assert adapter.honours_idempotency_keys and not adapter.can_look_up
 
 
-def test_waits_for_media_still_processing(monkeypatch):
+def test_waits_for_media_still_processing(monkeypatch, start_fake):
     monkeypatch.setattr(mastodon, "MEDIA_POLL_INTERVAL", 0.01)
-    fake = FakeMastodon(token=TOKEN, processing_polls=2).start()
-    try:
-        media = MediaRef(fake.add_file("big.png"), "image", "image/png", "big")
-        _adapter(fake).publish(_request("m" * 32, media=[media]))
-        [status] = fake.live
-        assert status["media"][0]["description"] == "big"
-        assert len(fake.calls("/api/v1/media/")) == 3  # 206, 206, 200
-    finally:
-        fake.stop()
+    fake = start_fake(FakeMastodon(token=TOKEN, processing_polls=2))
+    media = MediaRef(fake.add_file("big.png"), "image", "image/png", "big")
+    _adapter(fake).publish(_request("m" * 32, media=[media]))
+    [status] = fake.live
+    assert status["media"][0]["description"] == "big"
+    assert len(fake.calls("/api/v1/media/")) == 3  # 206, 206, 200

@@ -8,7 +8,6 @@ request, faults included; ``live``: every item it accepted, once per key).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -34,40 +33,19 @@ SECRET = "whsec_test-signing-secret"
 
 
 @pytest.fixture
-def fake():
-    network = FakeWebhook(SECRET).start()
-    try:
-        yield network
-    finally:
-        network.stop()
-
-
-@dataclasses.dataclass
-class Hook:
-    """A tenant with a webhook account pointing at the fake consumer."""
-
-    tenant: object
-    account_id: str
+def fake(start_fake) -> FakeWebhook:
+    return start_fake(FakeWebhook(SECRET))
 
 
 @pytest.fixture
-def hook(make_tenant, fake) -> Hook:
-    return _hook(make_tenant, fake, SECRET)
+def hook(make_account, fake):
+    return _hook(make_account, fake, SECRET)
 
 
-def _hook(make_tenant, fake: FakeWebhook, token: str) -> Hook:
-    tenant = make_tenant(f"webhook-{uuid.uuid4().hex[:8]}")
-    account_id = tenant.add_account(
-        "webhook", sandbox=False, handle="consumer",
-        base_url=fake.base_url + "/hooks/posts", token=token,
-    )  # fmt: skip
-    return Hook(tenant, account_id)
-
-
-def publish(api, hook: Hook, **fields) -> pb.Post:
-    fields.setdefault("post_type", pb.POST_TYPE_POST)
-    fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
-    return api.create(hook.tenant, account_id=hook.account_id, **fields)
+def _hook(make_account, fake: FakeWebhook, token: str):
+    """A tenant with a webhook account pointing at the fake consumer."""
+    return make_account("webhook", handle="consumer", base_url=fake.base_url + "/hooks/posts",
+                        token=token)  # fmt: skip
 
 
 def verifies(request, secret: str = SECRET) -> bool:
@@ -136,12 +114,9 @@ def test_same_key_gets_the_same_answer_and_goes_live_once(fake):
     assert [entry["key"] for entry in fake.live] == ["a" * 32, "b" * 32]
 
 
-def test_answer_without_id_falls_back_to_the_key():
-    consumer = FakeWebhook(SECRET, with_ids=False).start()
-    try:
-        published = _adapter(consumer).publish(_request("c" * 32))
-    finally:
-        consumer.stop()
+def test_answer_without_id_falls_back_to_the_key(start_fake):
+    consumer = start_fake(FakeWebhook(SECRET, with_ids=False))
+    published = _adapter(consumer).publish(_request("c" * 32))
     assert (published.platform_post_id, published.url) == ("c" * 32, "")
 
 
@@ -173,7 +148,7 @@ def test_fake_refuses_unsigned_requests(fake):
 
 
 def test_publishes_one_signed_post_per_item(api, hook, fake):
-    post = publish(api, hook, text="Hello, consumer")
+    post = hook.publish(api, text="Hello, consumer")
     done = api.wait_published(hook.tenant, post.post_id)
 
     [entry] = fake.live_for(post.post_id)
@@ -194,8 +169,8 @@ def test_publishes_one_signed_post_per_item(api, hook, fake):
 
 
 def test_thread_sends_one_post_per_item_with_distinct_keys(api, hook, fake):
-    post = publish(api, hook, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("one"), item("two"), item("three")])  # fmt: skip
+    post = hook.publish(api, post_type=pb.POST_TYPE_THREAD,
+                        items=[item("one"), item("two"), item("three")])  # fmt: skip
     done = api.wait_published(hook.tenant, post.post_id)
 
     live = fake.live_for(post.post_id)
@@ -211,7 +186,7 @@ def test_thread_sends_one_post_per_item_with_distinct_keys(api, hook, fake):
 
 def test_transient_failure_is_retried_with_the_same_key(api, hook, fake):
     fake.fail_next(Fault(status=503, body={"error": "consumer is restarting"}))
-    post = publish(api, hook, items=[item("first"), item("second")])
+    post = hook.publish(api, items=[item("first"), item("second")])
     done = api.wait_published(hook.tenant, post.post_id)
 
     assert done.delivery.attempts == 2
@@ -223,7 +198,7 @@ def test_transient_failure_is_retried_with_the_same_key(api, hook, fake):
 
 def test_retry_after_is_respected(api, hook, fake):
     fake.fail_next(Fault(status=429, body={"error": "slow down"}, headers={"Retry-After": "1"}))
-    post = publish(api, hook, text="Patience")
+    post = hook.publish(api, text="Patience")
     done = api.wait_published(hook.tenant, post.post_id)
 
     assert done.delivery.attempts == 2
@@ -232,20 +207,20 @@ def test_retry_after_is_respected(api, hook, fake):
     assert len(fake.live_for(post.post_id)) == 1
 
 
-def test_permanent_failure_fails_with_the_consumers_reason(api, hook, fake):
+def test_permanent_failure_fails_with_the_consumers_reason(api, hook, fake, wait_failed):
     fake.fail_next(Fault(status=400, body={"error": "channel is archived"}))
-    post = publish(api, hook, text="Nobody listens")
-    failed = api.wait_status(hook.tenant, post.post_id, pb.POST_STATUS_FAILED)
+    post = hook.publish(api, text="Nobody listens")
+    failed = wait_failed(hook.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("400", "channel is archived")
     assert failed.delivery.attempts == 1
     assert fake.live == []
 
 
-def test_bad_secret_fails_with_401(api, make_tenant, fake):
-    hook = _hook(make_tenant, fake, token="not-the-consumers-secret")
-    post = publish(api, hook, text="Forged?")
-    failed = api.wait_status(hook.tenant, post.post_id, pb.POST_STATUS_FAILED)
+def test_bad_secret_fails_with_401(api, make_account, fake, wait_failed):
+    hook = _hook(make_account, fake, token="not-the-consumers-secret")
+    post = hook.publish(api, text="Forged?")
+    failed = wait_failed(hook.tenant, post.post_id)
 
     assert (failed.error.code, failed.error.message) == ("401", "invalid signature")
     assert failed.delivery.attempts == 1
@@ -253,8 +228,8 @@ def test_bad_secret_fails_with_401(api, make_tenant, fake):
 
 
 def test_unknown_outcome_is_repeated_with_the_same_key(api, hook, fake, delivery_hooks):
-    post = publish(api, hook, status=pb.STATUS_CHANGE_DRAFT,
-                   items=[item("a"), item("b"), item("c")])  # fmt: skip
+    post = hook.publish(api, status=pb.STATUS_CHANGE_DRAFT,
+                        items=[item("a"), item("b"), item("c")])  # fmt: skip
     armed = []
 
     def drop_second_item(post_id, index):
@@ -285,8 +260,9 @@ def test_editing_content_changes_the_keys_and_a_retry_keeps_them(api, hook, fake
             row = Post.get_by_id(post_id)
             return [delivery_key(row, index) for index in range(2)]
 
-    post = publish(api, hook, status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600),
-                   idempotency_key=f"edit-{uuid.uuid4()}", items=[item("v1 a"), item("v1 b")])  # fmt: skip
+    post = hook.publish(api, status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600),
+                        idempotency_key=f"edit-{uuid.uuid4()}",
+                        items=[item("v1 a"), item("v1 b")])  # fmt: skip
     before = keys_now(post.post_id)
     api.update(hook.tenant, post.post_id, items=[item("v2 a"), item("v2 b")])
     after = keys_now(post.post_id)

@@ -28,21 +28,13 @@ from workers.adapters.x import XAdapter
 # isort: split
 from posts.v1 import posts_pb2 as pb
 
-pytestmark = pytest.mark.server_env(
-    POSTS_RETRY_BASE="0.2", POSTS_MAX_ATTEMPTS="3", POSTS_DISPATCH_INTERVAL="0.05"
-)
-
 TOKEN = "x-oauth2-user-token"
 HANDLE = "acme_news"
 
 
 @pytest.fixture
-def fake():
-    network = FakeX(TOKEN, username=HANDLE).start()
-    try:
-        yield network
-    finally:
-        network.stop()
+def fake(start_fake) -> FakeX:
+    return start_fake(FakeX(TOKEN, username=HANDLE))
 
 
 @pytest.fixture
@@ -55,10 +47,6 @@ def publish(api, tenant, account_id: str, **fields) -> pb.Post:
     fields.setdefault("post_type", pb.POST_TYPE_TWEET)
     fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
     return api.create(tenant, account_id=account_id, **fields)
-
-
-def failed(api, tenant, post_id: str) -> pb.Post:
-    return api.wait_status(tenant, post_id, pb.POST_STATUS_FAILED)
 
 
 def url_of(tweet_id: str) -> str:
@@ -192,37 +180,39 @@ def test_rate_limit_reset_header_is_respected(api, tenant, account, fake):
     assert len(fake.live) == 1
 
 
-def test_permanent_failure_fails_with_the_network_code_and_message(api, tenant, account, fake):
+def test_permanent_failure_fails_with_the_network_code_and_message(
+    api, tenant, account, fake, wait_failed
+):
     detail = "One or more parameters to your request was invalid."
     fake.fail_next(Fault(status=400, body=problem(400, detail, "Invalid Request"),
                          path="/2/tweets"))  # fmt: skip
     post = publish(api, tenant, account, text="Rejected")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert (done.error.code, done.error.message) == ("400", detail)
     assert done.delivery.attempts == 1
     assert len(fake.posts()) == 1 and fake.live == []
 
 
-def test_bad_credentials_fail(api, tenant, fake):
+def test_bad_credentials_fail(api, tenant, fake, wait_failed):
     account = tenant.add_account("x", sandbox=False, handle=HANDLE, base_url=fake.base_url,
                                  token="revoked-token")  # fmt: skip
     post = publish(api, tenant, account, text="Who am I?")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert (done.error.code, done.error.message) == ("401", "Unauthorized")
     assert done.delivery.attempts == 1
     assert fake.live == []
 
 
-def test_forbidden_fails(api, tenant, account, fake):
+def test_forbidden_fails(api, tenant, account, fake, wait_failed):
     detail = "You are not permitted to perform this action."
     fake.fail_next(Fault(status=403, body=problem(403, detail, "Forbidden"), path="/2/tweets"))
     post = publish(api, tenant, account, text="Not allowed")
 
-    done = failed(api, tenant, post.post_id)
+    done = wait_failed(tenant, post.post_id)
 
     assert (done.error.code, done.error.message) == ("403", detail)
     assert fake.live == []
