@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: install run test proto lint buf-lint bench clean
+.PHONY: install run test test-deps proto lint buf-lint bench clean
 
 install: $(STAMP)
 
@@ -32,8 +32,32 @@ run: $(STAMP)
 	$(PY) -m service demo
 	$(PY) -m service serve
 
-test: $(STAMP) $(BUF)
+# The servers the test fixtures start themselves (tests/backends.py): PostgreSQL,
+# Redis, RabbitMQ from the Debian packages. Installs only what is missing.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=120
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+test-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null 2>&1; } \
+	  || missing="$$missing rabbitmq-server"; \
+	{ command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ]; } \
+	  || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >/tmp/posts-apt.log 2>&1 \
+	  || { $(SUDO) $(APT_GET) update >>/tmp/posts-apt.log 2>&1 \
+	       && $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >>/tmp/posts-apt.log 2>&1; } \
+	  || { tail -n 30 /tmp/posts-apt.log; exit 1; }; \
+	fi
+
+test: $(STAMP) $(BUF) test-deps
 	$(PY) -m pytest -q
+
+# Benchmarks (not part of `make test`): `make bench ARGS="--quick"`; see BENCHMARKS.md.
+bench: $(STAMP)
+	$(PY) -m tests.benchmarks $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules var
