@@ -175,7 +175,7 @@ def test_rate_limit_reset_header_is_respected(api, tenant, account, fake):
 
     api.wait_published(tenant, post.post_id)
 
-    first, second = fake.posts()
+    _, second = fake.posts()
     # The retry waits for the window's end (arrival times are monotonic; reset is epoch).
     second_wall_clock = time.time() - (time.monotonic() - second.at)
     assert second_wall_clock >= reset - 0.05
