@@ -1,0 +1,353 @@
+"""What the benchmarks share: scratch databases, child processes, statistics, tables.
+
+The benchmark process itself only orchestrates (and, where a benchmark says so,
+reads or writes the database directly); servers, workers, load generators and
+baselines each run in a child process of their own, so that none shares a GIL
+with another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Self
+
+import service  # noqa: F401  (puts generated/ on the import path)
+from tests.processes import ROOT, Process, ServerProcess
+
+SECRET_KEY = "bench-secret-key-0123456789abcdef-0123456789abcdef"
+#: The text of every benchmark post: a typical tweet's length.
+TEXT = (
+    "Benchmark post: our spring release is live. New dashboards, faster exports and a dark "
+    "mode you asked for. Details in the changelog."
+)
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def percentile(values, q: float) -> float:
+    """The ``q``-th percentile (0-100) by nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summary(values) -> dict:
+    values = list(values)
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+        "mean": sum(values) / len(values) if values else float("nan"),
+    }
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds, to a sensible precision."""
+    if math.isnan(seconds):
+        return "n/a"
+    value = seconds * 1000
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def ratio(value: float, base: float) -> str:
+    if not base or math.isnan(value) or math.isnan(base):
+        return "n/a"
+    share = value / base
+    return f"{share:.3f}×" if share < 0.1 else f"{share:.2f}×"
+
+
+# --------------------------------------------------------------------- memory
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM (peak resident set size) of a live process, in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children first)."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop(0)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    kids = [int(k) for k in children.read().split()]
+            except FileNotFoundError:
+                continue
+            found.extend(kids)
+            queue.extend(kids)
+    return found
+
+
+def peak_rss_tree(pid: int) -> int | None:
+    """The largest VmHWM among ``pid`` and its descendants (Dramatiq forks its workers)."""
+    peaks = [p for p in (peak_rss_kib(q) for q in [pid, *descendants(pid)]) if p]
+    return max(peaks) if peaks else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.0f} MiB"
+
+
+# --------------------------------------------------------------------- output
+
+
+def render(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]  # fmt: skip
+
+    def line(r):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def busy_neighbours(own: set[int] | None = None, threshold: float = 5.0) -> list[str]:
+    """Other processes using at least ``threshold``% CPU right now (ps), for the record."""
+    own = own or set()
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"],
+                             capture_output=True, text=True, timeout=5, check=False).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in out.splitlines()[1:]:
+        pid, cpu, comm = line.split(None, 2)
+        if int(pid) not in own and int(pid) != os.getpid() and float(cpu) >= threshold:
+            found.append(f"{comm.strip()}({cpu}%)")
+    return found[:5]
+
+
+def header(title: str) -> float:
+    """Prints a benchmark's heading: what, when, with which command, on what; returns t0."""
+    command = "python -m " + " ".join(
+        shlex.quote(a) for a in [_module_name(), *sys.argv[1:]]
+    )
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=5, check=False).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    dirty = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=5, check=False).stdout.strip():  # fmt: skip
+            dirty = "+uncommitted changes"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"\n### {title}\n")
+    print(f"- date: {now}; command: `{command}`; commit {commit}{dirty and ' ' + dirty}")
+    print(f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average at start {loadavg()}"
+          + (f"; busy neighbours: {', '.join(busy_neighbours())}" if busy_neighbours() else ""))
+    sys.stdout.flush()
+    return time.monotonic()
+
+
+def footer(t0: float) -> None:
+    print(f"- took {time.monotonic() - t0:.0f} s; load average at end {loadavg()}")
+    sys.stdout.flush()
+
+
+def _module_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name.removesuffix(".__main__") if spec else sys.argv[0]
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------- scratch
+
+
+@dataclasses.dataclass
+class Tenant:
+    workspace_id: str
+    key: str
+    account_id: str
+
+
+class Scratch:
+    """A fresh service environment: a temporary var dir with its own SQLite file
+    (or, with ``external``, the POSTS_DATABASE_URL / POSTS_BROKER_URL of the
+    environment), a fixed secret, and the benchmark process's connection to it."""
+
+    def __init__(self, name: str, external: bool = False):
+        self.dir = tempfile.mkdtemp(prefix=f"posts-bench-{name}-")
+        self.external = external
+        if external:
+            database_url = os.environ.get("POSTS_DATABASE_URL", "")
+            broker_url = os.environ.get("POSTS_BROKER_URL", "")
+            if not database_url.startswith("postgres") or not broker_url:
+                raise SystemExit(
+                    "--external needs POSTS_DATABASE_URL=postgresql://… and "
+                    "POSTS_BROKER_URL=redis://… in the environment"
+                )
+        else:
+            database_url = f"sqlite:///{self.dir}/posts.db"
+            broker_url = ""
+        self.env = {
+            "POSTS_VAR_DIR": self.dir,
+            "POSTS_DATABASE_URL": database_url,
+            "POSTS_BROKER_URL": broker_url,
+            "POSTS_SECRET_KEY": SECRET_KEY,
+            "POSTS_INPROCESS_WORKER": "",
+        }
+        self.config = None
+
+    def open(self) -> Scratch:
+        """Points this process at the database and migrates it."""
+        from service import crypto, db, migrations
+        from service.config import Config
+
+        if db.database.obj is not None and not db.database.is_closed():
+            db.database.close()
+        self.config = Config.from_env(self.env)
+        db.init(self.config)
+        crypto.configure(self.config)
+        migrations.migrate()
+        return self
+
+    def use(self) -> Scratch:
+        """Points this process at this scratch's database again (after another's)."""
+        from service import crypto, db
+
+        if db.database.obj is not None and not db.database.is_closed():
+            db.database.close()
+        db.init(self.config)
+        crypto.configure(self.config)
+        return self
+
+    def tenant(self, name: str = "bench", platform: str = "x", **account) -> Tenant:
+        """A workspace, a key granted to it, and an account (sandbox unless told)."""
+        from service import admin
+
+        workspace_id = admin.create_workspace(name)
+        key = admin.create_api_key([workspace_id])
+        account.setdefault("sandbox", True)
+        account_id = admin.create_account(workspace_id, platform, handle=name, **account)
+        return Tenant(workspace_id, key, account_id)
+
+    def account(self, tenant: Tenant, platform: str, handle: str, **options) -> str:
+        from service import admin
+
+        options.setdefault("sandbox", True)
+        return admin.create_account(tenant.workspace_id, platform, handle=handle, **options)
+
+    def log(self, name: str) -> str:
+        return os.path.join(self.dir, f"{name}.log")
+
+    def close(self, keep: bool = False) -> None:
+        from service import db
+
+        with contextlib.suppress(Exception):
+            if not db.database.is_closed():
+                db.database.close()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ children
+
+
+class Children:
+    """Child processes stopped (SIGTERM, then SIGKILL) however the benchmark ends."""
+
+    def __init__(self):
+        self._all: list[Process] = []
+
+    def add(self, process: Process) -> Process:
+        self._all.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self._all):
+            with contextlib.suppress(Exception):
+                process.stop(timeout=15)
+        self._all.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def start_server(children: Children, scratch: Scratch, extra: dict | None = None,
+                 name: str = "server") -> ServerProcess:  # fmt: skip
+    """``python -m service serve`` on a free port, waited for until SERVING."""
+    server = children.add(ServerProcess({**scratch.env, **(extra or {})}, scratch.log(name)))
+    server.start()
+    server.wait_serving(timeout=120)
+    return server
+
+
+def start_echo(children: Children, scratch: Scratch, extra: dict | None = None) -> ServerProcess:
+    """The bare echo server (tests.benchmarks.echo_server), run the same way."""
+    echo = ServerProcess({**scratch.env, **(extra or {})}, scratch.log("echo"))
+    echo.args = ["-m", "tests.benchmarks.echo_server"]
+    children.add(echo).start()
+    echo.wait_serving(timeout=60)
+    return echo
+
+
+def run_child(module: str, args: list[str], env: dict | None = None,
+              timeout: float = 900) -> dict:  # fmt: skip
+    """Runs ``python -m module args`` to the end; returns the JSON of its last stdout line."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1])

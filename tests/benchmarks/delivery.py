@@ -1,0 +1,254 @@
+"""Benchmark 2: delivery throughput end to end, next to a bare Dramatiq no-op actor.
+
+``--posts`` posts are created with STATUS_CHANGE_PUBLISH through CreatePost by
+the load generator (its own process, ``--concurrency`` callers) while the
+worker delivers them; the figure is posts PUBLISHED per second, from the first
+post's create_time to the last one's publish time (read from the database).
+Once through the sandbox adapter (a sandbox X account), once through the
+webhook adapter to the local fake consumer (tests.fakes.webhook, in a process
+of its own: a signed HTTP POST per post).
+
+Embedded default: ``python -m service serve`` on a fresh SQLite file, the
+worker (POSTS_WORKER_THREADS threads, in-memory StubBroker) inside the server
+process. Baseline: a bare Dramatiq no-op actor on a StubBroker with a Worker of
+the same thread count, in one process (tests.benchmarks.dramatiq_baseline).
+
+``--external``: also on PostgreSQL + Redis, from POSTS_DATABASE_URL and
+POSTS_BROKER_URL in the environment (a server, and a ``python -m workers``
+process with the same thread count); the baseline then runs on a RedisBroker.
+
+Target (PRODUCT.md section 8): at least a third of the no-op actor's rate.
+
+    python -m tests.benchmarks.delivery [--quick] [--posts 1000] [--external]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.benchmarks import profiling
+from tests.benchmarks.common import (
+    Children,
+    Scratch,
+    cpu_seconds,
+    footer,
+    header,
+    mib,
+    note,
+    peak_rss_kib,
+    peak_rss_tree,
+    ratio,
+    render,
+    run_child,
+    start_server,
+)
+from tests.processes import ROOT, WorkerProcess
+
+HOOK_SECRET = "bench-webhook-signing-secret-0123456789"
+
+
+class Sink:
+    """The webhook consumer's process; ``url`` is where it listens."""
+
+    def __init__(self):
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.benchmarks.webhook_sink", HOOK_SECRET], cwd=ROOT,
+            stdout=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.url = self.popen.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the webhook sink did not start")
+
+    def stop(self) -> dict:
+        self.peak = peak_rss_kib(self.popen.pid)
+        self.popen.terminate()
+        out, _ = self.popen.communicate(timeout=30)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else {}
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def epoch_seconds(value) -> float:
+    """A UTCTimeField value (datetime, or microseconds since the epoch) as Unix seconds."""
+    if value is None:
+        return 0.0
+    return value / 1e6 if isinstance(value, int) else value.timestamp()
+
+
+def deliver_batch(args, server, tenant, account_id: str, post_type: str, label: str) -> dict:
+    """Creates ``args.posts`` posts to publish now and waits until all are delivered."""
+    from peewee import fn
+
+    from service import db
+    from service.models import Post
+
+    command = [
+        sys.executable, "-m", "tests.benchmarks.loadgen", "--address", server.address,
+        "--key", tenant.key, "--workspace", tenant.workspace_id, "--account", account_id,
+        "--rpc", "CreatePost", "--status", "publish", "--post-type", post_type,
+        "--concurrency", str(args.concurrency), "--count", str(args.posts),
+    ]  # fmt: skip
+    spy = None
+    if args.profile:
+        spy = profiling.record(server.popen.pid, None,
+                               os.path.join(args.profile, f"delivery-{label}.txt"))
+    cpu0, wall0 = cpu_seconds(server.popen.pid), time.monotonic()
+    creator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + args.timeout
+    mine = Post.account == account_id
+    done = failed = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        with db.connection():
+            done = Post.select().where(mine & (Post.status == "published")).count()
+            failed = Post.select().where(mine & (Post.status == "failed")).count()
+        if done + failed >= args.posts and creator.poll() is not None:
+            break
+    server_cpu = (cpu_seconds(server.popen.pid) - cpu0) / (time.monotonic() - wall0)
+    profiling.stop(spy)
+    created = json.loads(creator.communicate(timeout=60)[0].strip().splitlines()[-1])
+    with db.connection():
+        first_created, last_published = (
+            Post.select(fn.MIN(Post.created_at), fn.MAX(Post.published_at)).where(mine).scalar(
+                as_tuple=True
+            )
+        )
+    seconds = epoch_seconds(last_published) - epoch_seconds(first_created)
+    return {
+        "published": done,
+        "failed": failed,
+        "seconds": seconds,
+        "rate": done / seconds if seconds > 0 else 0.0,
+        "create_seconds": created["seconds"],
+        "create_rate": created["qps"],
+        "create_errors": created["errors"],
+        "server_cpu": server_cpu,
+    }
+
+
+def run_mode(args, external: bool, notes: list[str]) -> list[list]:
+    scratch = Scratch("delivery-external" if external else "delivery", external).open()
+    threads = scratch.config.worker_threads
+    tenant = scratch.tenant("bench-delivery")
+    rows = []
+    sink = Sink()
+    try:
+        with Children() as children:
+            hook_account = scratch.account(
+                tenant, "webhook", "bench-hook", base_url=f"{sink.url}/hooks/bench",
+                token=HOOK_SECRET, sandbox=False,
+            )  # fmt: skip
+            backend = "PostgreSQL + Redis" if external else "embedded (SQLite + StubBroker)"
+            note(f"delivery [{backend}]: Dramatiq no-op baseline, {args.baseline_count} messages")
+            baseline = run_child("tests.benchmarks.dramatiq_baseline", [
+                "throughput", "--count", args.baseline_count, "--threads", threads,
+                "--broker-url", scratch.env["POSTS_BROKER_URL"],
+            ])  # fmt: skip
+            server = start_server(children, scratch)
+            worker = None
+            if external:
+                worker = children.add(WorkerProcess(scratch.env, scratch.log("worker"),
+                                                    processes=1, threads=threads))  # fmt: skip
+                worker.start()
+            results = {}
+            for adapter, account_id, post_type in (
+                ("sandbox", tenant.account_id, "tweet"), ("webhook", hook_account, "post"),
+            ):  # fmt: skip
+                note(f"delivery [{backend}]: {args.posts} posts through the {adapter} adapter")
+                label = f"{'external' if external else 'embedded'}-{adapter}"
+                results[adapter] = deliver_batch(args, server, tenant, account_id, post_type,
+                                                 label)  # fmt: skip
+            server_peak = peak_rss_kib(server.popen.pid)
+            worker_peak = peak_rss_tree(worker.popen.pid) if worker else None
+    finally:
+        sink_stats = sink.stop() if sink.popen.poll() is None else {}
+        sink.kill()
+        scratch.close(keep=args.keep)
+    base = baseline["rate"]
+    rows.append([backend, f"no-op actor (baseline, {args.baseline_count} msgs)",
+                 f"{base:.0f}", "1.00×", "-", f"{baseline['seconds']:.1f}", "-",
+                 mib(baseline["peak_rss_kib"])])  # fmt: skip
+    for adapter, r in results.items():
+        met = "met" if r["rate"] >= base / 3 else "NOT met"
+        lost = args.posts - r["published"] - r["failed"]
+        rows.append([
+            backend, f"{adapter} adapter ({r['published']}/{args.posts} published"
+            + (f", {r['failed']} failed" if r["failed"] else "")
+            + (f", {lost} not delivered" if lost else "") + ")",
+            f"{r['rate']:.0f}", ratio(r["rate"], base), f"≥ 0.33× {met}",
+            f"{r['seconds']:.1f}", f"{r['create_rate']:.0f}",
+            f"server {mib(server_peak)}" + (f", worker {mib(worker_peak)}" if worker else
+                                            " (worker inside)"),
+        ])  # fmt: skip
+    if sink_stats:
+        rows[-1][1] += f"; consumer saw {sink_stats['requests']} requests"
+    for adapter, r in results.items():
+        notes.append(f"{backend}, {adapter}: server CPU {r['server_cpu']:.2f} s per wall second"
+                     + (f", {r['create_errors']} CreatePost errors" if r["create_errors"] else ""))
+        if args.profile:
+            label = f"{'external' if external else 'embedded'}-{adapter}"
+            path = os.path.join(args.profile, f"delivery-{label}.txt")
+            notes.append(f"py-spy on the server process, {backend}, {adapter}: share of "
+                         f"request/worker-thread wall time: {profiling.describe(path)}")
+    return rows
+
+
+def run(args) -> None:
+    t0 = header(f"2. Delivery throughput ({args.posts} posts per adapter, "
+                f"{args.concurrency} creating callers)")  # fmt: skip
+    notes: list[str] = []
+    rows = run_mode(args, external=False, notes=notes)
+    if args.external:
+        rows += run_mode(args, external=True, notes=notes)
+    print()
+    print(render(["backend", "what", "posts/s", "ratio", "target (≥ ⅓ no-op)", "seconds",
+                  "creates/s", "peak RSS"], rows))  # fmt: skip
+    print()
+    print("- posts/s: published posts over the time from the first create_time to the last "
+          "publish time; creates/s: CreatePost calls per second while delivering")
+    for line in notes:
+        print(f"- {line}")
+    footer(t0)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="300 posts per adapter")
+    p.add_argument("--posts", type=int, default=None, help="posts per adapter (1000)")
+    p.add_argument("--baseline-count", type=int, default=None,
+                   help="no-op messages for the baseline (10 per post)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
+    p.add_argument("--external", action="store_true",
+                   help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directories")
+    p.add_argument("--profile", metavar="DIR", default="",
+                   help="attach py-spy to the server during each batch; stacks go to DIR")
+    return p
+
+
+def defaults(args) -> None:
+    if args.posts is None:
+        args.posts = 300 if args.quick else 1000
+    if args.baseline_count is None:
+        args.baseline_count = 10 * args.posts
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    defaults(args)
+    run(args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
