@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import pathlib
+import threading
 import urllib.parse
 
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from service.config import Config
 
@@ -64,7 +65,12 @@ def init(config: Config) -> peewee.Database:
     if url.startswith("sqlite:///"):
         path = pathlib.Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        target = peewee.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=10)
+        # A pool: each unit of work checks a connection out and back in, so no
+        # thread holds one for ever, and none pays for a new one every call.
+        target = PooledSqliteDatabase(
+            str(path), pragmas=_SQLITE_PRAGMAS, timeout=10, check_same_thread=False,
+            max_connections=config.max_workers + config.worker_threads + 4, stale_timeout=300,
+        )  # fmt: skip
     else:
         parts = urllib.parse.urlsplit(url)
         target = _PostgresPool(
@@ -88,7 +94,7 @@ def close() -> None:
     target = database.obj
     if target is None:
         return
-    if isinstance(target, PooledPostgresqlDatabase):
+    if isinstance(target, (PooledPostgresqlDatabase, PooledSqliteDatabase)):
         target.close_all()
     elif not target.is_closed():
         target.close()
@@ -100,6 +106,17 @@ def is_sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
+_sqlite_writer = threading.RLock()
+
+
+@contextlib.contextmanager
+def _sqlite_write():
+    # Threads of this process queue on a lock handed over at once, instead of
+    # on SQLite's busy handler, which polls with sleeps (most of the write time).
+    with _sqlite_writer, database.atomic("IMMEDIATE"):
+        yield
+
+
 def write():
     """A transaction for read-then-write work.
 
@@ -107,7 +124,7 @@ def write():
     instead of failing with "database is locked" on the first write.
     """
     if is_sqlite():
-        return database.atomic("IMMEDIATE")
+        return _sqlite_write()
     return database.atomic()
 
 

@@ -217,8 +217,9 @@ class Posts:
             select = select.where(Post.platform == query.platform)
         if cursor:
             created, post_id = cursor
+            # A row-value comparison: the (workspace, created_at, id) index serves it as a range.
             select = select.where(
-                (Post.created_at < created) | ((Post.created_at == created) & (Post.id < post_id))
+                peewee.Tuple(Post.created_at, Post.id) < peewee.Tuple(created, post_id)
             )
         select = select.order_by(Post.created_at.desc(), Post.id.desc()).limit(size + 1)
         with db.connection():

@@ -29,8 +29,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable
+
+import httpx
 
 from workers.adapters import http
 from workers.adapters.base import AccountRef, ItemRequest, PermanentError, Published
@@ -62,6 +65,18 @@ def encode_body(request: ItemRequest) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(url: str) -> httpx.Client:
+    """One client per consumer URL, kept: a new one costs an SSL context each time."""
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = http.client(url)
+        return _clients[url]
+
+
 class WebhookAdapter:
     """Delivers each item as a signed JSON POST to the account's URL."""
 
@@ -81,10 +96,10 @@ class WebhookAdapter:
             IDEMPOTENCY_HEADER: request.idempotency_key,
             SIGNATURE_HEADER: signature_header(self._account.token, int(self._clock()), body),
         }
-        with http.client(self._account.base_url) as client:
-            # The absolute URL, not a path under base_url: httpx would add a trailing slash.
-            response = http.request(client, "POST", self._account.base_url,
-                                    content=body, headers=headers)  # fmt: skip
+        client = _client(self._account.base_url)
+        # The absolute URL, not a path under base_url: httpx would add a trailing slash.
+        response = http.request(client, "POST", self._account.base_url,
+                                content=body, headers=headers)  # fmt: skip
         return _published(response, request.idempotency_key)
 
     def look_up(self, request: ItemRequest) -> Published | None:
