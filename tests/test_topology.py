@@ -29,7 +29,7 @@ from tests.support import timestamp, wait_for
 from posts.v1 import posts_pb2 as pb
 from posts.v1 import posts_pb2_grpc
 
-POSTS = 1000
+POSTS = 2000
 CLIENTS = 6
 SECRET_KEY = "topology-secret-key-0123456789abcdef-012345"
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

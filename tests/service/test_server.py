@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.processes import ROOT, ServerProcess
 from tests.processes import run_cli as run
+from tests.support import wait_for
 
 SECRET_KEY = "server-secret-key-0123456789abcdef-0123456789"
 
@@ -58,3 +59,40 @@ def test_sigterm_drains_and_exits_cleanly(env, tmp_path):
     assert server.stop(timeout=30) == 0
     text = log.read_text()
     assert "draining" in text and "Worker has been shut down" in text
+
+
+def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_server):
+    # Given two server processes on one port (they need a broker: no embedded worker each)
+    env = {**env, "POSTS_BROKER_URL": redis_server.url}
+    server = ServerProcess(env, str(tmp_path / "server.log"), processes=2).start()
+    try:
+        server.wait_serving()
+        # (spawn may add a resource tracker beside the two servers)
+        children = wait_for(lambda: _children(server.popen.pid) if
+                            len(_children(server.popen.pid)) >= 2 else None)  # fmt: skip
+        # When each answers on the shared port (SO_REUSEPORT spreads new connections)
+        for _ in range(4):
+            with grpc.insecure_channel(server.address) as channel:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        code = server.stop(timeout=30)
+    # Then SIGTERM drains them all and the parent exits cleanly
+    assert code == 0
+    assert not [pid for pid in children if _running(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit may wait for a reaper here)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
