@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import shutil
 import sys
 
@@ -84,7 +85,9 @@ def _demo(config: Config) -> str:
     """The demo's ids and a fresh key, as grpcurl lines that work when pasted."""
     workspace_id, account_id = admin.ensure_demo()
     secret = admin.create_api_key([workspace_id])
-    grpcurl = shutil.which("grpcurl") or ".venv/bin/grpcurl"
+    # An absolute path: the lines are pasted into another shell, maybe elsewhere.
+    beside = pathlib.Path(sys.executable).parent / "grpcurl"
+    grpcurl = str(beside) if beside.exists() else shutil.which("grpcurl") or "grpcurl"
     host = config.listen
     call = f'{grpcurl} -plaintext -H "authorization: Bearer $KEY"'
     pick = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"post\"][\"post_id\"])'"
