@@ -21,5 +21,3 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
 
 #: Networks whose real delivery has no adapter yet (sandbox accounts still work).
 WITHOUT_ADAPTER = frozenset({"instagram", "tiktok", "youtube"})
-
-MEDIA_KINDS = ("image", "video", "gif", "document")

@@ -123,7 +123,7 @@ def _send_items(post_id: str, token: str) -> None:
     loaded = posts.load(post_id)
     post = loaded.post
     account = Account.get_by_id(post.account_id)
-    items = [posts.ItemInput(i.text, tuple(m for m in ms)) for i, ms in loaded.items]
+    items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
     violations = rules.check(post.platform, post.post_type, post.title, items)
     if violations:
         detail = "; ".join(f"{k}: {v}" for k, v in violations.items())
@@ -136,7 +136,9 @@ def _send_items(post_id: str, token: str) -> None:
     if adapter is None:
         return _finish(post_id, token, Event.FAIL, "PLATFORM_NOT_SUPPORTED",
                        f"{post.platform} has no adapter yet")  # fmt: skip
-    post_json = json_format.MessageToDict(encode_post(loaded))
+    # Only the webhook sends the whole post; encoding it is wasted work for the rest.
+    post_json = (json_format.MessageToDict(encode_post(loaded))
+                 if getattr(adapter, "needs_post_json", False) else None)  # fmt: skip
     reply_to = None
     for index, (item, media) in enumerate(loaded.items):
         if item.platform_post_id:

@@ -41,7 +41,7 @@ class ItemRequest:
     reply_to: str | None
     #: Derived from the post's key, content revision and item index.
     idempotency_key: str
-    #: The post as the webhook sends it (proto JSON).
+    #: The post as proto JSON, for adapters whose class sets ``needs_post_json = True``.
     post_json: dict | None = None
     #: When an earlier attempt started sending this item (its outcome unknown), if one did.
     send_started_at: datetime.datetime | None = None

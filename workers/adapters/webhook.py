@@ -80,6 +80,7 @@ def _client(url: str) -> httpx.Client:
 class WebhookAdapter:
     """Delivers each item as a signed JSON POST to the account's URL."""
 
+    needs_post_json = True
     honours_idempotency_keys = True
     can_look_up = False
 
