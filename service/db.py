@@ -143,6 +143,52 @@ def claimable(query: peewee.Select) -> peewee.Select:
     return query if is_sqlite() else query.for_update("FOR UPDATE SKIP LOCKED")
 
 
+class Compiled:
+    """A peewee query whose SQL text is built once per database, then reused.
+
+    peewee builds the SQL anew on every execution, which was most of a read's
+    CPU time (BENCHMARKS.md). ``build(*params)`` returns the query for
+    ``params``; it must bind exactly them, in order (checked when built), as
+    database values (times as microseconds), and its SQL may depend on their
+    number but not on their values.
+    """
+
+    def __init__(self, build):
+        self._build = build
+        self._sql: dict[tuple, str] = {}
+        self._columns: dict[tuple, list] = {}
+
+    def sql(self, *params) -> str:
+        key = (database.obj, len(params))
+        sql = self._sql.get(key)
+        if sql is None:
+            sql, bound = self._build(*params).sql()
+            if list(bound) != list(params):
+                raise ValueError(f"query binds {bound!r}, not the parameters {params!r}")
+            self._sql[key] = sql
+        return sql
+
+    def rows(self, model: type[peewee.Model], *params) -> list:
+        """The selected rows as ``model`` instances (as peewee would make them)."""
+        cursor = database.execute_sql(self.sql(*params), params)
+        key = (database.obj, len(params), model)
+        fields = self._columns.get(key)
+        if fields is None:
+            # Resolving the cursor's columns to fields is peewee's other per-call cost.
+            fields = [model._meta.columns[d[0]] for d in cursor.description]
+            self._columns[key] = fields
+        found = []
+        for row in cursor.fetchall():
+            instance = model(__no_default__=1)
+            instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+            found.append(instance)
+        return found
+
+    def execute(self, *params) -> int:
+        """Runs a write; the number of rows it changed."""
+        return database.execute_sql(self.sql(*params), params).rowcount
+
+
 @contextlib.contextmanager
 def connection():
     """A connection for one unit of work, reusing one already open on this thread."""

@@ -124,38 +124,52 @@ def record_event(post: Post, before: str, cause: str) -> None:
     )
 
 
+_POST = db.Compiled(lambda post_id: Post.select().where(Post.id == post_id))
+_POST_IN_WORKSPACE = db.Compiled(
+    lambda post_id, workspace_id: Post.select().where(
+        (Post.id == post_id) & (Post.workspace == workspace_id)
+    )
+)
+_POST_LOCKED = db.Compiled(
+    lambda post_id, workspace_id: db.locked(
+        Post.select().where((Post.id == post_id) & (Post.workspace == workspace_id))
+    )
+)
+_ITEMS = db.Compiled(
+    lambda *post_ids: PostItem.select()
+    .where(PostItem.post.in_(post_ids))
+    .order_by(PostItem.post, PostItem.position)
+)
+_MEDIA = db.Compiled(
+    lambda *post_ids: Media.select(Media)
+    .join(PostItem)
+    .where(PostItem.post.in_(post_ids))
+    .order_by(Media.item, Media.position)
+)
+
+
 def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> LoadedPost:
     """Reads a post with its items and media; raises PostNotFound.
 
-    ``lock`` holds the post's row until the transaction ends (to change it).
+    ``lock`` (with a workspace) holds the post's row until the transaction ends.
     """
-    query = Post.select().where(Post.id == post_id)
-    if lock:
-        query = db.locked(query)
-    if workspace_id is not None:
-        query = query.where(Post.workspace == workspace_id)
-    post = query.first()
-    if post is None:
+    if workspace_id is None:
+        rows = _POST.rows(Post, post_id)
+    else:
+        rows = (_POST_LOCKED if lock else _POST_IN_WORKSPACE).rows(Post, post_id, workspace_id)
+    if not rows:
         raise errors.PostNotFound(post_id)
-    return _with_items([post])[0]
+    return _with_items(rows)[0]
 
 
 def _with_items(posts: Sequence[Post]) -> list[LoadedPost]:
     if not posts:
         return []
-    items = list(
-        PostItem.select()
-        .where(PostItem.post.in_([p.id for p in posts]))
-        .order_by(PostItem.post, PostItem.position)
-    )
+    post_ids = [p.id for p in posts]
+    items = _ITEMS.rows(PostItem, *post_ids)
     media: dict[int, list[Media]] = {}
-    if items:
-        for m in (
-            Media.select()
-            .where(Media.item.in_([i.id for i in items]))
-            .order_by(Media.item, Media.position)
-        ):
-            media.setdefault(m.item_id, []).append(m)
+    for m in _MEDIA.rows(Media, *post_ids):
+        media.setdefault(m.item_id, []).append(m)
     by_post: dict[str, list] = {}
     for item in items:
         by_post.setdefault(item.post_id, []).append((item, media.get(item.id, [])))
