@@ -189,6 +189,57 @@ class Compiled:
         return database.execute_sql(self.sql(*params), params).rowcount
 
 
+_inserts: dict[tuple, Compiled] = {}
+
+
+def insert(row: peewee.Model) -> peewee.Model:
+    """Inserts a new ``row`` (as ``Model.create`` would), with SQL compiled once
+    per model and set of columns; fills in an auto-increment id."""
+    model = type(row)
+    fields = [f for f in model._meta.sorted_fields if f.name in row.__data__]
+    key = (model, tuple(f.name for f in fields))
+    statement = _inserts.get(key)
+    if statement is None:
+        statement = _inserts[key] = Compiled(lambda *values: model.insert(dict(zip(fields, values))))
+    params = [f.db_value(row.__data__[f.name]) for f in fields]
+    cursor = database.execute_sql(statement.sql(*params), params)
+    primary_key = model._meta.primary_key
+    if primary_key.name not in row.__data__:
+        row.__data__[primary_key.name] = database.last_insert_id(cursor)
+    row._dirty.clear()
+    return row
+
+
+_updates: dict[tuple, Compiled] = {}
+
+
+def update_changed(row: peewee.Model, **expected) -> int:
+    """Writes the fields of ``row`` changed since it was read, where its primary
+    key and the ``expected`` field values match; the number of rows changed.
+
+    Only changed columns, so indexes on the others are left alone; the SQL is
+    compiled once per model and set of fields.
+    """
+    model = type(row)
+    meta = model._meta
+    changed = [f for f in meta.sorted_fields if f.name in row._dirty]
+    conditions = [meta.primary_key, *(meta.fields[name] for name in expected)]
+    key = (model, tuple(f.name for f in changed), tuple(expected))
+    statement = _updates.get(key)
+    if statement is None:
+
+        def build(*values):
+            where = [f == v for f, v in zip(conditions, values[len(changed):])]
+            return model.update(dict(zip(changed, values))).where(*where)
+
+        statement = _updates[key] = Compiled(build)
+    params = [f.db_value(row.__data__.get(f.name)) for f in changed]
+    params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()])]
+    updated = statement.execute(*params)
+    row._dirty.clear()
+    return updated
+
+
 @contextlib.contextmanager
 def connection():
     """A connection for one unit of work, reusing one already open on this thread."""

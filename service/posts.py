@@ -114,13 +114,15 @@ def new_token() -> str:
 
 def record_event(post: Post, before: str, cause: str) -> None:
     """Adds ``post``'s transition from ``before`` to the post's history."""
-    PostEvent.create(
-        post=post.id,
-        at=db.utcnow(),
-        from_status=before,
-        to_status=post.status,
-        cause=cause,
-        job_token=post.job_token,
+    db.insert(
+        PostEvent(
+            post=post.id,
+            at=db.utcnow(),
+            from_status=before,
+            to_status=post.status,
+            cause=cause,
+            job_token=post.job_token,
+        )
     )
 
 
@@ -146,6 +148,18 @@ _MEDIA = db.Compiled(
     .where(PostItem.post.in_(post_ids))
     .order_by(Media.item, Media.position)
 )
+
+
+_ACCOUNT = db.Compiled(
+    lambda account_id, workspace_id: Account.select().where(
+        (Account.id == account_id) & (Account.workspace == workspace_id)
+    )
+)
+
+
+def _account(account_id: str, workspace_id: str) -> Account | None:
+    rows = _ACCOUNT.rows(Account, account_id, workspace_id)
+    return rows[0] if rows else None
 
 
 def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> LoadedPost:
@@ -272,15 +286,14 @@ class Posts:
                     replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
                     if replay:
                         return load(replay)
-                    post = self._insert(workspace_id, new, fingerprint, now)
+                    loaded = self._insert(workspace_id, new, fingerprint, now)
             except peewee.IntegrityError:
                 # A concurrent create with the same key won the race: answer as a replay.
                 replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
                 if not replay:
                     raise
                 return load(replay)
-            loaded = load(post.id)
-        self._after_commit(post)
+        self._after_commit(loaded.post)
         return loaded
 
     def _replay(self, workspace_id: str, key: str, fingerprint: str) -> str | None:
@@ -295,13 +308,11 @@ class Posts:
             raise errors.IdempotencyKeyReused(key, record.post_id)
         return record.post_id
 
-    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now) -> Post:
+    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now) -> LoadedPost:
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED and new.scheduled_at <= now:
             raise errors.InvalidField({"scheduled_at": "must be in the future"})
-        account = Account.get_or_none(
-            (Account.id == new.account_id) & (Account.workspace == workspace_id)
-        )
+        account = _account(new.account_id, workspace_id)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
@@ -310,7 +321,7 @@ class Posts:
             )
         if status in lifecycle.QUEUED:
             _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand)
-        post = Post.create(
+        post = Post(
             id=ids.new(ids.POST),
             workspace=workspace_id,
             account=account.id,
@@ -326,17 +337,20 @@ class Posts:
             created_at=now,
             updated_at=now,
         )
-        _write_items(post, new.items)
+        db.insert(post)
+        items = _write_items(post, new.items)
         if new.idempotency_key:
-            IdempotencyRecord.create(
-                workspace=workspace_id,
-                key=new.idempotency_key,
-                request_hash=fingerprint,
-                post=post.id,
-                created_at=now,
+            db.insert(
+                IdempotencyRecord(
+                    workspace=workspace_id,
+                    key=new.idempotency_key,
+                    request_hash=fingerprint,
+                    post=post.id,
+                    created_at=now,
+                )
             )
         record_event(post, "", "create")
-        return post
+        return LoadedPost(post, items)
 
     def update(self, workspace_id: str, edit: PostEdit) -> LoadedPost:
         """Applies an UpdatePost; see lifecycle.decide_update for what it may do."""
@@ -373,7 +387,7 @@ class Posts:
                     return current
                 if decision.check_rules:
                     _check_deliverable(
-                        post.account,
+                        _account(post.account_id, workspace_id),
                         post.post_type,
                         title,
                         items if items is not None else _as_inputs(current),
@@ -381,9 +395,10 @@ class Posts:
                     )
                 if "idempotency_key" in changes:
                     self._take_key(workspace_id, post, changes["idempotency_key"], now)
+                written = current.items
                 if items is not None:
                     PostItem.delete().where(PostItem.post == post.id).execute()
-                    _write_items(post, items)
+                    written = _write_items(post, items)
                     post.content_revision += 1
                 post.title = title
                 post.scheduled_at = scheduled_at
@@ -394,9 +409,8 @@ class Posts:
                     post.queued_at = post.next_attempt_at = now
                 save(post, now)
                 record_event(post, before.value, f"update:{changes.get('status') or 'edit'}")
-            loaded = load(post.id)
         self._after_commit(post)
-        return loaded
+        return LoadedPost(post, written)
 
     def _take_key(self, workspace_id: str, post: Post, key: str, now) -> None:
         if key and key != post.idempotency_key:
@@ -431,7 +445,7 @@ class Posts:
                 post.job_token = new_token()
                 save(post, now)
                 record_event(post, before.value, "delete")
-            return load(post_id)
+            return current
 
     def _after_commit(self, post: Post) -> None:
         if post.status != Status.PENDING.value:
@@ -447,28 +461,31 @@ def save(post: Post, now: dt.datetime) -> None:
     version = post.version
     post.version = version + 1
     post.updated_at = now
-    updated = (
-        Post.update({f: post.__data__.get(f.name) for f in Post._meta.sorted_fields[1:]})
-        .where((Post.id == post.id) & (Post.version == version))
-        .execute()
-    )
-    if updated != 1:
+    if db.update_changed(post, version=version) != 1:
         raise errors.EtagMismatch("")
 
 
-def _write_items(post: Post, items: Sequence[ItemInput]) -> None:
+def _write_items(post: Post, items: Sequence[ItemInput]) -> list[tuple[PostItem, list[Media]]]:
+    """Inserts the post's items and media; returns them as LoadedPost.items."""
+    written = []
     for position, item in enumerate(items):
-        row = PostItem.create(post=post.id, position=position, text=item.text)
-        for index, media in enumerate(item.media):
-            Media.create(
-                id=ids.new(ids.MEDIA),
-                item=row.id,
-                position=index,
-                url=media.url,
-                kind=media.kind,
-                mime_type=media.mime_type,
-                alt_text=media.alt_text,
+        row = db.insert(PostItem(post=post.id, position=position, text=item.text))
+        media = [
+            db.insert(
+                Media(
+                    id=ids.new(ids.MEDIA),
+                    item=row.id,
+                    position=index,
+                    url=m.url,
+                    kind=m.kind,
+                    mime_type=m.mime_type,
+                    alt_text=m.alt_text,
+                )
             )
+            for index, m in enumerate(item.media)
+        ]
+        written.append((row, media))
+    return written
 
 
 def _as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:

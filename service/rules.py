@@ -112,8 +112,21 @@ def _x_weight(char: str) -> int:
     return 1 if any(lo <= code <= hi for lo, hi in X_LIGHT_RANGES) else 2
 
 
+# A code point that weighs 2 or may be part of an emoji cluster: a text without
+# any weighs its length (most texts; walking the clusters is the slow part).
+_X_NOT_PLAIN = regex.compile(
+    "[^" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in X_LIGHT_RANGES) + "]"
+    r"|[\p{Extended_Pictographic}\p{Regional_Indicator}]"
+)
+
+
 def _x_plain_length(text: str) -> int:
-    """Weighted length of text without URLs: an emoji cluster weighs 2 in all."""
+    """Weighted length of text without URLs."""
+    return _x_cluster_length(text) if _X_NOT_PLAIN.search(text) else len(text)
+
+
+def _x_cluster_length(text: str) -> int:
+    """Weighted length, cluster by cluster: an emoji cluster weighs 2 in all."""
     total = 0
     for cluster in _GRAPHEME.findall(text):
         if len(cluster) > 1 and _EMOJI_PART.search(cluster):

@@ -1,5 +1,6 @@
 """Platform rules (service/rules.py): limits at the boundary, X weighting, graphemes, media."""
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -250,3 +251,13 @@ def test_every_platform_has_a_rule_entry():
     assert set(rules.RULES) == {
         "x", "instagram", "linkedin", "tiktok", "youtube", "bluesky", "mastodon", "webhook",
     }  # fmt: skip
+
+
+def test_plain_text_shortcut_weighs_as_the_cluster_walk():
+    # Texts without a heavy or emoji code point skip the cluster walk; any text
+    # must weigh the same either way. Alphabet: light, heavy, emoji and joiners.
+    alphabet = "aZ1 .é\u0301\u2014\u2019©®\u20e3\ufe0f\u200d日😀👍🏽🇫🇷\n"
+    generator = random.Random(5)
+    for _ in range(3000):
+        text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12)))
+        assert rules._x_plain_length(text) == rules._x_cluster_length(text), repr(text)
