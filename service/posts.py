@@ -357,58 +357,57 @@ class Posts:
         now = self._now()
         _check_edit(edit, now)
         changes = edit.changes
-        with db.connection():
-            with db.write():
-                current = load(edit.post_id, workspace_id, lock=True)
-                post = current.post
-                for field, value in edit.immutable.items():
-                    if value != getattr(post, "account_id" if field == "account_id" else field):
-                        raise errors.FieldImmutable(field)
-                if edit.etag and edit.etag != current.etag:
-                    raise errors.EtagMismatch(current.etag)
-                items = _edited_items(current, changes)
-                title = changes.get("title", post.title)
-                scheduled_at = changes.get("scheduled_at", post.scheduled_at)
-                content_edited = items is not None or "title" in changes
-                edits = content_edited or any(
-                    k in changes for k in ("scheduled_at", "idempotency_key")
+        with db.connection(), db.write():
+            current = load(edit.post_id, workspace_id, lock=True)
+            post = current.post
+            for field, value in edit.immutable.items():
+                if value != getattr(post, "account_id" if field == "account_id" else field):
+                    raise errors.FieldImmutable(field)
+            if edit.etag and edit.etag != current.etag:
+                raise errors.EtagMismatch(current.etag)
+            items = _edited_items(current, changes)
+            title = changes.get("title", post.title)
+            scheduled_at = changes.get("scheduled_at", post.scheduled_at)
+            content_edited = items is not None or "title" in changes
+            edits = content_edited or any(
+                k in changes for k in ("scheduled_at", "idempotency_key")
+            )
+            before = Status(post.status)
+            decision = lifecycle.decide_update(
+                before,
+                changes.get("status"),
+                edits=edits,
+                scheduled_at=scheduled_at,
+                now=now,
+                content_edited=content_edited,
+                has_live_item=current.has_live_item,
+            )
+            if decision.noop:
+                return current
+            if decision.check_rules:
+                _check_deliverable(
+                    _account(post.account_id, workspace_id),
+                    post.post_type,
+                    title,
+                    items if items is not None else _as_inputs(current),
+                    shorthand=False,
                 )
-                before = Status(post.status)
-                decision = lifecycle.decide_update(
-                    before,
-                    changes.get("status"),
-                    edits=edits,
-                    scheduled_at=scheduled_at,
-                    now=now,
-                    content_edited=content_edited,
-                    has_live_item=current.has_live_item,
-                )
-                if decision.noop:
-                    return current
-                if decision.check_rules:
-                    _check_deliverable(
-                        _account(post.account_id, workspace_id),
-                        post.post_type,
-                        title,
-                        items if items is not None else _as_inputs(current),
-                        shorthand=False,
-                    )
-                if "idempotency_key" in changes:
-                    self._take_key(workspace_id, post, changes["idempotency_key"], now)
-                written = current.items
-                if items is not None:
-                    PostItem.delete().where(PostItem.post == post.id).execute()
-                    written = _write_items(post, items)
-                    post.content_revision += 1
-                post.title = title
-                post.scheduled_at = scheduled_at
-                post.status = decision.status.value
-                if decision.new_token:
-                    post.job_token = new_token()
-                if decision.enqueue:
-                    post.queued_at = post.next_attempt_at = now
-                save(post, now)
-                record_event(post, before.value, f"update:{changes.get('status') or 'edit'}")
+            if "idempotency_key" in changes:
+                self._take_key(workspace_id, post, changes["idempotency_key"], now)
+            written = current.items
+            if items is not None:
+                PostItem.delete().where(PostItem.post == post.id).execute()
+                written = _write_items(post, items)
+                post.content_revision += 1
+            post.title = title
+            post.scheduled_at = scheduled_at
+            post.status = decision.status.value
+            if decision.new_token:
+                post.job_token = new_token()
+            if decision.enqueue:
+                post.queued_at = post.next_attempt_at = now
+            save(post, now)
+            record_event(post, before.value, f"update:{changes.get('status') or 'edit'}")
         self._after_commit(post)
         return LoadedPost(post, written)
 
