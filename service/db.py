@@ -205,7 +205,9 @@ def insert(row: peewee.Model) -> peewee.Model:
     cursor = database.execute_sql(statement.sql(*params), params)
     primary_key = model._meta.primary_key
     if primary_key.name not in row.__data__:
-        row.__data__[primary_key.name] = database.last_insert_id(cursor)
+        # PostgreSQL answers the new id through the INSERT's RETURNING clause.
+        returning = database.obj.returning_clause
+        row.__data__[primary_key.name] = cursor.fetchone()[0] if returning else cursor.lastrowid
     row._dirty.clear()
     return row
 

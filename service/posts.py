@@ -157,7 +157,8 @@ _ACCOUNT = db.Compiled(
 )
 
 
-def _account(account_id: str, workspace_id: str) -> Account | None:
+def find_account(account_id: str, workspace_id: str) -> Account | None:
+    """The account, if it is in the workspace."""
     rows = _ACCOUNT.rows(Account, account_id, workspace_id)
     return rows[0] if rows else None
 
@@ -173,7 +174,12 @@ def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> L
         rows = (_POST_LOCKED if lock else _POST_IN_WORKSPACE).rows(Post, post_id, workspace_id)
     if not rows:
         raise errors.PostNotFound(post_id)
-    return _with_items(rows)[0]
+    return with_items(rows[0])
+
+
+def with_items(post: Post) -> LoadedPost:
+    """``post`` with its items and media."""
+    return _with_items([post])[0]
 
 
 def _with_items(posts: Sequence[Post]) -> list[LoadedPost]:
@@ -312,7 +318,7 @@ class Posts:
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED and new.scheduled_at <= now:
             raise errors.InvalidField({"scheduled_at": "must be in the future"})
-        account = _account(new.account_id, workspace_id)
+        account = find_account(new.account_id, workspace_id)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
@@ -386,7 +392,7 @@ class Posts:
                 return current
             if decision.check_rules:
                 _check_deliverable(
-                    _account(post.account_id, workspace_id),
+                    find_account(post.account_id, workspace_id),
                     post.post_type,
                     title,
                     items if items is not None else _as_inputs(current),

@@ -15,10 +15,10 @@ import random
 
 from google.protobuf import json_format
 
-from service import crypto, db, lifecycle, posts, rules
+from service import crypto, db, errors, lifecycle, posts, rules
 from service.config import Config
 from service.lifecycle import Event, Status
-from service.models import Account, Post, PostItem
+from service.models import Post, PostItem
 from service.servicer import encode_post
 from workers.adapters import adapter_for
 from workers.adapters.base import (
@@ -82,11 +82,12 @@ def deliver(post_id: str, token: str) -> None:
     for hook in hooks.before_claim:
         hook(post_id, token)
     with db.connection():
-        if not claim(post_id, token, db.utcnow()):
+        post = claim(post_id, token, db.utcnow())
+        if post is None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
             return
         try:
-            _send_items(post_id, token)
+            _send_items(post, token)
         except LeaseLost:
             log.warning("lost %s while delivering (token %s)", post_id, token)
         except Exception as exc:  # a bug or an unexpected answer: retry from the database
@@ -94,35 +95,53 @@ def deliver(post_id: str, token: str) -> None:
             _retry(post_id, token, TransientError("INTERNAL", str(exc) or type(exc).__name__))
 
 
-def claim(post_id: str, token: str, now: dt.datetime) -> bool:
-    """PENDING with this token -> PROCESSING, in one compare-and-set."""
-    with db.write():
-        claimed = (
-            Post.update(
-                status=lifecycle.next_status(Status.PENDING, Event.CLAIM).value,
-                attempts=Post.attempts + 1,
-                last_attempt_at=now,
-                lease_expires_at=now + dt.timedelta(seconds=_config.lease_seconds),
-                next_attempt_at=None,
-                version=Post.version + 1,
-                updated_at=now,
-            )
-            .where(
-                (Post.id == post_id)
-                & (Post.status == Status.PENDING.value)
-                & (Post.job_token == token)
-            )
-            .execute()
+_JOB = db.Compiled(
+    lambda post_id, token, status: db.locked(
+        Post.select().where(
+            (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
         )
-        if claimed:
-            posts.record_event(Post.get_by_id(post_id), Status.PENDING.value, "claim")
-    return bool(claimed)
+    )
+)
+_OWNED = db.Compiled(
+    lambda post_id, token, status: Post.select(Post.id).where(
+        (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
+    )
+)
 
 
-def _send_items(post_id: str, token: str) -> None:
-    loaded = posts.load(post_id)
-    post = loaded.post
-    account = Account.get_by_id(post.account_id)
+def _job(post_id: str, token: str, status: Status) -> Post | None:
+    """The post if ``token`` is its job and it is in ``status``, its row locked."""
+    rows = _JOB.rows(Post, post_id, token, status.value)
+    return rows[0] if rows else None
+
+
+def claim(post_id: str, token: str, now: dt.datetime) -> Post | None:
+    """PENDING with this token -> PROCESSING; the claimed post, or None.
+
+    The read holds the row (the write lock on SQLite, FOR UPDATE on PostgreSQL)
+    and the write is a compare-and-set on its version, so one claim wins.
+    """
+    with db.write():
+        post = _job(post_id, token, Status.PENDING)
+        if post is None:
+            return None
+        post.status = lifecycle.next_status(Status.PENDING, Event.CLAIM).value
+        post.attempts += 1
+        post.last_attempt_at = now
+        post.lease_expires_at = now + dt.timedelta(seconds=_config.lease_seconds)
+        post.next_attempt_at = None
+        try:
+            posts.save(post, now)
+        except errors.EtagMismatch:
+            return None
+        posts.record_event(post, Status.PENDING.value, "claim")
+    return post
+
+
+def _send_items(post: Post, token: str) -> None:
+    loaded = posts.with_items(post)
+    post_id = post.id
+    account = posts.find_account(post.account_id, post.workspace_id)
     items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
     violations = rules.check(post.platform, post.post_type, post.title, items)
     if violations:
@@ -139,7 +158,7 @@ def _send_items(post_id: str, token: str) -> None:
     # Only the webhook sends the whole post; encoding it is wasted work for the rest.
     post_json = (json_format.MessageToDict(encode_post(loaded))
                  if getattr(adapter, "needs_post_json", False) else None)  # fmt: skip
-    reply_to = None
+    reply_to, finished = None, False
     for index, (item, media) in enumerate(loaded.items):
         if item.platform_post_id:
             reply_to = item.platform_post_id
@@ -170,9 +189,11 @@ def _send_items(post_id: str, token: str) -> None:
         if published is None:
             return _finish(post_id, token, Event.FAIL, OUTCOME_UNKNOWN,
                            f"item {index} may have gone out; the network cannot tell")  # fmt: skip
-        _record_live(item.id, published, post_id, token)
+        finished = index == len(loaded.items) - 1  # the last item finishes the post
+        _record_live(item, published, post_id, token, finish=finished)
         reply_to = published.platform_post_id
-    _finish(post_id, token, Event.SUCCEED)
+    if not finished:  # every item was already live
+        _finish(post_id, token, Event.SUCCEED)
 
 
 def _send_one(adapter, item: PostItem, request: ItemRequest, token: str) -> Published | None:
@@ -214,26 +235,20 @@ def _guarded(query, post_id: str, token: str) -> None:
 
 
 def _owns(post_id: str, token: str) -> bool:
-    return (
-        Post.select(Post.id)
-        .where(
-            (Post.id == post_id)
-            & (Post.job_token == token)
-            & (Post.status == Status.PROCESSING.value)
-        )
-        .exists()
-    )
+    return bool(_OWNED.rows(Post, post_id, token, Status.PROCESSING.value))
 
 
-def _record_live(item_id: int, published: Published, post_id: str, token: str) -> None:
+def _record_live(item: PostItem, published: Published, post_id: str, token: str,
+                 finish: bool) -> None:  # fmt: skip
+    """Records an item live and, after the last, the post PUBLISHED, in one transaction."""
     # Recorded even if the lease was lost meanwhile: the item *is* live.
+    item.platform_post_id = published.platform_post_id
+    item.platform_url = published.url
+    item.published_at = db.utcnow()
     with db.write():
-        PostItem.update(
-            platform_post_id=published.platform_post_id,
-            platform_url=published.url,
-            published_at=db.utcnow(),
-        ).where(PostItem.id == item_id).execute()
-    if not _owns(post_id, token):
+        db.update_changed(item)
+        owned = _finish_owned(post_id, token, Event.SUCCEED) if finish else _owns(post_id, token)
+    if not owned:
         raise LeaseLost(post_id)
 
 
@@ -249,21 +264,27 @@ def _retry(post_id: str, token: str, error: DeliveryError) -> None:
 def _finish(post_id: str, token: str, event: Event, code: str = "", message: str = "",
             next_attempt_at: dt.datetime | None = None) -> None:  # fmt: skip
     """PROCESSING -> PUBLISHED, FAILED or PENDING (retry), if the post is still ours."""
-    now = db.utcnow()
     with db.write():
-        post = Post.get_or_none(
-            (Post.id == post_id) & (Post.job_token == token)
-            & (Post.status == Status.PROCESSING.value)
-        )  # fmt: skip
-        if post is None:
-            raise LeaseLost(post_id)
-        post.status = lifecycle.next_status(Status.PROCESSING, event).value
-        post.lease_expires_at = None
-        post.error_code, post.error_message = code, message[:2000]
-        if event is Event.SUCCEED:
-            post.published_at = now
-        if event is Event.RETRY:
-            post.job_token = posts.new_token()
-            post.next_attempt_at = next_attempt_at
-        posts.save(post, now)
-        posts.record_event(post, Status.PROCESSING.value, event.value + (f":{code}" if code else ""))
+        owned = _finish_owned(post_id, token, event, code, message, next_attempt_at)
+    if not owned:
+        raise LeaseLost(post_id)
+
+
+def _finish_owned(post_id: str, token: str, event: Event, code: str = "", message: str = "",
+                  next_attempt_at: dt.datetime | None = None) -> bool:  # fmt: skip
+    """``_finish`` within the caller's transaction; False if the post is no longer ours."""
+    now = db.utcnow()
+    post = _job(post_id, token, Status.PROCESSING)
+    if post is None:
+        return False
+    post.status = lifecycle.next_status(Status.PROCESSING, event).value
+    post.lease_expires_at = None
+    post.error_code, post.error_message = code, message[:2000]
+    if event is Event.SUCCEED:
+        post.published_at = now
+    if event is Event.RETRY:
+        post.job_token = posts.new_token()
+        post.next_attempt_at = next_attempt_at
+    posts.save(post, now)
+    posts.record_event(post, Status.PROCESSING.value, event.value + (f":{code}" if code else ""))
+    return True

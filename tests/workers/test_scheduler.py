@@ -175,7 +175,7 @@ def claim_at_once(post_id: str, token: str, copies: int = 4) -> list[bool]:
     def one() -> bool:
         with db.connection():
             start.wait()
-            return claim(post_id, token, db.utcnow())
+            return claim(post_id, token, db.utcnow()) is not None
 
     with concurrent.futures.ThreadPoolExecutor(copies) as pool:
         return sorted(f.result(timeout=30) for f in [pool.submit(one) for _ in range(copies)])
@@ -209,11 +209,11 @@ def test_a_takeover_drops_the_old_message_and_a_resent_one_claims_once(make_tena
     # Then the dead worker's message (still in the broker, or redelivered) is
     # dropped, while the new token claims the post once, however many copies try
     with db.connection():
-        assert claim(expired, dead_token, db.utcnow()) is False
+        assert claim(expired, dead_token, db.utcnow()) is None
     assert rows([expired])[expired].status == "pending"
     assert claim_at_once(expired, new_token) == [False, False, False, True]
     with db.connection():
-        assert claim(expired, dead_token, db.utcnow()) is False
+        assert claim(expired, dead_token, db.utcnow()) is None
     assert (rows([expired])[expired].status, rows([expired])[expired].job_token) == (
         "processing", new_token,
     )  # fmt: skip
