@@ -184,6 +184,11 @@ class Compiled:
             found.append(instance)
         return found
 
+    def value(self, *params):
+        """The first column of the first row selected, or None."""
+        row = database.execute_sql(self.sql(*params), params).fetchone()
+        return row[0] if row else None
+
     def execute(self, *params) -> int:
         """Runs a write; the number of rows it changed."""
         return database.execute_sql(self.sql(*params), params).rowcount

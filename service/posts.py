@@ -137,6 +137,11 @@ _POST_LOCKED = db.Compiled(
         Post.select().where((Post.id == post_id) & (Post.workspace == workspace_id))
     )
 )
+_VERSION = db.Compiled(
+    lambda post_id, workspace_id: Post.select(Post.version).where(
+        (Post.id == post_id) & (Post.workspace == workspace_id)
+    )
+)
 _ITEMS = db.Compiled(
     lambda *post_ids: PostItem.select()
     .where(PostItem.post.in_(post_ids))
@@ -220,6 +225,16 @@ class Posts:
         _check_post_id(post_id)
         with db.connection():
             return load(post_id, workspace_id)
+
+    def version(self, workspace_id: str, post_id: str) -> int:
+        """The post's current version (every change to it or its items bumps it);
+        raises InvalidField for a malformed id, PostNotFound."""
+        _check_post_id(post_id)
+        with db.connection():
+            version = _VERSION.value(post_id, workspace_id)
+        if version is None:
+            raise errors.PostNotFound(post_id)
+        return version
 
     def list(self, workspace_id: str, query: ListQuery) -> tuple[list[LoadedPost], str]:
         """One page of posts, newest first, and the next page's token ('' on the last)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2, posts_pb2_grpc
@@ -27,8 +28,10 @@ pb = posts_pb2
 class PostServicer(posts_pb2_grpc.PostServiceServicer):
     """The gRPC face of the posts domain."""
 
-    def __init__(self, posts: Posts):
+    def __init__(self, posts: Posts, cached_answers: int = 4096):
         self._posts = posts
+        # Clients poll GetPostStatus: each version of a post is encoded once.
+        self._status_answer = functools.lru_cache(maxsize=cached_answers)(self._encode_status)
 
     def CreatePost(self, request, context):
         workspace = current_principal().workspace(request.workspace_id)
@@ -37,7 +40,12 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
 
     def GetPostStatus(self, request, context):
         workspace = current_principal().workspace(request.workspace_id)
-        return pb.GetPostStatusResponse(post=encode_post(self._posts.get(workspace, request.post_id)))
+        version = self._posts.version(workspace, request.post_id)
+        return self._status_answer(workspace, request.post_id, version)
+
+    def _encode_status(self, workspace: str, post_id: str, version: int):
+        # The post read may be newer than ``version``, never older: still current.
+        return pb.GetPostStatusResponse(post=encode_post(self._posts.get(workspace, post_id)))
 
     def UpdatePost(self, request, context):
         workspace = current_principal().workspace(request.workspace_id)

@@ -109,6 +109,11 @@ _OWNED = db.Compiled(
 )
 
 
+_BUMP_VERSION = db.Compiled(
+    lambda post_id: Post.update(version=Post.version + 1).where(Post.id == post_id)
+)
+
+
 def _job(post_id: str, token: str, status: Status) -> Post | None:
     """The post if ``token`` is its job and it is in ``status``, its row locked."""
     rows = _JOB.rows(Post, post_id, token, status.value)
@@ -247,7 +252,11 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
     item.published_at = db.utcnow()
     with db.write():
         db.update_changed(item)
-        owned = _finish_owned(post_id, token, Event.SUCCEED) if finish else _owns(post_id, token)
+        if finish:
+            owned = _finish_owned(post_id, token, Event.SUCCEED)
+        else:
+            _BUMP_VERSION.execute(post_id)  # what GetPostStatus answers changed
+            owned = _owns(post_id, token)
     if not owned:
         raise LeaseLost(post_id)
 
