@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import pathlib
 import threading
 import urllib.parse
@@ -17,6 +18,8 @@ import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from service.config import Config
+
+log = logging.getLogger(__name__)
 
 #: The one database every model binds to; ``init`` gives it its real target.
 database = peewee.DatabaseProxy()
@@ -30,6 +33,8 @@ _SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "synchronous": "normal",
     "cache_size": -16_000,
+    # WalCheckpoints keeps the log short; a commit checkpoints only past this mark.
+    "wal_autocheckpoint": 20_000,
 }
 
 
@@ -106,6 +111,35 @@ def is_sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
+class WalCheckpoints:
+    """Copies SQLite's write-ahead log into the database file, in a thread.
+
+    Left to SQLite, the commit that crosses ``wal_autocheckpoint`` pages does
+    it, with its fsyncs: 1 % of UpdatePost's commits took two thirds of their
+    time. PASSIVE checkpoints here never wait for readers or writers.
+    """
+
+    def __init__(self, interval: float = 0.5):
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoints", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with connection():
+                    database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except UNAVAILABLE:
+                log.exception("WAL checkpoint failed; the next commit past the mark will do it")
+
+
 _sqlite_writer = threading.RLock()
 
 
@@ -180,7 +214,8 @@ class Compiled:
         found = []
         for row in cursor.fetchall():
             instance = model(__no_default__=1)
-            instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+            instance.__data__ = dict(instance._read)
             found.append(instance)
         return found
 
@@ -224,12 +259,17 @@ def update_changed(row: peewee.Model, **expected) -> int:
     """Writes the fields of ``row`` changed since it was read, where its primary
     key and the ``expected`` field values match; the number of rows changed.
 
-    Only changed columns, so indexes on the others are left alone; the SQL is
-    compiled once per model and set of fields.
+    Only columns whose value differs from the one read (by ``Compiled.rows``):
+    SQLite rewrites an index's page for every column set, even to the same
+    value. The SQL is compiled once per model and set of fields.
     """
     model = type(row)
     meta = model._meta
-    changed = [f for f in meta.sorted_fields if f.name in row._dirty]
+    read = getattr(row, "_read", {})
+    changed = [
+        f for f in meta.sorted_fields
+        if f.name in row._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
+    ]  # fmt: skip
     conditions = [meta.primary_key, *(meta.fields[name] for name in expected)]
     key = (model, tuple(f.name for f in changed), tuple(expected))
     statement = _updates.get(key)
@@ -244,6 +284,7 @@ def update_changed(row: peewee.Model, **expected) -> int:
     params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()])]
     updated = statement.execute(*params)
     row._dirty.clear()
+    row._read = dict(row.__data__)
     return updated
 
 

@@ -37,8 +37,11 @@ class PostServer:
         self._server = server
         self._health = health_servicer
         self._embedded = embedded
+        self._checkpoints = db.WalCheckpoints() if db.is_sqlite() else None
 
     def start(self) -> None:
+        if self._checkpoints:
+            self._checkpoints.start()
         if self._embedded:
             self._embedded.start()
         self._server.start()
@@ -52,6 +55,8 @@ class PostServer:
         self._server.stop(grace).wait()
         if self._embedded:
             self._embedded.stop()
+        if self._checkpoints:
+            self._checkpoints.stop()
 
     def wait(self) -> None:
         self._server.wait_for_termination()

@@ -109,8 +109,8 @@ _OWNED = db.Compiled(
 )
 
 
-_BUMP_VERSION = db.Compiled(
-    lambda post_id: Post.update(version=Post.version + 1).where(Post.id == post_id)
+_ADD_TO_VERSION = db.Compiled(
+    lambda step, post_id: Post.update(version=Post.version + step).where(Post.id == post_id)
 )
 
 
@@ -255,7 +255,7 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
         if finish:
             owned = _finish_owned(post_id, token, Event.SUCCEED)
         else:
-            _BUMP_VERSION.execute(post_id)  # what GetPostStatus answers changed
+            _ADD_TO_VERSION.execute(1, post_id)  # what GetPostStatus answers changed
             owned = _owns(post_id, token)
     if not owned:
         raise LeaseLost(post_id)

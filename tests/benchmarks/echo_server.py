@@ -3,7 +3,7 @@
 No database, no authentication, no interceptor: every RPC answers a prebuilt
 Post of the same shape and size as the service's answer for a scheduled
 benchmark tweet (``canned_post``). It runs like the service does: a sync
-``grpc.server`` with a thread pool of POSTS_MAX_WORKERS (default 16) threads,
+``grpc.server`` with the service's thread pool size (POSTS_MAX_WORKERS: 4 on SQLite),
 listening on POSTS_LISTEN, with the health service (so it is waited for the
 same way). What it measures is the ceiling of a Python gRPC server on this
 machine with these messages.
@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ulid import ULID
 
 import service  # noqa: F401  (puts generated/ on the import path)
+from service.config import Config
 from tests.benchmarks.common import TEXT
 
 # isort: split
@@ -95,7 +96,7 @@ class EchoServicer(posts_pb2_grpc.PostServiceServicer):
 
 def main() -> None:
     listen = os.environ.get("POSTS_LISTEN", "127.0.0.1:50061")
-    threads = int(os.environ.get("POSTS_MAX_WORKERS") or 16)
+    threads = Config.from_env().max_workers  # the service's pool size, for the same setup
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
         options=[("grpc.so_reuseport", 1)],

@@ -81,12 +81,23 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
         code = server.stop(timeout=30)
     # Then SIGTERM drains them all and the parent exits cleanly
     assert code == 0
-    assert not [pid for pid in children if _running(pid)]
+    names = {pid: _command(pid) for pid in children}
+    # (spawn's resource tracker notices its parent gone a moment later)
+    wait_for(lambda: not [pid for pid in children if _running(pid)], timeout=10,
+             message=f"the children {names} to exit")  # fmt: skip
 
 
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as listing:
         return [int(child) for child in listing.read().split()]
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode()[-80:]
+    except OSError:
+        return "(gone)"
 
 
 def _running(pid: int) -> bool:
