@@ -162,6 +162,18 @@ _ACCOUNT = db.Compiled(
 )
 
 
+_KEY_RECORD = db.Compiled(
+    lambda workspace_id, key: IdempotencyRecord.select().where(
+        (IdempotencyRecord.workspace == workspace_id) & (IdempotencyRecord.key == key)
+    )
+)
+
+
+def _key_record(workspace_id: str, key: str) -> IdempotencyRecord | None:
+    rows = _KEY_RECORD.rows(IdempotencyRecord, workspace_id, key)
+    return rows[0] if rows else None
+
+
 def find_account(account_id: str, workspace_id: str) -> Account | None:
     """The account, if it is in the workspace."""
     rows = _ACCOUNT.rows(Account, account_id, workspace_id)
@@ -300,7 +312,8 @@ class Posts:
         """Makes a post (or answers the one its idempotency key already made)."""
         now = self._now()
         _check_new_post(new, now)
-        fingerprint = _fingerprint(workspace_id, new)
+        # Only a keyed create is compared with a later one (hashing costs ~0.1 ms).
+        fingerprint = _fingerprint(workspace_id, new) if new.idempotency_key else ""
         with db.connection():
             try:
                 with db.write():
@@ -320,9 +333,7 @@ class Posts:
     def _replay(self, workspace_id: str, key: str, fingerprint: str) -> str | None:
         if not key:
             return None
-        record = IdempotencyRecord.get_or_none(
-            (IdempotencyRecord.workspace == workspace_id) & (IdempotencyRecord.key == key)
-        )
+        record = _key_record(workspace_id, key)
         if record is None:
             return None
         if record.request_hash != fingerprint:
@@ -434,14 +445,12 @@ class Posts:
 
     def _take_key(self, workspace_id: str, post: Post, key: str, now) -> None:
         if key and key != post.idempotency_key:
-            owner = IdempotencyRecord.get_or_none(
-                (IdempotencyRecord.workspace == workspace_id) & (IdempotencyRecord.key == key)
-            )
+            owner = _key_record(workspace_id, key)
             if owner and owner.post_id != post.id:
                 raise errors.IdempotencyKeyReused(key, owner.post_id)
             if owner is None:
-                IdempotencyRecord.create(
-                    workspace=workspace_id, key=key, post=post.id, created_at=now
+                db.insert(
+                    IdempotencyRecord(workspace=workspace_id, key=key, post=post.id, created_at=now)
                 )
         post.idempotency_key = key
 
