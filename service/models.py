@@ -15,15 +15,20 @@ from service.db import database
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def micros(value: dt.datetime | int | None) -> int | None:
+    """An aware datetime as stored: integer microseconds since the epoch."""
+    if value is None or isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are ambiguous: pass an aware UTC time")
+    return (value - _EPOCH) // dt.timedelta(microseconds=1)
+
+
 class UTCTimeField(peewee.BigIntegerField):
     """An aware UTC datetime, stored as integer microseconds since the epoch."""
 
     def db_value(self, value):
-        if value is None or isinstance(value, int):
-            return value
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are ambiguous: pass an aware UTC time")
-        return (value - _EPOCH) // dt.timedelta(microseconds=1)
+        return micros(value)
 
     def python_value(self, value):
         if value is None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from service import db, lifecycle, posts
 from service.lifecycle import Event, Status
-from service.models import Post
+from service.models import Post, micros
 
 log = logging.getLogger(__name__)
 
@@ -26,77 +26,96 @@ BATCH = 500
 Enqueue = Callable[[str, str], None]
 
 
-def _candidates(where):
-    return Post.select(Post.id, Post.version, Post.status, Post.job_token).where(where)
+_COLUMNS = (Post.id, Post.version, Post.status, Post.job_token)
+
+# The posts each mover looks for, oldest first, up to a limit. The rows are
+# claimed as they are read: SKIP LOCKED on PostgreSQL, the write lock on SQLite.
+_DUE = db.Compiled(
+    lambda scheduled, now, limit: db.claimable(
+        Post.select(*_COLUMNS)
+        .where((Post.status == scheduled) & (Post.scheduled_at <= now))
+        .order_by(Post.scheduled_at)
+        .limit(limit)
+    )
+)
+_RETRY_DUE = db.Compiled(
+    lambda pending, now, limit: db.claimable(
+        Post.select(*_COLUMNS)
+        .where(
+            (Post.status == pending)
+            & (Post.next_attempt_at <= now)
+            & (Post.queued_at < Post.next_attempt_at)
+        )
+        .order_by(Post.next_attempt_at)
+        .limit(limit)
+    )
+)
+_LOST = db.Compiled(
+    lambda pending, now, sent_before, limit: db.claimable(
+        Post.select(*_COLUMNS)
+        .where(
+            (Post.status == pending)
+            & (Post.next_attempt_at <= now)
+            & (Post.queued_at <= sent_before)
+            & (Post.queued_at >= Post.next_attempt_at)
+        )
+        .limit(limit)
+    )
+)
+_EXPIRED = db.Compiled(
+    lambda processing, now, limit: db.claimable(
+        Post.select(*_COLUMNS)
+        .where((Post.status == processing) & (Post.lease_expires_at <= now))
+        .limit(limit)
+    )
+)
 
 
-def _requeue(query, expected: Status, event: Event | None, cause: str, now,
-             new_token: bool = True) -> list:  # fmt: skip
-    """Gives each post ``query`` finds a new token (and status), in one transaction.
+def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Event | None,
+             cause: str, now, new_token: bool = True) -> list:  # fmt: skip
+    """Gives each post ``candidates`` finds a new token (and status), in one transaction.
 
     ``new_token=False`` re-sends the post's current token instead: for a message
     taken as lost, which may only be slow. A new token would drop it, and a
     queue slower than POSTS_REQUEUE_AFTER would then never deliver anything;
     with the same token the first copy to arrive claims and the others drop.
 
-    The rows are claimed as they are read (SKIP LOCKED on PostgreSQL, the write
-    lock on SQLite) and each update is a compare-and-set on the version read,
-    so concurrent dispatchers and sweepers never move the same post twice.
+    Each update is a compare-and-set on the version read, so concurrent
+    dispatchers and sweepers never move the same post twice.
     """
     jobs = []
     status = lifecycle.next_status(expected, event).value if event else expected.value
     with db.write():
-        for post in db.claimable(query):
-            token = posts.new_token() if new_token else post.job_token
-            moved = (
-                Post.update(
-                    status=status,
-                    job_token=token,
-                    queued_at=now,
-                    next_attempt_at=now,
-                    lease_expires_at=None,
-                    version=Post.version + 1,
-                    updated_at=now,
-                )
-                .where((Post.id == post.id) & (Post.version == post.version))
-                .execute()
-            )
-            if moved:
-                post.status, post.job_token = status, token
+        for post in candidates.rows(Post, expected.value, *params):
+            version = post.version
+            post.status = status
+            post.job_token = posts.new_token() if new_token else post.job_token
+            post.queued_at = post.next_attempt_at = now
+            post.lease_expires_at = None
+            post.version = version + 1
+            post.updated_at = now
+            if db.update_changed(post, version=version):
                 posts.record_event(post, expected.value, cause)
-                jobs.append((post.id, token))
+                jobs.append((post.id, post.job_token))
     return jobs
 
 
 def dispatch_due(now: dt.datetime, limit: int = BATCH) -> list[tuple[str, str]]:
     """Moves due posts to the queue; returns the (post_id, token) jobs to send after commit."""
-    due = _candidates(
-        (Post.status == Status.SCHEDULED.value) & (Post.scheduled_at <= now)
-    ).order_by(Post.scheduled_at).limit(limit)
-    retries = _candidates(
-        (Post.status == Status.PENDING.value)
-        & (Post.next_attempt_at <= now)
-        & (Post.queued_at < Post.next_attempt_at)
-    ).order_by(Post.next_attempt_at).limit(limit)
-    return _requeue(due, Status.SCHEDULED, Event.DUE, "due", now) + _requeue(
-        retries, Status.PENDING, None, "retry due", now
+    at = micros(now)
+    return _requeue(_DUE, (at, limit), Status.SCHEDULED, Event.DUE, "due", now) + _requeue(
+        _RETRY_DUE, (at, limit), Status.PENDING, None, "retry due", now
     )
 
 
 def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tuple[str, str]]:
     """Re-enqueues lost messages and takes over expired leases; returns the jobs."""
-    lost = _candidates(
-        (Post.status == Status.PENDING.value)
-        & (Post.next_attempt_at <= now)
-        & (Post.queued_at <= now - dt.timedelta(seconds=requeue_after))
-        & (Post.queued_at >= Post.next_attempt_at)
-    ).limit(limit)
-    expired = _candidates(
-        (Post.status == Status.PROCESSING.value) & (Post.lease_expires_at <= now)
-    ).limit(limit)
-    return _requeue(lost, Status.PENDING, None, "message lost", now, new_token=False) + _requeue(
-        expired, Status.PROCESSING, Event.TAKE_OVER, "lease expired", now
-    )
+    at = micros(now)
+    sent_before = micros(now - dt.timedelta(seconds=requeue_after))
+    return _requeue(
+        _LOST, (at, sent_before, limit), Status.PENDING, None, "message lost", now,
+        new_token=False,
+    ) + _requeue(_EXPIRED, (at, limit), Status.PROCESSING, Event.TAKE_OVER, "lease expired", now)
 
 
 class Scheduler:
@@ -158,11 +177,15 @@ def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
     other process can be delivering, so nothing needs to wait for a lease.
     """
     with db.connection():
-        pending = _candidates(
-            (Post.status == Status.PENDING.value)
-            & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
+        return _requeue(_QUEUED, (micros(now),), Status.PENDING, None, "restart", now) + _requeue(
+            _IN_FLIGHT, (), Status.PROCESSING, Event.TAKE_OVER, "restart", now
         )
-        processing = _candidates(Post.status == Status.PROCESSING.value)
-        return _requeue(pending, Status.PENDING, None, "restart", now) + _requeue(
-            processing, Status.PROCESSING, Event.TAKE_OVER, "restart", now
-        )
+
+
+_QUEUED = db.Compiled(
+    lambda pending, now: Post.select(*_COLUMNS).where(
+        (Post.status == pending)
+        & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
+    )
+)
+_IN_FLIGHT = db.Compiled(lambda processing: Post.select(*_COLUMNS).where(Post.status == processing))
