@@ -220,6 +220,9 @@ class FakeNetwork:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: with Nagle's algorithm the
+            # body waits for the client's delayed ACK (~40 ms on every answer).
+            disable_nagle_algorithm = True
 
             def _serve(self):
                 path, _, query = self.path.partition("?")
