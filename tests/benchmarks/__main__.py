@@ -7,7 +7,8 @@
             due over 15 s, 100 calls per RPC and size
 --million   the scale benchmark adds its 1,000,000-post run (several more minutes)
 --external  the delivery benchmark also runs on PostgreSQL + Redis, from
-            POSTS_DATABASE_URL and POSTS_BROKER_URL in the environment
+            POSTS_DATABASE_URL and POSTS_BROKER_URL in the environment, or
+            else on a PostgreSQL and a Redis it starts for the run
 --profile   attach py-spy to the service during the RPC and delivery runs
             (pip install py-spy first); stacks go to DIR, a summary is printed
 """

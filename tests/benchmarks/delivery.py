@@ -14,7 +14,8 @@ process. Baseline: a bare Dramatiq no-op actor on a StubBroker with a Worker of
 the same thread count, in one process (tests.benchmarks.dramatiq_baseline).
 
 ``--external``: also on PostgreSQL + Redis, from POSTS_DATABASE_URL and
-POSTS_BROKER_URL in the environment (a server, and a ``python -m workers``
+POSTS_BROKER_URL in the environment, or else started for the run in temporary
+directories (tests.backends, as the tests do) (a server, and a ``python -m workers``
 process with the same thread count); the baseline then runs on a RedisBroker.
 
 Target (PRODUCT.md section 8): at least a third of the no-op actor's rate.
@@ -25,12 +26,14 @@ Target (PRODUCT.md section 8): at least a third of the no-op actor's rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 
+from tests.backends import PostgresServer, RedisServer
 from tests.benchmarks import profiling
 from tests.benchmarks.common import (
     Children,
@@ -208,7 +211,16 @@ def run(args) -> None:
     notes: list[str] = []
     rows = run_mode(args, external=False, notes=notes)
     if args.external:
-        rows += run_mode(args, external=True, notes=notes)
+        with contextlib.ExitStack() as servers:
+            # Without URLs in the environment, a PostgreSQL and a Redis of our own.
+            if not os.environ.get("POSTS_DATABASE_URL"):
+                postgres = servers.enter_context(PostgresServer())
+                os.environ["POSTS_DATABASE_URL"] = postgres.create_database("posts_bench")
+                notes.append("PostgreSQL 15 started for the run (tests.backends: fsync on)")
+            if not os.environ.get("POSTS_BROKER_URL"):
+                os.environ["POSTS_BROKER_URL"] = servers.enter_context(RedisServer()).url
+                notes.append("Redis started for the run (tests.backends)")
+            rows += run_mode(args, external=True, notes=notes)
     print()
     print(render(["backend", "what", "posts/s", "ratio", "target (≥ ⅓ no-op)", "seconds",
                   "creates/s", "peak RSS"], rows))  # fmt: skip
@@ -229,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
     p.add_argument("--external", action="store_true",
-                   help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL)")
+                   help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL, "
+                        "else started for the run)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     p.add_argument("--profile", metavar="DIR", default="",
                    help="attach py-spy to the server during each batch; stacks go to DIR")
