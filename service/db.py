@@ -270,6 +270,8 @@ def update_changed(row: peewee.Model, **expected) -> int:
         f for f in meta.sorted_fields
         if f.name in row._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
     ]  # fmt: skip
+    if not changed:  # as peewee's save(only_dirty=True): nothing to write
+        return 0
     conditions = [meta.primary_key, *(meta.fields[name] for name in expected)]
     key = (model, tuple(f.name for f in changed), tuple(expected))
     statement = _updates.get(key)

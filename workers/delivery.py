@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from service import crypto, db, errors, lifecycle, posts, rules
 from service.config import Config
 from service.lifecycle import Event, Status
-from service.models import Post, PostItem
+from service.models import Post, PostItem, micros
 from service.servicer import encode_post
 from workers.adapters import adapter_for
 from workers.adapters.base import (
@@ -109,8 +109,10 @@ _OWNED = db.Compiled(
 )
 
 
-_ADD_TO_VERSION = db.Compiled(
-    lambda step, post_id: Post.update(version=Post.version + step).where(Post.id == post_id)
+_NEW_VERSION = db.Compiled(
+    lambda step, now, post_id: Post.update(version=Post.version + step, updated_at=now).where(
+        Post.id == post_id
+    )
 )
 
 
@@ -255,7 +257,7 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
         if finish:
             owned = _finish_owned(post_id, token, Event.SUCCEED)
         else:
-            _ADD_TO_VERSION.execute(1, post_id)  # what GetPostStatus answers changed
+            _NEW_VERSION.execute(1, micros(item.published_at), post_id)  # the answer changed
             owned = _owns(post_id, token)
     if not owned:
         raise LeaseLost(post_id)

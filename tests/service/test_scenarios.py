@@ -5,10 +5,12 @@ without seeing each other's posts; the sandbox ledger is read per post.
 """
 
 import datetime
+import threading
 
 import pytest
 
 from tests.support import (
+    DEFAULT_WAIT,
     as_datetime,
     image,
     in_seconds,
@@ -534,6 +536,41 @@ def test_the_etag_changes_when_the_worker_publishes(api, tenant, held_claims):
     assert live.etag != pending.etag
     failure = api.refused("UpdatePost", tenant, post_id=post.post_id, text="x", etag=pending.etag)
     assert failure.kind == ("ABORTED", "ETAG_MISMATCH")
+
+
+def test_status_shows_each_item_of_a_thread_as_it_goes_live(api, tenant, delivery_hooks):
+    # Given a thread whose worker stops before sending each item
+    arrived = [threading.Event(), threading.Event()]
+    go_on = [threading.Event(), threading.Event()]
+
+    def hold(post_id, item_index):
+        arrived[item_index].set()
+        go_on[item_index].wait(DEFAULT_WAIT)
+
+    delivery_hooks.before_send(hold)
+    thread = api.create(
+        tenant, post_type=pb.POST_TYPE_THREAD, items=[item("one"), item("two")], status=PUBLISH
+    )
+    try:
+        assert arrived[0].wait(DEFAULT_WAIT), "the worker never reached the first item"
+        before = api.get(tenant, thread.post_id)
+        go_on[0].set()
+        assert arrived[1].wait(DEFAULT_WAIT), "the worker never reached the second item"
+        # When the status is read between the two sends (twice: answers may be cached)
+        between = [api.get(tenant, thread.post_id) for _ in range(2)]
+    finally:
+        for event in go_on:
+            event.set()
+    # Then it shows the first item live and the second not yet, under a new etag
+    assert not before.items[0].platform_post_id
+    for read in between:
+        assert read.status == pb.POST_STATUS_PROCESSING
+        assert read.items[0].status == pb.POST_STATUS_PUBLISHED and read.items[0].platform_post_id
+        assert read.items[1].status == pb.POST_STATUS_PROCESSING
+        assert not read.items[1].platform_post_id
+        assert read.etag != before.etag
+    # And once the second is live, so is the post
+    assert_live(api.wait_published(tenant, thread.post_id))
 
 
 # ----------------------------------------------------------------------- list
