@@ -1,5 +1,7 @@
 """Prefixed ULIDs: ``wks_…``, ``acc_…``, ``pst_…``, ``med_…``, ``key_…``."""
 
+import re
+
 from ulid import ULID
 
 WORKSPACE = "wks"
@@ -14,13 +16,12 @@ def new(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 
 
+# What ULID.from_str accepts, without decoding it (a tenth of a cached read's
+# time): 26 Crockford base32 characters, either case, the first at most 7.
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
+
+
 def is_valid(value: str, prefix: str) -> bool:
     """True when ``value`` is ``<prefix>_`` followed by a well-formed ULID."""
     head, sep, tail = value.partition("_")
-    if head != prefix or not sep or len(tail) != 26:
-        return False
-    try:
-        ULID.from_str(tail)
-    except ValueError:
-        return False
-    return True
+    return head == prefix and bool(sep) and _ULID.fullmatch(tail) is not None
