@@ -247,18 +247,30 @@ def _owns(post_id: str, token: str) -> bool:
 
 def _record_live(item: PostItem, published: Published, post_id: str, token: str,
                  finish: bool) -> None:  # fmt: skip
-    """Records an item live and, after the last, the post PUBLISHED, in one transaction."""
-    # Recorded even if the lease was lost meanwhile: the item *is* live.
+    """Records an item live and, after the last, the post PUBLISHED, in one transaction.
+
+    The item is recorded whatever else happens (it *is* live): if the lease was
+    lost meanwhile, or finishing fails, the item still commits.
+    """
     item.platform_post_id = published.platform_post_id
     item.platform_url = published.url
     item.published_at = db.utcnow()
+    failure = None
     with db.write():
         db.update_changed(item)
+        finished = False
         if finish:
-            owned = _finish_owned(post_id, token, Event.SUCCEED)
-        else:
-            _NEW_VERSION.execute(1, micros(item.published_at), post_id)  # the answer changed
-            owned = _owns(post_id, token)
+            try:
+                with db.database.atomic():  # a savepoint: a failed finish keeps the item
+                    finished = _finish_owned(post_id, token, Event.SUCCEED)
+            except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
+                failure = exc
+        if not finished:
+            # No save bumped the version, yet what GetPostStatus answers changed.
+            _NEW_VERSION.execute(1, micros(item.published_at), post_id)
+        owned = finished if finish else _owns(post_id, token)
+    if failure is not None:
+        raise failure
     if not owned:
         raise LeaseLost(post_id)
 

@@ -42,3 +42,11 @@ def test_is_valid_wants_the_prefix():
     assert not ids.is_valid(f"acc_{tail}", ids.POST)
     assert not ids.is_valid(tail, ids.POST)
     assert not ids.is_valid(ids.new(ids.POST) + "0", ids.POST)
+
+
+def test_letters_that_only_fold_to_ascii_are_refused():
+    # Unicode case folding makes the Kelvin sign a K and the long s an S.
+    for odd in ("\u212a", "\u017f"):
+        text = str(ULID())[:-1] + odd
+        assert not parses(text)
+        assert not ids.is_valid(f"pst_{text}", ids.POST)
