@@ -87,6 +87,24 @@ def epoch_seconds(value) -> float:
     return value / 1e6 if isinstance(value, int) else value.timestamp()
 
 
+def wait_delivered(mine, count: int, timeout: float, also=lambda: True) -> tuple[int, int]:
+    """Polls until ``count`` of the posts ``mine`` selects are PUBLISHED or FAILED
+    (and ``also()`` holds), or ``timeout`` seconds pass; their (published, failed)."""
+    from service import db
+    from service.models import Post
+
+    deadline = time.monotonic() + timeout
+    done = failed = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        with db.connection():
+            done = Post.select().where(mine & (Post.status == "published")).count()
+            failed = Post.select().where(mine & (Post.status == "failed")).count()
+        if done + failed >= count and also():
+            break
+    return done, failed
+
+
 def deliver_batch(args, server, tenant, account_id: str, post_type: str, label: str) -> dict:
     """Creates ``args.posts`` posts to publish now and waits until all are delivered."""
     from peewee import fn
@@ -106,16 +124,8 @@ def deliver_batch(args, server, tenant, account_id: str, post_type: str, label: 
                                os.path.join(args.profile, f"delivery-{label}.txt"))
     cpu0, wall0 = cpu_seconds(server.popen.pid), time.monotonic()
     creator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + args.timeout
     mine = Post.account == account_id
-    done = failed = 0
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        with db.connection():
-            done = Post.select().where(mine & (Post.status == "published")).count()
-            failed = Post.select().where(mine & (Post.status == "failed")).count()
-        if done + failed >= args.posts and creator.poll() is not None:
-            break
+    done, failed = wait_delivered(mine, args.posts, args.timeout, lambda: creator.poll() is not None)
     server_cpu = (cpu_seconds(server.popen.pid) - cpu0) / (time.monotonic() - wall0)
     profiling.stop(spy)
     created = json.loads(creator.communicate(timeout=60)[0].strip().splitlines()[-1])
@@ -154,16 +164,8 @@ def due_batch(args, server, tenant, account_id: str) -> dict:
         batch.add("scheduled", due_us - 1_000_000, scheduled_us=due_us)
     batch.flush()
     cpu0, wall0 = cpu_seconds(server.popen.pid), time.monotonic()
-    deadline = time.monotonic() + args.timeout
     mine = Post.account == account_id
-    done = failed = 0
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        with db.connection():
-            done = Post.select().where(mine & (Post.status == "published")).count()
-            failed = Post.select().where(mine & (Post.status == "failed")).count()
-        if done + failed >= args.posts:
-            break
+    done, failed = wait_delivered(mine, args.posts, args.timeout)
     server_cpu = (cpu_seconds(server.popen.pid) - cpu0) / (time.monotonic() - wall0)
     with db.connection():
         last_published = Post.select(fn.MAX(Post.published_at)).where(mine).scalar()
