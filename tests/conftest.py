@@ -168,7 +168,7 @@ def server(request, tmp_path_factory):
     from service import db, migrations
     from service import server as service_server
     from workers import broker as workers_broker
-    from workers import delivery
+    from workers import delivery, scheduler
     from workers.adapters.sandbox import LEDGER
 
     backend = request.param
@@ -186,8 +186,9 @@ def server(request, tmp_path_factory):
     config = service_config.Config.from_env(env)
     # Process-global state the previous module may have left behind.
     LEDGER.clear()
-    delivery.hooks.before_claim.clear()
-    delivery.hooks.before_send.clear()
+    for hooks in (delivery.hooks.before_claim, delivery.hooks.after_claim,
+                  delivery.hooks.before_send, scheduler.hooks.before_dispatch):  # fmt: skip
+        hooks.clear()
     db.init(config)
     migrations.migrate()
     grpc_server, port = service_server.create_server(config)

@@ -42,10 +42,12 @@ class Hooks:
     """Named points where tests (and instrumentation) can step in.
 
     ``before_claim(post_id, token)`` runs just before the claim's
-    compare-and-set; ``before_send(post_id, item_index)`` before each send.
+    compare-and-set and ``after_claim(post_id, token, claimed)`` just after it;
+    ``before_send(post_id, item_index)`` before each send.
     """
 
     before_claim: list = dataclasses.field(default_factory=list)
+    after_claim: list = dataclasses.field(default_factory=list)
     before_send: list = dataclasses.field(default_factory=list)
 
 
@@ -83,6 +85,8 @@ def deliver(post_id: str, token: str) -> None:
         hook(post_id, token)
     with db.connection():
         post = claim(post_id, token, db.utcnow())
+        for hook in hooks.after_claim:
+            hook(post_id, token, post is not None)
         if post is None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
             return

@@ -10,6 +10,7 @@ except the sweeper's re-send of a lost message (see ``_requeue``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -24,6 +25,20 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 Enqueue = Callable[[str, str], None]
+
+
+@dataclasses.dataclass
+class Hooks:
+    """Named points where tests can step in.
+
+    ``before_dispatch(now)`` runs at the start of each round, before its
+    transaction reads the posts due at ``now``.
+    """
+
+    before_dispatch: list = dataclasses.field(default_factory=list)
+
+
+hooks = Hooks()
 
 
 _COLUMNS = (Post.id, Post.version, Post.status, Post.job_token)
@@ -139,6 +154,8 @@ class Scheduler:
 
     def tick(self, now: dt.datetime, sweep_too: bool) -> int:
         """One round; returns how many jobs it sent."""
+        for hook in hooks.before_dispatch:
+            hook(now)
         with db.connection():
             jobs = dispatch_due(now)
             if sweep_too:
