@@ -320,16 +320,24 @@ class Gate:
 
 
 class DeliveryHooks:
-    """Adds callables to ``workers.delivery.hooks``; the fixture removes them all."""
+    """Adds callables to ``workers.delivery.hooks`` and ``workers.scheduler.hooks``;
+    the fixture removes them all."""
 
     def __init__(self):
-        from workers import delivery
+        from workers import delivery, scheduler
 
         self._hooks = delivery.hooks
+        self._scheduler_hooks = scheduler.hooks
         self._added: list[tuple[list, Callable]] = []
+
+    def before_dispatch(self, fn: Callable) -> Callable:
+        return self._add(self._scheduler_hooks.before_dispatch, fn)
 
     def before_claim(self, fn: Callable) -> Callable:
         return self._add(self._hooks.before_claim, fn)
+
+    def after_claim(self, fn: Callable) -> Callable:
+        return self._add(self._hooks.after_claim, fn)
 
     def before_send(self, fn: Callable) -> Callable:
         return self._add(self._hooks.before_send, fn)
