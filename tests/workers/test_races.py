@@ -10,6 +10,7 @@ delivered twice, and the post must end in the status its winner implies.
 from __future__ import annotations
 
 import collections
+import datetime
 import threading
 import time
 
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.server_env(POSTS_DISPATCH_INTERVAL="0.05")
 
 ITERATIONS = 30
 LAGS = [0.0, 0.1, 0.2, 0.3, 0.45, 0.7]  # of one RPC's latency: the worker's head start, or not
+# The dispatcher's round is shorter than a claim and its delivery: it needs longer lags to lose.
+DISPATCH_LAGS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 BARRIER_TIMEOUT = 5.0  # seconds; a broken barrier fails the test instead of hanging it
 
 
@@ -163,6 +166,8 @@ def test_a_cancel_racing_the_claim_never_lets_a_cancelled_post_out(
             cancelled.append(draft.post_id)
 
     report(request, cancel_won=len(cancelled), claim_won=len(claimed), latency_ms=latency * 1000)
+    # The race was real: each side won at least once (the lags spread the starts)
+    assert cancelled and claimed, f"cancel won {len(cancelled)}, claim won {len(claimed)}"
 
     # Once every worker went past its claim, and later work was delivered
     for post_id in cancelled + claimed:
@@ -207,19 +212,67 @@ def test_a_cancel_after_the_claim_is_refused_and_the_post_goes_out_once(
 # --------------------------------------------------------------- reschedule
 
 
-@pytest.mark.parametrize("moment", ["at-the-claim", "at-the-due-time"])
+class RaceAtDispatch:
+    """A before_dispatch hook: the first dispatcher round that finds an armed
+    post due waits at a barrier for the test, so the reschedule RPC and the
+    round's SCHEDULED -> PENDING compare-and-set run at the same moment."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._armed: dict[str, tuple[datetime.datetime, threading.Barrier, float]] = {}
+
+    def arm(self, post_id: str, due: datetime.datetime, lag: float) -> threading.Barrier:
+        barrier = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
+        with self._lock:
+            self._armed[post_id] = (due, barrier, lag)
+        return barrier
+
+    def __call__(self, now: datetime.datetime) -> None:
+        with self._lock:
+            ready = [pid for pid, (due, _, _) in self._armed.items() if due <= now]
+            met = [self._armed.pop(pid) for pid in ready]
+        for _, barrier, lag in met:
+            try:
+                barrier.wait()
+                time.sleep(lag)  # as at the claim: let either side reach the database first
+            except threading.BrokenBarrierError:
+                pass
+
+    def abort(self) -> None:
+        with self._lock:
+            armed = list(self._armed.values())
+            self._armed.clear()
+        for _, barrier, _ in armed:
+            barrier.abort()
+
+
+@pytest.fixture
+def race_at_dispatch(delivery_hooks):
+    hook = RaceAtDispatch()
+    delivery_hooks.before_dispatch(hook)
+    try:
+        yield hook
+    finally:
+        hook.abort()
+
+
+@pytest.mark.parametrize("moment", ["at-the-dispatch", "at-the-due-time"])
 def test_a_reschedule_racing_delivery_fires_the_post_exactly_once(
-    api, tenant, ledger, race, request, moment
+    api, tenant, ledger, race_at_dispatch, request, moment
 ):
     moved, refused_ = {}, {}
+    latency = rpc_latency(api, tenant)
 
     for n in range(ITERATIONS):
         # Given a post due in a moment
         post = api.create(tenant, text=f"race {n}", status=pb.STATUS_CHANGE_SCHEDULED,
                           scheduled_at=in_seconds(0.3))  # fmt: skip
         due = as_datetime(post.scheduled_at)
-        if moment == "at-the-claim":
-            meet(race.arm(post.post_id), post.post_id)
+        if moment == "at-the-dispatch":
+            # The dispatcher round that finds it due waits for this RPC
+            lag = DISPATCH_LAGS[n % len(DISPATCH_LAGS)] * latency
+            barrier = race_at_dispatch.arm(post.post_id, due, lag)
+            meet(barrier, post.post_id)
         else:
             # Aim at the dispatcher: spread the RPC around the due time (this sleep
             # only aims the race; no assertion depends on how it lands).
@@ -246,7 +299,8 @@ def test_a_reschedule_racing_delivery_fires_the_post_exactly_once(
             moved[post.post_id] = as_datetime(rescheduled.scheduled_at)
             assert moved[post.post_id] > due
 
-    report(request, reschedule_won=len(moved), delivery_won=len(refused_))
+    report(request, reschedule_won=len(moved), delivery_won=len(refused_),
+           latency_ms=latency * 1000)  # fmt: skip
 
     # Then every post goes out exactly once: at its old time if delivery won,
     # at (never before) its new time if the reschedule won
@@ -258,3 +312,5 @@ def test_a_reschedule_racing_delivery_fires_the_post_exactly_once(
     api.settle(tenant)
     for post_id in {**refused_, **moved}:
         assert len(ledger.sends(post_id=post_id)) == 1, post_id
+    # And the race was real: each side won at least once
+    assert moved and refused_, f"reschedule won {len(moved)}, delivery won {len(refused_)}"

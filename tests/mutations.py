@@ -1,0 +1,107 @@
+"""Small deliberate bugs (mutations), each with the tests that must catch it.
+
+    python -m tests.mutations              # every mutation
+    python -m tests.mutations NAME ...     # some of them
+    python -m tests.mutations --list
+
+Each mutation is applied to a copy of the tree in a temporary directory (the
+working tree is never touched), then its tests run there with this virtual
+environment's Python. A mutation is killed when those tests fail; the script
+exits 1 if any mutation survives, or if a mutation no longer applies (the code
+it changes was rewritten: update the mutation with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SKIP = shutil.ignore_patterns(".venv", "node_modules", "var", ".git", "__pycache__", "*.pyc",
+                              ".pytest_cache", ".ruff_cache")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository root
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or paths that must fail
+    backends: str = "sqlite"  # the --backends the tests run on
+
+    def apply(self, root: pathlib.Path) -> None:
+        file = root / self.path
+        text = file.read_text()
+        count = text.count(self.old)
+        if count != 1:
+            raise LookupError(f"{self.name}: expected the code once in {self.path}, found {count}")
+        file.write_text(text.replace(self.old, self.new))
+
+
+MUTATIONS = [
+    Mutation(
+        "claim-ignores-message-token",
+        "workers/delivery.py",
+        "        post = _job(post_id, token, Status.PENDING)\n",
+        "        post = _job(post_id, Post.get_by_id(post_id).job_token, Status.PENDING)\n",
+        ("tests/workers/test_job_tokens.py",),
+        backends="sqlite,postgres-redis,postgres-rabbitmq",
+    ),
+]
+
+
+def run(mutation: Mutation) -> tuple[str, float, str]:
+    """Applies ``mutation`` to a copy of the tree and runs its tests there."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutation.name}-") as tmp:
+        copy = pathlib.Path(tmp) / "tree"
+        shutil.copytree(ROOT, copy, ignore=SKIP)
+        try:
+            mutation.apply(copy)
+        except LookupError as error:
+            return "stale", time.monotonic() - started, str(error)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+             f"--backends={mutation.backends}", *mutation.tests],
+            cwd=copy, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    summary = lines[-1] if lines else result.stderr.strip()[-300:]
+    # pytest exits 1 when tests failed; anything else (2-5) is not a kill.
+    outcome = "killed" if result.returncode == 1 else "SURVIVED"
+    if result.returncode not in (0, 1):
+        outcome = f"error (pytest exit {result.returncode})"
+    return outcome, time.monotonic() - started, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name}: {m.path} -> {' '.join(m.tests)} [{m.backends}]")
+        return 0
+    unknown = set(args.names) - set(by_name)
+    if unknown:
+        parser.error(f"unknown mutations {sorted(unknown)}; known: {sorted(by_name)}")
+    chosen = [by_name[name] for name in args.names] or MUTATIONS
+    failed = 0
+    for mutation in chosen:
+        outcome, seconds, summary = run(mutation)
+        failed += outcome != "killed"
+        print(f"{mutation.name:34} {outcome:9} {seconds:5.1f}s  {summary}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
