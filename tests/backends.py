@@ -208,12 +208,19 @@ def _postgres_bindir() -> pathlib.Path:
 
 
 class PostgresServer(_Server):
-    """A throwaway PostgreSQL cluster: trust auth on loopback, fsync off."""
+    """A throwaway PostgreSQL cluster: trust auth on loopback.
+
+    By default (the tests) it trades durability for speed: fsync,
+    synchronous_commit and full_page_writes off, so a commit is not on disk
+    when it returns. ``durable=True`` (the benchmarks) leaves all three on,
+    PostgreSQL's own defaults.
+    """
 
     name = "postgres"
 
-    def __init__(self):
+    def __init__(self, durable: bool = False):
         super().__init__()
+        self.durable = durable
         self.bindir = _postgres_bindir()
         # initdb and postgres refuse to run as root.
         self.user = "postgres" if os.geteuid() == 0 else None
@@ -236,19 +243,21 @@ class PostgresServer(_Server):
             os.chown(self.dir, account.pw_uid, account.pw_gid)
         initdb = subprocess.run(
             _as([self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                 "--encoding=UTF8", "--locale=C", "--no-instructions"]
+                + ([] if self.durable else ["--no-sync"]),
                 user=self.user),
             cwd=self.dir, capture_output=True, text=True, check=False,
         )  # fmt: skip
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
+        durability = "on" if self.durable else "off"
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.dir}'",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "fsync": durability,
+            "synchronous_commit": durability,
+            "full_page_writes": durability,
             "max_connections": "200",
             "shared_buffers": "32MB",
             "log_min_messages": "warning",

@@ -1,14 +1,17 @@
 """Runs every benchmark in turn (``make bench``), each printing Markdown ready to paste.
 
-    python -m tests.benchmarks [--quick] [--million] [--external] [--profile DIR]
-                               [--only rpc,delivery,scheduling,scale] [--keep]
+    python -m tests.benchmarks [--quick] [--million] [--external] [--fast-postgres]
+                               [--profile DIR] [--only rpc,delivery,scheduling,scale] [--keep]
 
 --quick     shorter runs: RPC 1+4 s per run, 300 posts per delivery batch, 1,000 posts
             due over 15 s, 100 calls per RPC and size
 --million   the scale benchmark adds its 1,000,000-post run (several more minutes)
 --external  the delivery benchmark also runs on PostgreSQL + Redis, from
             POSTS_DATABASE_URL and POSTS_BROKER_URL in the environment, or
-            else on a PostgreSQL and a Redis it starts for the run
+            else on a PostgreSQL (fsync, synchronous_commit, full_page_writes
+            on) and a Redis it starts for the run
+--fast-postgres  with --external, the PostgreSQL started for the run has
+            fsync, synchronous_commit and full_page_writes off (not durable)
 --profile   attach py-spy to the service during the RPC and delivery runs
             (pip install py-spy first); stacks go to DIR, a summary is printed
 """
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--million", action="store_true", help="scale: add 1,000,000 posts")
     parser.add_argument("--external", action="store_true",
                         help="delivery: also on PostgreSQL + Redis (from the environment)")
+    parser.add_argument("--fast-postgres", action="store_true",
+                        help="delivery --external: PostgreSQL without fsync (not durable)")
     parser.add_argument("--profile", metavar="DIR", default="",
                         help="py-spy the service during the RPC and delivery runs")
     parser.add_argument("--only", default=",".join(BENCHMARKS),
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             options.append("--million")
         if name == "delivery" and args.external:
             options.append("--external")
+        if name == "delivery" and args.fast_postgres:
+            options.append("--fast-postgres")
         if name in ("rpc", "delivery") and args.profile:
             options += ["--profile", args.profile]
         try:

@@ -165,29 +165,132 @@ def busy_neighbours(own: set[int] | None = None, threshold: float = 5.0) -> list
     return found[:5]
 
 
+def git_commit() -> str:
+    """``git rev-parse --short HEAD``, with "+dirty" when the tree differs from it
+    (changed, staged or untracked files); "?" outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()  # fmt: skip
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if git("status", "--porcelain"):
+            commit += "+dirty"
+    return commit
+
+
 def header(title: str) -> float:
-    """Prints a benchmark's heading: what, when, with which command, on what; returns t0."""
+    """Prints a benchmark's heading: what, when, with which command, at which commit,
+    on what machine; returns t0. Each database the run uses adds its own line
+    (``describe_database``) once it is open."""
     command = "python -m " + " ".join(
         shlex.quote(a) for a in [_module_name(), *sys.argv[1:]]
     )
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True, timeout=5, check=False).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        commit = "?"
-    dirty = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=5, check=False).stdout.strip():  # fmt: skip
-            dirty = "+uncommitted changes"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     print(f"\n### {title}\n")
-    print(f"- date: {now}; command: `{command}`; commit {commit}{dirty and ' ' + dirty}")
-    print(f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"- date: {now}; command: `{command}`; commit {git_commit()}")
+    print(f"- machine: {cpus} CPUs" + (f" ({usable} usable by this process)" if usable != cpus
+                                       else "")
+          + f", Python {platform.python_version()} ({platform.python_implementation()}), "
           f"load average at start {loadavg()}"
           + (f"; busy neighbours: {', '.join(busy_neighbours())}" if busy_neighbours() else ""))
     sys.stdout.flush()
     return time.monotonic()
+
+
+#: SQLite's ``PRAGMA synchronous`` values.
+_SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def database_settings() -> dict:
+    """What the database ``service.db`` points at really runs with, read now
+    through one of the service's own pooled connections (the connection set-up
+    the server uses, ``service.db.init``): SQLite's journal_mode and synchronous
+    pragmas, or PostgreSQL's fsync, synchronous_commit and full_page_writes
+    (``SHOW``, so whatever the server, database or role sets), and whether a
+    commit is synced to disk before it returns."""
+    from service import db
+
+    with db.connection():
+        if db.is_sqlite():
+            import sqlite3
+
+            journal = db.database.execute_sql("PRAGMA journal_mode").fetchone()[0].lower()
+            level = db.database.execute_sql("PRAGMA synchronous").fetchone()[0]
+            synchronous = _SQLITE_SYNCHRONOUS.get(level, str(level))
+            # WAL with synchronous=NORMAL syncs only at checkpoints: the last commits
+            # can roll back after a power loss (SQLite's documentation of the pragma).
+            durable = synchronous in ("FULL", "EXTRA") and journal not in ("off", "memory")
+            return {"engine": f"SQLite {sqlite3.sqlite_version}", "journal_mode": journal,
+                    "synchronous": synchronous, "durable": durable}  # fmt: skip
+        shown = {name: db.database.execute_sql(f"SHOW {name}").fetchone()[0]
+                 for name in ("server_version", "fsync", "synchronous_commit",
+                              "full_page_writes")}  # fmt: skip
+    durable = (shown["fsync"] == "on" and shown["full_page_writes"] == "on"
+               and shown["synchronous_commit"] != "off")  # fmt: skip
+    version = shown.pop("server_version").split()[0]
+    return {"engine": f"PostgreSQL {version}", **shown, "durable": durable}
+
+
+def broker_settings(url: str) -> str:
+    """The broker as configured, and for Redis its persistence (CONFIG GET, read now)."""
+    if not url:
+        return "in-memory StubBroker inside the server process"
+    scheme = url.partition("://")[0]
+    if scheme != "redis":
+        return scheme
+    import redis
+
+    try:
+        with contextlib.closing(redis.Redis.from_url(url, socket_timeout=5)) as client:
+            version = client.info("server").get("redis_version", "?")
+            config = client.config_get("appendonly")
+            config.update(client.config_get("appendfsync"))
+            config.update(client.config_get("save"))
+    except redis.RedisError as error:
+        return f"Redis (persistence settings not readable: {error})"
+    save = config.get("save") or "''"
+    return (f"Redis {version}: appendonly={config.get('appendonly', '?')}, "
+            f"appendfsync={config.get('appendfsync', '?')}, save={save}")
+
+
+def filesystem(path: str) -> str:
+    """The type and device of the file system holding ``path`` (/proc/mounts)."""
+    path = os.path.realpath(path)
+    best = ("", "?", "?")
+    with contextlib.suppress(OSError), open("/proc/mounts") as mounts:
+        for line in mounts:
+            device, point, kind = line.split()[:3]
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best[0]):
+                best = (point, kind, device)
+    return f"{best[1]} ({best[2]})"
+
+
+def describe_database(scratch: Scratch, label: str = "", origin: str = "",
+                      data_dir: str = "") -> dict:  # fmt: skip
+    """Prints the header line of the database (and broker) ``scratch`` uses, from
+    what they report now; returns the database's settings. ``data_dir``: where a
+    PostgreSQL started for the run keeps its files (SQLite's is the scratch's)."""
+    settings = database_settings()
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("engine", "durable"))
+    if not scratch.external:
+        data_dir = scratch.dir
+    if data_dir:
+        shown += f"; files on {filesystem(data_dir)}"
+    durable = ("commits durable (synced to disk before they return)" if settings["durable"]
+               else "commits NOT durable (not synced to disk before they return)")
+    where = f" [{label}]" if label else ""
+    print(f"- database{where}: {settings['engine']}{origin and f' ({origin})'}: {shown}; "
+          f"{durable}; read at run time through the service's connection")
+    print(f"- broker{where}: {broker_settings(scratch.env['POSTS_BROKER_URL'])}")
+    sys.stdout.flush()
+    return settings
 
 
 def footer(t0: float) -> None:

@@ -15,12 +15,16 @@ the same thread count, in one process (tests.benchmarks.dramatiq_baseline).
 
 ``--external``: also on PostgreSQL + Redis, from POSTS_DATABASE_URL and
 POSTS_BROKER_URL in the environment, or else started for the run in temporary
-directories (tests.backends, as the tests do) (a server, and a ``python -m workers``
-process with the same thread count); the baseline then runs on a RedisBroker.
+directories (tests.backends) (a server, and a ``python -m workers`` process
+with the same thread count); the baseline then runs on a RedisBroker. The
+PostgreSQL started for the run keeps fsync, synchronous_commit and
+full_page_writes on (durable commits); ``--fast-postgres`` turns them off, as
+the test suite's server has them. Either way the header prints what the
+server reports (``SHOW``), for a server given by URL too.
 
-Target (PRODUCT.md section 8): at least a third of the no-op actor's rate.
+Target: at least a third of the no-op actor's rate.
 
-    python -m tests.benchmarks.delivery [--quick] [--posts 1000] [--external]
+    python -m tests.benchmarks.delivery [--quick] [--posts 1000] [--external] [--fast-postgres]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from tests.benchmarks.common import (
     Children,
     Scratch,
     cpu_seconds,
+    describe_database,
     footer,
     header,
     mib,
@@ -176,8 +181,11 @@ def due_batch(args, server, tenant, account_id: str) -> dict:
     }  # fmt: skip
 
 
-def run_mode(args, external: bool, notes: list[str]) -> list[list]:
+def run_mode(args, external: bool, notes: list[str], origin: str = "",
+             data_dir: str = "") -> list[list]:  # fmt: skip
     scratch = Scratch("delivery-external" if external else "delivery", external).open()
+    backend = "PostgreSQL + Redis" if external else "embedded (SQLite + StubBroker)"
+    describe_database(scratch, backend, origin, data_dir)
     threads = scratch.config.worker_threads
     tenant = scratch.tenant("bench-delivery")
     rows = []
@@ -188,7 +196,6 @@ def run_mode(args, external: bool, notes: list[str]) -> list[list]:
                 tenant, "webhook", "bench-hook", base_url=f"{sink.url}/hooks/bench",
                 token=HOOK_SECRET, sandbox=False,
             )  # fmt: skip
-            backend = "PostgreSQL + Redis" if external else "embedded (SQLite + StubBroker)"
             note(f"delivery [{backend}]: Dramatiq no-op baseline, {args.baseline_count} messages")
             baseline = run_child("tests.benchmarks.dramatiq_baseline", [
                 "throughput", "--count", args.baseline_count, "--threads", threads,
@@ -257,14 +264,21 @@ def run(args) -> None:
     if args.external:
         with contextlib.ExitStack() as servers:
             # Without URLs in the environment, a PostgreSQL and a Redis of our own.
-            if not os.environ.get("POSTS_DATABASE_URL"):
-                postgres = servers.enter_context(PostgresServer())
+            data_dir = ""
+            if os.environ.get("POSTS_DATABASE_URL"):
+                origin = "from POSTS_DATABASE_URL"
+                if args.fast_postgres:
+                    note("delivery: --fast-postgres has no effect on a server given by URL")
+            else:
+                postgres = servers.enter_context(PostgresServer(durable=not args.fast_postgres))
                 os.environ["POSTS_DATABASE_URL"] = postgres.create_database("posts_bench")
-                notes.append("PostgreSQL 15 started for the run (tests.backends: fsync on)")
+                data_dir = str(postgres.data)
+                origin = "started for the run" + (", --fast-postgres" if args.fast_postgres
+                                                  else "")  # fmt: skip
             if not os.environ.get("POSTS_BROKER_URL"):
                 os.environ["POSTS_BROKER_URL"] = servers.enter_context(RedisServer()).url
                 notes.append("Redis started for the run (tests.backends)")
-            rows += run_mode(args, external=True, notes=notes)
+            rows += run_mode(args, external=True, notes=notes, origin=origin, data_dir=data_dir)
     print()
     print(render(["backend", "what", "posts/s", "ratio", "target (≥ ⅓ no-op)", "seconds",
                   "creates/s", "peak RSS"], rows))  # fmt: skip
@@ -288,6 +302,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--external", action="store_true",
                    help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL, "
                         "else started for the run)")
+    p.add_argument("--fast-postgres", action="store_true",
+                   help="the PostgreSQL started for --external runs with fsync, "
+                        "synchronous_commit and full_page_writes off (not durable)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     p.add_argument("--profile", metavar="DIR", default="",
                    help="attach py-spy to the server during each batch; stacks go to DIR")

@@ -7,11 +7,20 @@ run as child processes; the closed-loop load generator (tests.benchmarks.loadgen
 runs in a third, with the same concurrency against both, one RPC at a time,
 echo then service, back to back.
 
-- GetPostStatus: reads of a pool of scheduled posts (made through CreatePost);
+- GetPostStatus, cached answer: reads of a pool of ``--posts`` scheduled posts
+  (made through CreatePost), fewer than the service's answer cache holds and
+  unchanged while read: after the first read of each, every answer comes
+  from the cache (service.servicer: an LRU of encoded answers per post
+  version), the best case;
+- GetPostStatus, answer not cached: the same load over ``--cold-posts``
+  scheduled posts (by default twice the cache's size, read from
+  service.servicer at run time; inserted through tests.benchmarks.seed), read
+  in turn, so a post comes round again only after every other one: the LRU
+  has dropped its answer by then, and each call reads and encodes the post;
 - UpdatePost: a reschedule of a scheduled post (each caller its own posts);
 - CreatePost: a scheduled tweet, a day ahead.
 
-Targets (PRODUCT.md section 8): GetPostStatus >= 0.8x echo, UpdatePost >= 0.5x.
+Targets: GetPostStatus at least 0.8x echo, UpdatePost at least 0.5x.
 
     python -m tests.benchmarks.rpc [--quick] [--concurrency 8] [--duration 10]
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import json
 import os
 import time
@@ -32,6 +42,7 @@ from tests.benchmarks.common import (
     Children,
     Scratch,
     cpu_seconds,
+    describe_database,
     footer,
     header,
     mib,
@@ -49,8 +60,35 @@ from tests.benchmarks.common import (
 from posts.v1 import posts_pb2 as pb
 from posts.v1 import posts_pb2_grpc
 
-RPCS = ("GetPostStatus", "UpdatePost", "CreatePost")
+#: Each run: its row's name, the RPC, and which pool of posts it uses.
+RUNS = (
+    ("GetPostStatus (cached answer)", "GetPostStatus", "posts"),
+    ("GetPostStatus (answer not cached)", "GetPostStatus", "cold"),
+    ("UpdatePost", "UpdatePost", "posts"),
+    ("CreatePost", "CreatePost", "posts"),
+)
 TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5}
+
+
+def answer_cache_size() -> int:
+    """How many encoded GetPostStatus answers the service keeps: the servicer's
+    default, which the server uses (service.server builds it without one)."""
+    from service.servicer import PostServicer
+
+    return inspect.signature(PostServicer).parameters["cached_answers"].default
+
+
+def seed_scheduled_posts(tenant, count: int) -> list[str]:
+    """``count`` scheduled tweets a day ahead, inserted straight into the database
+    (the rows CreatePost writes: tests.benchmarks.seed); their ids, in insertion order."""
+    from tests.benchmarks import seed
+
+    now = time.time()
+    batch = seed.Batch(tenant.workspace_id, tenant.account_id, per_transaction=count + 1)
+    ids = [batch.add("scheduled", seed.micros(now), scheduled_us=seed.micros(now + 86_400))
+           for _ in range(count)]  # fmt: skip
+    batch.flush()
+    return ids
 
 
 def make_scheduled_posts(address: str, tenant, count: int) -> list[str]:
@@ -73,31 +111,47 @@ def make_scheduled_posts(address: str, tenant, count: int) -> list[str]:
 def run(args) -> dict:
     t0 = header(f"1. RPC throughput and latency (closed loop, concurrency {args.concurrency})")
     scratch = Scratch("rpc").open()
+    describe_database(scratch)
     tenant = scratch.tenant()
+    cache = answer_cache_size()
+    cold_posts = args.cold_posts or 2 * cache
+    # A row is named for what its pool of posts makes of the cache (see the notes printed).
+    renamed = {"posts": "GetPostStatus (answers partly cached)" if args.posts > cache else None,
+               "cold": "GetPostStatus (answers may be cached)" if cold_posts - 1 <= cache
+               else None}  # fmt: skip
+    runs = [((renamed[pool] if rpc == "GetPostStatus" else None) or name, rpc, pool)
+            for name, rpc, pool in RUNS]  # fmt: skip
+    get_name = {pool: name for name, rpc, pool in runs if rpc == "GetPostStatus"}
     results: dict[tuple[str, str], dict] = {}
     with Children() as children:
         server = start_server(children, scratch)
         echo = start_echo(children, scratch)
         note(f"rpc: service on {server.address}, echo on {echo.address}")
-        ids = make_scheduled_posts(server.address, tenant, args.posts)
-        ids_file = os.path.join(scratch.dir, "posts.json")
-        with open(ids_file, "w") as out:
-            json.dump(ids, out)
-        for rpc in RPCS:
+        pools = {
+            "posts": make_scheduled_posts(server.address, tenant, args.posts),
+            "cold": seed_scheduled_posts(tenant, cold_posts),
+        }
+        files = {}
+        for pool, ids in pools.items():
+            files[pool] = os.path.join(scratch.dir, f"{pool}.json")
+            with open(files[pool], "w") as out:
+                json.dump(ids, out)
+        for name, rpc, pool in runs:
             for target, process in (("echo", echo), ("service", server)):
-                note(f"rpc: {rpc} against {target} for {args.warmup}+{args.duration} s")
+                note(f"rpc: {name} against {target} for {args.warmup}+{args.duration} s")
                 spy = None
                 if args.profile and target == "service":
+                    slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
                     spy = profiling.record(process.popen.pid, args.warmup + args.duration,
-                                           os.path.join(args.profile, f"rpc-{rpc}.txt"))
+                                           os.path.join(args.profile, f"rpc-{slug}.txt"))
                 cpu0, wall0 = cpu_seconds(process.popen.pid), time.monotonic()
-                results[rpc, target] = run_child("tests.benchmarks.loadgen", [
+                results[name, target] = run_child("tests.benchmarks.loadgen", [
                     "--address", process.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
-                    "--rpc", rpc, "--posts", ids_file, "--concurrency", args.concurrency,
+                    "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
                     "--warmup", args.warmup, "--duration", args.duration,
                 ])  # fmt: skip
-                results[rpc, target]["server_cpu"] = (
+                results[name, target]["server_cpu"] = (
                     cpu_seconds(process.popen.pid) - cpu0
                 ) / (time.monotonic() - wall0)
                 if spy:
@@ -107,14 +161,14 @@ def run(args) -> dict:
     scratch.close(keep=args.keep)
 
     rows = []
-    for rpc in RPCS:
-        s, e = results[rpc, "service"], results[rpc, "echo"]
+    for name, rpc, _ in runs:
+        s, e = results[name, "service"], results[name, "echo"]
         target = TARGETS.get(rpc)
         met = "" if target is None else (
             f"≥ {target}× " + ("met" if s["qps"] >= target * e["qps"] else "NOT met")
         )  # fmt: skip
         rows.append([
-            rpc, f"{s['qps']:.0f}", f"{e['qps']:.0f}", ratio(s["qps"], e["qps"]), met or "-",
+            name, f"{s['qps']:.0f}", f"{e['qps']:.0f}", ratio(s["qps"], e["qps"]), met or "-",
             ms(s["p50"]), ms(s["p99"]), ms(e["p50"]), ms(e["p99"]),
             f"{s['answer_bytes']}/{e['answer_bytes']}",
             f"{s['errors']}/{e['errors']}",
@@ -128,18 +182,38 @@ def run(args) -> dict:
     print()
     def cpu(key: str) -> str:
         return ", ".join(
-            f"{rpc} {results[rpc, 'service'][key]:.2f}/{results[rpc, 'echo'][key]:.2f}"
-            for rpc in RPCS
+            f"{name} {results[name, 'service'][key]:.2f}/{results[name, 'echo'][key]:.2f}"
+            for name, _, _ in runs
         )
 
+    cached = results[get_name["posts"], "service"]
+    cold = results[get_name["cold"], "service"]
     print(f"- load generator: grpc.aio, {args.concurrency} callers, {args.warmup} s warm-up + "
-          f"{args.duration} s measured per run, in its own process")
+          f"{args.duration} s measured per run, in its own process; the echo run comes right "
+          "before the service's for each row")
+    print(f"- {get_name['posts']}: {len(pools['posts'])} posts made through "
+          f"CreatePost, each read about {cached['calls'] / len(pools['posts']):.0f} times in "
+          f"the measured seconds; the service keeps {cache:,} encoded answers "
+          "(an LRU per post version), so "
+          + ("after each post's first read every answer is a cache hit: the best case"
+             if len(pools["posts"]) <= cache else
+             "WARNING: more posts than it keeps, not every answer is a cache hit"))  # fmt: skip
+    print(f"- {get_name['cold']}: {cold_posts:,} posts inserted through "
+          f"tests.benchmarks.seed, read in turn ({cold['calls'] / cold_posts:.2f} reads per "
+          f"post in the measured seconds): a post comes round again only after the "
+          f"{cold_posts - 1:,} others, "
+          + ("more than the " + f"{cache:,} answers the cache keeps, so each call misses the "
+             "cache, reads the post from the database and encodes it (the database pages "
+             "themselves stay in memory)" if cold_posts - 1 > cache else
+             f"WARNING: not more than the {cache:,} answers the cache keeps, so answers "
+             "may come from the cache"))  # fmt: skip
     print(f"- CPU seconds per wall second, service/echo: server {cpu('server_cpu')}; "
           f"load generator {cpu('client_cpu')} (1.00 = one core busy)")
     if args.profile:
-        for rpc in RPCS:
-            path = os.path.join(args.profile, f"rpc-{rpc}.txt")
-            print(f"- py-spy, {rpc}, share of request-thread wall time: "
+        for name, _, _ in runs:
+            slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
+            path = os.path.join(args.profile, f"rpc-{slug}.txt")
+            print(f"- py-spy, {name}, share of request-thread wall time: "
                   f"{profiling.describe(path)}")
     errors = {k: v["error_kinds"] for k, v in results.items() if v["errors"]}
     if errors:
@@ -162,7 +236,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run (10)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run (2)")
-    p.add_argument("--posts", type=int, default=256, help="scheduled posts to read/reschedule")
+    p.add_argument("--posts", type=int, default=256,
+                   help="scheduled posts to read (answers cached) and reschedule")
+    p.add_argument("--cold-posts", type=int, default=0,
+                   help="scheduled posts read in turn for the uncached GetPostStatus row "
+                        "(default: twice the service's answer cache)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     p.add_argument("--profile", metavar="DIR", default="",
                    help="attach py-spy to the service during each run; stacks go to DIR")

@@ -38,6 +38,7 @@ from tests.benchmarks.common import (
     TEXT,
     Children,
     Scratch,
+    describe_database,
     footer,
     header,
     mib,
@@ -301,6 +302,8 @@ def run(args) -> list[dict]:
     try:
         for size in sizes:
             scratch = Scratch(f"scale-{size}").open()
+            if not entries:  # every size's database is set up the same way
+                describe_database(scratch)
             tenant = scratch.tenant("bench-scale")
             note(f"scale: seeding {size:,} posts")
             seeded = seed_posts(scratch, tenant, size)

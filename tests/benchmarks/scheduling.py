@@ -15,7 +15,7 @@ POSTS_DISPATCH_INTERVAL seconds) sending to a no-op Dramatiq actor on a
 StubBroker with the same thread count (tests.benchmarks.dramatiq_baseline);
 its lateness is what polling and Dramatiq alone cost.
 
-Target (PRODUCT.md section 8): p99 at most 1 s, to the claim and to publication.
+Target: p99 at most 1 s, to the claim and to publication.
 
     python -m tests.benchmarks.scheduling [--quick] [--posts 10000] [--window 60]
 """
@@ -28,6 +28,7 @@ import time
 from tests.benchmarks.common import (
     Children,
     Scratch,
+    describe_database,
     footer,
     header,
     mib,
@@ -92,6 +93,7 @@ def run(args) -> None:
 
     t0 = header(f"3. Scheduling precision ({args.posts} posts due within {args.window:g} s)")
     scratch = Scratch("scheduling").open()
+    describe_database(scratch)
     tenant = scratch.tenant("bench-scheduling")
     interval = scratch.config.dispatch_interval
     threads = scratch.config.worker_threads
