@@ -1,4 +1,4 @@
-"""A fake LinkedIn (versioned ``/rest`` APIs): Posts, Images, Documents, Videos.
+r"""A fake LinkedIn (versioned ``/rest`` APIs): Posts, Images, Documents, Videos.
 
 Speaks the shapes the LinkedIn adapter uses: ``POST /rest/posts`` answering
 201 with the post URN in ``x-restli-id``; ``POST /rest/{images,documents}
@@ -8,17 +8,25 @@ instructions) and ``?action=finalizeUpload`` (the parts' ETags); ``GET
 /rest/videos/<urn>``; ``PUT /upload/<id>`` (the upload URLs it hands out).
 Every API route checks the bearer token (401 otherwise) and the
 ``LinkedIn-Version`` header (YYYYMM); ``/rest/posts`` also the Rest.li protocol
-header. The commentary is read as LinkedIn's "little" text format: escaped
-reserved characters show as themselves, and an unescaped one cuts the text
-there (what LinkedIn silently does). ``GET /media/<name>`` serves media files
-for tests, no token needed.
+header. ``GET /media/<name>`` serves media files for tests, no token needed.
 
-``live`` holds every post that went live (``text`` as readers see it); ``log``
-every request with the time it arrived (the base's ``arrivals``).
+The commentary is parsed as LinkedIn documents its "little" text format
+(``parse_little``), not as any adapter writes it: the reserved characters
+``| { } @ [ ] ( ) < > # \ * _ ~`` are plain text only when backslash-escaped;
+unescaped they must form markup: a mention ``@[Name](urn:li:organization:1)``,
+a hashtag template ``{hashtag|\#|tag}``, or a hashtag ``#tag``. Anything else
+is malformed and the post is refused (422). LinkedIn itself often takes such a
+commentary and silently cuts it at that character; refusing it here makes the
+mistake fail every test that meets it, not only those that read the text back.
+
+``live`` holds every post that went live (``text`` as readers see it, with
+its ``hashtags`` and ``mentions``); ``log`` every request with the time it
+arrived (the base's ``arrivals``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import re
@@ -29,8 +37,106 @@ from typing import ClassVar
 from tests.fakes.base import MEDIA_ROUTE, Arrival, FakeNetwork, Request, Response
 
 AUTHOR = "urn:li:person:8675309"
-RESERVED = set("\\|{}@[]()<>#*_~")
-_KEPT = re.compile(r"https?://[^\s\\]+|(?<!\w)#\w+")
+RESERVED = frozenset("|{}@[]()<>#\\*_~")
+HASHTAG_SIGNS = ("\\#", "#", "\uff03")  # the documented signs: # (escaped or not) or ＃
+_MENTION_URN = re.compile(r"urn:li:(?:person|organization):[^\s:]+")
+
+
+class MalformedLittle(ValueError):
+    """A commentary that is not little text; ``offset`` is where it goes wrong."""
+
+    def __init__(self, offset: int, problem: str):
+        super().__init__(f"{problem} at offset {offset}")
+        self.offset = offset
+
+
+@dataclasses.dataclass
+class Little:
+    """A parsed commentary: what readers see, and the markup in it."""
+
+    text: str
+    hashtags: list[str]
+    mentions: list[tuple[str, str]]  # (name shown, URN)
+
+
+def parse_little(commentary: str) -> Little:
+    """Parses ``commentary`` by LinkedIn's little grammar; raises MalformedLittle."""
+    out: list[str] = []
+    hashtags: list[str] = []
+    mentions: list[tuple[str, str]] = []
+    i = 0
+    while i < len(commentary):
+        char = commentary[i]
+        if char not in RESERVED:
+            out.append(char)
+            i += 1
+        elif char == "\\":
+            out.append(_escaped(commentary, i))
+            i += 2
+        elif commentary.startswith("@[", i):  # @[Name](urn)
+            name, i = _text_until(commentary, i + 2, "]")
+            _expect(commentary, i + 1, "(")
+            urn, i = _text_until(commentary, i + 2, ")")
+            if not name or not _MENTION_URN.fullmatch(urn):
+                raise MalformedLittle(i, f"mention of {urn!r} as {name!r}")
+            out.append(name)
+            mentions.append((name, urn))
+            i += 1
+        elif commentary.startswith("{hashtag|", i):  # {hashtag|sign|tag}
+            i += len("{hashtag|")
+            sign = next((s for s in HASHTAG_SIGNS if commentary.startswith(s + "|", i)), None)
+            if sign is None:
+                raise MalformedLittle(i, "hashtag template without a hashtag sign")
+            tag, i = _text_until(commentary, i + len(sign) + 1, "}")
+            if not tag or any(c.isspace() for c in tag):
+                raise MalformedLittle(i, f"hashtag {tag!r}")
+            out.append(sign.lstrip("\\") + tag)
+            hashtags.append(tag)
+            i += 1
+        elif char == "#" and commentary[i + 1 : i + 2].isalnum():  # #tag
+            end = i + 1
+            while commentary[end : end + 1].isalnum():
+                end += 1
+            out.append(commentary[i:end])
+            hashtags.append(commentary[i + 1 : end])
+            i = end
+        else:
+            raise MalformedLittle(i, f"unescaped reserved character {char!r}")
+    return Little("".join(out), hashtags, mentions)
+
+
+def visible(commentary: str) -> str:
+    """What readers see of a little commentary (raises MalformedLittle if it is not one)."""
+    return parse_little(commentary).text
+
+
+def _escaped(commentary: str, at: int) -> str:
+    """The character the backslash at ``at`` escapes: a backslash escapes only reserved ones."""
+    if commentary[at + 1 : at + 2] not in RESERVED:
+        raise MalformedLittle(at, "unescaped reserved character '\\\\'")
+    return commentary[at + 1]
+
+
+def _expect(commentary: str, at: int, literal: str) -> None:
+    if not commentary.startswith(literal, at):
+        raise MalformedLittle(at, f"{literal!r} expected")
+
+
+def _text_until(commentary: str, start: int, end: str) -> tuple[str, int]:
+    """Plain text (escapes undone) from ``start`` to the next ``end``, and where that is."""
+    out, i = [], start
+    while commentary[i : i + 1] != end:
+        if i >= len(commentary):
+            raise MalformedLittle(start, f"{end!r} expected before the end")
+        if commentary[i] == "\\":
+            out.append(_escaped(commentary, i))
+            i += 2
+        elif commentary[i] in RESERVED:
+            raise MalformedLittle(i, f"unescaped reserved character {commentary[i]!r}")
+        else:
+            out.append(commentary[i])
+            i += 1
+    return "".join(out), i
 
 
 def error(status: int, message: str, code: str = "", service_code: int = 0) -> Response:
@@ -55,26 +161,6 @@ def rest(handler):
         return handler(self, request, *args)
 
     return checked
-
-
-def visible(commentary: str) -> str:
-    """What readers see of a "little" commentary: escapes undone, cut at the first
-    unescaped reserved character; links and #hashtags kept as they are."""
-    out, i = [], 0
-    while i < len(commentary):
-        kept = _KEPT.match(commentary, i)
-        if kept:
-            out.append(kept.group())
-            i = kept.end()
-        elif commentary[i] == "\\" and i + 1 < len(commentary):
-            out.append(commentary[i + 1])
-            i += 2
-        elif commentary[i] in RESERVED:
-            break
-        else:
-            out.append(commentary[i])
-            i += 1
-    return "".join(out)
 
 
 class FakeLinkedIn(FakeNetwork):
@@ -116,6 +202,10 @@ class FakeLinkedIn(FakeNetwork):
         if body["author"] != self.author:
             return error(403, f"Not enough permissions to post as {body['author']}",
                          "ACCESS_DENIED", 100)  # fmt: skip
+        try:
+            little = parse_little(body["commentary"])
+        except MalformedLittle as exc:
+            return error(422, f"ERROR :: /commentary :: {exc}")
         media_ids = self._media_ids(body.get("content") or {})
         with self.lock:
             for urn in media_ids:
@@ -125,7 +215,9 @@ class FakeLinkedIn(FakeNetwork):
             urn = f"urn:li:share:{next(self._ids)}"
             self.live.append({
                 "id": urn,
-                "text": visible(body["commentary"]),
+                "text": little.text,
+                "hashtags": little.hashtags,
+                "mentions": little.mentions,
                 "commentary": body["commentary"],
                 "reply_to": None,
                 "media_ids": media_ids,

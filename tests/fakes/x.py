@@ -1,13 +1,25 @@
 """A fake X (API v2): tweets, replies, media upload, the user's timeline.
 
 Speaks the shapes the X adapter uses: ``POST /2/tweets`` (``text``, ``reply``,
-``media``) answering ``{"data": {"id", "text"}}``; the v2 media upload
-(one-shot multipart for images, initialize/append/finalize for video and GIF,
-``GET /2/media/upload?command=STATUS``); ``POST /2/media/metadata`` (alt
-text); ``GET /2/users/me``; ``GET /2/users/<id>/tweets`` (newest first, text
-HTML-escaped and links turned into t.co links, as X returns them). Every API
-route checks the bearer token (401 otherwise). ``GET /media/<name>`` serves
-media files for tests, no token needed.
+``media``) answering ``{"data": {"id", "text", "edit_history_tweet_ids"}}``;
+the v2 media upload (one-shot multipart for images, initialize/append/finalize
+for video and GIF, ``GET /2/media/upload?command=STATUS``); ``POST
+/2/media/metadata`` (alt text); ``GET /2/users/me``; ``GET
+/2/users/<id>/tweets`` (newest first, text HTML-escaped and links turned into
+t.co links, as X returns them). Every API route checks the bearer token (401
+otherwise). ``GET /media/<name>`` serves media files for tests, no token needed.
+
+As strict as X where an adapter could get it wrong:
+
+- a tweet over 280 weighted characters (``weighted_length``) is refused (400);
+- a tweet with the same text as one of the user's tweets of the last
+  ``duplicate_window`` is refused (403), as a re-send of a live tweet is on X;
+- media must be uploaded and, for video and GIF, finalized and processed:
+  processing takes ``processing_checks`` STATUS checks after FINALIZE, and a
+  tweet naming media that is not ready is refused (400);
+- the timeline returns only ``id``, ``text`` and ``edit_history_tweet_ids``
+  unless ``tweet.fields`` asks for more, refuses unknown field names and a
+  ``max_results`` outside 5–100 (400).
 
 ``live`` holds every tweet that went live; ``log`` every request with the time
 it arrived (the base's ``arrivals``); ``lose_next`` closes the connection of a
@@ -23,12 +35,44 @@ import html
 import itertools
 import re
 import time
+import unicodedata
 import urllib.parse
 from typing import ClassVar
+
+import regex
 
 from tests.fakes.base import MEDIA_ROUTE, Arrival, FakeNetwork, Request, Response, multipart
 
 USER_ID = "1000"
+MAX_WEIGHTED_LENGTH = 280
+TOO_LONG = "Your Tweet text is too long."
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+INVALID_MEDIA = "Your media IDs are invalid."
+#: What X answers a request with a bad parameter in, whatever the parameter.
+INVALID_REQUEST = "One or more parameters to your request was invalid."
+#: Tweet fields X v2 knows (a name outside them is refused); only some are served here.
+TWEET_FIELDS = frozenset({
+    "article", "attachments", "author_id", "card_uri", "community_id", "context_annotations",
+    "conversation_id", "created_at", "display_text_range", "edit_controls",
+    "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id", "lang",
+    "media_metadata", "non_public_metrics", "note_tweet", "organic_metrics",
+    "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets",
+    "reply_settings", "scopes", "source", "text", "withheld",
+})  # fmt: skip
+#: Fields every tweet comes with, asked for or not.
+DEFAULT_FIELDS = ("id", "text", "edit_history_tweet_ids")
+
+# Tweet length as twitter-text v3 weighs it: weight 100 (one unit) for these code
+# point ranges, 200 (two units) for all others; a link is 23 units, an emoji 2.
+# Written apart from the service's counter so that each checks the other.
+LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+LINK_WEIGHT = 23
+_LINK = regex.compile(
+    r"(?<![\w@./-])(?:https?://\S+|(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov)\b(?:[/?#]\S*)?)",
+    regex.IGNORECASE,
+)
+_LINK_TAIL = regex.compile(r"""[.,:;!?'")\]}]+$""")
+_EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
 
 
 def authorized(handler):
@@ -47,6 +91,40 @@ def authorized(handler):
 def problem(status: int, detail: str, title: str = "Invalid Request") -> Response:
     return Response(status, {"title": title, "detail": detail, "status": status,
                              "errors": [{"message": detail}]})  # fmt: skip
+
+
+def invalid(parameter: str, values: list, message: str) -> Response:
+    """X's 400 for a bad parameter: the generic detail, the specifics in ``errors``."""
+    return Response(400, {"title": "Invalid Request", "detail": INVALID_REQUEST,
+                          "errors": [{"parameters": {parameter: values},
+                                      "message": message}]})  # fmt: skip
+
+
+def forbidden(detail: str) -> Response:
+    return Response(403, {"title": "Forbidden", "type": "about:blank", "status": 403,
+                          "detail": detail})  # fmt: skip
+
+
+def weighted_length(text: str) -> int:
+    """How many of the 280 units ``text`` takes on X (twitter-text v3)."""
+    text = unicodedata.normalize("NFC", text)
+    units, at = 0, 0
+    for link in _LINK.finditer(text):
+        tail = _LINK_TAIL.search(link.group())
+        units += _plain_units(text[at : link.start()]) + LINK_WEIGHT
+        at = link.end() - (len(tail.group()) if tail else 0)
+    return units + _plain_units(text[at:])
+
+
+def _plain_units(text: str) -> int:
+    units = 0
+    for cluster in regex.findall(r"\X", text):
+        if len(cluster) > 1 and _EMOJI.search(cluster):
+            units += 2  # one emoji, however many code points make it
+        else:
+            units += sum(1 if any(lo <= ord(c) <= hi for lo, hi in LIGHT_RANGES) else 2
+                         for c in cluster)  # fmt: skip
+    return units
 
 
 def form(request: Request) -> dict[str, bytes]:
@@ -73,7 +151,14 @@ class FakeX(FakeNetwork):
         super().__init__()
         self.token = token
         self.username = username
-        self.media: dict[str, dict] = {}  # media id -> category, mime, size, alt text
+        #: media id -> category, mime, size, alt text, ``done`` (upload complete),
+        #: ``state`` (initialized, pending, in_progress, succeeded), STATUS checks left
+        self.media: dict[str, dict] = {}
+        #: How far back a tweet with the same text makes a new one a duplicate
+        #: (X does not say; a day matches what users run into).
+        self.duplicate_window = dt.timedelta(hours=24)
+        #: STATUS checks a finalized video or GIF takes to be processed.
+        self.processing_checks = 2
         self._ids = itertools.count(1_900_000_000_000_000_000)
         self._lose: list[str] = []
 
@@ -86,6 +171,14 @@ class FakeX(FakeNetwork):
     def posts(self) -> list[Arrival]:
         """Every ``POST /2/tweets`` that arrived, answered or not."""
         return self.seen("POST", "/2/tweets")
+
+    def tweeted_before(self, text: str, ago: dt.timedelta, reply_to: str | None = None) -> dict:
+        """A tweet of the user's, live since ``ago`` (made outside the tests' sends)."""
+        with self.lock:
+            tweet = self._tweet(text, reply_to, [], dt.datetime.now(dt.UTC) - ago)
+            self.live.append(tweet)
+            self.live.sort(key=lambda t: t["created"])
+        return tweet
 
     def dispatch(self, request: Request) -> tuple[Response, bool]:
         with self.lock:
@@ -105,24 +198,44 @@ class FakeX(FakeNetwork):
         reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
         if not text and not media_ids:
             return problem(400, "Tweet needs text or media")
-        if len(text) > 280:
-            return problem(400, "Tweet text is too long")
+        if weighted_length(text) > MAX_WEIGHTED_LENGTH:
+            return invalid("text", [text], TOO_LONG)
+        now = dt.datetime.now(dt.UTC)
         with self.lock:
             if reply_to and not any(t["id"] == reply_to for t in self.live):
                 return problem(400, f"in_reply_to_tweet_id {reply_to} does not exist")
-            unknown = [m for m in media_ids if m not in self.media]
-            if unknown:
-                return problem(400, f"media ids {unknown} were not uploaded")
-            tweet = {
-                "id": str(next(self._ids)),
-                "text": text,
-                "reply_to": reply_to,
-                "media_ids": media_ids,
-                "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "at": time.monotonic(),
-            }
+            not_ready = [m for m in media_ids
+                         if self.media.get(m, {}).get("state") != "succeeded"]  # fmt: skip
+            if not_ready:
+                return invalid("media.media_ids", not_ready, INVALID_MEDIA)
+            if self._duplicate(text, now):
+                return forbidden(DUPLICATE)
+            tweet = self._tweet(text, reply_to, media_ids, now)
             self.live.append(tweet)
-        return Response(201, {"data": {"id": tweet["id"], "text": text}})
+        return Response(201, {"data": {"id": tweet["id"], "text": text,
+                                       "edit_history_tweet_ids": [tweet["id"]]}})  # fmt: skip
+
+    def _duplicate(self, text: str, now: dt.datetime) -> bool:
+        """Whether the user tweeted ``text`` within ``duplicate_window`` (media-only
+        tweets, without text, are never duplicates)."""
+        text = unicodedata.normalize("NFC", text).strip()
+        return bool(text) and any(
+            unicodedata.normalize("NFC", t["text"]).strip() == text
+            and now - t["created"] < self.duplicate_window
+            for t in self.live
+        )
+
+    def _tweet(self, text: str, reply_to: str | None, media_ids: list[str],
+               created: dt.datetime) -> dict:  # fmt: skip
+        return {
+            "id": str(next(self._ids)),
+            "text": text,
+            "reply_to": reply_to,
+            "media_ids": media_ids,
+            "created": created,
+            "created_at": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "at": time.monotonic(),
+        }
 
     @authorized
     def me(self, request: Request) -> Response:
@@ -132,28 +245,41 @@ class FakeX(FakeNetwork):
     @authorized
     def user_tweets(self, request: Request, user_id: str) -> Response:
         query = urllib.parse.parse_qs(request.query)
-        limit = int((query.get("max_results") or ["10"])[0])
+        limit = (query.get("max_results") or ["10"])[0]
+        if not limit.isdigit() or not 5 <= int(limit) <= 100:
+            return invalid("max_results", [limit], f"The `max_results` query parameter value "
+                           f"[{limit}] is not between 5 and 100")  # fmt: skip
+        asked = [f for f in ",".join(query.get("tweet.fields") or []).split(",") if f]
+        unknown = [f for f in asked if f not in TWEET_FIELDS]
+        if unknown:
+            return invalid("tweet.fields", unknown, f"The `tweet.fields` query parameter value "
+                           f"[{unknown[0]}] is not one of {sorted(TWEET_FIELDS)}")  # fmt: skip
         with self.lock:
-            tweets = [] if user_id != USER_ID else list(reversed(self.live))[:limit]
-        data = [self._as_returned(t) for t in tweets]
+            tweets = [] if user_id != USER_ID else list(reversed(self.live))[: int(limit)]
+            data = [self._as_returned(t, set(asked)) for t in tweets]
         meta = {"result_count": len(data)}
+        if data:
+            meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
         return Response(200, {"data": data, "meta": meta} if data else {"meta": meta})
 
-    def _as_returned(self, tweet: dict) -> dict:
+    def _as_returned(self, tweet: dict, fields: set[str]) -> dict:
+        """The tweet as X returns it: the default fields plus those asked for."""
         text = html.escape(tweet["text"], quote=False)
         text = re.sub(r"https?://\S+", "https://t.co/abcdEFGH12", text)
         if tweet["media_ids"]:
             text = f"{text} https://t.co/MediaLink99".strip()
-        returned = {
+        known = {
             "id": tweet["id"],
             "text": text,
+            "edit_history_tweet_ids": [tweet["id"]],
+            "author_id": USER_ID,
             "created_at": tweet["created_at"],
             "conversation_id": self._root(tweet)["id"],
         }
         if tweet["reply_to"]:
-            returned["in_reply_to_user_id"] = USER_ID
-            returned["referenced_tweets"] = [{"type": "replied_to", "id": tweet["reply_to"]}]
-        return returned
+            known["in_reply_to_user_id"] = USER_ID
+            known["referenced_tweets"] = [{"type": "replied_to", "id": tweet["reply_to"]}]
+        return {k: v for k, v in known.items() if k in DEFAULT_FIELDS or k in fields}
 
     def _root(self, tweet: dict) -> dict:
         by_id = {t["id"]: t for t in self.live}
@@ -171,7 +297,7 @@ class FakeX(FakeNetwork):
         if category != "tweet_image":
             return problem(400, f"one-shot upload takes tweet_image, not {category!r}")
         return self._stored(category, (fields.get("media_type") or b"").decode(),
-                            len(fields["media"]), done=True)  # fmt: skip
+                            len(fields["media"]), state="succeeded")  # fmt: skip
 
     @authorized
     def initialize_upload(self, request: Request) -> Response:
@@ -179,14 +305,14 @@ class FakeX(FakeNetwork):
         if body.get("media_category") not in ("tweet_video", "tweet_gif"):
             return problem(400, "media_category must be tweet_video or tweet_gif")
         return self._stored(body["media_category"], body.get("media_type", ""),
-                            int(body.get("total_bytes") or 0), done=False)  # fmt: skip
+                            int(body.get("total_bytes") or 0), state="initialized")  # fmt: skip
 
     @authorized
     def append_upload(self, request: Request, media_id: str) -> Response:
         fields = form(request)
         with self.lock:
             upload = self.media.get(media_id)
-            if upload is None or upload["done"]:
+            if upload is None or upload["state"] != "initialized":
                 return problem(400, f"no upload session {media_id}")
             upload["segments"][int(fields["segment_index"])] = len(fields["media"])
         return Response(204)
@@ -195,20 +321,31 @@ class FakeX(FakeNetwork):
     def finalize_upload(self, request: Request, media_id: str) -> Response:
         with self.lock:
             upload = self.media.get(media_id)
-            if upload is None:
+            if upload is None or upload["state"] != "initialized":
                 return problem(400, f"no upload session {media_id}")
             if sum(upload["segments"].values()) != upload["size"]:
                 return problem(400, "the segments do not add up to total_bytes")
-            upload["done"] = True
-        info = {"state": "pending", "check_after_secs": 0}
-        return Response(200, {"data": {"id": media_id, "processing_info": info}})
+            upload["done"], upload["checks_left"] = True, self.processing_checks
+            upload["state"] = "pending" if self.processing_checks > 0 else "succeeded"
+        data: dict = {"id": media_id}
+        if upload["state"] == "pending":
+            data["processing_info"] = {"state": "pending", "check_after_secs": 0}
+        return Response(200, {"data": data})
 
     @authorized
     def media_status(self, request: Request) -> Response:
         media_id = (urllib.parse.parse_qs(request.query).get("media_id") or [""])[0]
-        if media_id not in self.media:
-            return problem(400, f"no media {media_id}")
-        info = {"state": "succeeded", "progress_percent": 100}
+        with self.lock:
+            upload = self.media.get(media_id)
+            if upload is None or upload["state"] == "initialized":
+                return problem(400, f"no media {media_id} to check: upload and finalize it first")
+            if upload["state"] in ("pending", "in_progress"):
+                upload["checks_left"] -= 1
+                upload["state"] = "in_progress" if upload["checks_left"] > 0 else "succeeded"
+            state = upload["state"]
+        info = {"state": state, "progress_percent": 100 if state == "succeeded" else 50}
+        if state != "succeeded":
+            info["check_after_secs"] = 0
         return Response(200, {"data": {"id": media_id, "processing_info": info}})
 
     @authorized
@@ -221,10 +358,11 @@ class FakeX(FakeNetwork):
             self.media[body["id"]]["alt_text"] = alt
         return Response(200, {"data": {"id": body["id"], "associated_metadata": body["metadata"]}})
 
-    def _stored(self, category: str, mime: str, size: int, done: bool) -> Response:
+    def _stored(self, category: str, mime: str, size: int, state: str) -> Response:
         with self.lock:
             media_id = str(next(self._ids))
             self.media[media_id] = {"category": category, "mime": mime, "size": size,
-                                    "done": done, "segments": {}, "alt_text": ""}  # fmt: skip
+                                    "state": state, "done": state == "succeeded",
+                                    "segments": {}, "alt_text": "", "checks_left": 0}  # fmt: skip
         return Response(200, {"data": {"id": media_id, "media_key": f"3_{media_id}",
                                        "size": size, "expires_after_secs": 86400}})  # fmt: skip

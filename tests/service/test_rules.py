@@ -67,6 +67,11 @@ VALID = {
         ("\u201cquoted\u201d \u2014", 10),  # curly quotes and em dash weigh 1
         ("\u2026", 2),  # the ellipsis is outside twitter-text's light ranges
         ("\u00e9\u0416\u05d0", 3),  # Latin-1, Cyrillic, Hebrew weigh 1
+        ("\u1000", 1),  # Myanmar KA: the light range runs on past U+0FFF
+        ("\u1000\u102c\u109f", 3),  # Myanmar letter, vowel sign, last of the block
+        ("\u10d0\u10ff", 2),  # Georgian; U+10FF is the last code point weighing 1
+        ("\u1100", 2),  # Hangul jamo: the first code point past the range
+        ("\u10ff\u1100", 3),
     ],
 )
 def test_weighted_length_x(text, expected):
@@ -93,6 +98,8 @@ def test_grapheme_length(text, expected):
     [
         ("x", "a" * 280, "a" * 281),
         ("x", CJK * 140, CJK * 141),
+        ("x", "\u1000" * 280, "\u1000" * 281),  # Myanmar weighs 1
+        ("x", "\u10ff" * 280, "\u10ff" * 279 + "\u1100"),
         ("x", "\U0001f600" * 140, "\U0001f600" * 140 + "a"),
         ("x", LONG_URL + " " + "a" * 256, LONG_URL + " " + "a" * 257),
         ("instagram", "a" * 2200, "a" * 2201),
@@ -256,7 +263,7 @@ def test_every_platform_has_a_rule_entry():
 def test_plain_text_shortcut_weighs_as_the_cluster_walk():
     # Texts without a heavy or emoji code point skip the cluster walk; any text
     # must weigh the same either way. Alphabet: light, heavy, emoji and joiners.
-    alphabet = "aZ1 .é\u0301\u2014\u2019©®\u20e3\ufe0f\u200d日😀👍🏽🇫🇷\n"
+    alphabet = "aZ1 .é\u0301\u2014\u2019©®\u20e3\ufe0f\u200d日😀👍🏽🇫🇷\n\u1000\u10ff\u1100"
     generator = random.Random(5)
     for _ in range(3000):
         text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12)))

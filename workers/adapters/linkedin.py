@@ -42,11 +42,12 @@ VERSION = "202511"
 PROCESSING_DEADLINE = 120.0
 
 # "little" text format: these characters are markup and must be backslash-escaped,
-# or LinkedIn silently cuts the commentary at the first one. Links and #hashtags
-# are left as they are so they still link.
+# or LinkedIn silently cuts the commentary at the first one. Links too: little has
+# no link element, and LinkedIn links them in the text as readers see it. A #hashtag
+# goes out as a hashtag template, which says where the tag ends (``#dev_ops`` stays
+# one tag); a # inside a link is no hashtag.
 _RESERVED = re.compile(r"[\\|{}@\[\]()<>#*_~]")
-_KEEP = re.compile(r"https?://\S+|(?<!\w)#\w+")
-_URL_TRAILING = ".,:;!?'\")]}>"
+_LINK_OR_HASHTAG = re.compile(r"https?://\S+|(?<!\w)#(\w+)")
 
 
 class LinkedInAdapter:
@@ -186,13 +187,11 @@ Adapter = LinkedInAdapter
 def little_text(text: str) -> str:
     """``text`` as LinkedIn's "little" commentary format shows it verbatim."""
     out, start = [], 0
-    for match in _KEEP.finditer(text):
-        kept = match.group()
-        if kept.startswith("http"):
-            kept = kept.rstrip(_URL_TRAILING)
+    for match in _LINK_OR_HASHTAG.finditer(text):
         out.append(_escape(text[start : match.start()]))
-        out.append(kept)
-        start = match.start() + len(kept)
+        tag = match.group(1)
+        out.append(_escape(match.group()) if tag is None else f"{{hashtag|\\#|{_escape(tag)}}}")
+        start = match.end()
     out.append(_escape(text[start:]))
     return "".join(out)
 

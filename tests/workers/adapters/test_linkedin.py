@@ -3,15 +3,24 @@
 Integration tests publish through the real gRPC service and its in-process
 worker against a fake LinkedIn (tests/fakes/linkedin.py) and read what went
 live from the fake's ledger (``live``) and request log (``log``, with arrival
-times). A few unit tests drive the adapter straight at the fake.
+times). A few unit tests drive the adapter straight at the fake, and a few check
+that the fake reads commentary by LinkedIn's little grammar, not the adapter's.
 """
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.fakes.base import Fault
-from tests.fakes.linkedin import AUTHOR, FakeLinkedIn, visible
+from tests.fakes.linkedin import (
+    AUTHOR,
+    RESERVED,
+    FakeLinkedIn,
+    MalformedLittle,
+    parse_little,
+    visible,
+)
 from tests.support import as_datetime, wait_for
 from workers.adapters.base import AccountRef, ItemRequest, OutcomeUnknown, PermanentError
 from workers.adapters.linkedin import VERSION, LinkedInAdapter, little_text
@@ -51,14 +60,17 @@ def error(status: int, message: str) -> dict:
 
 
 def test_publishes_a_post_with_its_urn_and_url(api, tenant, account, fake):
-    text = "Big news (really) for #engineering: see https://example.com/a_b ~ @team [beta] *soon*"
+    text = ("Big news (really) for #engineering & #dev_ops: see https://example.com/a_b(c)~d#e "
+            "~ @team [beta] *soon* {x|y} <tag> back\\slash C# 100%")  # fmt: skip
+    assert RESERVED <= set(text)
     post = publish(api, tenant, account, text=text)
 
     done = api.wait_published(tenant, post.post_id)
 
     assert len(fake.live) == 1
     live = fake.live[0]
-    assert live["text"] == text, "the commentary was cut: reserved characters not escaped"
+    assert live["text"] == text
+    assert (live["hashtags"], live["mentions"]) == (["engineering", "dev_ops"], [])
     body = live["body"]
     assert body["author"] == AUTHOR
     assert (body["visibility"], body["lifecycleState"]) == ("PUBLIC", "PUBLISHED")
@@ -236,11 +248,55 @@ def request(text: str) -> ItemRequest:
 @pytest.mark.parametrize("text", [
     "plain words",
     r"every reserved one: \ | { } @ [ ] ( ) < > # * _ ~",
+    r"doubled and glued: \\ ((x)) [[y]] {{z}} __w__ ~~v~~ **u** <<t>> || @@ ##",
     "a link (https://example.com/x_y) in brackets, #tags and C# too",
+    "links keep their marks: https://example.com/wiki/A_(b)?q=1&r=~2#top, https://example.com/#x",
     "@[Someone](urn:li:person:1) is not a mention here",
+    "{hashtag|\\#|fake} is not a hashtag here",
+    "#dev_ops, #2024 and #Überall at the ends: #a",
+    "line one\nline two\ttab \u4f60\u597d \U0001f600",
 ])  # fmt: skip
 def test_little_text_shows_the_text_verbatim(text):
     assert visible(little_text(text)) == text
+
+
+def test_hashtags_go_out_as_hashtag_templates():
+    commentary = little_text("#engineering, #dev_ops and C#, not https://example.com/#top")
+
+    assert commentary.startswith("{hashtag|\\#|engineering}, {hashtag|\\#|dev\\_ops} and C\\#")
+    assert parse_little(commentary).hashtags == ["engineering", "dev_ops"]
+
+
+def test_fake_reads_the_documented_examples():
+    mention = parse_little("Hello @[Acme Corp](urn:li:organization:1234)")
+    hashtag = parse_little("the future of {hashtag|#|Technology} and \\(more\\)")
+
+    assert (mention.text, mention.mentions) == ("Hello Acme Corp",
+                                                [("Acme Corp", "urn:li:organization:1234")])  # fmt: skip
+    assert (hashtag.text, hashtag.hashtags) == ("the future of #Technology and (more)",
+                                                ["Technology"])  # fmt: skip
+
+
+@pytest.mark.parametrize("commentary", [
+    *(f"a {c} b" for c in sorted(RESERVED)),
+    "C# is escaped", "#", "trailing \\", r"\a is no escape", "@team", "@[Name]", "@[Name](me)",
+    "{hashtag|\\#|}", "{hashtag|\\#|two words}", "{hashtag|\\#|open", "{tag|\\#|x}",
+    "{hashtag|\\#|a_b}",
+])  # fmt: skip
+def test_fake_refuses_malformed_commentary(fake, commentary):
+    with pytest.raises(MalformedLittle):
+        parse_little(commentary)
+    body = {"author": AUTHOR, "commentary": commentary, "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED"},
+            "lifecycleState": "PUBLISHED"}  # fmt: skip
+    headers = {"Authorization": f"Bearer {TOKEN}", "LinkedIn-Version": VERSION,
+               "X-Restli-Protocol-Version": "2.0.0"}  # fmt: skip
+
+    answer = httpx.post(f"{fake.base_url}/rest/posts", json=body, headers=headers)
+
+    assert answer.status_code == 422
+    assert answer.json()["message"].startswith("ERROR :: /commentary :: ")
+    assert fake.live == []
 
 
 def test_cannot_look_up(fake):

@@ -3,19 +3,23 @@
 Integration tests publish through the real gRPC service and its in-process
 worker against a fake X (tests/fakes/x.py) and read what went live from the
 fake's ledger (``live``) and request log (``log``, with arrival times). A few
-unit tests drive the adapter straight at the fake.
+unit tests drive the adapter straight at the fake, and a few check that the fake
+refuses what X refuses (too long, duplicate, media not ready, fields not asked for).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
+import httpx
 import pytest
 
+from service.rules import weighted_length_x
 from tests.fakes.base import Fault
-from tests.fakes.x import USER_ID, FakeX
-from tests.support import as_datetime, item, wait_for
+from tests.fakes.x import DUPLICATE, INVALID_MEDIA, TOO_LONG, USER_ID, FakeX, weighted_length
+from tests.support import as_datetime, item, utcnow, wait_for
 from workers.adapters.base import (
     AccountRef,
     ItemRequest,
@@ -30,6 +34,8 @@ from posts.v1 import posts_pb2 as pb
 
 TOKEN = "x-oauth2-user-token"
 HANDLE = "acme_news"
+CJK = "\u4f60"  # 你, two units
+LONG_URL = "https://example.com/" + "a" * 280  # 23 units however long
 
 
 @pytest.fixture
@@ -264,10 +270,13 @@ class AtItem:
 def test_look_up_tells_a_reply_from_its_parent_with_the_same_text(
     api, tenant, account, fake, delivery_hooks
 ):
+    # X refuses a tweet whose text repeats a recent one, but texts that differ only
+    # in a link come back alike (t.co): only the reply target tells them apart.
     delivery_hooks.before_send(AtItem(1, lambda: fake.fail_next(
         Fault(drop=True, path="/2/tweets"))))  # fmt: skip
     post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Same words"), item("Same words"), item("The end")])  # fmt: skip
+                   items=[item("Same words https://example.com/1"),
+                          item("Same words https://example.com/2"), item("The end")])  # fmt: skip
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -280,7 +289,8 @@ def test_look_up_tells_a_reply_from_its_parent_with_the_same_text(
 def test_lost_reply_is_not_mistaken_for_its_parent(api, tenant, account, fake, delivery_hooks):
     delivery_hooks.before_send(AtItem(1, lambda: fake.lose_next("/2/tweets")))
     post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Echo"), item("Echo")])  # fmt: skip
+                   items=[item("Echo https://example.com/1"),
+                          item("Echo https://example.com/2")])  # fmt: skip
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -290,6 +300,34 @@ def test_lost_reply_is_not_mistaken_for_its_parent(api, tenant, account, fake, d
     assert [i.platform_post_id for i in done.items] == ids
 
 
+def test_thread_repeating_a_tweet_fails_as_a_duplicate(api, tenant, account, fake, wait_failed):
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("Echo"), item("Echo")])  # fmt: skip
+
+    done = wait_failed(tenant, post.post_id)
+
+    assert (done.error.code, done.error.message) == ("403", DUPLICATE)
+    assert [t["text"] for t in fake.live] == ["Echo"]
+    assert [i.platform_post_id for i in done.items] == [fake.live[0]["id"], ""]
+
+
+def test_lost_repeat_is_not_mistaken_for_its_parent(
+    api, tenant, account, fake, delivery_hooks, wait_failed
+):
+    # The look-up must not take the parent for the lost reply; the re-send then
+    # meets X's duplicate rule, as it would on X.
+    delivery_hooks.before_send(AtItem(1, lambda: fake.lose_next("/2/tweets")))
+    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
+                   items=[item("Echo"), item("Echo")])  # fmt: skip
+
+    done = wait_failed(tenant, post.post_id)
+
+    assert (done.error.code, done.error.message) == ("403", DUPLICATE)
+    assert fake.seen("GET", f"/2/users/{USER_ID}/tweets")
+    assert len(fake.posts()) == 3 and len(fake.live) == 1
+    assert done.items[1].platform_post_id == ""
+
+
 # ----------------------------------------------------------------- unit tests
 
 
@@ -297,10 +335,16 @@ def adapter_for(fake: FakeX, token: str = TOKEN) -> XAdapter:
     return XAdapter(AccountRef("acc_unit", "x", f"@{HANDLE}", fake.base_url, token))
 
 
-def request(text: str, reply_to: str | None = None, media=()) -> ItemRequest:
+def request(text: str, reply_to: str | None = None, media=(),
+            send_started_at: dt.datetime | None = None) -> ItemRequest:  # fmt: skip
     return ItemRequest(post_id="pst_unit", post_type="tweet", title="", item_index=0,
                        item_count=1, text=text, media=tuple(media), reply_to=reply_to,
-                       idempotency_key="unit-key")  # fmt: skip
+                       idempotency_key="unit-key", send_started_at=send_started_at)  # fmt: skip
+
+
+def x_api(fake: FakeX) -> httpx.Client:
+    """A client straight to the fake, to see its answers as they are."""
+    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 def test_look_up_matches_text_as_x_returns_it(fake):
@@ -313,6 +357,107 @@ def test_look_up_matches_text_as_x_returns_it(fake):
     assert adapter.look_up(request("Fish & chips")) is None
     assert adapter.look_up(request(sent.text, reply_to=published.platform_post_id)) is None
     assert published.url == url_of(published.platform_post_id)
+
+
+def test_look_up_goes_by_the_tweets_time_and_reply_target(fake):
+    # X returns created_at and referenced_tweets only when tweet.fields asks for them.
+    adapter = adapter_for(fake)
+    parent = fake.tweeted_before("Part one", ago=dt.timedelta(hours=3))
+    fake.tweeted_before("Weekly digest", ago=dt.timedelta(hours=2))
+    reply = fake.tweeted_before("Part two", ago=dt.timedelta(seconds=10), reply_to=parent["id"])
+    started = utcnow() - dt.timedelta(seconds=30)
+
+    assert adapter.look_up(request("Weekly digest", send_started_at=started)) is None
+    assert adapter.look_up(request("Part two", send_started_at=started)) is None
+    found = adapter.look_up(request("Part two", reply_to=parent["id"], send_started_at=started))
+    assert found is not None and found.platform_post_id == reply["id"]
+
+
+def test_timeline_has_only_the_fields_asked_for(fake):
+    fake.tweeted_before("Part one", ago=dt.timedelta(minutes=1))
+    with x_api(fake) as api:
+        bare = api.get(f"/2/users/{USER_ID}/tweets", params={"max_results": 5})
+        asked = api.get(f"/2/users/{USER_ID}/tweets",
+                        params={"max_results": 5, "tweet.fields": "created_at"})  # fmt: skip
+        unknown = api.get(f"/2/users/{USER_ID}/tweets",
+                          params={"max_results": 5, "tweet.fields": "created"})  # fmt: skip
+
+    assert set(bare.json()["data"][0]) == {"id", "text", "edit_history_tweet_ids"}
+    assert set(asked.json()["data"][0]) == {"id", "text", "edit_history_tweet_ids", "created_at"}
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["parameters"] == {"tweet.fields": ["created"]}
+
+
+def test_same_text_again_is_refused_as_a_duplicate(fake):
+    adapter = adapter_for(fake)
+    adapter.publish(request("Hello again"))
+
+    with pytest.raises(PermanentError) as caught:
+        adapter.publish(request("Hello again"))
+
+    assert (caught.value.code, caught.value.message) == ("403", DUPLICATE)
+    assert len(fake.live) == 1
+
+
+@pytest.mark.parametrize(("at_limit", "over_limit"), [
+    ("a" * 280, "a" * 281),
+    (CJK * 140, CJK * 139 + "aaa"),
+    ("\U0001f600" * 140, "\U0001f600" * 140 + "a"),
+    ("\U0001f468\u200d\U0001f469\u200d\U0001f467" * 140, "\U0001f1fa\U0001f1f8" * 141),
+    (LONG_URL + " " + "a" * 256, LONG_URL + " " + "a" * 257),
+    ("\u1000" * 280, "\u1100" * 141),  # Myanmar weighs 1, Hangul jamo 2
+])  # fmt: skip
+def test_text_over_280_weighted_characters_is_refused(fake, at_limit, over_limit):
+    adapter = adapter_for(fake)
+    adapter.publish(request(at_limit))
+
+    with pytest.raises(PermanentError) as caught:
+        adapter.publish(request(over_limit))
+
+    assert caught.value.code == "400"
+    assert [t["text"] for t in fake.live] == [at_limit]
+    with x_api(fake) as api:
+        answer = api.post("/2/tweets", json={"text": over_limit})
+    assert (answer.status_code, answer.json()["errors"][0]["message"]) == (400, TOO_LONG)
+
+
+@pytest.mark.parametrize("text", [
+    "plain", "a" * 281, CJK * 141, "\u00e9\u0416\u05d0 \u2014\u2026",
+    # either side of each edge of the light ranges
+    "\u0fff\u1000\u109f\u10ff\u1100\u1fff\u2000\u200d\u200e\u2010\u201f\u2020\u2031\u2032\u2037",
+    "\u2038",
+    "\U0001f44d\U0001f3fd \u2764\ufe0f 1\ufe0f\u20e3 \U0001f1eb\U0001f1f7 e\u0301",
+    "see https://example.com/a. and example.org/x?y, not me@example.com",
+    LONG_URL + " " + "\u4f60\u597d" * 10,
+])  # fmt: skip
+def test_fake_weighs_tweets_as_the_service_does(text):
+    # Two counters written apart: a slip in either one shows up here.
+    assert weighted_length(text) == weighted_length_x(text)
+
+
+def test_media_not_finalized_or_not_processed_is_refused(fake):
+    with x_api(fake) as api:
+        media_id = api.post("/2/media/upload/initialize", json={
+            "media_type": "video/mp4", "total_bytes": 4, "media_category": "tweet_video",
+        }).json()["data"]["id"]  # fmt: skip
+        api.post(f"/2/media/upload/{media_id}/append", data={"segment_index": "0"},
+                 files={"media": ("chunk", b"clip", "application/octet-stream")})  # fmt: skip
+        tweet = {"text": "A clip", "media": {"media_ids": [media_id]}}
+        not_finalized = api.post("/2/tweets", json=tweet)
+        assert api.post(f"/2/media/upload/{media_id}/finalize").status_code == 200
+        processing = api.post("/2/tweets", json=tweet)
+        states = [api.get("/2/media/upload", params={"command": "STATUS", "media_id": media_id})
+                  .json()["data"]["processing_info"]["state"]
+                  for _ in range(fake.processing_checks)]  # fmt: skip
+        processed = api.post("/2/tweets", json=tweet)
+
+    for refused in (not_finalized, processing):
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0] == {"parameters": {"media.media_ids": [media_id]},
+                                               "message": INVALID_MEDIA}  # fmt: skip
+    assert states[-1] == "succeeded" and "succeeded" not in states[:-1]
+    assert processed.status_code == 201
+    assert [t["media_ids"] for t in fake.live] == [[media_id]]
 
 
 def test_rate_limit_reset_becomes_retry_after(fake):
