@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 
 import grpc
 
@@ -18,6 +19,10 @@ from service.auth import Authenticator, Principal
 log = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "/posts.v1.PostService/"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+#: Initial metadata of every health check answer: the answering process's id, so
+#: a client can tell apart the ``serve --processes N`` servers sharing a port.
+PID_METADATA = "posts-server-pid"
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
 
@@ -31,7 +36,8 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
     """Authenticates each PostService call, gives it a database connection,
     and answers domain errors as rich ``google.rpc.Status`` values.
 
-    Reflection and health pass through untouched: they need no key.
+    Reflection and health need no key; health checks only gain the
+    answering process's id (``PID_METADATA``).
     """
 
     def __init__(self, authenticator: Authenticator):
@@ -39,6 +45,8 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
+        if handler is not None and handler_call_details.method == HEALTH_CHECK:
+            return _with_pid(handler)
         if handler is None or not handler_call_details.method.startswith(SERVICE_PREFIX):
             return handler
         if handler.unary_unary is None:
@@ -66,3 +74,18 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _with_pid(handler):
+    """``handler`` (a health check) answering with the process id as initial metadata."""
+    check = handler.unary_unary
+
+    def answer(request, context):
+        context.send_initial_metadata(((PID_METADATA, str(os.getpid())),))
+        return check(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        answer,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

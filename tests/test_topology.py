@@ -130,10 +130,16 @@ def _drive(stub, key: str, account: str, n: int, rng: random.Random, deadline: f
         # Too late: the post is already being delivered (claimed) or delivered.
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
         return expected
-    if updated.status == pb.POST_STATUS_CANCELLED:
+    # The answer is the post as the update wrote it (or found it, when a retry
+    # repeats an update that had committed): never a worker's later status
+    if change.status == pb.STATUS_CHANGE_CANCELLED:
+        assert updated.status == pb.POST_STATUS_CANCELLED, updated
         expected.status = pb.POST_STATUS_CANCELLED
-    elif updated.status in (pb.POST_STATUS_PENDING, pb.POST_STATUS_SCHEDULED,
-                            pb.POST_STATUS_PROCESSING, pb.POST_STATUS_PUBLISHED):  # fmt: skip
+    elif change.status == pb.STATUS_CHANGE_PUBLISH:
+        assert updated.status == pb.POST_STATUS_PENDING, updated
+        expected.status = pb.POST_STATUS_PUBLISHED
+    else:  # a reschedule: PENDING when its new time passed on the way
+        assert updated.status in (pb.POST_STATUS_SCHEDULED, pb.POST_STATUS_PENDING), updated
         expected.status = pb.POST_STATUS_PUBLISHED
     return expected
 

@@ -123,6 +123,12 @@ class FakeNetwork:
         self._faults: list[Fault] = []
         #: Seconds each request takes before the route runs (to land kills mid-send).
         self.delay = 0.0
+        #: Requests arrived whose route has not finished yet (a client killed now
+        #: never learns their outcome).
+        self.in_flight = 0
+        self._open = threading.Event()  # cleared by ``hold()``
+        self._open.set()
+        self._hold_timeout = 0.0
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -143,6 +149,16 @@ class FakeNetwork:
         """Queues faults, used one per matching request, in order."""
         with self.lock:
             self._faults.extend(faults)
+
+    def hold(self, timeout: float = 10.0) -> None:
+        """Holds every request from now on, before its route runs, until
+        ``release()``: a send stays in flight as long as a test needs. Never
+        longer than ``timeout`` seconds, so a failing test cannot hang."""
+        self._hold_timeout = timeout
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def _take_fault(self, request: Request) -> Fault | None:
         with self.lock:
@@ -203,6 +219,8 @@ class FakeNetwork:
         self._arrive(request)
         if self.delay:
             time.sleep(self.delay)
+        if not self._open.is_set():
+            self._open.wait(self._hold_timeout)
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)
@@ -232,7 +250,13 @@ class FakeNetwork:
                     {k.lower(): v for k, v in self.headers.items()},
                     self.rfile.read(length),
                 )  # fmt: skip
-                response, drop = network.dispatch(request)
+                with network.lock:
+                    network.in_flight += 1
+                try:
+                    response, drop = network.dispatch(request)
+                finally:
+                    with network.lock:
+                        network.in_flight -= 1
                 if drop:
                     self.close_connection = True
                     self.connection.close()

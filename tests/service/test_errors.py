@@ -300,7 +300,7 @@ def test_content_breaking_a_platform_rule_is_refused_on_the_way_to_pending(api, 
     failure = api.refused("CreatePost", tenant, text="a" * 281, status=PUBLISH)
 
     assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
-    assert failure.fields in ({"text"}, {"items[0].text"})
+    assert failure.fields == {"text"}  # named as the request named it
     assert api.list_all(tenant) == []
 
 
@@ -315,9 +315,7 @@ def test_each_broken_rule_is_its_own_violation(api, tenant):
     )
 
     assert_refused(failure, "INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
-    assert len(failure.fields) == 2
-    assert any(path.startswith("items[1].text") for path in failure.fields), failure.fields
-    assert any(path.startswith("items[2].media") for path in failure.fields), failure.fields
+    assert failure.fields == {"items[1].text", "items[2].media"}
 
 
 def test_a_draft_may_break_platform_rules_until_it_is_promoted(api, tenant):

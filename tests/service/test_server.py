@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.fakes.mastodon import FakeMastodon
 from tests.processes import ROOT, ServerProcess
 from tests.processes import run_cli as run
 from tests.support import wait_for
+
+# isort: split
+from posts.v1 import posts_pb2, posts_pb2_grpc
 
 SECRET_KEY = "server-secret-key-0123456789abcdef-0123456789"
 
@@ -52,11 +57,92 @@ def test_reflection_and_health_need_no_key(env, tmp_path):
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_sigterm_drains_and_exits_cleanly(env, tmp_path):
+def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
+    env, tmp_path, postgres_server
+):
+    import psycopg
+
+    # On PostgreSQL, where the test can see the slow RPC waiting inside the
+    # server (on a row lock the test holds); no broker: the embedded worker
+    mastodon = FakeMastodon(token="m-token", username="drain").start()
+    database = f"drain_{uuid.uuid4().hex[:16]}"
+    env = {**env, "POSTS_DATABASE_URL": postgres_server.create_database(database)}
+    assert run(env, "migrate").returncode == 0
+    workspace = _created(run(env, "admin", "workspace", "create", "drain"))
+    key = _created(run(env, "admin", "key", "create", "--workspace", workspace))
+    account = _created(run(env, "admin", "account", "create", "--workspace", workspace,
+                           "--platform", "mastodon", "--handle", "drain",
+                           "--base-url", mastodon.base_url, "--token", "m-token"))  # fmt: skip
+    metadata = (("authorization", f"Bearer {key}"),)
     log = tmp_path / "server.log"
+    row_lock = psycopg.connect(env["POSTS_DATABASE_URL"])  # its transaction holds the lock
     server = ServerProcess(env, str(log)).start()
-    server.wait_serving()
-    assert server.stop(timeout=30) == 0
+
+    def lock_waits() -> int:
+        [(waiting,)] = postgres_server.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'", database
+        )  # fmt: skip
+        return waiting
+
+    try:
+        server.wait_serving()
+        with grpc.insecure_channel(server.address) as channel:
+            stub = posts_pb2_grpc.PostServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def create(text: str, status) -> posts_pb2.Post:
+                request = posts_pb2.CreatePostRequest(
+                    account_id=account, post_type=posts_pb2.POST_TYPE_POST, text=text,
+                    status=status,
+                )  # fmt: skip
+                return stub.CreatePost(request, metadata=metadata, timeout=10).post
+
+            def draining() -> bool:
+                try:
+                    answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                except grpc.RpcError:
+                    return True  # no longer taking calls
+                return answer.status != health_pb2.HealthCheckResponse.SERVING
+
+            # Given a delivery in flight: its send held at the network
+            draft = create("draft", posts_pb2.STATUS_CHANGE_DRAFT)
+            mastodon.hold(timeout=30)
+            sent = create("delivered while draining", posts_pb2.STATUS_CHANGE_PUBLISH)
+            wait_for(lambda: mastodon.in_flight, message="the delivery's send to arrive")
+            # And a slow RPC in flight: an edit waiting for a row lock the test holds
+            row_lock.execute("SELECT id FROM post WHERE id = %s FOR UPDATE", (draft.post_id,))
+            edit = stub.UpdatePost.future(
+                posts_pb2.UpdatePostRequest(post_id=draft.post_id, text="edited while draining"),
+                metadata=metadata, timeout=30,
+            )  # fmt: skip
+            wait_for(lock_waits, message="the UpdatePost to wait for the row lock")
+
+            # When SIGTERM arrives, and the drain has begun with both still held
+            server.terminate()
+            wait_for(draining, message="health to stop answering SERVING")
+            assert mastodon.in_flight and not edit.done()
+            # Then the RPC, let go, answers OK
+            row_lock.commit()
+            edited = edit.result(timeout=30).post
+        # And once the worker is stopping (after the RPCs), its send, let go, finishes
+        wait_for(lambda: "Shutting down" in log.read_text(), message="the worker to stop")
+        assert mastodon.in_flight
+        mastodon.release()
+        code = server.popen.wait(timeout=30)
+    finally:
+        row_lock.close()
+        mastodon.release()
+        server.stop()
+        mastodon.stop()
+    assert edited.text == "edited while draining"
+    # And the worker finished its delivery before the process exited 0
+    assert code == 0
+    [(status,)] = postgres_server.execute(f"SELECT status FROM post WHERE id = '{sent.post_id}'",
+                                          database)  # fmt: skip
+    assert status == "published"
+    with mastodon.lock:
+        assert [entry["text"] for entry in mastodon.live] == ["delivered while draining"]
     text = log.read_text()
     assert "draining" in text and "Worker has been shut down" in text
 
@@ -70,21 +156,52 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
         # (spawn may add a resource tracker beside the two servers)
         children = wait_for(lambda: _children(server.popen.pid) if
                             len(_children(server.popen.pid)) >= 2 else None)  # fmt: skip
-        # When each answers on the shared port (SO_REUSEPORT spreads new connections)
-        for _ in range(4):
-            with grpc.insecure_channel(server.address) as channel:
-                answer = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=5
-                )
-            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        # When health is checked on fresh connections (SO_REUSEPORT spreads new
+        # connections over the listening processes) until two processes answered
+        answered: dict[int, int] = {}  # pid -> SERVING answers
+
+        def two_answered() -> bool:
+            pid, status = _health_check(server.address)
+            assert status == health_pb2.HealthCheckResponse.SERVING, (pid, status)
+            answered[pid] = answered.get(pid, 0) + 1
+            return len(answered) >= 2
+
+        try:
+            wait_for(two_answered, timeout=30, interval=0.05,
+                     message="a second server process to answer")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}; answers by pid: {answered}") from None
+        children = _children(server.popen.pid)
     finally:
         code = server.stop(timeout=30)
-    # Then SIGTERM drains them all and the parent exits cleanly
+    # Then two distinct server processes answered, both children of the started one
+    assert len(answered) >= 2 and os.getpid() not in answered, answered
+    assert set(answered) <= set(children), (answered, children)
+    # And SIGTERM drains them all and the parent exits cleanly
     assert code == 0
     names = {pid: _command(pid) for pid in children}
     # (spawn's resource tracker notices its parent gone a moment later)
     wait_for(lambda: not [pid for pid in children if _running(pid)], timeout=10,
              message=f"the children {names} to exit")  # fmt: skip
+
+
+def _created(result: subprocess.CompletedProcess) -> str:
+    """The id an admin ``create`` printed."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _health_check(address: str) -> tuple[int, int]:
+    """One health check on a new connection: (the answering process's id, the status)."""
+    from service.interceptors import PID_METADATA
+
+    # A channel of its own subchannels, or it would reuse an earlier connection
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    with grpc.insecure_channel(address, options=options) as channel:
+        answer, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    return int(dict(call.initial_metadata())[PID_METADATA]), answer.status
 
 
 def _children(pid: int) -> list[int]:

@@ -1,7 +1,9 @@
 """A worker killed (SIGKILL) in the middle of threads, again and again.
 
 On the embedded default the worker lives in the server process, so the server
-is what gets killed; each restart takes over what the dead one had claimed.
+is what gets killed, each time while a send is in flight at a fake network;
+each restart takes over what the dead one had claimed. Every round queues a
+fresh post per network first, so the work never runs out before the kills do.
 Networks that honour idempotency keys (the webhook, Mastodon) end with every
 item live exactly once and every post PUBLISHED; the others (X and Bluesky look
 posts up, LinkedIn cannot) never show an item twice, and each post is
@@ -9,8 +11,6 @@ PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
 """
 
 from __future__ import annotations
-
-import time
 
 import grpc
 import pytest
@@ -26,9 +26,9 @@ from tests.support import wait_for
 # isort: split
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-KILLS = 8
-POSTS_PER_NETWORK = 5
+KILLS = 8  # one post per network is queued before each
 THREAD_ITEMS = 3
+ROUND_TIMEOUT = 20.0  # seconds for a round's sends to start after a restart
 SECRET_KEY = "chaos-secret-key-0123456789abcdef-0123456789"
 UNKNOWN = "DELIVERY_OUTCOME_UNKNOWN"
 
@@ -82,6 +82,7 @@ def _live_texts(name: str, fake) -> list[str]:
 def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     from service import admin, crypto, db, migrations
     from service.config import Config
+    from service.models import PostEvent
 
     env = {
         "POSTS_VAR_DIR": str(tmp_path),
@@ -99,14 +100,13 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     key = admin.create_api_key([workspace_id])
     accounts = _accounts(workspace_id, networks)
     server = ServerProcess(env, str(tmp_path / "server.log")).start()
-    server.wait_serving()
     metadata = (("authorization", f"Bearer {key}"),)
-
-    # Given many threads queued for delivery on every network
     expected: dict[str, tuple[str, list[str]]] = {}  # post id -> (network, texts)
-    with grpc.insecure_channel(server.address) as channel:
-        stub = posts_pb2_grpc.PostServiceStub(channel)
-        for n in range(POSTS_PER_NETWORK):
+
+    def queue_round(n: int) -> None:
+        """One thread (a post, on LinkedIn) per network, queued for delivery now."""
+        with grpc.insecure_channel(server.address) as channel:
+            stub = posts_pb2_grpc.PostServiceStub(channel)
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
                 post = stub.CreatePost(posts_pb2.CreatePostRequest(
@@ -121,6 +121,9 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     def requests_seen() -> int:
         return sum(len(f.requests) for f in networks.values())
 
+    def in_flight() -> int:
+        return sum(f.in_flight for f in networks.values())
+
     def all_settled() -> bool:
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
@@ -132,20 +135,23 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
                     return False
         return True
 
-    # When the worker is killed mid-delivery again and again
-    kills = 0
-    deadline = time.monotonic() + 90
-    while kills < KILLS and time.monotonic() < deadline:
-        seen = requests_seen()
-        try:
-            wait_for(lambda s=seen: requests_seen() >= s + 3, timeout=15)
-        except AssertionError:
-            break  # nothing left to deliver
-        server.kill()
-        kills += 1
-        server.start()
-        server.wait_serving()
+    kills = mid_send = 0
     try:
+        server.wait_serving()
+        # When, KILLS times over, fresh threads are queued and the worker is
+        # killed once it has made a few requests and one is in flight
+        for n in range(KILLS):
+            queue_round(n)
+            seen = requests_seen()
+            wait_for(lambda s=seen: requests_seen() >= s + 3 and in_flight() > 0,
+                     timeout=ROUND_TIMEOUT, message=f"kill {n + 1}: a send in flight")  # fmt: skip
+            server.kill()
+            kills += 1
+            # The server is dead (its group reaped): a request still in flight
+            # now left it before the kill, and its answer is lost
+            mid_send += in_flight() > 0
+            server.start()
+            server.wait_serving()
         wait_for(all_settled, timeout=120, interval=0.5)
         final = {}
         with grpc.insecure_channel(server.address) as channel:
@@ -157,12 +163,26 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     finally:
         server.stop()
 
+    # The posts the restarts took over from a dead worker (PROCESSING at the kill)
+    with db.connection():
+        taken_over = {
+            event.post_id
+            for event in PostEvent.select().where(
+                PostEvent.post.in_(list(expected))
+                & (PostEvent.cause == "restart")
+                & (PostEvent.from_status == "processing")
+            )
+        }
+
     outcomes = [(expected[p][0], posts_pb2.PostStatus.Name(final[p].status), final[p].error.code)
                 for p in expected]  # fmt: skip
-    print(f"{kills} kills; outcomes:", sorted({(o, outcomes.count(o)) for o in outcomes}))
+    print(f"{kills} kills, {mid_send} mid-send, {len(taken_over)} posts taken over; outcomes:",
+          sorted({(o, outcomes.count(o)) for o in outcomes}))  # fmt: skip
 
-    # Then kills did land, and no item ever went out twice
-    assert kills >= 3, f"only {kills} kills landed before the work ran out"
+    # Then every kill landed, interrupting deliveries, and no item went out twice
+    assert kills == KILLS
+    assert mid_send >= 1, "no kill landed while a send was in flight"
+    assert taken_over, "no restart took over a post its dead worker was delivering"
     live = {name: _live_texts(name, fake) for name, fake in networks.items()}
     for name, texts in live.items():
         doubles = {t for t in texts if texts.count(t) > 1}

@@ -1,11 +1,12 @@
 """Several dispatchers and sweepers at once never do the same work twice.
 
 ``workers.scheduler.dispatch_due`` and ``sweep`` run in many processes on many
-machines. Here several threads, each with its own database connection, start
-together at a barrier and drain the same backlog: due SCHEDULED posts, PENDING
-posts whose retry is due, PENDING posts whose message was lost, and PROCESSING
-posts whose worker's lease expired. Every post must be moved exactly once in
-total, by one of them, as its event history shows. And at the worker's claim:
+machines. Here several threads, each with its own database connection, drain
+the same backlog in lockstep rounds (each round starts on every thread at the
+same moment, so they race for the same rows every time): due SCHEDULED posts,
+PENDING posts whose retry is due, PENDING posts whose message was lost, and
+PROCESSING posts whose worker's lease expired. Every post must be moved exactly
+once in total, by one of them, as its event history shows. And at the worker's claim:
 a message whose token a takeover superseded is dropped while the new token
 claims the post; a lost message re-sent by the sweeper keeps its token (it may
 only be slow), so of its copies the first claims and the others drop.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as dt
+import itertools
 import threading
 
 import pytest
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.server_env(POSTS_DISPATCH_INTERVAL="3600")
 
 PER_KIND = 40
 THREADS = 6
-LIMIT = 7  # a small batch: many rounds each, so the threads interleave
+LIMIT = 7  # a small batch: no thread can take a kind's whole backlog in one round
 REQUEUE_AFTER = 300.0  # the sweeper's "message lost" age, in seconds
 BARRIER_TIMEOUT = 10.0
 
@@ -99,23 +101,59 @@ def rows(post_ids) -> dict:
         return {post.id: post for post in Post.select().where(Post.id.in_(list(post_ids)))}
 
 
-def drain(role: str, start: threading.Barrier) -> list[tuple[str, str]]:
-    """One dispatcher, sweeper or both, on its own connection: rounds until nothing is left."""
+class Rounds:
+    """Lockstep rounds for the draining threads.
+
+    Left free, one thread can win the database's write lock round after round
+    and do nearly all the work (on SQLite it often did), so the race would not
+    be tested. Here every thread starts each round at the same moment, and all
+    stop together after the first round in which none of them found anything.
+    """
+
+    def __init__(self, parties: int):
+        self._barrier = threading.Barrier(parties, timeout=BARRIER_TIMEOUT)
+        self._lock = threading.Lock()
+        self._found: collections.Counter = collections.Counter()  # round -> jobs found
+
+    def start(self) -> None:
+        self._barrier.wait()
+
+    def finish(self, number: int, found: int) -> bool:
+        """Waits for every thread to end round ``number``; True if any found work."""
+        with self._lock:
+            self._found[number] += found
+        self._barrier.wait()  # also the start of the next round, on every thread
+        with self._lock:
+            return self._found[number] > 0
+
+    def abort(self) -> None:
+        """Frees the other threads at once when one fails (no wait for the timeout)."""
+        self._barrier.abort()
+
+
+def drain(role: str, rounds: Rounds) -> list[tuple[str, str]]:
+    """One dispatcher, sweeper or both, on its own connection: one call per round
+    until a round finds nothing anywhere."""
     from service import db
     from workers.scheduler import dispatch_due, sweep
 
     jobs = []
     with db.connection():
-        start.wait()
-        while True:
-            found = []
-            if role in ("dispatcher", "both"):
-                found += dispatch_due(db.utcnow(), limit=LIMIT)
-            if role in ("sweeper", "both"):
-                found += sweep(db.utcnow(), REQUEUE_AFTER, limit=LIMIT)
-            if not found:
-                return jobs
-            jobs += found
+        try:
+            rounds.start()
+            for number in itertools.count():
+                found = []
+                if role in ("dispatcher", "both"):
+                    found += dispatch_due(db.utcnow(), limit=LIMIT)
+                if role in ("sweeper", "both"):
+                    found += sweep(db.utcnow(), REQUEUE_AFTER, limit=LIMIT)
+                jobs += found
+                if not rounds.finish(number, len(found)):
+                    return jobs
+        except BaseException:
+            rounds.abort()
+            raise
+    raise AssertionError("unreachable")
 
 
 def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_tenant, request):
@@ -127,9 +165,9 @@ def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_te
 
     # When several dispatchers and sweepers drain it at the same moment
     roles = ["dispatcher", "sweeper", "both"] * (THREADS // 3)
-    start = threading.Barrier(len(roles), timeout=BARRIER_TIMEOUT)
+    rounds = Rounds(len(roles))
     with concurrent.futures.ThreadPoolExecutor(len(roles)) as pool:
-        running = [pool.submit(drain, role, start) for role in roles]
+        running = [pool.submit(drain, role, rounds) for role in roles]
         results = [future.result(timeout=60) for future in running]
 
     # Then together they moved every post, and none twice
@@ -139,11 +177,15 @@ def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_te
     twice = {post_id: count for post_id, count in moved.items() if count > 1}
     assert not twice, f"posts moved more than once: {twice}"
     assert set(moved) == set(kind_of), f"never moved: {sorted(set(kind_of) - set(moved))}"
-    # (How the work splits is up to the database: on SQLite, whose write lock the
-    # threads queue for, one of them often wins every round.)
     split = [f"{role}:{len(result)}" for role, result in zip(roles, results, strict=True)]
     request.node.user_properties.append(("jobs_per_thread", split))
     print("jobs per thread:", split)
+    # And they really raced: every thread moved posts, none did most of the work
+    # (each round gives a thread at most LIMIT of a kind that four threads
+    # share, so none can take more than about a third of the backlog)
+    counts = [sum(post_id in kind_of for post_id, _ in result) for result in results]
+    assert all(counts), f"a thread moved nothing: {split}"
+    assert max(counts) <= len(kind_of) // 2, f"one thread did most of the work: {split}"
 
     # And each post is PENDING under the token its job carries (a new one, but
     # for a lost message)
