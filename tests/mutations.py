@@ -54,6 +54,36 @@ MUTATIONS = [
         ("tests/workers/test_job_tokens.py",),
         backends="sqlite,postgres-redis,postgres-rabbitmq",
     ),
+    Mutation(
+        "drafts-fire-at-their-old-time",
+        "workers/scheduler.py",
+        "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",
+        "        .where(((Post.status == scheduled) | (Post.status == __import__('peewee')"
+        ".SQL(\"'draft'\"))) & (Post.scheduled_at <= now))\n",
+        (("tests/service/test_scenarios.py::"
+         "test_a_scheduled_post_turned_back_into_a_draft_keeps_its_time_and_does_not_fire"),),
+    ),
+    Mutation(
+        "x-look-up-without-tweet-fields",
+        "workers/adapters/x.py",
+        'params={"max_results": 100, "tweet.fields": TWEET_FIELDS},',
+        'params={"max_results": 100},',
+        ("tests/workers/adapters/test_x.py",),
+    ),
+    Mutation(
+        "x-weighting-range-cut-short",
+        "service/rules.py",
+        "X_LIGHT_RANGES = ((0x0000, 0x10FF),",
+        "X_LIGHT_RANGES = ((0x0000, 0x0FFF),",
+        ("tests/service/test_rules.py",),
+    ),
+    Mutation(
+        "second-server-never-started",
+        "service/server.py",
+        "                for i in range(processes)]  # fmt: skip\n",
+        "                for i in range(min(processes, 1))]  # fmt: skip\n",
+        ("tests/service/test_server.py::test_serve_processes_share_one_port_and_stop_together",),
+    ),
 ]
 
 
