@@ -177,8 +177,12 @@ def decide_update(
         if scheduled_at <= now:
             raise errors.InvalidField({"scheduled_at": "must be in the future"})
     target = next_status(current, event)
+    # A scheduled post always has a time: nothing would ever move one without.
+    if target is S.SCHEDULED and scheduled_at is None:
+        raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
+                                   "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
     # On a scheduled post, a time now or past means publish now.
-    if target is S.SCHEDULED and scheduled_at is not None and scheduled_at <= now:
+    if target is S.SCHEDULED and scheduled_at <= now:
         target = S.PENDING
     noop = target is current and not edits
     if noop:

@@ -494,6 +494,11 @@ def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] |
 
 
 def _check_deliverable(account: Account, post_type, title, items, shorthand: bool) -> None:
+    if not any(item.text.strip() or item.media for item in items):
+        # Nothing to send: it would sit queued, or fail at the network.
+        field = "text" if shorthand else "items"
+        raise errors.InvalidField({field: "a post needs text or media to be published or "
+                                          "scheduled"})  # fmt: skip
     if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
         raise errors.PlatformNotSupported(account.platform)
     violations = rules.check(account.platform, post_type, title, items)
