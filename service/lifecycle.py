@@ -28,6 +28,7 @@ class Status(enum.Enum):
 class Event(enum.Enum):
     """What can happen to a post: a caller's request or a delivery event."""
 
+    CREATE = "create"  # caller: a new post (its status given by CreatePost)
     PUBLISH = "publish"  # caller: queue for delivery now
     SCHEDULE = "schedule"  # caller: wait for scheduled_at
     DRAFT = "draft"  # caller: keep (or turn back into) a draft
@@ -35,16 +36,23 @@ class Event(enum.Enum):
     DELETE = "delete"  # caller: cancel and hide
     EDIT = "edit"  # caller: content or time change, status unchanged
     DUE = "due"  # dispatcher: scheduled_at reached
+    RETRY_DUE = "retry due"  # dispatcher: a failed attempt's wait is over
     CLAIM = "claim"  # worker: compare-and-set PENDING -> PROCESSING
+    RENEW = "renew"  # worker: still delivering, the lease moves on
+    ITEM_LIVE = "item live"  # worker: one item of the post is on the network
     SUCCEED = "succeed"  # worker: every item live
-    FAIL = "fail"  # worker: permanent failure or attempts exhausted
+    FAIL = "fail"  # worker: permanent failure
     RETRY = "retry"  # worker: transient failure, wait for the next attempt
-    TAKE_OVER = "take_over"  # sweeper: the worker's lease expired
+    UNKNOWN = "unknown"  # worker: a create got no answer; it may be live
+    CRASH = "crash"  # worker: the attempt died (time limit, a bug) without an answer
+    LOST_MESSAGE = "message lost"  # sweeper: re-send the same message
+    TAKE_OVER = "lease expired"  # sweeper: the worker's lease expired
+    RESTART = "restart"  # embedded server start: its in-memory queue is gone
 
 
 S, E = Status, Event
 
-#: The whole lifecycle (PRODUCT.md section 3). A pair that is absent is refused.
+#: The whole lifecycle. A pair that is absent is refused.
 TRANSITIONS: dict[Status, dict[Event, Status]] = {
     S.DRAFT: {
         E.PUBLISH: S.PENDING,
@@ -68,12 +76,22 @@ TRANSITIONS: dict[Status, dict[Event, Status]] = {
         E.CANCEL: S.CANCELLED,
         E.DELETE: S.CANCELLED,
         E.CLAIM: S.PROCESSING,
+        E.RETRY_DUE: S.PENDING,
+        E.LOST_MESSAGE: S.PENDING,
+        E.RESTART: S.PENDING,
     },
     S.PROCESSING: {
+        E.RENEW: S.PROCESSING,
+        E.ITEM_LIVE: S.PROCESSING,
         E.SUCCEED: S.PUBLISHED,
         E.FAIL: S.FAILED,
+        # The attempt is over: another one, or FAILED once attempts are used up
+        # (see decide); an unknown outcome fails at once where nothing can tell.
         E.RETRY: S.PENDING,
+        E.UNKNOWN: S.PENDING,
+        E.CRASH: S.PENDING,
         E.TAKE_OVER: S.PENDING,
+        E.RESTART: S.PENDING,
     },
     S.PUBLISHED: {},
     S.FAILED: {E.DELETE: S.CANCELLED},  # only with no live item: see can_delete
@@ -159,8 +177,12 @@ def decide_update(
         if scheduled_at <= now:
             raise errors.InvalidField({"scheduled_at": "must be in the future"})
     target = next_status(current, event)
+    # A scheduled post always has a time: nothing would ever move one without.
+    if target is S.SCHEDULED and scheduled_at is None:
+        raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
+                                   "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
     # On a scheduled post, a time now or past means publish now.
-    if target is S.SCHEDULED and scheduled_at is not None and scheduled_at <= now:
+    if target is S.SCHEDULED and scheduled_at <= now:
         target = S.PENDING
     noop = target is current and not edits
     if noop:
@@ -183,3 +205,127 @@ def can_delete(current: Status, has_live_item: bool) -> bool:
     if has_live_item:
         return False
     return E.DELETE in TRANSITIONS[current]
+
+
+# ------------------------------------------------------------- the one writer
+
+#: A delivery that ends without an answer on its last attempt, taken over or crashed.
+CRASHED = "DELIVERY_CRASHED"
+#: A create that may have gone out, on a network that can neither dedupe nor tell.
+OUTCOME_UNKNOWN = "DELIVERY_OUTCOME_UNKNOWN"
+#: Events after which the attempt is over without success: another one, or FAILED.
+_ATTEMPT_OVER = frozenset({E.RETRY, E.UNKNOWN, E.CRASH, E.TAKE_OVER, E.RESTART})
+#: Events of the worker that holds the post's lease (compare-and-set on the token).
+WORKER_EVENTS = frozenset({E.RENEW, E.ITEM_LIVE, E.SUCCEED, E.FAIL, E.RETRY, E.UNKNOWN, E.CRASH})
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The delivery limits a decision applies."""
+
+    lease_seconds: float = 60.0
+    max_attempts: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A post's lifecycle columns: everything ``decide`` may change, nothing else.
+
+    PENDING has two phases, told apart by the times: its message is out when
+    ``queued_at >= next_attempt_at``, else it waits for ``next_attempt_at``.
+    """
+
+    status: Status
+    job_token: str = ""
+    attempts: int = 0
+    lease_expires_at: dt.datetime | None = None
+    queued_at: dt.datetime | None = None
+    next_attempt_at: dt.datetime | None = None
+    last_attempt_at: dt.datetime | None = None
+    published_at: dt.datetime | None = None
+    deleted_at: dt.datetime | None = None
+    error_code: str = ""
+    error_message: str = ""
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an event does: the post's new lifecycle columns, and whether to send
+    its delivery message (``job.job_token``) once the change commits."""
+
+    job: Job
+    enqueue: bool
+    cause: str
+
+
+def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), *,
+           target: Status | None = None, new_token: str = "", error: tuple[str, str] = ("", ""),
+           wait: float = 0.0, resolvable: bool = True) -> Outcome:  # fmt: skip
+    """Everything ``event`` does to a post whose lifecycle columns are ``job``.
+
+    ``target``: the status a caller's request leads to (decide_update decides
+    it; CREATE needs it). ``new_token``: the token to issue if the event issues
+    one (the caller makes it: this module stays pure). ``error``: (code,
+    message) of a failed attempt. ``wait``: seconds before the next attempt (a
+    retry's backoff, or a take-over's fence) or 0 to send at once.
+    ``resolvable``: for UNKNOWN, whether the network can dedupe or look the
+    item up; if not, the post fails rather than risk a second copy.
+
+    Raises errors.InvalidTransition for a pair the table refuses.
+    """
+    before = None if event is E.CREATE else job.status
+    status = target if target is not None else next_status(job.status, event)
+    cause = event.value
+    change: dict = {"status": status}
+    enqueue_now = False
+    if event in _ATTEMPT_OVER and before is S.PROCESSING:
+        code, message = error
+        if event is E.UNKNOWN and not resolvable:  # nothing can tell: never send again
+            status, code = S.FAILED, OUTCOME_UNKNOWN
+        elif event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:
+            status, code = S.FAILED, CRASHED
+            message = message or f"{job.attempts} attempts ended without an answer"
+        elif job.attempts >= policy.max_attempts:
+            status = S.FAILED
+        change.update(status=status, lease_expires_at=None, error_code=code,
+                      error_message=message[:2000])  # fmt: skip
+        if code:
+            cause = f"{cause}:{code}"
+        if status is S.PENDING:
+            change["job_token"] = new_token
+            if wait > 0:
+                change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
+            else:
+                enqueue_now = True
+    elif event is E.CLAIM:
+        change.update(attempts=job.attempts + 1, last_attempt_at=now, next_attempt_at=None,
+                      lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds))  # fmt: skip
+    elif event in (E.RENEW, E.ITEM_LIVE):
+        change["lease_expires_at"] = now + dt.timedelta(seconds=policy.lease_seconds)
+    elif event is E.SUCCEED:
+        change.update(lease_expires_at=None, published_at=now, error_code="", error_message="")
+    elif event is E.FAIL:
+        code, message = error
+        change.update(lease_expires_at=None, error_code=code, error_message=message[:2000])
+        cause = f"{cause}:{code}" if code else cause
+    elif event is E.LOST_MESSAGE:
+        enqueue_now = True  # the same token: the first copy to arrive claims
+    elif event in (E.DUE, E.RETRY_DUE, E.RESTART):  # RESTART of a PENDING post
+        change["job_token"] = new_token
+        enqueue_now = True
+    else:  # a caller's request
+        if event is E.DELETE:
+            change["deleted_at"] = now
+        # Any change of a queued post, or into the queue, drops the outstanding job.
+        if before in QUEUED or status in QUEUED or event is E.DELETE:
+            change["job_token"] = new_token
+        enqueue_now = status is S.PENDING
+    if enqueue_now:
+        change.update(queued_at=now, next_attempt_at=now)
+    if "job_token" in change and not change["job_token"]:
+        raise ValueError(f"{event.value} issues a new job token: pass new_token")
+    return Outcome(dataclasses.replace(job, **change), enqueue=enqueue_now, cause=cause)

@@ -1,8 +1,9 @@
 """The posts domain: create, read, edit, delete and list, on the models.
 
-Each operation checks in the order of PRODUCT.md section 4 (fields, post
-exists, immutable fields, etag, transition, platform rules), writes in one
-transaction, and only after the commit hands new delivery jobs to ``enqueue``.
+Each operation checks in a fixed order (fields, post exists, immutable
+fields, etag, transition, platform rules), writes in one transaction, and only
+after the commit hands new delivery jobs to ``enqueue``. Lifecycle columns
+(status, job token, lease, attempts) are written by ``service.store`` alone.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 
 import peewee
 
-from service import db, errors, ids, lifecycle, platforms, rules
+from service import db, errors, ids, lifecycle, platforms, rules, store
 from service.crypto import Keyring
 from service.lifecycle import Status
-from service.models import Account, IdempotencyRecord, Media, Post, PostEvent, PostItem
+from service.models import Account, IdempotencyRecord, Media, Post, PostItem
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +105,6 @@ class LoadedPost:
 def etag(post: Post) -> str:
     """The opaque etag of a post's current version."""
     return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
-
-
-def new_token() -> str:
-    """A fresh job token: any delivery message carrying an older one is dropped."""
-    return secrets.token_hex(8)
-
-
-def record_event(post: Post, before: str, cause: str) -> None:
-    """Adds ``post``'s transition from ``before`` to the post's history."""
-    db.insert(
-        PostEvent(
-            post=post.id,
-            at=db.utcnow(),
-            from_status=before,
-            to_status=post.status,
-            cause=cause,
-            job_token=post.job_token,
-        )
-    )
 
 
 _POST = db.Compiled(lambda post_id: Post.select().where(Post.id == post_id))
@@ -360,16 +341,10 @@ class Posts:
             platform=account.platform,
             post_type=new.post_type,
             title=new.title,
-            status=status.value,
             scheduled_at=new.scheduled_at,
             idempotency_key=new.idempotency_key,
-            job_token=new_token() if status in lifecycle.QUEUED else "",
-            queued_at=now if status is Status.PENDING else None,
-            next_attempt_at=now if status is Status.PENDING else None,
-            created_at=now,
-            updated_at=now,
         )
-        db.insert(post)
+        store.insert(post, status, now)
         items = _write_items(post, new.items)
         if new.idempotency_key:
             db.insert(
@@ -381,7 +356,6 @@ class Posts:
                     created_at=now,
                 )
             )
-        record_event(post, "", "create")
         return LoadedPost(post, items)
 
     def update(self, workspace_id: str, edit: PostEdit) -> LoadedPost:
@@ -427,19 +401,14 @@ class Posts:
             if "idempotency_key" in changes:
                 self._take_key(workspace_id, post, changes["idempotency_key"], now)
             written = current.items
+            content = {"title": title, "scheduled_at": scheduled_at}
             if items is not None:
                 PostItem.delete().where(PostItem.post == post.id).execute()
                 written = _write_items(post, items)
-                post.content_revision += 1
-            post.title = title
-            post.scheduled_at = scheduled_at
-            post.status = decision.status.value
-            if decision.new_token:
-                post.job_token = new_token()
-            if decision.enqueue:
-                post.queued_at = post.next_attempt_at = now
-            save(post, now)
-            record_event(post, before.value, f"update:{changes.get('status') or 'edit'}")
+                content["content_revision"] = post.content_revision + 1
+            event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
+            if store.apply(post, event, now, target=decision.status, content=content) is None:
+                raise errors.EtagMismatch("")  # the row is locked: cannot happen
         self._after_commit(post)
         return LoadedPost(post, written)
 
@@ -469,11 +438,8 @@ class Posts:
                 before = Status(post.status)
                 if not lifecycle.can_delete(before, current.has_live_item):
                     raise errors.InvalidTransition(before.name, "deleted")
-                post.status = lifecycle.next_status(before, lifecycle.Event.DELETE).value
-                post.deleted_at = now
-                post.job_token = new_token()
-                save(post, now)
-                record_event(post, before.value, "delete")
+                if store.apply(post, lifecycle.Event.DELETE, now) is None:
+                    raise errors.EtagMismatch("")  # the row is locked: cannot happen
             return current
 
     def _after_commit(self, post: Post) -> None:
@@ -483,15 +449,6 @@ class Posts:
             self._enqueue(post.id, post.job_token)
         except Exception:  # the broker is down: the sweeper sends it again
             log.exception("enqueue of %s failed; the sweeper will retry", post.id)
-
-
-def save(post: Post, now: dt.datetime) -> None:
-    """Writes ``post`` if nobody changed it since it was read (optimistic lock)."""
-    version = post.version
-    post.version = version + 1
-    post.updated_at = now
-    if db.update_changed(post, version=version) != 1:
-        raise errors.EtagMismatch("")
 
 
 def _write_items(post: Post, items: Sequence[ItemInput]) -> list[tuple[PostItem, list[Media]]]:
@@ -537,6 +494,11 @@ def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] |
 
 
 def _check_deliverable(account: Account, post_type, title, items, shorthand: bool) -> None:
+    if not any(item.text.strip() or item.media for item in items):
+        # Nothing to send: it would sit queued, or fail at the network.
+        field = "text" if shorthand else "items"
+        raise errors.InvalidField({field: "a post needs text or media to be published or "
+                                          "scheduled"})  # fmt: skip
     if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
         raise errors.PlatformNotSupported(account.platform)
     violations = rules.check(account.platform, post_type, title, items)

@@ -1,8 +1,10 @@
 """Delivering one post: claim it, send its items, record each result.
 
-Every write after the claim is a compare-and-set on (post id, job token,
-PROCESSING): a worker whose post was taken over (lease expired) or whose
-message was superseded changes nothing.
+Every lifecycle write is a worker event applied by ``service.store`` with a
+compare-and-set on (post id, job token, status): a worker whose post was taken
+over (lease expired) or whose message was superseded changes nothing. The
+worker renews its lease while it delivers (``Lease``), and proves it still
+holds it right before each request that can make an item live.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import datetime as dt
 import hashlib
 import logging
 import random
+import time
 
 from google.protobuf import json_format
 
-from service import crypto, db, errors, lifecycle, posts, rules
+from service import crypto, db, lifecycle, posts, rules, store
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Post, PostItem, micros
@@ -25,6 +28,7 @@ from workers.adapters.base import (
     AccountRef,
     DeliveryError,
     ItemRequest,
+    LeaseLost,
     MediaRef,
     OutcomeUnknown,
     PermanentError,
@@ -34,7 +38,9 @@ from workers.adapters.base import (
 
 log = logging.getLogger(__name__)
 
-OUTCOME_UNKNOWN = "DELIVERY_OUTCOME_UNKNOWN"
+OUTCOME_UNKNOWN = lifecycle.OUTCOME_UNKNOWN
+
+__all__ = ["LeaseLost", "claim", "deliver"]
 
 
 @dataclasses.dataclass
@@ -56,18 +62,19 @@ _config = Config()
 
 
 def configure(config: Config) -> None:
-    """Sets the lease and attempt limits deliveries use."""
+    """Sets the lease, attempt and backoff limits deliveries use."""
     global _config
     _config = config
-
-
-class LeaseLost(Exception):
-    """The post is no longer this worker's (taken over, or its token changed)."""
+    store.configure(lifecycle.Policy(config.lease_seconds, config.max_attempts))
 
 
 def delivery_key(post: Post, index: int) -> str:
-    """The idempotency key sent to the network for one item of one content revision."""
-    base = f"{post.idempotency_key or post.id}:{post.content_revision}:{index}"
+    """The idempotency key sent to the network for one item of one content revision.
+
+    From the post's id, which no other post shares: never the caller's
+    idempotency key, which two workspaces may both use.
+    """
+    base = f"{post.id}:{post.content_revision}:{index}"
     return hashlib.sha256(base.encode()).hexdigest()[:32]
 
 
@@ -91,39 +98,17 @@ def deliver(post_id: str, token: str) -> None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
             return
         try:
-            _send_items(post, token)
+            _send_items(post, Lease(post_id, token))
         except LeaseLost:
             log.warning("lost %s while delivering (token %s)", post_id, token)
-        except Exception as exc:  # a bug or an unexpected answer: retry from the database
-            log.exception("delivery of %s failed unexpectedly", post_id)
-            _retry(post_id, token, TransientError("INTERNAL", str(exc) or type(exc).__name__))
-
-
-_JOB = db.Compiled(
-    lambda post_id, token, status: db.locked(
-        Post.select().where(
-            (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
-        )
-    )
-)
-_OWNED = db.Compiled(
-    lambda post_id, token, status: Post.select(Post.id).where(
-        (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
-    )
-)
-
-
-_NEW_VERSION = db.Compiled(
-    lambda step, now, post_id: Post.update(version=Post.version + step, updated_at=now).where(
-        Post.id == post_id
-    )
-)
-
-
-def _job(post_id: str, token: str, status: Status) -> Post | None:
-    """The post if ``token`` is its job and it is in ``status``, its row locked."""
-    rows = _JOB.rows(Post, post_id, token, status.value)
-    return rows[0] if rows else None
+        except BaseException as exc:
+            # A bug, an unexpected answer, or Dramatiq's time limit (a BaseException):
+            # the attempt ends here, counted, and the post waits for the next one.
+            log.exception("delivery of %s ended without an answer", post_id)
+            _end_quietly(post_id, token, Event.CRASH,
+                         TransientError(lifecycle.CRASHED, str(exc) or type(exc).__name__))  # fmt: skip
+            if not isinstance(exc, Exception):
+                raise
 
 
 def claim(post_id: str, token: str, now: dt.datetime) -> Post | None:
@@ -133,39 +118,92 @@ def claim(post_id: str, token: str, now: dt.datetime) -> Post | None:
     and the write is a compare-and-set on its version, so one claim wins.
     """
     with db.write():
-        post = _job(post_id, token, Status.PENDING)
-        if post is None:
-            return None
-        post.status = lifecycle.next_status(Status.PENDING, Event.CLAIM).value
-        post.attempts += 1
-        post.last_attempt_at = now
-        post.lease_expires_at = now + dt.timedelta(seconds=_config.lease_seconds)
-        post.next_attempt_at = None
+        return store.apply_job(post_id, token, Event.CLAIM, now)
+
+
+class Lease:
+    """This worker's hold on one post (see workers.adapters.base.Lease)."""
+
+    def __init__(self, post_id: str, token: str):
+        self.post_id = post_id
+        self.token = token
+        self._renewed = time.monotonic()
+        #: The item the next create sends; whether to mark it first (the network
+        #: cannot dedupe), and whether this attempt did.
+        self.item: PostItem | None = None
+        self.mark = False
+        self.marked = False
+
+    def renew(self) -> None:
+        if time.monotonic() - self._renewed >= store.policy().lease_seconds / 3:
+            self._renew()
+
+    def still_mine(self) -> bool:
         try:
-            posts.save(post, now)
-        except errors.EtagMismatch:
-            return None
-        posts.record_event(post, Status.PENDING.value, "claim")
-    return post
+            self._renew()
+        except LeaseLost:
+            return False
+        return True
+
+    def before_create(self) -> None:
+        """Renews the lease and, where the network cannot dedupe, marks the item
+        as being sent, in one transaction: a crash from here on leaves the mark."""
+        with db.connection(), db.write():
+            self._apply(Event.RENEW)
+            if self.mark and self.item is not None:
+                _MARK.execute(micros(db.utcnow()), self.item.id)
+                self.marked = True
+        self._renewed = time.monotonic()
+
+    def _renew(self) -> None:
+        with db.connection(), db.write():
+            self._apply(Event.RENEW)
+        self._renewed = time.monotonic()
+
+    def _apply(self, event: Event) -> None:
+        if store.apply_job(self.post_id, self.token, event, db.utcnow()) is None:
+            raise LeaseLost(self.post_id)
 
 
-def _send_items(post: Post, token: str) -> None:
+_MARK = db.Compiled(
+    lambda at, item_id: PostItem.update(send_started_at=at).where(PostItem.id == item_id)
+)
+_UNMARK = db.Compiled(
+    lambda none, item_id: PostItem.update(send_started_at=none).where(PostItem.id == item_id)
+)
+# An item recorded live is never overwritten: the first result stands.
+_LIVE = db.Compiled(
+    lambda platform_post_id, url, at, item_id, empty: PostItem.update(
+        platform_post_id=platform_post_id, platform_url=url, published_at=at
+    ).where((PostItem.id == item_id) & (PostItem.platform_post_id == empty))
+)
+_NEW_VERSION = db.Compiled(
+    lambda step, now, post_id: Post.update(version=Post.version + step, updated_at=now).where(
+        Post.id == post_id
+    )
+)
+
+
+def _send_items(post: Post, lease: Lease) -> None:
     loaded = posts.with_items(post)
-    post_id = post.id
+    post_id, token = post.id, lease.token
     account = posts.find_account(post.account_id, post.workspace_id)
     items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
     violations = rules.check(post.platform, post.post_type, post.title, items)
+    if not items:
+        violations = {"items": "a post needs at least one item"}
     if violations:
         detail = "; ".join(f"{k}: {v}" for k, v in violations.items())
-        return _finish(post_id, token, Event.FAIL, "PLATFORM_RULE_VIOLATED", detail)
+        return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
     ref = AccountRef(
         account.id, account.platform, account.handle, account.base_url,
         crypto.keyring().decrypt(account.credentials) if account.credentials else "",
     )  # fmt: skip
     adapter = adapter_for(ref, account.sandbox)
     if adapter is None:
-        return _finish(post_id, token, Event.FAIL, "PLATFORM_NOT_SUPPORTED",
-                       f"{post.platform} has no adapter yet")  # fmt: skip
+        return _end(post_id, token, Event.FAIL, PermanentError(
+            "PLATFORM_NOT_SUPPORTED", f"{post.platform} has no adapter yet"))  # fmt: skip
+    lease.mark = not adapter.honours_idempotency_keys
     # Only the webhook sends the whole post; encoding it is wasted work for the rest.
     post_json = (json_format.MessageToDict(encode_post(loaded))
                  if getattr(adapter, "needs_post_json", False) else None)  # fmt: skip
@@ -174,6 +212,7 @@ def _send_items(post: Post, token: str) -> None:
         if item.platform_post_id:
             reply_to = item.platform_post_id
             continue
+        lease.renew()
         request = ItemRequest(
             post_id=post.id,
             post_type=post.post_type,
@@ -186,28 +225,29 @@ def _send_items(post: Post, token: str) -> None:
             idempotency_key=delivery_key(post, index),
             post_json=post_json,
             send_started_at=item.send_started_at,
+            lease=lease,
         )
         try:
-            published = _send_one(adapter, item, request, token)
+            published = _send_one(adapter, item, request, lease)
         except TransientError as exc:
-            return _retry(post_id, token, exc)
+            return _end(post_id, token, Event.RETRY, exc)
         except OutcomeUnknown as exc:
-            if adapter.honours_idempotency_keys or adapter.can_look_up:
-                return _retry(post_id, token, exc)
-            return _finish(post_id, token, Event.FAIL, OUTCOME_UNKNOWN, exc.message)
+            resolvable = adapter.honours_idempotency_keys or adapter.can_look_up
+            return _end(post_id, token, Event.UNKNOWN, exc, resolvable=resolvable)
         except PermanentError as exc:
-            return _finish(post_id, token, Event.FAIL, exc.code, exc.message)
+            return _end(post_id, token, Event.FAIL, exc)
         if published is None:
-            return _finish(post_id, token, Event.FAIL, OUTCOME_UNKNOWN,
-                           f"item {index} may have gone out; the network cannot tell")  # fmt: skip
+            return _end(post_id, token, Event.UNKNOWN, OutcomeUnknown(
+                "NO_ANSWER", f"item {index} may have gone out; the network cannot tell"),
+                resolvable=False)  # fmt: skip
         finished = index == len(loaded.items) - 1  # the last item finishes the post
         _record_live(item, published, post_id, token, finish=finished)
         reply_to = published.platform_post_id
     if not finished:  # every item was already live
-        _finish(post_id, token, Event.SUCCEED)
+        _end(post_id, token, Event.SUCCEED)
 
 
-def _send_one(adapter, item: PostItem, request: ItemRequest, token: str) -> Published | None:
+def _send_one(adapter, item: PostItem, request: ItemRequest, lease: Lease) -> Published | None:
     """Sends one item, or finds it where an earlier attempt's outcome is unknown.
 
     Returns None when the item may be live and nothing can tell.
@@ -220,33 +260,18 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, token: str) -> Publ
             return found
     for hook in hooks.before_send:
         hook(request.post_id, request.item_index)
-    if adapter.honours_idempotency_keys:
-        # A repeat is harmless, so no mark to write (one transaction less per item).
-        if not _owns(request.post_id, token):
-            raise LeaseLost(request.post_id)
-        return adapter.publish(request)
-    mark = PostItem.update(send_started_at=db.utcnow()).where(PostItem.id == item.id)
-    _guarded(mark, request.post_id, token)
+    lease.item, lease.marked = item, False
+    if not getattr(adapter, "checks_before_create", False):
+        lease.before_create()  # the adapter's only request is the create
     try:
         return adapter.publish(request)
     except TransientError:
-        # The network said no, or the request never left: not live, so the next
-        # attempt sends again instead of treating the outcome as unknown.
-        unmark = PostItem.update(send_started_at=None).where(PostItem.id == item.id)
-        _guarded(unmark, request.post_id, token)
+        # The network said no, or the request never left: nothing went live, so the
+        # next attempt sends again instead of treating the outcome as unknown.
+        if lease.marked:
+            with db.write():
+                _UNMARK.execute(None, item.id)
         raise
-
-
-def _guarded(query, post_id: str, token: str) -> None:
-    """Runs an item write only while the post is still this worker's."""
-    with db.write():
-        if not _owns(post_id, token):
-            raise LeaseLost(post_id)
-        query.execute()
-
-
-def _owns(post_id: str, token: str) -> bool:
-    return bool(_OWNED.rows(Post, post_id, token, Status.PROCESSING.value))
 
 
 def _record_live(item: PostItem, published: Published, post_id: str, token: str,
@@ -256,62 +281,50 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
     The item is recorded whatever else happens (it *is* live): if the lease was
     lost meanwhile, or finishing fails, the item still commits.
     """
-    item.platform_post_id = published.platform_post_id
-    item.platform_url = published.url
-    item.published_at = db.utcnow()
+    now = db.utcnow()
     failure = None
     with db.write():
-        db.update_changed(item)
-        finished = False
-        if finish:
-            try:
-                with db.database.atomic():  # a savepoint: a failed finish keeps the item
-                    finished = _finish_owned(post_id, token, Event.SUCCEED)
-            except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
-                failure = exc
-        if not finished:
-            # No save bumped the version, yet what GetPostStatus answers changed.
-            _NEW_VERSION.execute(1, micros(item.published_at), post_id)
-        owned = finished if finish else _owns(post_id, token)
+        _LIVE.execute(published.platform_post_id, published.url, micros(now), item.id, "")
+        owned = False
+        try:
+            with db.database.atomic():  # a savepoint: a failed finish keeps the item
+                event = Event.SUCCEED if finish else Event.ITEM_LIVE
+                owned = store.apply_job(post_id, token, event, now) is not None
+        except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
+            failure = exc
+        if not owned:
+            # No lifecycle change bumped the version, yet what GetPostStatus answers changed.
+            _NEW_VERSION.execute(1, micros(now), post_id)
     if failure is not None:
         raise failure
     if not owned:
         raise LeaseLost(post_id)
 
 
-def _retry(post_id: str, token: str, error: DeliveryError) -> None:
-    post = Post.get_by_id(post_id)
-    if post.attempts >= _config.max_attempts:
-        return _finish(post_id, token, Event.FAIL, error.code, error.message)
-    delay = compute_backoff(post.attempts, getattr(error, "retry_after", None), _config.retry_base)
-    _finish(post_id, token, Event.RETRY, error.code, error.message,
-            next_attempt_at=db.utcnow() + dt.timedelta(seconds=delay))  # fmt: skip
-
-
-def _finish(post_id: str, token: str, event: Event, code: str = "", message: str = "",
-            next_attempt_at: dt.datetime | None = None) -> None:  # fmt: skip
-    """PROCESSING -> PUBLISHED, FAILED or PENDING (retry), if the post is still ours."""
-    with db.write():
-        owned = _finish_owned(post_id, token, event, code, message, next_attempt_at)
-    if not owned:
-        raise LeaseLost(post_id)
-
-
-def _finish_owned(post_id: str, token: str, event: Event, code: str = "", message: str = "",
-                  next_attempt_at: dt.datetime | None = None) -> bool:  # fmt: skip
-    """``_finish`` within the caller's transaction; False if the post is no longer ours."""
+def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = None,
+         resolvable: bool = True) -> None:  # fmt: skip
+    """Ends the attempt with ``event`` (PUBLISHED, FAILED, or PENDING for the next
+    one) if the post is still this worker's; raises LeaseLost otherwise."""
+    decision: dict = {"resolvable": resolvable}
+    if error is not None:
+        decision["error"] = (error.code, error.message)
     now = db.utcnow()
-    post = _job(post_id, token, Status.PROCESSING)
-    if post is None:
-        return False
-    post.status = lifecycle.next_status(Status.PROCESSING, event).value
-    post.lease_expires_at = None
-    post.error_code, post.error_message = code, message[:2000]
-    if event is Event.SUCCEED:
-        post.published_at = now
-    if event is Event.RETRY:
-        post.job_token = posts.new_token()
-        post.next_attempt_at = next_attempt_at
-    posts.save(post, now)
-    posts.record_event(post, Status.PROCESSING.value, event.value + (f":{code}" if code else ""))
-    return True
+    with db.connection(), db.write():
+        post = store.job(post_id, token, Status.PROCESSING)
+        if post is None:
+            raise LeaseLost(post_id)
+        if event in (Event.RETRY, Event.UNKNOWN, Event.CRASH):
+            retry_after = getattr(error, "retry_after", None)
+            decision["wait"] = compute_backoff(post.attempts, retry_after, _config.retry_base)
+        if store.apply(post, event, now, **decision) is None:
+            raise LeaseLost(post_id)
+
+
+def _end_quietly(post_id: str, token: str, event: Event, error: DeliveryError) -> None:
+    """``_end`` from an attempt that is dying: the lease takes over if even this fails."""
+    try:
+        _end(post_id, token, event, error)
+    except LeaseLost:
+        pass
+    except Exception:
+        log.exception("could not record the end of %s; its lease will expire", post_id)

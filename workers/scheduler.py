@@ -5,7 +5,7 @@ whose retry is due; the sweeper re-enqueues PENDING posts whose message was
 lost and takes over PROCESSING posts whose worker died (lease expired). Every
 move is a compare-and-set, so any number of them may run at once. Every
 enqueue carries a new job token, so an older message for the post is dropped,
-except the sweeper's re-send of a lost message (see ``_requeue``).
+except the sweeper's re-send of a lost message (Event.LOST_MESSAGE).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from service import db, lifecycle, posts
-from service.lifecycle import Event, Status
+from service import db, store
+from service.lifecycle import Event, Job, Status
 from service.models import Post, micros
+from workers.adapters import adapter_class
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ class Hooks:
 hooks = Hooks()
 
 
-_COLUMNS = (Post.id, Post.version, Post.status, Post.job_token)
+# What a move needs: the version for its compare-and-set, the lifecycle columns
+# the decision reads, the platform for a take-over's fence.
+_COLUMNS = (Post.id, Post.version, Post.platform, *(getattr(Post, name) for name in Job.fields()))
 
 # The posts each mover looks for, oldest first, up to a limit. The rows are
 # claimed as they are read: SKIP LOCKED on PostgreSQL, the write lock on SQLite.
@@ -86,40 +89,42 @@ _EXPIRED = db.Compiled(
 )
 
 
-def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Event | None,
-             cause: str, now, new_token: bool = True) -> list:  # fmt: skip
-    """Gives each post ``candidates`` finds a new token (and status), in one transaction.
+def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Event,
+             now) -> list:  # fmt: skip
+    """Applies ``event`` to each post ``candidates`` finds, in one transaction;
+    the (post_id, token) messages to send once it commits.
 
-    ``new_token=False`` re-sends the post's current token instead: for a message
-    taken as lost, which may only be slow. A new token would drop it, and a
-    queue slower than POSTS_REQUEUE_AFTER would then never deliver anything;
-    with the same token the first copy to arrive claims and the others drop.
-
-    Each update is a compare-and-set on the version read, so concurrent
-    dispatchers and sweepers never move the same post twice.
+    Each move is a compare-and-set on the version read (``service.store``), so
+    concurrent dispatchers and sweepers never move the same post twice.
     """
     jobs = []
-    status = lifecycle.next_status(expected, event).value if event else expected.value
     with db.write():
         for post in candidates.rows(Post, expected.value, *params):
-            version = post.version
-            post.status = status
-            post.job_token = posts.new_token() if new_token else post.job_token
-            post.queued_at = post.next_attempt_at = now
-            post.lease_expires_at = None
-            post.version = version + 1
-            post.updated_at = now
-            if db.update_changed(post, version=version):
-                posts.record_event(post, expected.value, cause)
+            wait = _fence(post.platform) if event is Event.TAKE_OVER else 0.0
+            outcome = store.apply(post, event, now, wait=wait)
+            if outcome is not None and outcome.enqueue:
                 jobs.append((post.id, post.job_token))
     return jobs
+
+
+def _fence(platform: str) -> float:
+    """Seconds a taken-over post waits before its next attempt.
+
+    On a network that can neither dedupe nor be looked up, long enough for the
+    old owner to have failed its own renewal (a second lease period) before a
+    new owner may send; elsewhere a repeat is found or harmless, so none.
+    """
+    adapter = adapter_class(platform)
+    if adapter is None or adapter.honours_idempotency_keys or adapter.can_look_up:
+        return 0.0
+    return store.policy().lease_seconds
 
 
 def dispatch_due(now: dt.datetime, limit: int = BATCH) -> list[tuple[str, str]]:
     """Moves due posts to the queue; returns the (post_id, token) jobs to send after commit."""
     at = micros(now)
-    return _requeue(_DUE, (at, limit), Status.SCHEDULED, Event.DUE, "due", now) + _requeue(
-        _RETRY_DUE, (at, limit), Status.PENDING, None, "retry due", now
+    return _requeue(_DUE, (at, limit), Status.SCHEDULED, Event.DUE, now) + _requeue(
+        _RETRY_DUE, (at, limit), Status.PENDING, Event.RETRY_DUE, now
     )
 
 
@@ -127,10 +132,11 @@ def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tu
     """Re-enqueues lost messages and takes over expired leases; returns the jobs."""
     at = micros(now)
     sent_before = micros(now - dt.timedelta(seconds=requeue_after))
+    # A message taken as lost may only be slow: LOST_MESSAGE re-sends the same
+    # token, so whichever copy arrives first claims and the others drop.
     return _requeue(
-        _LOST, (at, sent_before, limit), Status.PENDING, None, "message lost", now,
-        new_token=False,
-    ) + _requeue(_EXPIRED, (at, limit), Status.PROCESSING, Event.TAKE_OVER, "lease expired", now)
+        _LOST, (at, sent_before, limit), Status.PENDING, Event.LOST_MESSAGE, now
+    ) + _requeue(_EXPIRED, (at, limit), Status.PROCESSING, Event.TAKE_OVER, now)
 
 
 class Scheduler:
@@ -194,8 +200,8 @@ def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
     other process can be delivering, so nothing needs to wait for a lease.
     """
     with db.connection():
-        return _requeue(_QUEUED, (micros(now),), Status.PENDING, None, "restart", now) + _requeue(
-            _IN_FLIGHT, (), Status.PROCESSING, Event.TAKE_OVER, "restart", now
+        return _requeue(_QUEUED, (micros(now),), Status.PENDING, Event.RESTART, now) + _requeue(
+            _IN_FLIGHT, (), Status.PROCESSING, Event.RESTART, now
         )
 
 

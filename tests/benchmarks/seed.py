@@ -11,7 +11,7 @@ import time
 
 from service import db, ids
 from service.models import Post, PostEvent, PostItem
-from service.posts import new_token
+from service.store import new_token
 from tests.benchmarks.common import TEXT
 
 POST_FIELDS = [

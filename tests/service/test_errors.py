@@ -293,6 +293,44 @@ def test_a_post_type_the_platform_lacks_is_invalid_field_drafts_included(api, te
     assert failure.fields == {"post_type"}
 
 
+def test_clearing_a_scheduled_posts_time_is_invalid_field_unless_it_becomes_a_draft(api, tenant):
+    post = api.create(tenant, text="later", status=SCHEDULED, scheduled_at=in_seconds(3600))
+    clear = {"update_mask": {"paths": ["scheduled_at"]}}
+
+    # A scheduled post with no time would never fire: refused, nothing changed
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, **clear)
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == {"scheduled_at"}
+    assert api.get(tenant, post.post_id).etag == post.etag
+
+    # Together with a move to DRAFT it is allowed
+    draft = api.update(tenant, post.post_id, status=DRAFT,
+                       update_mask={"paths": ["scheduled_at", "status"]})  # fmt: skip
+    assert draft.status == pb.POST_STATUS_DRAFT
+    assert not draft.HasField("scheduled_at")
+
+
+@pytest.mark.parametrize("status", [PUBLISH, SCHEDULED], ids=["publish", "schedule"])
+@pytest.mark.parametrize(
+    "content",
+    [{"items": []}, {"text": ""}, {"text": "   "}],
+    ids=["no-items", "empty-text", "blank-text"],
+)
+def test_a_post_with_no_content_cannot_be_published_or_scheduled(api, tenant, status, content):
+    when = {"scheduled_at": in_seconds(3600)} if status == SCHEDULED else {}
+
+    # Created so, refused
+    failure = api.refused("CreatePost", tenant, status=status, **content, **when)
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields & {"items", "text"}, failure.fields
+
+    # Kept as a draft, then promoted: refused too, the draft unchanged
+    draft = api.create(tenant, status=DRAFT, **content)
+    failure = api.refused("UpdatePost", tenant, post_id=draft.post_id, status=status, **when)
+    assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert api.get(tenant, draft.post_id).status == pb.POST_STATUS_DRAFT
+
+
 # -------------------------------------------------------- PLATFORM_RULE_VIOLATED
 
 

@@ -111,23 +111,109 @@ def test_delete(current, live, allowed):
 DELIVERY_EVENTS = {
     (S.SCHEDULED, Event.DUE): S.PENDING,
     (S.PENDING, Event.CLAIM): S.PROCESSING,
+    (S.PENDING, Event.RETRY_DUE): S.PENDING,
+    (S.PENDING, Event.LOST_MESSAGE): S.PENDING,
+    (S.PENDING, Event.RESTART): S.PENDING,
+    (S.PROCESSING, Event.RENEW): S.PROCESSING,
+    (S.PROCESSING, Event.ITEM_LIVE): S.PROCESSING,
     (S.PROCESSING, Event.SUCCEED): S.PUBLISHED,
     (S.PROCESSING, Event.FAIL): S.FAILED,
     (S.PROCESSING, Event.RETRY): S.PENDING,
+    (S.PROCESSING, Event.UNKNOWN): S.PENDING,
+    (S.PROCESSING, Event.CRASH): S.PENDING,
     (S.PROCESSING, Event.TAKE_OVER): S.PENDING,
+    (S.PROCESSING, Event.RESTART): S.PENDING,
 }
-WORKER_EVENTS = (Event.DUE, Event.CLAIM, Event.SUCCEED, Event.FAIL, Event.RETRY, Event.TAKE_OVER)
+SYSTEM_EVENTS = [e for e in Event if e not in lifecycle.CHANGE_EVENTS.values()
+                 and e not in (Event.CREATE, Event.EDIT, Event.DELETE)]  # fmt: skip
+POLICY = lifecycle.Policy(lease_seconds=60, max_attempts=3)
+IN_FLIGHT = {"job_token": "t0", "attempts": 1, "last_attempt_at": PAST,
+                 "lease_expires_at": NOW + dt.timedelta(seconds=30)}  # fmt: skip
+
+
+def job(status: Status, **fields) -> lifecycle.Job:
+    return lifecycle.Job(status, **(IN_FLIGHT if status is S.PROCESSING else {}) | fields)
+
+
+def decide(status: Status, event: Event, **kwargs) -> lifecycle.Outcome:
+    fields = kwargs.pop("job", {})
+    return lifecycle.decide(job(status, **fields), event, NOW, POLICY, new_token="t1", **kwargs)
 
 
 @pytest.mark.parametrize("current", list(Status))
-@pytest.mark.parametrize("event", WORKER_EVENTS)
-def test_delivery_events(current, event):
+@pytest.mark.parametrize("event", SYSTEM_EVENTS)
+def test_every_delivery_event_in_every_status(current, event):
     expected = DELIVERY_EVENTS.get((current, event))
     if expected is None:
         with pytest.raises(errors.InvalidTransition):
-            lifecycle.next_status(current, event)
-    else:
-        assert lifecycle.next_status(current, event) is expected
+            decide(current, event)
+        return
+    outcome = decide(current, event)
+    assert outcome.job.status is expected
+    before, after = job(current), outcome.job
+    # Only a claim counts an attempt; only the holder's events keep a lease.
+    assert after.attempts == before.attempts + (event is Event.CLAIM)
+    holds = event in (Event.CLAIM, Event.RENEW, Event.ITEM_LIVE)
+    assert (after.lease_expires_at is not None) == holds, after
+    if holds:
+        assert after.lease_expires_at == NOW + dt.timedelta(seconds=POLICY.lease_seconds)
+    # Into PENDING (with no wait asked), a message goes out at once: with a new
+    # token, except a lost one, re-sent as it was.
+    assert outcome.enqueue == (expected is S.PENDING), outcome
+    if outcome.enqueue:
+        assert after.queued_at == after.next_attempt_at == NOW
+        kept = event is Event.LOST_MESSAGE
+        assert after.job_token == (before.job_token if kept else "t1")
+
+
+@pytest.mark.parametrize("event", [Event.RETRY, Event.UNKNOWN, Event.CRASH])
+def test_a_failed_attempt_waits_with_a_new_token(event):
+    outcome = decide(S.PROCESSING, event, error=("HTTP_503", "busy"), wait=30)
+    assert outcome.job.status is S.PENDING and not outcome.enqueue
+    assert outcome.job.job_token == "t1"
+    assert outcome.job.next_attempt_at == NOW + dt.timedelta(seconds=30)
+    assert outcome.job.queued_at is None  # before next_attempt_at: waiting, not sent
+    assert outcome.job.error_code == "HTTP_503"
+
+
+@pytest.mark.parametrize("event", [Event.CRASH, Event.TAKE_OVER, Event.RESTART])
+def test_the_last_attempt_dying_fails_the_post_as_crashed(event):
+    outcome = decide(S.PROCESSING, event, job={"attempts": POLICY.max_attempts})
+    assert outcome.job.status is S.FAILED and not outcome.enqueue
+    assert outcome.job.error_code == lifecycle.CRASHED
+    assert outcome.job.lease_expires_at is None
+    # One attempt fewer, and it is tried again.
+    again = decide(S.PROCESSING, event, job={"attempts": POLICY.max_attempts - 1})
+    assert again.job.status is S.PENDING
+
+
+def test_the_last_transient_failure_fails_with_its_own_code():
+    outcome = decide(S.PROCESSING, Event.RETRY, job={"attempts": POLICY.max_attempts},
+                     error=("HTTP_503", "busy"))  # fmt: skip
+    assert (outcome.job.status, outcome.job.error_code) == (S.FAILED, "HTTP_503")
+
+
+def test_an_unknown_outcome_the_network_cannot_resolve_fails_at_once():
+    outcome = decide(S.PROCESSING, Event.UNKNOWN, error=("NO_ANSWER", "timeout"),
+                     resolvable=False)  # fmt: skip
+    assert (outcome.job.status, outcome.job.error_code) == (S.FAILED, lifecycle.OUTCOME_UNKNOWN)
+    resolvable = decide(S.PROCESSING, Event.UNKNOWN, error=("NO_ANSWER", "timeout"), wait=5)
+    assert resolvable.job.status is S.PENDING
+
+
+def test_a_take_over_may_wait_a_fence_before_the_next_send():
+    outcome = decide(S.PROCESSING, Event.TAKE_OVER, wait=60)
+    assert outcome.job.status is S.PENDING and not outcome.enqueue
+    assert outcome.job.next_attempt_at == NOW + dt.timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("event", [Event.CREATE, Event.PUBLISH, Event.DELETE, Event.SCHEDULE])
+def test_a_queued_post_always_gets_a_new_token(event):
+    status = {Event.CREATE: S.PENDING, Event.DELETE: S.CANCELLED}.get(event)
+    outcome = decide(S.SCHEDULED, event, target=status) if status else decide(S.SCHEDULED, event)
+    assert outcome.job.job_token == "t1"
+    assert outcome.enqueue == (outcome.job.status is S.PENDING)
+    assert (outcome.job.deleted_at == NOW) == (event is Event.DELETE)
 
 
 def test_a_thread_waiting_to_retry_with_a_live_item_cannot_be_cancelled():

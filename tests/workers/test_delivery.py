@@ -68,7 +68,7 @@ def test_a_failed_finish_does_not_take_the_item_back(api, tenant, monkeypatch):
     def broken_finish(*args, **kwargs):
         raise RuntimeError("finish failed")
 
-    monkeypatch.setattr(delivery, "_finish_owned", broken_finish)
+    monkeypatch.setattr(delivery.store, "apply_job", broken_finish)
     # When the last item is recorded live, the failure reaches the caller
     with pytest.raises(RuntimeError, match="finish failed"):
         record_last_item_live(post_id, token="any")

@@ -48,7 +48,7 @@ MOVE_CAUSES = {cause for _, cause, _ in MOVES.values()}
 
 def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
     """``count`` posts in the state ``kind`` names; returns {post_id: job token}."""
-    from service import db, ids, posts
+    from service import db, ids, store
     from service.models import Post, PostItem
 
     now = db.utcnow()
@@ -69,7 +69,7 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
         for n in range(count):
             post = Post.create(
                 id=ids.new(ids.POST), workspace=tenant.workspace_id, account=tenant.account_id,
-                platform="x", post_type="tweet", job_token=posts.new_token(),
+                platform="x", post_type="tweet", job_token=store.new_token(),
                 created_at=now, updated_at=now, **states[kind],
             )  # fmt: skip
             PostItem.create(post=post.id, position=0, text=f"{kind} {n}")

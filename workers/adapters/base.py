@@ -7,6 +7,44 @@ import datetime
 from typing import Protocol
 
 
+class LeaseLost(Exception):
+    """The post is no longer this worker's (taken over, or its job superseded)."""
+
+
+class Lease(Protocol):
+    """A worker's hold on the post it delivers, handed to adapters with each item.
+
+    ``renew()`` moves the lease on (cheap: it writes at most every third of the
+    lease); call it inside every wait (processing polls, uploads, downloads).
+    ``still_mine()`` renews and says whether the post is still this worker's.
+    ``before_create()`` proves ownership right before the request that makes the
+    item live. Both raise LeaseLost when the post is no longer this worker's:
+    stop at once, before any further network call.
+    """
+
+    def renew(self) -> None: ...
+
+    def still_mine(self) -> bool: ...
+
+    def before_create(self) -> None: ...
+
+
+class _NoLease:
+    """For adapters used outside a delivery (tests, tools): always held."""
+
+    def renew(self) -> None:
+        pass
+
+    def still_mine(self) -> bool:
+        return True
+
+    def before_create(self) -> None:
+        pass
+
+
+NO_LEASE = _NoLease()
+
+
 @dataclasses.dataclass(frozen=True)
 class MediaRef:
     url: str
@@ -45,6 +83,8 @@ class ItemRequest:
     post_json: dict | None = None
     #: When an earlier attempt started sending this item (its outcome unknown), if one did.
     send_started_at: datetime.datetime | None = None
+    #: This worker's hold on the post: renew it while waiting, check it before the create.
+    lease: Lease = dataclasses.field(default_factory=lambda: NO_LEASE, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

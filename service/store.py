@@ -1,0 +1,121 @@
+"""The one writer of a post's lifecycle: its status, job token, lease and attempts.
+
+Every change of those columns goes through ``apply`` (``insert`` for a new
+post): it asks ``lifecycle.decide`` what the event does, writes the changed
+columns with a compare-and-set on the version it read, and records the event
+in the post's history in the same transaction. A test greps the tree for any
+other code that writes them.
+
+Callers read the row first, in the same write transaction: locked (the
+caller's requests), claimed (the dispatcher and sweeper), or by its job token
+(the worker: ``apply_job``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from service import db, lifecycle
+from service.lifecycle import Event, Job, Outcome, Policy, Status
+from service.models import Post, PostEvent
+
+_policy = Policy()
+
+
+def configure(policy: Policy) -> None:
+    """Sets the lease length and attempt limit every decision applies."""
+    global _policy
+    _policy = policy
+
+
+def policy() -> Policy:
+    return _policy
+
+
+def new_token() -> str:
+    """A fresh job token: any delivery message carrying an older one is dropped."""
+    return secrets.token_hex(8)
+
+
+def job_of(post: Post) -> Job:
+    """``post``'s lifecycle columns."""
+    values = {name: getattr(post, name) for name in Job.fields()}
+    values["status"] = Status(post.status)
+    return Job(**values)
+
+
+def insert(post: Post, target: Status, now: dt.datetime) -> Outcome:
+    """Inserts a new ``post`` (content set, lifecycle columns not) in ``target`` status."""
+    outcome = lifecycle.decide(Job(target), Event.CREATE, now, _policy, target=target,
+                               new_token=new_token())  # fmt: skip
+    _set(post, outcome.job)
+    post.created_at = post.updated_at = now
+    db.insert(post)
+    _record(post, "", outcome.cause, now)
+    return outcome
+
+
+def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = None,
+          **decision) -> Outcome | None:  # fmt: skip
+    """Applies ``event`` to ``post`` (as read in this transaction), with any
+    ``content`` column changes; the outcome, or None when the post changed
+    since it was read (the compare-and-set on its version lost).
+
+    ``decision`` goes to ``lifecycle.decide`` (target, error, wait, resolvable).
+    Raises errors.InvalidTransition for an event the post's status refuses.
+    """
+    if content and not content.keys().isdisjoint(Job.fields()):
+        raise ValueError(f"lifecycle columns are decided, not passed: {sorted(content)}")
+    before = post.status
+    outcome = lifecycle.decide(job_of(post), event, now, _policy, new_token=new_token(),
+                               **decision)  # fmt: skip
+    _set(post, outcome.job)
+    for name, value in (content or {}).items():
+        setattr(post, name, value)
+    version = post.version
+    post.version = version + 1
+    post.updated_at = now
+    if db.update_changed(post, version=version) != 1:
+        post.version = version
+        return None
+    _record(post, before, outcome.cause, now)
+    return outcome
+
+
+_JOB = db.Compiled(
+    lambda post_id, token, status: db.locked(
+        Post.select().where(
+            (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
+        )
+    )
+)
+
+
+def job(post_id: str, token: str, status: Status) -> Post | None:
+    """The post if ``token`` is its job token and it is in ``status``, its row locked."""
+    rows = _JOB.rows(Post, post_id, token, status.value)
+    return rows[0] if rows else None
+
+
+def apply_job(post_id: str, token: str, event: Event, now: dt.datetime,
+              **decision) -> Post | None:  # fmt: skip
+    """A worker's event: applied only while ``token`` is the post's job token and
+    the post is in the status the event expects (PENDING for a claim, else
+    PROCESSING); the post as written, or None when it is not this job's."""
+    expected = Status.PENDING if event is Event.CLAIM else Status.PROCESSING
+    post = job(post_id, token, expected)
+    if post is None:
+        return None
+    return post if apply(post, event, now, **decision) else None
+
+
+def _set(post: Post, job: Job) -> None:
+    for name in Job.fields():
+        value = getattr(job, name)
+        setattr(post, name, value.value if name == "status" else value)
+
+
+def _record(post: Post, before: str, cause: str, now: dt.datetime) -> None:
+    db.insert(PostEvent(post=post.id, at=now, from_status=before, to_status=post.status,
+                        cause=cause, job_token=post.job_token))  # fmt: skip
