@@ -72,7 +72,7 @@ class InProcessDelivery:
     def __init__(self, config: Config, broker):
         import dramatiq
 
-        from workers import actors, delivery, scheduler
+        from workers import actors, delivery, queue_depth, scheduler
 
         delivery.configure(config)
         self._embedded = config.embedded
@@ -82,9 +82,13 @@ class InProcessDelivery:
         self._worker = dramatiq.Worker(
             broker, worker_threads=config.worker_threads, worker_timeout=100
         )
+        # The in-memory queue is lost only with the process, and start() recovers
+        # that: only a real broker's queue needs watching.
+        depth = None if config.embedded else queue_depth.probe(broker, actors.DELIVERY_QUEUE)
         self._scheduler = scheduler.Scheduler(
-            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after
-        )
+            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
+            queue_depth=depth,
+        )  # fmt: skip
 
     def start(self) -> None:
         if self._embedded:

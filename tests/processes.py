@@ -105,8 +105,32 @@ class ServerProcess(Process):
 class WorkerProcess(Process):
     """``python -m workers`` (Dramatiq worker processes, each dispatching and sweeping)."""
 
+    #: What each Dramatiq worker process logs once its threads, dispatcher and sweeper run.
+    READY = "Worker process is ready for action."
+
     def __init__(self, env: dict[str, str], log_path: str, processes: int = 1, threads: int = 4):
         super().__init__(
             ["-m", "workers", "--processes", str(processes), "--threads", str(threads)],
             env, log_path,
         )  # fmt: skip
+        self.processes = processes
+        self._log_from = 0
+
+    def start(self) -> WorkerProcess:
+        # The log is appended to across restarts: readiness counts from here.
+        self._log_from = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        return super().start()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Polls the log until every worker process of this start has booted (or
+        the deadline passes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"workers exited ({self.popen.returncode}); see {self.log_path}")
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_from)
+                if log.read().count(self.READY.encode()) >= self.processes:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"workers not ready after {timeout}s; see {self.log_path}")

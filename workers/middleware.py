@@ -37,15 +37,16 @@ class WorkerBoot(dramatiq.Middleware):
     def after_worker_boot(self, broker, worker):
         from service import crypto
         from service.config import Config
-        from workers import actors, delivery, scheduler
+        from workers import actors, delivery, queue_depth, scheduler
 
         config = Config.from_env()
         db.init(config)
         crypto.configure(config)
         delivery.configure(config)
         self._scheduler = scheduler.Scheduler(
-            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after
-        )
+            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
+            queue_depth=queue_depth.probe(broker, actors.DELIVERY_QUEUE),
+        )  # fmt: skip
         self._scheduler.start()
 
     def before_worker_shutdown(self, broker, worker):

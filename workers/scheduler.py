@@ -2,10 +2,11 @@
 
 The dispatcher moves due SCHEDULED posts to PENDING and enqueues PENDING posts
 whose retry is due; the sweeper re-enqueues PENDING posts whose message was
-lost and takes over PROCESSING posts whose worker died (lease expired). Every
-move is a compare-and-set, so any number of them may run at once. Every
-enqueue carries a new job token, so an older message for the post is dropped,
-except the sweeper's re-send of a lost message (Event.LOST_MESSAGE).
+lost (within seconds when the broker's queue is empty) and takes over
+PROCESSING posts whose worker died (lease expired). Every move is a
+compare-and-set, so any number of them may run at once. Every enqueue carries a
+new job token, so an older message for the post is dropped, except the
+sweeper's re-send of a lost message (Event.LOST_MESSAGE).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 Enqueue = Callable[[str, str], None]
+QueueDepth = Callable[[], "int | None"]
+
+#: Seconds: the least a message must have been out, with the queue empty, to
+#: count as lost (see Scheduler._lost_after).
+LOST_WHEN_EMPTY = 2.0
 
 
 @dataclasses.dataclass
@@ -143,11 +149,19 @@ class Scheduler:
     """Runs the dispatcher every ``interval`` seconds and the sweeper less often, in a thread."""
 
     def __init__(self, enqueue: Enqueue, interval: float, requeue_after: float,
-                 sweep_every: float = 5.0):  # fmt: skip
+                 sweep_every: float = 5.0, queue_depth: QueueDepth | None = None):  # fmt: skip
+        """``queue_depth``: messages waiting in the delivery queue (None: cannot
+        tell), asked once per sweep; without it a message counts as lost only
+        after ``requeue_after``."""
         self._enqueue = enqueue
         self._interval = interval
         self._requeue_after = requeue_after
         self._sweep_every = sweep_every
+        self._queue_depth = queue_depth
+        # A commit that sets queued_at is followed by its send within a round
+        # (the dispatcher's, a handler's): three rounds, and no less than
+        # LOST_WHEN_EMPTY, keep a message still on its way from looking lost.
+        self._lost_when_empty = min(max(3 * interval, LOST_WHEN_EMPTY), requeue_after)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
 
@@ -162,16 +176,35 @@ class Scheduler:
         """One round; returns how many jobs it sent."""
         for hook in hooks.before_dispatch:
             hook(now)
+        # Asked before the database work: no transaction waits on the broker.
+        lost_after = self._lost_after() if sweep_too else None
         with db.connection():
             jobs = dispatch_due(now)
-            if sweep_too:
-                jobs += sweep(now, self._requeue_after)
+            if lost_after is not None:
+                jobs += sweep(now, lost_after)
         for post_id, token in jobs:
             try:
                 self._enqueue(post_id, token)
             except Exception:  # the broker is down: the sweeper sends it again later
                 log.exception("enqueue of %s failed", post_id)
         return len(jobs)
+
+    def _lost_after(self) -> float:
+        """How long a PENDING post's message must have been out to count as lost.
+
+        With the queue empty, a message out for longer than a few rounds is in a
+        worker's hands or gone (a broker restart lost it): it is re-sent at once
+        with its own token, and a copy that was only slow is dropped at its claim.
+        The re-sends are bounded: each sets the post's queued_at to now, so a post
+        is re-sent at most once a sweep; and the copies wait in the queue (a
+        worker fetches only as it finishes, so a busy one leaves them there), so
+        the next sweep sees it non-empty and sends nothing more. A sweep thus
+        re-sends at most what the workers have prefetched plus what was lost. When the broker cannot tell (None) or the
+        queue has a backlog, POSTS_REQUEUE_AFTER stays the bound.
+        """
+        if self._queue_depth is not None and self._queue_depth() == 0:
+            return self._lost_when_empty
+        return self._requeue_after
 
     def _run(self) -> None:
         next_sweep = 0.0
