@@ -30,6 +30,8 @@ class Config:
     requeue_after: float = 300.0
     max_attempts: int = 5
     retry_base: float = 2.0
+    #: Seconds one delivery may run before its thread is interrupted (a hung post).
+    delivery_time_limit: float = 900.0
     inprocess_worker: bool = False
     tls_cert: str = ""
     tls_key: str = ""
@@ -75,6 +77,9 @@ class Config:
             requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),
             retry_base=_number(env, "POSTS_RETRY_BASE", cls.retry_base, float),
+            delivery_time_limit=_number(
+                env, "POSTS_DELIVERY_TIME_LIMIT", cls.delivery_time_limit, float
+            ),
             inprocess_worker=env.get("POSTS_INPROCESS_WORKER", "") not in ("", "0", "false"),
             tls_cert=tls["cert"],
             tls_key=tls["key"],

@@ -75,6 +75,7 @@ class InProcessDelivery:
         from workers import actors, delivery, queue_depth, scheduler
 
         delivery.configure(config)
+        actors.configure(config, broker)
         self._embedded = config.embedded
         self._broker = broker
         self._enqueue = actors.enqueue

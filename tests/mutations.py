@@ -56,6 +56,13 @@ MUTATIONS = [
         backends="sqlite,postgres-redis,postgres-rabbitmq",
     ),
     Mutation(
+        "time-limit-escapes-delivery",
+        "workers/delivery.py",
+        "        except BaseException as exc:\n",
+        "        except Exception as exc:\n",
+        ("tests/workers/test_poison.py",),
+    ),
+    Mutation(
         "drafts-fire-at-their-old-time",
         "workers/scheduler.py",
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",

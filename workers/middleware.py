@@ -43,6 +43,7 @@ class WorkerBoot(dramatiq.Middleware):
         db.init(config)
         crypto.configure(config)
         delivery.configure(config)
+        actors.configure(config, broker)
         self._scheduler = scheduler.Scheduler(
             actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
             queue_depth=queue_depth.probe(broker, actors.DELIVERY_QUEUE),
