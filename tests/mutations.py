@@ -63,6 +63,13 @@ MUTATIONS = [
         ("tests/workers/test_poison.py",),
     ),
     Mutation(
+        "network-keys-from-the-callers-key",
+        "workers/delivery.py",
+        '    base = f"{post.id}:{post.content_revision}:{index}"',
+        '    base = f"{post.idempotency_key or post.id}:{post.content_revision}:{index}"',
+        ("tests/workers/adapters/test_delivery_keys.py",),
+    ),
+    Mutation(
         "drafts-fire-at-their-old-time",
         "workers/scheduler.py",
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",
