@@ -70,6 +70,14 @@ MUTATIONS = [
         ("tests/workers/adapters/test_delivery_keys.py",),
     ),
     Mutation(
+        "live-item-overwritten",
+        "workers/delivery.py",
+        "    ).where((PostItem.id == item_id) & (PostItem.platform_post_id == empty))\n",
+        "    ).where((PostItem.id == item_id) & (PostItem.platform_post_id.is_null(False)"
+        " | (PostItem.platform_post_id == empty)))\n",
+        ("tests/workers/test_delivery.py",),
+    ),
+    Mutation(
         "drafts-fire-at-their-old-time",
         "workers/scheduler.py",
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",
@@ -119,9 +127,10 @@ def run(mutation: Mutation) -> tuple[str, float, str]:
         )  # fmt: skip
     lines = result.stdout.strip().splitlines()
     summary = lines[-1] if lines else result.stderr.strip()[-300:]
-    # pytest exits 1 when tests failed; anything else (2-5) is not a kill.
+    # pytest exits 1 when tests failed; anything else (2-5), or a test that could
+    # not even be set up ("1 error"), is not a kill.
     outcome = "killed" if result.returncode == 1 else "SURVIVED"
-    if result.returncode not in (0, 1):
+    if result.returncode not in (0, 1) or " error" in summary:
         outcome = f"error (pytest exit {result.returncode})"
     return outcome, time.monotonic() - started, summary
 

@@ -76,3 +76,31 @@ def test_a_failed_finish_does_not_take_the_item_back(api, tenant, monkeypatch):
     after, live = state(post_id)
     assert live == ["", "net-2"]
     assert after.version == before.version + 1
+
+
+def test_an_item_recorded_live_is_never_overwritten(api, tenant):
+    from service import db, posts
+    from workers import delivery
+    from workers.adapters.base import Published
+
+    # Given a thread whose last item a worker recorded live
+    post_id = a_draft_thread(api, tenant)
+    with pytest.raises(delivery.LeaseLost):  # a draft is no worker's: the item still records
+        record_last_item_live(post_id, token="first-worker")
+    # When a second worker (a take-over that sent again) records another result for it
+    with db.connection():
+        last = posts.load(post_id).items[-1][0]
+    with pytest.raises(delivery.LeaseLost), db.connection():
+        delivery._record_live(last, Published("net-other", "https://net/other"), post_id,
+                              "second-worker", finish=True)  # fmt: skip
+    # Then the first result stands
+    _, live = state(post_id)
+    assert live == ["", "net-2"]
+
+
+def test_a_take_over_waits_a_lease_only_where_the_network_can_neither_dedupe_nor_tell():
+    from service import store
+    from workers.scheduler import _fence
+
+    assert _fence("linkedin") == store.policy().lease_seconds  # no keys, no look-up
+    assert _fence("x") == _fence("mastodon") == _fence("bluesky") == _fence("webhook") == 0.0
