@@ -78,6 +78,14 @@ MUTATIONS = [
         ("tests/workers/test_delivery.py",),
     ),
     Mutation(
+        "take-overs-never-use-up-attempts",
+        "service/lifecycle.py",
+        "        elif event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",
+        "        elif event is E.CRASH and job.attempts >= policy.max_attempts:",
+        (("tests/workers/test_poison.py::"
+         "test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed"),),
+    ),
+    Mutation(
         "drafts-fire-at-their-old-time",
         "workers/scheduler.py",
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",

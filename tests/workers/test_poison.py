@@ -94,3 +94,97 @@ def test_a_post_that_hangs_its_worker_fails_as_crashed_while_others_go_out(
     assert failed.delivery.attempts == MAX_ATTEMPTS
     assert hang.hung[draft.post_id] == hang.cut[draft.post_id] == MAX_ATTEMPTS
     assert ledger.sends(post_id=draft.post_id) == []
+
+
+# ------------------------------------------------ a post that kills its worker
+
+KILL_ENV = {
+    "POSTS_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    "POSTS_LEASE_SECONDS": "2",  # a killed worker's post is taken over at the next sweep
+    "POSTS_RETRY_BASE": "0.05",
+    "POSTS_DISPATCH_INTERVAL": "0.05",
+    "POSTS_SECRET_KEY": "poison-secret-key-0123456789abcdef-0123456",
+}
+HOOK_SECRET = "poison-hook"
+
+
+@pytest.mark.timeout(300)
+def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
+    tmp_path, postgres_server, redis_server
+):
+    import grpc
+
+    from tests.fakes.webhook import FakeWebhook
+    from tests.processes import ServerProcess, WorkerProcess, run_cli
+    from tests.support import Api, Tenant, wait_for
+
+    # isort: split
+    from posts.v1 import posts_pb2_grpc
+
+    # Given a server, workers on PostgreSQL + Redis, and two workspaces on two
+    # consumers: the poisoner's never answers (the test kills the worker instead)
+    redis_server.flush()
+    env = {**KILL_ENV, "POSTS_DATABASE_URL": postgres_server.create_database("poison_kill"),
+           "POSTS_BROKER_URL": redis_server.url, "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
+    poison_hook, fine_hook = FakeWebhook(HOOK_SECRET).start(), FakeWebhook(HOOK_SECRET).start()
+    poison_hook.hold(timeout=60)
+    assert run_cli(env, "migrate").returncode == 0
+
+    def tenant(name: str, hook: FakeWebhook) -> Tenant:
+        workspace = run_cli(env, "admin", "workspace", "create", name).stdout.strip()
+        key = run_cli(env, "admin", "key", "create", "--workspace", workspace).stdout.strip()
+        account = run_cli(env, "admin", "account", "create", "--workspace", workspace,
+                          "--platform", "webhook", "--handle", name,
+                          "--base-url", hook.base_url + f"/hooks/{name}",
+                          "--token", HOOK_SECRET).stdout.strip()  # fmt: skip
+        return Tenant(workspace, key, account)
+
+    poisoner, bystander = tenant("poisoner", poison_hook), tenant("bystander", fine_hook)
+    server = ServerProcess(env, str(tmp_path / "server.log"))
+    workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=4)
+    kills = 0
+    try:
+        server.start()
+        server.wait_serving(timeout=60)
+        workers.start()
+        workers.wait_ready()
+        with grpc.insecure_channel(server.address) as channel:
+            api = Api(posts_pb2_grpc.PostServiceStub(channel))
+            poison = api.create(poisoner, text="kills its worker", status=pb.STATUS_CHANGE_PUBLISH)
+            others = [api.create(bystander, text=f"fine {n}", status=pb.STATUS_CHANGE_PUBLISH)
+                      for n in range(20)]  # fmt: skip
+
+            # When its worker is SIGKILLed each time it is sending that post
+            def status() -> int:
+                return api.get(poisoner, poison.post_id).status
+
+            # (A killed worker's request stays held at the consumer: count arrivals.)
+            while status() != pb.POST_STATUS_FAILED and kills <= MAX_ATTEMPTS:
+                # Arrivals so far: one per attempt the test killed.
+                wait_for(lambda sent=kills: len(poison_hook.log) > sent
+                         or status() == pb.POST_STATUS_FAILED,
+                         timeout=30, interval=0.02,
+                         message="the poison post's send in flight")  # fmt: skip
+                if status() == pb.POST_STATUS_FAILED:
+                    break
+                workers.kill()
+                kills += 1
+                workers.start()
+
+            # Then it ends FAILED as crashed, after one attempt per kill
+            failed = api.wait_status(poisoner, poison.post_id, pb.POST_STATUS_FAILED, timeout=30)
+            assert failed.error.code == "DELIVERY_CRASHED", failed.error
+            assert failed.delivery.attempts == kills == MAX_ATTEMPTS
+
+            # And the other workspace's 20 posts all went out, once each
+            for post in others:
+                api.wait_published(bystander, post.post_id, timeout=60)
+            with fine_hook.lock:
+                keys = [entry["post_id"] for entry in fine_hook.live]
+            assert sorted(keys) == sorted(post.post_id for post in others)
+    finally:
+        poison_hook.release()
+        workers.stop()
+        server.stop()
+        poison_hook.stop()
+        fine_hook.stop()
