@@ -13,6 +13,7 @@ import sys
 
 from service import admin, crypto, db, migrations, platforms
 from service.config import Config, ConfigError
+from service.server import Wire
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, wire: Wire) -> int:
+    """Runs one command; ``serve`` sets up its delivery side with ``wire``."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -57,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             from service.server import serve, serve_processes
 
             if args.processes > 1:
-                serve_processes(config, args.processes)
+                serve_processes(config, args.processes, wire)
             else:
-                serve(config)
+                serve(config, wire)
             return 0
         if args.command == "migrate":
             applied = migrations.migrate()

@@ -1,7 +1,10 @@
-"""The gRPC server: PostService, reflection and health, and on the embedded
-default the delivery worker, dispatcher and sweeper in the same process.
+"""The gRPC server: PostService, reflection and health, and the delivery side
+its caller hands it (on the embedded default the delivery worker, dispatcher
+and sweeper run in the same process).
 
-``create_server(config)`` builds and binds; ``serve()`` runs until SIGTERM.
+``create_server(config, enqueue, delivery)`` builds and binds; ``serve(config,
+wire)`` runs until SIGTERM. The delivery side comes in through ``Delivery`` and
+``Wire`` so that this package never imports the workers.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,22 +33,41 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = posts_pb2.DESCRIPTOR.services_by_name["PostService"].full_name
 
+#: Sends the delivery message of a committed job: ``enqueue(post_id, token)``.
+Enqueue = Callable[[str, str], None]
+
+
+class Delivery(Protocol):
+    """Delivery running inside the server process: started before the server
+    serves, stopped after it has drained."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+#: Sets up a server process's delivery side for ``config``: its Enqueue, and its
+#: Delivery when the worker runs in this process (else None). A module-level
+#: function: ``serve_processes`` hands it to each child process by name.
+Wire = Callable[[Config], tuple[Enqueue, Delivery | None]]
+
 
 class PostServer:
     """A bound server; ``start`` serves, ``stop`` drains and stops everything it started."""
 
-    def __init__(self, config: Config, server: grpc.Server, health_servicer, embedded):
+    def __init__(self, config: Config, server: grpc.Server, health_servicer,
+                 delivery: Delivery | None):  # fmt: skip
         self.config = config
         self._server = server
         self._health = health_servicer
-        self._embedded = embedded
+        self._delivery = delivery
         self._checkpoints = db.WalCheckpoints() if db.is_sqlite() else None
 
     def start(self) -> None:
         if self._checkpoints:
             self._checkpoints.start()
-        if self._embedded:
-            self._embedded.start()
+        if self._delivery:
+            self._delivery.start()
         self._server.start()
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -53,8 +77,8 @@ class PostServer:
         seconds), then the worker stops after its current job."""
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
-        if self._embedded:
-            self._embedded.stop()
+        if self._delivery:
+            self._delivery.stop()
         if self._checkpoints:
             self._checkpoints.stop()
 
@@ -62,60 +86,14 @@ class PostServer:
         self._server.wait_for_termination()
 
 
-class InProcessDelivery:
-    """A Dramatiq worker, dispatcher and sweeper inside the server process.
+def create_server(config: Config, enqueue: Enqueue,
+                  delivery: Delivery | None = None) -> tuple[PostServer, int]:  # fmt: skip
+    """Builds the server for ``config`` and binds it; returns it with the bound port.
 
-    Always on the embedded default (in-memory broker); on a real broker when
-    POSTS_INPROCESS_WORKER is set.
+    Committed jobs go to ``enqueue``; ``delivery`` starts and stops with the server.
     """
-
-    def __init__(self, config: Config, broker):
-        import dramatiq
-
-        from workers import actors, delivery, queue_depth, scheduler
-
-        delivery.configure(config)
-        actors.configure(config, broker)
-        self._embedded = config.embedded
-        self._broker = broker
-        self._enqueue = actors.enqueue
-        self._recover = scheduler.recover_after_restart
-        self._worker = dramatiq.Worker(
-            broker, worker_threads=config.worker_threads, worker_timeout=100
-        )
-        # The in-memory queue is lost only with the process, and start() recovers
-        # that: only a real broker's queue needs watching.
-        depth = None if config.embedded else queue_depth.probe(broker, actors.DELIVERY_QUEUE)
-        self._scheduler = scheduler.Scheduler(
-            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
-            queue_depth=depth,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        if self._embedded:
-            # The in-memory broker lost every message when the last process stopped.
-            for post_id, token in self._recover(db.utcnow()):
-                self._enqueue(post_id, token)
-        self._worker.start()
-        self._scheduler.start()
-
-    def stop(self) -> None:
-        self._scheduler.stop()
-        self._worker.stop()
-        if self._embedded:
-            self._broker.flush_all()
-
-
-def create_server(config: Config) -> tuple[PostServer, int]:
-    """Builds the server for ``config`` and binds it; returns it with the bound port."""
     db.init(config)
     keyring = crypto.configure(config)
-    from workers import broker as workers_broker
-    from workers.actors import enqueue
-
-    broker = workers_broker.use(config.broker_url)
-    in_process = config.embedded or config.inprocess_worker
-    embedded = InProcessDelivery(config, broker) if in_process else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
         interceptors=[PostServiceInterceptor(Authenticator())],
@@ -130,7 +108,7 @@ def create_server(config: Config) -> tuple[PostServer, int]:
         server,
     )  # fmt: skip
     port = _bind(server, config)
-    return PostServer(config, server, health_servicer, embedded), port
+    return PostServer(config, server, health_servicer, delivery), port
 
 
 def _bind(server: grpc.Server, config: Config) -> int:
@@ -152,9 +130,10 @@ def _bind(server: grpc.Server, config: Config) -> int:
     return port
 
 
-def serve(config: Config) -> None:
-    """Runs the server until SIGTERM or SIGINT, then drains."""
-    server, port = create_server(config)
+def serve(config: Config, wire: Wire) -> None:
+    """Runs the server, with the delivery side ``wire`` sets up, until SIGTERM or
+    SIGINT, then drains."""
+    server, port = create_server(config, *wire(config))
     server.start()
     log.info("serving posts.v1.PostService on %s (port %d)", config.listen, port)
     stopping = threading.Event()
@@ -171,7 +150,7 @@ def serve(config: Config) -> None:
     log.info("stopped")
 
 
-def serve_processes(config: Config, processes: int) -> None:
+def serve_processes(config: Config, processes: int, wire: Wire) -> None:
     """Runs ``processes`` server processes on one port (SO_REUSEPORT); SIGTERM drains them all.
 
     Needs a real broker: embedded workers in several processes would each
@@ -188,7 +167,7 @@ def serve_processes(config: Config, processes: int) -> None:
 
         raise ConfigError("--processes > 1 needs a fixed port in POSTS_LISTEN")
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=serve, args=(config,), name=f"server-{i}")
+    children = [context.Process(target=serve, args=(config, wire), name=f"server-{i}")
                 for i in range(processes)]  # fmt: skip
     for child in children:
         child.start()

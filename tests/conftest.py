@@ -168,7 +168,7 @@ def server(request, tmp_path_factory):
     from service import db, migrations
     from service import server as service_server
     from workers import broker as workers_broker
-    from workers import delivery, scheduler
+    from workers import delivery, inprocess, scheduler
     from workers.adapters.sandbox import LEDGER
 
     backend = request.param
@@ -191,7 +191,7 @@ def server(request, tmp_path_factory):
         hooks.clear()
     db.init(config)
     migrations.migrate()
-    grpc_server, port = service_server.create_server(config)
+    grpc_server, port = service_server.create_server(config, *inprocess.wire(config))
     try:
         grpc_server.start()
         yield Running(config=config, port=port, backend=backend)

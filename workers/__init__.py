@@ -1,4 +1,3 @@
-"""Delivery workers: ``dramatiq workers`` (or ``python -m workers``) finds the actors here."""
+"""Delivery workers: ``python -m workers`` (or ``dramatiq workers.broker:setup``) runs them."""
 
 import service  # noqa: F401  (puts generated/ on the import path)
-from workers import actors  # noqa: F401  (declares the actors, after configuring the broker)

@@ -1,21 +1,42 @@
-"""Dramatiq actors. Messages carry ids only: ``(post_id, token)``."""
+"""Dramatiq actors. Messages carry ids only: ``(post_id, token)``.
+
+The actor is declared on a broker given to ``declare`` (``workers.broker`` does
+it when it sets one up), never at import: declared without one, Dramatiq would
+make a RabbitMQ broker of its own for it.
+"""
 
 from __future__ import annotations
 
 import dramatiq
 from dramatiq.middleware import TimeLimit
 
-import workers.broker  # noqa: F401  (sets the broker before any actor is declared)
 from service.config import Config
 from workers import delivery
 
 DELIVERY_QUEUE = "deliveries"
 
+_actor: dramatiq.Actor | None = None
 
-@dramatiq.actor(queue_name=DELIVERY_QUEUE, actor_name="deliver_post", time_limit=15 * 60_000)
+
 def deliver_post(post_id: str, token: str) -> None:
     """Delivers ``post_id`` if ``token`` is still its job token (else drops the message)."""
     delivery.deliver(post_id, token)
+
+
+def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
+    """Declares ``deliver_post`` on ``broker``, which ``enqueue`` sends to from now on."""
+    global _actor
+    _actor = dramatiq.actor(
+        deliver_post, broker=broker, queue_name=DELIVERY_QUEUE, actor_name="deliver_post",
+        time_limit=15 * 60_000,
+    )  # fmt: skip
+    return _actor
+
+
+def _declared() -> dramatiq.Actor:
+    if _actor is None:
+        raise RuntimeError("no broker yet: call workers.broker.setup() or use() first")
+    return _actor
 
 
 def configure(config: Config, broker: dramatiq.Broker) -> None:
@@ -26,7 +47,7 @@ def configure(config: Config, broker: dramatiq.Broker) -> None:
     here (once per broker). A delivery past the limit is interrupted with a
     BaseException that delivery records as a crash.
     """
-    deliver_post.options["time_limit"] = int(config.delivery_time_limit * 1000)
+    _declared().options["time_limit"] = int(config.delivery_time_limit * 1000)
     for middleware in broker.middleware:
         if isinstance(middleware, TimeLimit) and middleware.manager.ident is None:
             middleware.manager.start()
@@ -34,4 +55,4 @@ def configure(config: Config, broker: dramatiq.Broker) -> None:
 
 def enqueue(post_id: str, token: str) -> None:
     """Sends the delivery message of a committed job."""
-    deliver_post.send(post_id, token)
+    _declared().send(post_id, token)

@@ -1,9 +1,9 @@
-"""The Dramatiq broker, configured from the environment before any actor is declared.
+"""The Dramatiq broker, set up explicitly: importing a module builds none.
 
-Import this module first (``workers.actors`` does): Dramatiq otherwise makes a
-RabbitMQ broker of its own the moment an actor is declared. No
-POSTS_BROKER_URL means the embedded default: an in-memory broker whose worker
-runs inside the server process.
+A ``dramatiq`` worker process calls ``setup`` (``dramatiq workers.broker:setup``,
+which ``python -m workers`` runs); a server calls ``use``. Both declare the
+actors on the broker they set. No POSTS_BROKER_URL means the embedded default:
+an in-memory broker whose worker runs inside the server process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries, default_middleware
 
 from service.config import Config
+from workers import actors
 from workers.middleware import DatabaseConnection, WorkerBoot
 
 
@@ -21,7 +22,7 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
 
     Dramatiq's Retries middleware is left out: it re-sends the same message,
     while delivery keeps its retries in the database. ``worker_process``: this
-    is a ``dramatiq workers`` process, which sets itself up when it boots.
+    is a ``dramatiq`` worker process, which sets itself up when it boots.
     """
     middleware = [m() for m in default_middleware if m is not Retries]
     middleware.append(DatabaseConnection())
@@ -38,31 +39,36 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
     return RabbitmqBroker(url=url, middleware=middleware)
 
 
-def current() -> dramatiq.Broker:
-    """The broker actors send to and workers consume from."""
-    return dramatiq.get_broker()
+def setup() -> dramatiq.Broker:
+    """Sets this ``dramatiq`` worker process's broker, for POSTS_BROKER_URL: what
+    ``dramatiq workers.broker:setup`` calls before it starts the worker."""
+    url = Config.from_env().broker_url
+    # Booting a worker process sets it up; on the embedded default the server does it.
+    return _set(make_broker(url, worker_process=bool(url)))
 
 
 def use(url: str) -> dramatiq.Broker:
-    """Points this process (a server) at the broker for ``url`` and moves the
-    declared actors over to it; a no-op when it already uses that broker."""
+    """Points this process (a server) at the broker for ``url``, and closes the
+    one it used before; a no-op when it already uses that broker."""
     global _server_url
     if url == _server_url:
-        return current()
-    old = current()
-    broker = make_broker(url, worker_process=False)
-    for name in old.get_declared_actors():
-        actor = old.get_actor(name)
-        actor.broker = broker
-        broker.declare_actor(actor)
-    dramatiq.set_broker(broker)
-    old.close()
+        return _current
+    old = _current
+    broker = _set(make_broker(url, worker_process=False))
     _server_url = url
+    if old is not None:
+        old.close()
     return broker
 
 
-# At import, as ``dramatiq workers`` needs it: a worker process's broker. A
-# server switches to its own with ``use``.
+def _set(broker: dramatiq.Broker) -> dramatiq.Broker:
+    global _current
+    actors.declare(broker)
+    dramatiq.set_broker(broker)
+    _current = broker
+    return broker
+
+
+#: The broker ``setup`` or ``use`` set (None before either), and the URL ``use`` was given.
+_current: dramatiq.Broker | None = None
 _server_url: str | None = None
-_env_url = Config.from_env().broker_url
-dramatiq.set_broker(make_broker(_env_url, worker_process=bool(_env_url)))

@@ -19,10 +19,10 @@ import time
 from google.protobuf import json_format
 
 from service import crypto, db, lifecycle, posts, rules, store
+from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Post, PostItem, micros
-from service.servicer import encode_post
 from workers.adapters import adapter_for
 from workers.adapters.base import (
     AccountRef,

@@ -1,10 +1,12 @@
-"""Dramatiq middleware: one database connection per message."""
+"""Dramatiq middleware: one database connection per message, and a worker process's boot."""
 
 from __future__ import annotations
 
 import dramatiq
 
 from service import db
+from service.config import Config
+from workers import boot
 
 
 class DatabaseConnection(dramatiq.Middleware):
@@ -25,7 +27,7 @@ class DatabaseConnection(dramatiq.Middleware):
 
 
 class WorkerBoot(dramatiq.Middleware):
-    """Sets up a ``dramatiq workers`` process from the environment, and runs its
+    """Sets up a ``dramatiq`` worker process from the environment, and runs its
     dispatcher and sweeper beside the worker threads.
 
     Only on a real broker: on the embedded default the server does all of it.
@@ -35,19 +37,7 @@ class WorkerBoot(dramatiq.Middleware):
         self._scheduler = None
 
     def after_worker_boot(self, broker, worker):
-        from service import crypto
-        from service.config import Config
-        from workers import actors, delivery, queue_depth, scheduler
-
-        config = Config.from_env()
-        db.init(config)
-        crypto.configure(config)
-        delivery.configure(config)
-        actors.configure(config, broker)
-        self._scheduler = scheduler.Scheduler(
-            actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
-            queue_depth=queue_depth.probe(broker, actors.DELIVERY_QUEUE),
-        )  # fmt: skip
+        self._scheduler = boot.boot(Config.from_env(), broker)
         self._scheduler.start()
 
     def before_worker_shutdown(self, broker, worker):

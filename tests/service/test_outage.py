@@ -21,6 +21,7 @@ def postgres_service(tmp_path):
     from service import admin, db, migrations
     from service.config import Config
     from service.server import create_server
+    from workers.inprocess import wire
 
     with PostgresServer() as postgres:
         config = Config.from_env({
@@ -31,7 +32,7 @@ def postgres_service(tmp_path):
         })  # fmt: skip
         db.init(config)
         migrations.migrate()
-        server, port = create_server(config)
+        server, port = create_server(config, *wire(config))
         server.start()
         try:
             workspace_id = admin.create_workspace("outage")

@@ -1,0 +1,81 @@
+"""Domain posts as protobuf messages: the answers PostService gives and the
+webhook body a delivery sends, encoded the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+from posts.v1 import posts_pb2
+
+from service.posts import LoadedPost
+
+pb = posts_pb2
+
+
+def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _status(name: str) -> int:
+    return pb.PostStatus.Value(f"POST_STATUS_{name.upper()}")
+
+
+def encode_post(loaded: LoadedPost) -> pb.Post:
+    """The domain's post as a posts.v1.Post."""
+    post = loaded.post
+    items = []
+    for item, media in loaded.items:
+        items.append(
+            pb.PostItem(
+                text=item.text,
+                media=[
+                    pb.Media(
+                        media_id=m.id,
+                        url=m.url,
+                        kind=pb.MediaKind.Value(f"MEDIA_KIND_{m.kind.upper()}"),
+                        mime_type=m.mime_type,
+                        alt_text=m.alt_text,
+                    )
+                    for m in media
+                ],
+                status=_status("published" if item.platform_post_id else post.status),
+                platform_post_id=item.platform_post_id,
+                platform_url=item.platform_url,
+            )
+        )
+    first = items[0] if items else pb.PostItem()
+    message = pb.Post(
+        post_id=post.id,
+        workspace_id=post.workspace_id,
+        account_id=post.account_id,
+        platform=pb.Platform.Value(f"PLATFORM_{post.platform.upper()}"),
+        post_type=pb.PostType.Value(f"POST_TYPE_{post.post_type.upper()}"),
+        title=post.title,
+        items=items,
+        text=first.text,
+        media=first.media,
+        status=_status(post.status),
+        scheduled_at=_ts(post.scheduled_at),
+        idempotency_key=post.idempotency_key,
+        etag=loaded.etag,
+        platform_post_id=first.platform_post_id,
+        platform_url=first.platform_url,
+        delivery=pb.Delivery(
+            attempts=post.attempts,
+            last_attempt_time=_ts(post.last_attempt_at),
+            next_attempt_time=_ts(post.next_attempt_at if post.status == "pending" else None),
+            queue_time=_ts(post.queued_at),
+            publish_time=_ts(post.published_at),
+        ),
+        create_time=_ts(post.created_at),
+        update_time=_ts(post.updated_at),
+        delete_time=_ts(post.deleted_at),
+    )
+    if post.error_code or post.error_message:
+        message.error.CopyFrom(pb.PostError(code=post.error_code, message=post.error_message))
+    return message

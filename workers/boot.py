@@ -1,0 +1,27 @@
+"""The one boot sequence of every process that delivers: a ``dramatiq`` worker
+process (``middleware.WorkerBoot``) and a server running its worker in process
+(``inprocess.InProcessDelivery``)."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from service import crypto, db
+from service.config import Config
+from workers import actors, delivery, queue_depth, scheduler
+
+
+def boot(config: Config, broker: dramatiq.Broker) -> scheduler.Scheduler:
+    """Sets this process up to deliver from ``broker`` (database, keys, delivery
+    settings, the actor's time limit); returns its dispatcher and sweeper, not started."""
+    db.init(config)
+    crypto.configure(config)
+    delivery.configure(config)
+    actors.configure(config, broker)
+    # The in-memory queue is lost only with the process, and the server recovers
+    # that when it starts: only a real broker's queue needs watching.
+    depth = None if config.embedded else queue_depth.probe(broker, actors.DELIVERY_QUEUE)
+    return scheduler.Scheduler(
+        actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
+        queue_depth=depth,
+    )  # fmt: skip
