@@ -86,6 +86,20 @@ MUTATIONS = [
          "test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed"),),
     ),
     Mutation(
+        "no-renewal-while-waiting",
+        "workers/adapters/http.py",
+        "        lease.renew()\n        left = ends_at",
+        "        left = ends_at",
+        ("tests/workers/test_leases.py",),
+    ),
+    Mutation(
+        "5xx-to-a-create-counts-as-not-sent",
+        "workers/adapters/http.py",
+        "    if creates and response.status_code >= 500:",
+        "    if False:",
+        ("tests/workers/test_leases.py",),
+    ),
+    Mutation(
         "drafts-fire-at-their-old-time",
         "workers/scheduler.py",
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",

@@ -2,7 +2,8 @@
 
 Subclasses declare routes; the base records every request, keeps a ledger of
 what went live, and injects faults on demand (503, 429 with Retry-After, 401,
-or a dropped connection after the post went live: an unknown outcome).
+a dropped connection after the post went live, or a 5xx after it went live, as
+a gateway that gave up waiting answers: unknown outcomes).
 
 It also stamps every request on arrival (``arrivals``, faults included, before
 ``delay``), so tests can measure the gaps between attempts (``calls``,
@@ -46,14 +47,16 @@ class Response:
 
 @dataclasses.dataclass
 class Fault:
-    """``status``: answer this instead of running the route; ``drop``: run the
-    route (the post goes live) then close the connection without answering."""
+    """``status``: answer this instead of running the route (with ``live``: after
+    running it, so the post goes live all the same); ``drop``: run the route (the
+    post goes live) then close the connection without answering."""
 
     status: int = 0
     body: object = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     drop: bool = False
     path: str = ""  # only requests whose path contains this
+    live: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,12 +227,14 @@ class FakeNetwork:
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)
-        if fault and fault.status:
+        if fault and fault.status and not fault.live:
             return Response(fault.status, fault.body, fault.headers), False
         for method, pattern, name in self.routes:
             match = re.fullmatch(pattern, request.path)
             if method == request.method and match:
                 response = getattr(self, name)(request, *match.groups())
+                if fault and fault.status:  # ``live``: it ran, and the answer is lost
+                    return Response(fault.status, fault.body, fault.headers), False
                 return response, bool(fault and fault.drop)
         return Response(404, {"error": f"no route {request.method} {request.path}"}), False
 

@@ -5,7 +5,10 @@ Speaks the shapes the LinkedIn adapter uses: ``POST /rest/posts`` answering
 ?action=initializeUpload`` answering ``{"value": {"uploadUrl", "image" |
 "document"}}``; ``POST /rest/videos?action=initializeUpload`` (upload
 instructions) and ``?action=finalizeUpload`` (the parts' ETags); ``GET
-/rest/videos/<urn>``; ``PUT /upload/<id>`` (the upload URLs it hands out).
+/rest/videos/<urn>`` and ``GET /rest/documents/<urn>`` (``status``);
+``PUT /upload/<id>`` (the upload URLs it hands out). A finalized video or an
+uploaded document is PROCESSING for ``processing_seconds``, then AVAILABLE; a
+post naming an asset that is not AVAILABLE is refused (422).
 Every API route checks the bearer token (401 otherwise) and the
 ``LinkedIn-Version`` header (YYYYMM); ``/rest/posts`` also the Rest.li protocol
 header. ``GET /media/<name>`` serves media files for tests, no token needed.
@@ -170,6 +173,7 @@ class FakeLinkedIn(FakeNetwork):
         ("POST", r"/rest/documents", "documents_action"),
         ("POST", r"/rest/videos", "videos_action"),
         ("GET", r"/rest/videos/([^/]+)", "video_status"),
+        ("GET", r"/rest/documents/([^/]+)", "document_status"),
         ("PUT", r"/upload/(\w+)", "upload"),
         MEDIA_ROUTE,
     ]
@@ -180,6 +184,8 @@ class FakeLinkedIn(FakeNetwork):
         self.token = token
         self.author = author
         self.assets: dict[str, dict] = {}  # media URN -> kind, uploaded bytes, status
+        #: Seconds a finalized video or an uploaded document is PROCESSING.
+        self.processing_seconds = 0.0
         self._uploads: dict[str, tuple[str, int]] = {}  # upload id -> (URN, part number)
         self._ids = itertools.count(7_100_000_000_000_000_000)
 
@@ -210,7 +216,7 @@ class FakeLinkedIn(FakeNetwork):
         with self.lock:
             for urn in media_ids:
                 asset = self.assets.get(urn)
-                if asset is None or asset["status"] != "AVAILABLE":
+                if asset is None or self._status(asset) != "AVAILABLE":
                     return error(422, f"{urn} is not an uploaded, available asset")
             urn = f"urn:li:share:{next(self._ids)}"
             self.live.append({
@@ -281,17 +287,36 @@ class FakeLinkedIn(FakeNetwork):
                 return error(400, "uploadedPartIds do not match the uploaded parts")
             if sum(p["size"] for p in asset["parts"].values()) != asset["size"]:
                 return error(400, "the parts do not add up to fileSizeBytes")
-            asset["status"] = "AVAILABLE"
+            self._process(asset)
         return Response(200, None)
 
     @rest
     def video_status(self, request: Request, urn: str) -> Response:
+        return self._asset_status(urn, "video")
+
+    @rest
+    def document_status(self, request: Request, urn: str) -> Response:
+        return self._asset_status(urn, "document")
+
+    def _asset_status(self, urn: str, kind: str) -> Response:
         urn = urllib.parse.unquote(urn)
         with self.lock:
             asset = self.assets.get(urn)
-        if asset is None:
-            return error(404, f"no video {urn}")
-        return Response(200, {"id": urn, "status": asset["status"]})
+            if asset is None or asset["kind"] != kind:
+                return error(404, f"no {kind} {urn}")
+            return Response(200, {"id": urn, "status": self._status(asset)})
+
+    def _process(self, asset: dict) -> None:
+        """Starts processing an uploaded asset (lock held): AVAILABLE once it is done."""
+        asset["status"] = "PROCESSING" if self.processing_seconds > 0 else "AVAILABLE"
+        asset["ready_at"] = time.monotonic() + self.processing_seconds
+
+    @staticmethod
+    def _status(asset: dict) -> str:
+        """The asset's status now (lock held)."""
+        if asset["status"] == "PROCESSING" and time.monotonic() >= asset["ready_at"]:
+            asset["status"] = "AVAILABLE"
+        return asset["status"]
 
     def _initialize(self, request: Request, kind: str) -> Response:
         action = urllib.parse.parse_qs(request.query).get("action", [""])[0]
@@ -318,6 +343,9 @@ class FakeLinkedIn(FakeNetwork):
             asset = self.assets[urn]
             etag = f"etag-{upload_id}"
             asset["parts"][number] = {"size": len(request.body), "etag": etag}
-            if asset["kind"] != "video":
+            if asset["kind"] == "image":
                 asset["size"], asset["status"] = len(request.body), "AVAILABLE"
+            elif asset["kind"] == "document":
+                asset["size"] = len(request.body)
+                self._process(asset)
         return Response(201, None, {"etag": etag})

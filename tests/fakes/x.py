@@ -15,8 +15,10 @@ As strict as X where an adapter could get it wrong:
 - a tweet with the same text as one of the user's tweets of the last
   ``duplicate_window`` is refused (403), as a re-send of a live tweet is on X;
 - media must be uploaded and, for video and GIF, finalized and processed:
-  processing takes ``processing_checks`` STATUS checks after FINALIZE, and a
-  tweet naming media that is not ready is refused (400);
+  processing takes ``processing_checks`` STATUS checks after FINALIZE, and at
+  least ``processing_seconds`` (STATUS then asks to check again after a
+  second, as X does for long videos), and a tweet naming media that is not
+  ready is refused (400);
 - the timeline returns only ``id``, ``text`` and ``edit_history_tweet_ids``
   unless ``tweet.fields`` asks for more, refuses unknown field names and a
   ``max_results`` outside 5–100 (400).
@@ -159,6 +161,8 @@ class FakeX(FakeNetwork):
         self.duplicate_window = dt.timedelta(hours=24)
         #: STATUS checks a finalized video or GIF takes to be processed.
         self.processing_checks = 2
+        #: Seconds (at least) a finalized video or GIF takes to be processed.
+        self.processing_seconds = 0.0
         self._ids = itertools.count(1_900_000_000_000_000_000)
         self._lose: list[str] = []
 
@@ -326,11 +330,17 @@ class FakeX(FakeNetwork):
             if sum(upload["segments"].values()) != upload["size"]:
                 return problem(400, "the segments do not add up to total_bytes")
             upload["done"], upload["checks_left"] = True, self.processing_checks
-            upload["state"] = "pending" if self.processing_checks > 0 else "succeeded"
+            upload["ready_at"] = time.monotonic() + self.processing_seconds
+            slow = self.processing_checks > 0 or self.processing_seconds > 0
+            upload["state"] = "pending" if slow else "succeeded"
         data: dict = {"id": media_id}
         if upload["state"] == "pending":
-            data["processing_info"] = {"state": "pending", "check_after_secs": 0}
+            data["processing_info"] = {"state": "pending", "check_after_secs": self._check_after}
         return Response(200, {"data": data})
+
+    @property
+    def _check_after(self) -> int:
+        return 1 if self.processing_seconds > 0 else 0
 
     @authorized
     def media_status(self, request: Request) -> Response:
@@ -341,11 +351,12 @@ class FakeX(FakeNetwork):
                 return problem(400, f"no media {media_id} to check: upload and finalize it first")
             if upload["state"] in ("pending", "in_progress"):
                 upload["checks_left"] -= 1
-                upload["state"] = "in_progress" if upload["checks_left"] > 0 else "succeeded"
+                done = upload["checks_left"] <= 0 and time.monotonic() >= upload["ready_at"]
+                upload["state"] = "succeeded" if done else "in_progress"
             state = upload["state"]
         info = {"state": state, "progress_percent": 100 if state == "succeeded" else 50}
         if state != "succeeded":
-            info["check_after_secs"] = 0
+            info["check_after_secs"] = self._check_after
         return Response(200, {"data": {"id": media_id, "processing_info": info}})
 
     @authorized

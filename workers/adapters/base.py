@@ -117,7 +117,14 @@ class PermanentError(DeliveryError):
 
 
 class OutcomeUnknown(DeliveryError):
-    """The request went out and no answer came: it may or may not be live."""
+    """The request went out and no answer came: it may or may not be live.
+
+    ``retry_after``: when a 5xx said so, the wait before the next attempt.
+    """
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None):
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
 class Adapter(Protocol):

@@ -27,8 +27,12 @@ and app password (``token``):
   idempotency keys: a repeat does not answer the first result but fails (the
   reference PDS answers 500, others 400 or 409), so ``honours_idempotency_keys``
   is False and the worker looks up before sending again (``can_look_up``). When
-  a create fails in a way a duplicate can cause, the adapter checks with
-  getRecord and takes an existing record as the success it is.
+  a create fails in a way a duplicate can cause (a 5xx, which ``creates=True``
+  makes an unknown outcome, or a 400 or 409), the adapter checks with getRecord
+  and takes an existing record as the success it is.
+- Leases. Image downloads renew the worker's lease; the create (and its resend
+  after a session renewal) goes out only once the lease is proven
+  (``before_create``).
 - Record keys. ``app.bsky.feed.post`` records are keyed by TIDs (the lexicon's
   ``"key": "tid"``; the App View does not show posts with other keys), so the
   key is a TID, made deterministic: its time is the second the post was created
@@ -58,10 +62,11 @@ from workers.adapters.base import (
     AccountRef,
     DeliveryError,
     ItemRequest,
+    Lease,
     MediaRef,
+    OutcomeUnknown,
     PermanentError,
     Published,
-    TransientError,
 )
 
 POST = "app.bsky.feed.post"
@@ -185,6 +190,7 @@ class BlueskyAdapter:
 
     honours_idempotency_keys = False  # a repeated create fails; it does not answer the first
     can_look_up = True  # the record key is known in advance: getRecord finds it
+    checks_before_create = True
 
     def __init__(self, account: AccountRef):
         self._account = account
@@ -203,14 +209,15 @@ class BlueskyAdapter:
             if request.reply_to:
                 record["reply"] = self._reply_refs(client, request.reply_to)
             if request.media:
-                record["embed"] = {
-                    "$type": "app.bsky.embed.images",
-                    "images": [self._image(client, media) for media in request.media],
-                }
+                images = [self._image(client, media, request.lease) for media in request.media]
+                record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
             body = {"repo": session.did, "collection": POST, "rkey": rkey, "record": record}
             try:
-                answer = self._call(client, "POST", "com.atproto.repo.createRecord", json=body)
-            except (TransientError, PermanentError) as exc:
+                answer = self._call(
+                    client, "POST", "com.atproto.repo.createRecord", json=body, creates=True,
+                    before_send=request.lease.before_create,
+                )  # fmt: skip
+            except DeliveryError as exc:
                 if not _may_be_duplicate(exc):
                     raise
                 try:  # the record may be there already: a repeat of a create that went live
@@ -273,12 +280,16 @@ class BlueskyAdapter:
         return _session_from(_json(response))
 
     # ------------------------------------------------------------------ calls
-    def _call(self, client: httpx.Client, method: str, nsid: str, **kwargs) -> dict:
-        """One XRPC call with the account's session, renewed once if it is refused."""
+    def _call(self, client: httpx.Client, method: str, nsid: str, before_send=None,
+              **kwargs) -> dict:  # fmt: skip
+        """One XRPC call with the account's session, renewed once if it is refused;
+        ``before_send()`` runs before each send (a renewal may take a while)."""
         extra = kwargs.pop("headers", None) or {}
         session = self._session(client)
         for last in (False, True):
             headers = {**extra, "Authorization": f"Bearer {session.access_jwt}"}
+            if before_send is not None:
+                before_send()
             try:
                 response = http.request(client, method, f"/xrpc/{nsid}",
                                         headers=headers, **kwargs)  # fmt: skip
@@ -313,8 +324,9 @@ class BlueskyAdapter:
             root = parent_ref
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent_ref}
 
-    def _image(self, client: httpx.Client, media: MediaRef) -> dict:
-        content, mime_type = http.download(media)
+    def _image(self, client: httpx.Client, media: MediaRef, lease: Lease) -> dict:
+        lease.renew()
+        content, mime_type = http.download(media, lease)
         with http.nothing_live_yet():  # a blob nobody references is harmless: try again
             answer = self._call(client, "POST", "com.atproto.repo.uploadBlob", content=content,
                                 headers={"Content-Type": mime_type})  # fmt: skip
@@ -337,10 +349,13 @@ class BlueskyAdapter:
 
 
 def _may_be_duplicate(exc: DeliveryError) -> bool:
-    """Whether a failed create may be the network refusing a record that exists already."""
-    if isinstance(exc, TransientError):
+    """Whether a failed create may be the network refusing a record that exists
+    already: a 5xx (the reference PDS's answer to a repeat; an unknown outcome, as
+    the create is sent with ``creates=True``), a 400 or a 409. An unanswered create
+    is left to the next attempt's look-up."""
+    if isinstance(exc, OutcomeUnknown):
         return exc.code.startswith("5")
-    return exc.code in ("400", "409")
+    return isinstance(exc, PermanentError) and exc.code in ("400", "409")
 
 
 def _session_from(answer: dict) -> Session:

@@ -1,16 +1,25 @@
 """What every HTTP adapter shares: one client, the map from answers to delivery
-errors, media downloads, and reading JSON answers.
+errors, media downloads, waits that keep the lease, and reading JSON answers.
 
 Transient: connection errors before the request went out, timeouts while
 connecting, 5xx, 429 (with Retry-After, or the network's own rate-limit reset
 header). Permanent: other 4xx. Unknown: the request went out and no answer came
 (read timeout, dropped connection); ``nothing_live_yet`` turns that into a
-transient failure for the steps before anything can be live.
+transient failure for the steps before anything can be live. The create of a
+network that cannot dedupe (``request(..., creates=True)``) counts a 5xx as
+unknown too: a gateway's 503 or 504 does not say the post was not made.
+
+Every request has a total deadline (``deadline()``), shorter than the lease:
+httpx's timeouts bound each read and write, not the call, so a server
+trickling a byte at a time could hold one for ever. The clients run on a
+network backend (``_DeadlineBackend``) that gives each socket read, write and
+connect at most the time left, and fails it once none is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import email.utils
 import mimetypes
@@ -18,10 +27,14 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 
+import httpcore
 import httpx
 
+from service import store
 from workers.adapters.base import (
+    NO_LEASE,
     AccountRef,
+    Lease,
     MediaRef,
     OutcomeUnknown,
     PermanentError,
@@ -29,6 +42,12 @@ from workers.adapters.base import (
 )
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+#: The longest one request may take, whatever the per-phase TIMEOUT allows;
+#: ``deadline()`` caps it at half the lease.
+REQUEST_DEADLINE = 30.0
+#: The longest a media download may take: it renews the lease per chunk, so
+#: unlike a single request it need not end within the lease.
+DOWNLOAD_DEADLINE = 300.0
 #: Where a 429 without Retry-After says when the rate-limit window ends: X's
 #: ``x-rate-limit-reset`` and Bluesky's ``RateLimit-Reset`` (epoch seconds),
 #: Mastodon's ``X-RateLimit-Reset`` (ISO 8601).
@@ -43,8 +62,9 @@ DEFAULT_MIME = {
 
 
 def client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
-    """An httpx client for one account's API base URL."""
-    return httpx.Client(base_url=base_url.rstrip("/"), headers=headers or {}, timeout=TIMEOUT)
+    """An httpx client for one account's API base URL (its requests keep ``deadline()``)."""
+    return httpx.Client(base_url=base_url.rstrip("/"), headers=headers or {}, timeout=TIMEOUT,
+                        transport=_Transport())  # fmt: skip
 
 
 def require_account(account: AccountRef, network: str, url: str, token: str,
@@ -60,17 +80,36 @@ def require_account(account: AccountRef, network: str, url: str, token: str,
 # ------------------------------------------------------------------ requests
 
 
-def request(http: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
-    """Sends a request and returns a 2xx response, or raises the matching delivery error."""
-    try:
+def deadline() -> float:
+    """Seconds one request may take in all: REQUEST_DEADLINE, and at most half the
+    lease, so a create sent right after renewing the lease ends before it can expire."""
+    return min(REQUEST_DEADLINE, store.policy().lease_seconds / 2)
+
+
+def request(http: httpx.Client, method: str, url: str, *, creates: bool = False,
+            **kwargs) -> httpx.Response:  # fmt: skip
+    """Sends a request and returns a 2xx response, or raises the matching delivery error.
+
+    ``creates``: the request makes an item live on a network that cannot dedupe:
+    a 5xx is then an unknown outcome, as only a refusal (4xx, 429) or a request
+    that never left proves that nothing was made.
+    """
+    with _answered(), _within(deadline()):
         response = http.request(method, url, **kwargs)
+    check(response, creates=creates)
+    return response
+
+
+@contextlib.contextmanager
+def _answered() -> Iterator[None]:
+    """Maps httpx's errors: not sent is transient, sent and unanswered is unknown."""
+    try:
+        yield
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise TransientError("CONNECTION_ERROR", str(exc) or type(exc).__name__) from exc
     except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError,
             httpx.ReadError, httpx.WriteError) as exc:  # fmt: skip
         raise OutcomeUnknown("NO_ANSWER", str(exc) or type(exc).__name__) from exc
-    check(response)
-    return response
 
 
 @contextlib.contextmanager
@@ -84,12 +123,15 @@ def nothing_live_yet(step: str = "") -> Iterator[None]:
         raise TransientError(exc.code, f"{step}: {exc.message}" if step else exc.message) from exc
 
 
-def check(response: httpx.Response) -> None:
-    """Raises TransientError or PermanentError for a non-2xx response."""
+def check(response: httpx.Response, creates: bool = False) -> None:
+    """Raises TransientError or PermanentError for a non-2xx response (OutcomeUnknown
+    for a 5xx to a create, see ``request``)."""
     if response.is_success:
         return
     code = str(response.status_code)
     message = _message(response)
+    if creates and response.status_code >= 500:
+        raise OutcomeUnknown(code, message, retry_after(response))
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientError(code, message, retry_after(response))
     raise PermanentError(code, message)
@@ -185,22 +227,32 @@ def json_answer(response: httpx.Response, network: str) -> dict:
 # ------------------------------------------------------------------ media
 
 
-def download(media: MediaRef) -> tuple[bytes, str]:
-    """The media's bytes and MIME type, fetched without the account's credentials.
+def download(media: MediaRef, lease: Lease = NO_LEASE) -> tuple[bytes, str]:
+    """The media's bytes and MIME type, fetched without the account's credentials,
+    renewing ``lease`` per chunk (a large file takes longer than the lease) and
+    within DOWNLOAD_DEADLINE in all.
 
     A failure is MEDIA_UNAVAILABLE: permanent when the URL is refused (4xx),
     otherwise transient (a GET changes nothing: an unanswered one is retried too).
     """
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as web:
+    chunks: list[bytes] = []
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=True, transport=_Transport()) as web:
         try:
-            response = request(web, "GET", media.url)
+            with _answered(), _within(DOWNLOAD_DEADLINE), web.stream("GET", media.url) as response:
+                if response.is_success:
+                    for chunk in response.iter_bytes():  # as each read arrives, however slow
+                        lease.renew()
+                        chunks.append(chunk)
+                else:
+                    response.read()  # the refusal's message
+            check(response)
         except PermanentError as exc:
             raise PermanentError("MEDIA_UNAVAILABLE",
                                  f"{media.url}: {exc.code} {exc.message}") from exc  # fmt: skip
         except (TransientError, OutcomeUnknown) as exc:
             raise TransientError("MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}",
-                                 getattr(exc, "retry_after", None)) from exc  # fmt: skip
-    return response.content, _mime_type(media, response.headers.get("content-type", ""))
+                                 exc.retry_after) from exc  # fmt: skip
+    return b"".join(chunks), _mime_type(media, response.headers.get("content-type", ""))
 
 
 def _mime_type(media: MediaRef, served_as: str) -> str:
@@ -217,6 +269,115 @@ def _mime_type(media: MediaRef, served_as: str) -> str:
     return DEFAULT_MIME.get(media.kind, "application/octet-stream")
 
 
+def pause(seconds: float, lease: Lease) -> None:
+    """Waits ``seconds`` (a processing poll's interval), renewing ``lease`` at least
+    every quarter of it: a wait must not let the lease expire, however long."""
+    ends_at = time.monotonic() + seconds
+    step = store.policy().lease_seconds / 4
+    while True:
+        lease.renew()
+        left = ends_at - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(step, left))
+
+
 def filename(url: str) -> str:
     """The last segment of the URL's path, to name an upload by; "media" if it is empty."""
     return urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or "media"
+
+
+# ------------------------------------------------------------------ deadlines
+
+#: When the request under way in this thread must be over (time.monotonic()).
+_ends_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("ends_at", default=None)
+#: A write of a large body is cut in slices, each given only the time left.
+_WRITE_SLICE = 64 * 1024
+
+
+@contextlib.contextmanager
+def _within(seconds: float) -> Iterator[None]:
+    """Every socket operation of this thread's requests must end ``seconds`` from now."""
+    token = _ends_at.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _ends_at.reset(token)
+
+
+def _left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` capped at the time left before the deadline; ``expired`` when none is."""
+    ends_at = _ends_at.get()
+    if ends_at is None:
+        return timeout
+    left = ends_at - time.monotonic()
+    if left <= 0:
+        raise expired("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), _WRITE_SLICE):
+            self._stream.write(buffer[start : start + _WRITE_SLICE],
+                               _left(timeout, httpcore.WriteTimeout))  # fmt: skip
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:  # fmt: skip
+        tls = self._stream.start_tls(ssl_context, server_hostname,
+                                     _left(timeout, httpcore.ConnectTimeout))  # fmt: skip
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, wrapped in _DeadlineStream."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._backend.connect_tcp(host, port, timeout, local_address, socket_options))  # fmt: skip
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport on _DeadlineBackend: httpx 0.28 has no total timeout and no
+    argument for the network backend, so its connection pool is made here, as
+    HTTPTransport() makes it, with that backend."""
+
+    def __init__(self):
+        ssl_context = httpx.create_ssl_context()  # one per client, as before
+        super().__init__(verify=ssl_context)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )  # fmt: skip

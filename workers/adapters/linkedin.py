@@ -6,8 +6,11 @@ The account's handle is the author URN (``urn:li:person:…`` or
 creates the post; its URN comes back in the ``x-restli-id`` header.
 
 LinkedIn neither honours idempotency keys nor (here) lets us look a post up, so
-a post whose creation got no answer fails with DELIVERY_OUTCOME_UNKNOWN.
-Nothing is live before ``POST /rest/posts``: an unanswered upload is transient.
+a post whose creation got no answer, or a 5xx, fails with
+DELIVERY_OUTCOME_UNKNOWN. Nothing is live before ``POST /rest/posts``: an
+unanswered upload is transient. Videos and documents are processed before a
+post can carry them: the adapter polls them, renewing the lease, and proves
+the lease (``before_create``) only right before the create.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import httpx
 from workers.adapters.base import (
     AccountRef,
     ItemRequest,
+    Lease,
     MediaRef,
     OutcomeUnknown,
     PermanentError,
@@ -33,13 +37,15 @@ from workers.adapters.http import (
     json_field,
     json_object,
     nothing_live_yet,
+    pause,
     request,
 )
 
 #: The Posts API version (YYYYMM) this adapter speaks; LinkedIn sunsets each after a year.
 VERSION = "202511"
-#: How long to wait for LinkedIn to process an uploaded video before retrying later.
+#: How long to wait for LinkedIn to process a video or document before retrying later.
 PROCESSING_DEADLINE = 120.0
+PROCESSING_POLL_INTERVAL = 2.0
 
 # "little" text format: these characters are markup and must be backslash-escaped,
 # or LinkedIn silently cuts the commentary at the first one. Links too: little has
@@ -55,6 +61,7 @@ class LinkedInAdapter:
 
     honours_idempotency_keys = False
     can_look_up = False
+    checks_before_create = True
 
     def __init__(self, account: AccountRef):
         self._account = account
@@ -84,7 +91,8 @@ class LinkedInAdapter:
             }
             if content:
                 body["content"] = content
-            response = request(api, "POST", "/rest/posts", json=body)
+            item.lease.before_create()
+            response = request(api, "POST", "/rest/posts", json=body, creates=True)
         urn = urllib.parse.unquote(response.headers.get("x-restli-id", ""))
         if not urn:
             raise OutcomeUnknown(
@@ -104,12 +112,12 @@ class LinkedInAdapter:
         })  # fmt: skip
 
     def _content(self, api: httpx.Client, author: str, item: ItemRequest) -> dict | None:
-        media = item.media
+        media, lease = item.media, item.lease
         if not media:
             return None
         if all(m.kind in ("image", "gif") for m in media):
             images = [
-                {"id": self._upload(api, author, m, "images", "image"),
+                {"id": self._upload(api, author, m, "images", "image", lease),
                  **({"altText": m.alt_text} if m.alt_text else {})}
                 for m in media
             ]  # fmt: skip
@@ -119,17 +127,19 @@ class LinkedInAdapter:
                                  "a LinkedIn post carries images, or one video, or one document")  # fmt: skip
         only = media[0]
         if only.kind == "document":
-            urn = self._upload(api, author, only, "documents", "document")
+            urn = self._upload(api, author, only, "documents", "document", lease)
+            self._wait_available(api, "documents", urn, lease)
             return {"media": {"id": urn, "title": item.title or _title(only.url)}}
         if only.kind == "video":
-            urn = self._upload_video(api, author, only)
+            urn = self._upload_video(api, author, only, lease)
             return {"media": {"id": urn, **({"title": item.title} if item.title else {})}}
         raise PermanentError("PLATFORM_RULE_VIOLATED", f"LinkedIn does not take {only.kind} media")
 
     def _upload(self, api: httpx.Client, author: str, media: MediaRef, api_name: str,
-                field: str) -> str:  # fmt: skip
+                field: str, lease: Lease) -> str:  # fmt: skip
         """Images and Documents API: initializeUpload, then PUT the bytes to the upload URL."""
-        content, mime = download(media)
+        lease.renew()
+        content, mime = download(media, lease)
         init = request(api, "POST", f"/rest/{api_name}", params={"action": "initializeUpload"},
                        json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
         value = json_field(init, "value")
@@ -138,9 +148,10 @@ class LinkedInAdapter:
         request(api, "PUT", value["uploadUrl"], content=content, headers={"Content-Type": mime})
         return value[field]
 
-    def _upload_video(self, api: httpx.Client, author: str, media: MediaRef) -> str:
+    def _upload_video(self, api: httpx.Client, author: str, media: MediaRef,
+                      lease: Lease) -> str:  # fmt: skip
         """Videos API: initializeUpload, PUT each part, finalizeUpload with the parts' ETags."""
-        content, _ = download(media)
+        content, _ = download(media, lease)
         init = request(api, "POST", "/rest/videos", params={"action": "initializeUpload"},
                        json={"initializeUploadRequest": {
                            "owner": author, "fileSizeBytes": len(content),
@@ -152,6 +163,7 @@ class LinkedInAdapter:
             raise TransientError("UPLOAD_NOT_INITIALIZED", "LinkedIn gave no video upload URL")
         etags = []
         for part in parts:
+            lease.renew()
             chunk = content[int(part["firstByte"]) : int(part["lastByte"]) + 1]
             uploaded = request(api, "PUT", part["uploadUrl"], content=chunk,
                                headers={"Content-Type": "application/octet-stream"})  # fmt: skip
@@ -161,12 +173,14 @@ class LinkedInAdapter:
                     "video": urn, "uploadToken": value.get("uploadToken", ""),
                     "uploadedPartIds": etags,
                 }})  # fmt: skip
-        self._wait_available(api, urn)
+        self._wait_available(api, "videos", urn, lease)
         return urn
 
-    def _wait_available(self, api: httpx.Client, urn: str) -> None:
+    def _wait_available(self, api: httpx.Client, api_name: str, urn: str, lease: Lease) -> None:
+        """Polls a video or document until LinkedIn has processed it: a post cannot
+        carry it before."""
         deadline = time.monotonic() + PROCESSING_DEADLINE
-        path = f"/rest/videos/{urllib.parse.quote(urn, safe='')}"
+        path = f"/rest/{api_name}/{urllib.parse.quote(urn, safe='')}"
         while True:
             status = json_object(request(api, "GET", path)).get("status")
             if status == "AVAILABLE":
@@ -175,7 +189,7 @@ class LinkedInAdapter:
                 raise PermanentError("MEDIA_PROCESSING_FAILED", f"LinkedIn could not process {urn}")
             if time.monotonic() >= deadline:
                 raise TransientError("MEDIA_PROCESSING", f"LinkedIn is still processing {urn}")
-            time.sleep(2.0)
+            pause(PROCESSING_POLL_INTERVAL, lease)
 
 
 Adapter = LinkedInAdapter

@@ -15,7 +15,9 @@ access token as ``Authorization: Bearer``:
 Mastodon keeps the Idempotency-Key of each account for an hour and answers a
 repeat with the status it made the first time, without publishing again: it
 honours idempotency keys, so a send whose outcome is unknown is simply sent
-again with the same key. Uploads are not protected, but an unattached upload is
+again with the same key (and a 5xx is transient). Downloads and processing
+polls renew the lease; the create is sent only once the lease is proven
+(``before_create``). Uploads are not protected, but an unattached upload is
 harmless (Mastodon removes orphaned media), so a failed download or upload is
 a transient failure, never an unknown outcome.
 
@@ -34,6 +36,7 @@ from workers.adapters import http
 from workers.adapters.base import (
     AccountRef,
     ItemRequest,
+    Lease,
     MediaRef,
     PermanentError,
     Published,
@@ -50,6 +53,7 @@ class MastodonAdapter:
 
     honours_idempotency_keys = True
     can_look_up = False
+    checks_before_create = True
 
     def __init__(self, account: AccountRef):
         self._account = account
@@ -57,12 +61,13 @@ class MastodonAdapter:
     def publish(self, request: ItemRequest) -> Published:
         http.require_account(self._account, "Mastodon", "instance URL", "access token")
         with self._client() as client:
-            media_ids = [self._upload(client, media) for media in request.media]
+            media_ids = [self._upload(client, media, request.lease) for media in request.media]
             body: dict = {"status": request.text}
             if request.reply_to:
                 body["in_reply_to_id"] = request.reply_to
             if media_ids:
                 body["media_ids"] = media_ids
+            request.lease.before_create()
             response = http.request(
                 client, "POST", "/api/v1/statuses", json=body,
                 headers={"Idempotency-Key": request.idempotency_key},
@@ -87,8 +92,9 @@ class MastodonAdapter:
         handle = self._account.handle.lstrip("@").split("@")[0]
         return f"{self._account.base_url.rstrip('/')}/@{handle}/{status_id}"
 
-    def _upload(self, client: httpx.Client, media: MediaRef) -> str:
-        content, mime_type = http.download(media)
+    def _upload(self, client: httpx.Client, media: MediaRef, lease: Lease) -> str:
+        lease.renew()
+        content, mime_type = http.download(media, lease)
         with http.nothing_live_yet():  # an upload nobody attached is harmless: try again
             response = http.request(
                 client, "POST", "/api/v2/media",
@@ -100,10 +106,10 @@ class MastodonAdapter:
         if media_id in (None, ""):
             raise PermanentError("BAD_ANSWER", "Mastodon answered a media upload without an id")
         if response.status_code == 202 or attachment.get("url") is None:
-            self._wait_processed(client, str(media_id))
+            self._wait_processed(client, str(media_id), lease)
         return str(media_id)
 
-    def _wait_processed(self, client: httpx.Client, media_id: str) -> None:
+    def _wait_processed(self, client: httpx.Client, media_id: str, lease: Lease) -> None:
         """Polls an upload still being processed until Mastodon can attach it."""
         deadline = time.monotonic() + MEDIA_PROCESSING_TIMEOUT
         while True:
@@ -113,7 +119,7 @@ class MastodonAdapter:
                 return
             if time.monotonic() >= deadline:
                 raise TransientError("MEDIA_PROCESSING", f"media {media_id} is still processing")
-            time.sleep(MEDIA_POLL_INTERVAL)
+            http.pause(MEDIA_POLL_INTERVAL, lease)
 
 
 def _json(response: httpx.Response) -> dict:

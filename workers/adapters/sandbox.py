@@ -64,6 +64,7 @@ class SandboxAdapter:
 
     honours_idempotency_keys = True
     can_look_up = True
+    checks_before_create = True
 
     def __init__(self, account: AccountRef):
         self._account = account
@@ -74,6 +75,7 @@ class SandboxAdapter:
             url = f"https://sandbox.invalid/{self._account.platform}/{self._account.handle}/{post_id}"
             return Published(post_id, url)
 
+        request.lease.before_create()
         return LEDGER.record(request, make)
 
     def look_up(self, request: ItemRequest) -> Published | None:

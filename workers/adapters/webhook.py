@@ -83,6 +83,7 @@ class WebhookAdapter:
     needs_post_json = True
     honours_idempotency_keys = True
     can_look_up = False
+    checks_before_create = True
 
     def __init__(self, account: AccountRef, clock: Callable[[], float] = time.time):
         self._account = account
@@ -98,6 +99,7 @@ class WebhookAdapter:
             SIGNATURE_HEADER: signature_header(self._account.token, int(self._clock()), body),
         }
         client = _client(self._account.base_url)
+        request.lease.before_create()
         # The absolute URL, not a path under base_url: httpx would add a trailing slash.
         response = http.request(client, "POST", self._account.base_url,
                                 content=body, headers=headers)  # fmt: skip

@@ -6,7 +6,9 @@ one with the same text replying to the same tweet.
 
 Nothing is live before ``POST /2/tweets``: a step before it (media download,
 upload, user lookup) that gets no answer is a transient failure, not an unknown
-outcome.
+outcome. The create itself is unknown when unanswered or answered 5xx (X has
+made tweets it answered 503 to), and is sent only once the lease is proven
+(``before_create``): uploads and processing, renewing it, may outlast it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 from workers.adapters.base import (
     AccountRef,
     ItemRequest,
+    Lease,
     MediaRef,
     OutcomeUnknown,
     PermanentError,
@@ -34,6 +37,7 @@ from workers.adapters.http import (
     filename,
     json_field,
     nothing_live_yet,
+    pause,
     request,
 )
 
@@ -56,6 +60,7 @@ class XAdapter:
 
     honours_idempotency_keys = False
     can_look_up = True
+    checks_before_create = True
 
     def __init__(self, account: AccountRef):
         self._account = account
@@ -64,7 +69,7 @@ class XAdapter:
     def publish(self, item: ItemRequest) -> Published:
         with self._client() as api:
             with nothing_live_yet("media"):
-                media_ids = [self._upload(api, media) for media in item.media]
+                media_ids = [self._upload(api, media, item.lease) for media in item.media]
             body: dict = {}
             if item.text or not media_ids:
                 body["text"] = item.text
@@ -72,7 +77,8 @@ class XAdapter:
                 body["reply"] = {"in_reply_to_tweet_id": item.reply_to}
             if media_ids:
                 body["media"] = {"media_ids": media_ids}
-            response = request(api, "POST", "/2/tweets", json=body)
+            item.lease.before_create()
+            response = request(api, "POST", "/2/tweets", json=body, creates=True)
         try:
             tweet_id = str(response.json()["data"]["id"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -114,8 +120,9 @@ class XAdapter:
         handle = self._account.handle.lstrip("@")
         return Published(tweet_id, f"https://x.com/{handle}/status/{tweet_id}")
 
-    def _upload(self, api: httpx.Client, media: MediaRef) -> str:
-        content, mime = download(media)
+    def _upload(self, api: httpx.Client, media: MediaRef, lease: Lease) -> str:
+        lease.renew()
+        content, mime = download(media, lease)
         kind = media.kind if media.kind in CATEGORY else "image"
         if kind == "image":
             response = request(
@@ -125,18 +132,20 @@ class XAdapter:
             )  # fmt: skip
             media_id = _media_id(response)
         else:
-            media_id = self._upload_chunked(api, content, mime, CATEGORY[kind])
+            media_id = self._upload_chunked(api, content, mime, CATEGORY[kind], lease)
         if media.alt_text and kind != "video":
             request(api, "POST", "/2/media/metadata",
                     json={"id": media_id, "metadata": {"alt_text": {"text": media.alt_text}}})  # fmt: skip
         return media_id
 
-    def _upload_chunked(self, api: httpx.Client, content: bytes, mime: str, category: str) -> str:
+    def _upload_chunked(self, api: httpx.Client, content: bytes, mime: str, category: str,
+                        lease: Lease) -> str:  # fmt: skip
         init = request(api, "POST", "/2/media/upload/initialize",
                        json={"media_type": mime, "total_bytes": len(content),
                              "media_category": category})  # fmt: skip
         media_id = _media_id(init)
         for index, start in enumerate(range(0, len(content), CHUNK_BYTES)):
+            lease.renew()
             request(
                 api, "POST", f"/2/media/upload/{media_id}/append",
                 data={"segment_index": str(index)},
@@ -144,16 +153,18 @@ class XAdapter:
                                  "application/octet-stream")},
             )  # fmt: skip
         final = request(api, "POST", f"/2/media/upload/{media_id}/finalize")
-        self._wait_processed(api, media_id, json_field(final, "data").get("processing_info"))
+        self._wait_processed(api, media_id, json_field(final, "data").get("processing_info"),
+                             lease)  # fmt: skip
         return media_id
 
-    def _wait_processed(self, api: httpx.Client, media_id: str, info: dict | None) -> None:
+    def _wait_processed(self, api: httpx.Client, media_id: str, info: dict | None,
+                        lease: Lease) -> None:  # fmt: skip
         deadline = time.monotonic() + PROCESSING_DEADLINE
         while info and info.get("state") in ("pending", "in_progress"):
             if time.monotonic() >= deadline:
                 raise TransientError("MEDIA_PROCESSING", f"X is still processing media {media_id}")
             after = info.get("check_after_secs")
-            time.sleep(min(max(1.0 if after is None else float(after), 0.1), 10.0))
+            pause(min(max(1.0 if after is None else float(after), 0.1), 10.0), lease)
             status = request(api, "GET", "/2/media/upload",
                              params={"command": "STATUS", "media_id": media_id})  # fmt: skip
             info = json_field(status, "data").get("processing_info")

@@ -134,30 +134,45 @@ def test_uploads_a_video_in_parts(api, tenant, account, fake):
 
 
 def test_transient_failure_then_success(api, tenant, account, fake):
-    fake.fail_next(Fault(status=503, body=error(503, "Service Unavailable"), path="/rest/posts"))
-    post = publish(api, tenant, account, text="Try, try again")
+    # A 5xx before the create changed nothing that can be seen: retried.
+    fake.fail_next(Fault(status=503, body=error(503, "Service Unavailable"), path="/rest/images"))
+    image = pb.Media(url=fake.media_url("a.png"), kind=pb.MEDIA_KIND_IMAGE)
+    post = publish(api, tenant, account, text="Try, try again", media=[image])
 
     done = api.wait_published(tenant, post.post_id)
 
     assert done.delivery.attempts == 2
-    assert len(fake.posts()) == 2
+    assert len(fake.posts()) == 1
     assert len(fake.live) == 1
     assert done.platform_post_id == fake.live[0]["id"]
     assert not done.HasField("error")
 
 
+def test_5xx_to_the_create_fails_as_an_unknown_outcome(api, tenant, account, fake, wait_failed):
+    # A 5xx does not say the post was not made, and LinkedIn cannot be asked.
+    fake.fail_next(Fault(status=503, body=error(503, "Service Unavailable"), path="/rest/posts"))
+    post = publish(api, tenant, account, text="Made or not?")
+
+    done = wait_failed(tenant, post.post_id)
+
+    assert done.error.code == "DELIVERY_OUTCOME_UNKNOWN"
+    assert done.delivery.attempts == 1
+    assert len(fake.posts()) == 1
+
+
 def test_waiting_retry_shows_pending_with_error_and_next_attempt(api, tenant, account, fake):
-    fake.fail_next(Fault(status=503, headers={"Retry-After": "2"},
-                         body=error(503, "Upstream busy"), path="/rest/posts"))  # fmt: skip
+    fake.fail_next(Fault(status=429, headers={"Retry-After": "2"},
+                         body=error(429, "Resource level throttle limit reached"),
+                         path="/rest/posts"))  # fmt: skip
     post = publish(api, tenant, account, text="Patience")
 
     def waiting():
         current = api.get(tenant, post.post_id)
-        return current if current.error.code == "503" else None
+        return current if current.error.code == "429" else None
 
     pending = wait_for(waiting, message="the post to wait for its retry")
     assert pending.status == pb.POST_STATUS_PENDING
-    assert pending.error.message == "Upstream busy"
+    assert pending.error.message == "Resource level throttle limit reached"
     assert pending.delivery.attempts == 1
     assert pending.delivery.HasField("next_attempt_time")
     delay = as_datetime(pending.delivery.next_attempt_time) - as_datetime(

@@ -21,8 +21,11 @@ from tests.fakes.base import Fault
 from tests.fakes.x import DUPLICATE, INVALID_MEDIA, TOO_LONG, USER_ID, FakeX, weighted_length
 from tests.support import as_datetime, item, utcnow, wait_for
 from workers.adapters.base import (
+    NO_LEASE,
     AccountRef,
     ItemRequest,
+    Lease,
+    LeaseLost,
     MediaRef,
     PermanentError,
     TransientError,
@@ -121,7 +124,8 @@ def test_uploads_images_with_alt_text_and_a_video_in_chunks(api, tenant, account
 # ------------------------------------------------------------------- failures
 
 
-def test_transient_failure_then_success(api, tenant, account, fake):
+def test_5xx_to_the_create_is_looked_up_then_sent_again(api, tenant, account, fake):
+    # X has made tweets it answered 5xx to: the retry looks first, finds none, sends.
     fake.fail_next(Fault(status=503, body=problem(503, "Service Unavailable", "Unavailable"),
                          path="/2/tweets"))  # fmt: skip
     post = publish(api, tenant, account, text="Try, try again")
@@ -130,6 +134,7 @@ def test_transient_failure_then_success(api, tenant, account, fake):
 
     assert done.delivery.attempts == 2
     assert len(fake.posts()) == 2
+    assert fake.seen("GET", f"/2/users/{USER_ID}/tweets")
     assert len(fake.live) == 1
     assert done.platform_post_id == fake.live[0]["id"]
     assert not done.HasField("error")
@@ -336,10 +341,12 @@ def adapter_for(fake: FakeX, token: str = TOKEN) -> XAdapter:
 
 
 def request(text: str, reply_to: str | None = None, media=(),
-            send_started_at: dt.datetime | None = None) -> ItemRequest:  # fmt: skip
+            send_started_at: dt.datetime | None = None,
+            lease: Lease = NO_LEASE) -> ItemRequest:  # fmt: skip
     return ItemRequest(post_id="pst_unit", post_type="tweet", title="", item_index=0,
                        item_count=1, text=text, media=tuple(media), reply_to=reply_to,
-                       idempotency_key="unit-key", send_started_at=send_started_at)  # fmt: skip
+                       idempotency_key="unit-key", send_started_at=send_started_at,
+                       lease=lease)  # fmt: skip
 
 
 def x_api(fake: FakeX) -> httpx.Client:
@@ -484,3 +491,45 @@ def test_missing_media_fails_permanently(fake):
     assert caught.value.code == "MEDIA_UNAVAILABLE"
     assert "404" in caught.value.message
     assert fake.posts() == []
+
+
+class RecordingLease:
+    """A lease that counts its renewals and records when it was proven (or is lost)."""
+
+    def __init__(self, lost: bool = False):
+        self.lost = lost
+        self.renewals = 0
+        self.proven_at: list[float] = []
+
+    def renew(self) -> None:
+        self.renewals += 1
+
+    def still_mine(self) -> bool:
+        return not self.lost
+
+    def before_create(self) -> None:
+        if self.lost:
+            raise LeaseLost("pst_unit")
+        self.proven_at.append(time.monotonic())
+
+
+def test_the_lease_is_renewed_while_processing_and_proven_right_before_the_tweet(fake):
+    lease = RecordingLease()
+    clip = MediaRef(fake.media_url("clip.mp4"), "video")
+
+    adapter_for(fake).publish(request("A clip", media=[clip], lease=lease))
+
+    (proven,) = lease.proven_at
+    (tweet,) = fake.posts()
+    before = [a for a in fake.log if a is not tweet]
+    assert max(a.at for a in before) < proven < tweet.at
+    assert lease.renewals >= 1 + fake.processing_checks  # the download, then each poll
+
+
+def test_a_lost_lease_stops_before_the_tweet(fake):
+    clip = MediaRef(fake.media_url("clip.mp4"), "video")
+
+    with pytest.raises(LeaseLost):
+        adapter_for(fake).publish(request("A clip", media=[clip], lease=RecordingLease(lost=True)))
+
+    assert fake.posts() == [] and fake.live == []
