@@ -224,3 +224,20 @@ def test_a_thread_waiting_to_retry_with_a_live_item_cannot_be_cancelled():
     decision = lifecycle.decide_update(S.CANCELLED, "cancelled", edits=False, scheduled_at=None,
                                        now=NOW, has_live_item=True)  # fmt: skip
     assert decision.noop
+
+
+@pytest.mark.parametrize("current", list(Status))
+@pytest.mark.parametrize("event", [e for e in Event if e is not Event.CREATE])
+def test_decide_follows_the_table_for_every_status_and_event(current, event):
+    # Every (status, event) pair: refused where the table has none, else its status
+    # (or FAILED where an attempt ends on the last one allowed).
+    expected = lifecycle.TRANSITIONS[current].get(event)
+    if expected is None:
+        with pytest.raises(errors.InvalidTransition):
+            decide(current, event)
+        return
+    assert decide(current, event).job.status is expected
+    last = decide(current, event, job={"attempts": POLICY.max_attempts}).job.status
+    ends = current is S.PROCESSING and event in (Event.RETRY, Event.UNKNOWN, Event.CRASH,
+                                                 Event.TAKE_OVER, Event.RESTART)  # fmt: skip
+    assert last is (S.FAILED if ends else expected)
