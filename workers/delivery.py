@@ -146,8 +146,18 @@ class Lease:
         return True
 
     def before_create(self) -> None:
-        """Renews the lease and, where the network cannot dedupe, marks the item
-        as being sent, in one transaction: a crash from here on leaves the mark."""
+        """Proves the post is still this worker's for longer than the create can
+        take, right before it. Where the network cannot dedupe, renews the lease
+        and marks the item as being sent in one transaction (a crash from here on
+        leaves the mark); elsewhere a read suffices while at least half the lease
+        is left (a request's deadline is at most half a lease), else it renews."""
+        if not self.mark:
+            now = db.utcnow()
+            left = dt.timedelta(seconds=store.policy().lease_seconds / 2)
+            with db.connection():
+                if _HELD.value(self.post_id, self.token, Status.PROCESSING.value,
+                               micros(now + left)):  # fmt: skip
+                    return
         with db.connection(), db.write():
             self._apply(Event.RENEW)
             if self.mark and self.item is not None:
@@ -165,6 +175,12 @@ class Lease:
             raise LeaseLost(self.post_id)
 
 
+_HELD = db.Compiled(
+    lambda post_id, token, status, until: Post.select(Post.id).where(
+        (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
+        & (Post.lease_expires_at >= until)
+    )
+)
 _MARK = db.Compiled(
     lambda at, item_id: PostItem.update(send_started_at=at).where(PostItem.id == item_id)
 )
