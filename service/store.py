@@ -40,8 +40,13 @@ def new_token() -> str:
 
 def job_of(post: Post) -> Job:
     """``post``'s lifecycle columns."""
-    values = {name: getattr(post, name) for name in Job.fields()}
-    values["status"] = Status(post.status)
+    data = post.__data__  # the row's values, without peewee's descriptors (a hot path)
+    values = {name: data.get(name) for name in Job.fields()}
+    values["status"] = Status(values["status"])
+    values["attempts"] = values["attempts"] or 0
+    values["job_token"] = values["job_token"] or ""
+    values["error_code"] = values["error_code"] or ""
+    values["error_message"] = values["error_message"] or ""
     return Job(**values)
 
 
@@ -111,9 +116,13 @@ def apply_job(post_id: str, token: str, event: Event, now: dt.datetime,
 
 
 def _set(post: Post, job: Job) -> None:
-    for name in Job.fields():
-        value = getattr(job, name)
-        setattr(post, name, value.value if name == "status" else value)
+    """Sets the columns ``job`` changes (only those: each set column is written)."""
+    data = post.__data__
+    for name, value in vars(job).items():
+        if name == "status":
+            value = value.value
+        if name not in data or data[name] != value:
+            setattr(post, name, value)
 
 
 def _record(post: Post, before: str, cause: str, now: dt.datetime) -> None:
