@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import re
+
 from service import auth, crypto, db, ids, platforms
 from service.crypto import hash_secret
 from service.models import Account, ApiKey, ApiKeyGrant, Workspace
@@ -19,20 +23,120 @@ def create_workspace(name: str) -> str:
         return Workspace.create(id=ids.new(ids.WORKSPACE), name=name, created_at=db.utcnow()).id
 
 
-def create_api_key(workspace_ids: list[str]) -> str:
-    """Makes an API key granting ``workspace_ids``; returns its secret (shown once)."""
+def create_api_key(workspace_ids: list[str], expires_at: dt.datetime | None = None) -> str:
+    """Makes an API key granting ``workspace_ids``, valid until ``expires_at``
+    (None: until revoked); returns its secret (shown once)."""
     if not workspace_ids:
         raise AdminError("a key needs at least one workspace")
+    now = db.utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise AdminError(f"the expiry {iso_utc(expires_at)} is already past")
     key_id = ids.new(ids.KEY)
     secret = auth.new_key_secret(key_id)
     with db.connection(), db.write():
         for workspace_id in workspace_ids:
             if not Workspace.get_or_none(Workspace.id == workspace_id):
                 raise AdminError(f"no workspace {workspace_id}")
-        ApiKey.create(id=key_id, secret_hash=hash_secret(secret), created_at=db.utcnow())
+        ApiKey.create(id=key_id, secret_hash=hash_secret(secret), created_at=now,
+                      expires_at=expires_at)  # fmt: skip
         for workspace_id in dict.fromkeys(workspace_ids):
             ApiKeyGrant.create(api_key=key_id, workspace=workspace_id)
     return secret
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_expiry(text: str, now: dt.datetime) -> dt.datetime:
+    """When a key given ``--expires text`` at ``now`` expires: ``text`` is an ISO 8601
+    time (UTC unless it names an offset) or a duration from now such as 30d, 12h, 90m."""
+    text = text.strip()
+    try:
+        if match := _DURATION.fullmatch(text):
+            return now + dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+        when = dt.datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise AdminError(
+            f"--expires {text!r}: neither an ISO 8601 time (2026-01-31T12:00:00Z) nor a"
+            " duration (30d, 12h, 90m, 45s, 2w)"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """What ``admin key list`` shows of a key: never its secret nor its hash."""
+
+    id: str
+    prefix: str  # how the key's secret begins: its id, public by design
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def list_api_keys(workspace_id: str) -> list[KeyInfo]:
+    """The keys granted ``workspace_id``, oldest first."""
+    with db.connection():
+        if not Workspace.get_or_none(Workspace.id == workspace_id):
+            raise AdminError(f"no workspace {workspace_id}")
+        keys = (
+            ApiKey.select(ApiKey.id, ApiKey.created_at, ApiKey.last_used_at, ApiKey.expires_at,
+                          ApiKey.revoked_at)
+            .join(ApiKeyGrant)
+            .where(ApiKeyGrant.workspace == workspace_id)
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )  # fmt: skip
+        return [
+            KeyInfo(k.id, f"{k.id}.", k.created_at, k.last_used_at, k.expires_at, k.revoked_at)
+            for k in keys
+        ]
+
+
+def revoke_api_key(key_id: str) -> tuple[dt.datetime, bool]:
+    """Revokes a key: every server refuses it within a second (``auth.Authenticator``).
+
+    Returns when it was revoked, and whether that was now (False: it already was).
+    """
+    with db.connection(), db.write():
+        key = db.locked(ApiKey.select().where(ApiKey.id == key_id)).first()
+        if key is None:
+            raise AdminError(f"no key {key_id}")
+        if key.revoked_at is not None:
+            return key.revoked_at, False
+        now = db.utcnow()
+        ApiKey.update(revoked_at=now).where(ApiKey.id == key_id).execute()
+        return now, True
+
+
+def rotate_credentials() -> int:
+    """Encrypts every account's stored credentials again under the first secret
+    key; returns how many. Changes nothing when some cannot be decrypted."""
+    keyring = crypto.keyring()
+    with db.connection(), db.write():
+        rows = db.locked(Account.select(Account.id, Account.credentials)
+                         .where(Account.credentials != ""))  # fmt: skip
+        rotated, unreadable = {}, []
+        for row in rows:
+            try:
+                rotated[row.id] = keyring.rotate(row.credentials)
+            except ValueError:
+                unreadable.append(row.id)
+        if unreadable:
+            raise AdminError(
+                f"no configured key decrypts the credentials of {len(unreadable)} account(s)"
+                f" ({', '.join(unreadable[:5])}{', …' if len(unreadable) > 5 else ''}):"
+                " nothing was changed; add their key to POSTS_SECRET_KEY"
+            )
+        for account_id, credentials in rotated.items():
+            Account.update(credentials=credentials).where(Account.id == account_id).execute()
+    return len(rotated)
+
+
+def iso_utc(when: dt.datetime) -> str:
+    """``when`` as ISO 8601 UTC to the second: 2026-01-31T12:00:00Z."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def create_account(

@@ -6,6 +6,7 @@ Each ``create`` prints the new id (for a key, its secret) alone on stdout.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import pathlib
 import shutil
@@ -31,15 +32,35 @@ def _parser() -> argparse.ArgumentParser:
     workspace = things.add_parser("workspace").add_subparsers(dest="action", required=True)
     workspace.add_parser("create").add_argument("name")
     key = things.add_parser("key").add_subparsers(dest="action", required=True)
-    key.add_parser("create").add_argument("--workspace", action="append", required=True)
+    key_create = key.add_parser("create", help="print a new key's secret (shown once)")
+    key_create.add_argument("--workspace", action="append", required=True)
+    key_create.add_argument(
+        "--expires", metavar="WHEN",
+        help="an ISO 8601 time (UTC unless it has an offset) or a duration: 30d, 12h, 90m",
+    )  # fmt: skip
+    key.add_parser("list", help="a workspace's keys (never their secrets)").add_argument(
+        "--workspace", required=True
+    )
+    key.add_parser("revoke", help="every server refuses the key within a second").add_argument(
+        "key_id"
+    )
     account = things.add_parser("account").add_subparsers(dest="action", required=True)
     create = account.add_parser("create")
     create.add_argument("--workspace", required=True)
     create.add_argument("--platform", required=True, choices=platforms.PLATFORMS)
     create.add_argument("--handle", required=True)
     create.add_argument("--base-url", default=None)
-    create.add_argument("--token", default=None, help="network credentials (stored encrypted)")
+    token = create.add_mutually_exclusive_group()
+    token.add_argument("--token-file", metavar="PATH",
+                       help="read the network credentials (stored encrypted) from PATH")  # fmt: skip
+    token.add_argument("--token", metavar="VALUE", default=None,
+                       help="'-': read the credentials from stdin; a VALUE itself shows in the "
+                            "process list and shell history, so prefer - or --token-file")  # fmt: skip
     create.add_argument("--sandbox", action="store_true", help="simulate deliveries")
+    secrets = things.add_parser("secrets").add_subparsers(dest="action", required=True)
+    secrets.add_parser(
+        "rotate", help="encrypt every stored credential again with POSTS_SECRET_KEY's first key"
+    )
     return parser
 
 
@@ -72,15 +93,61 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
         elif args.thing == "workspace":
             print(admin.create_workspace(args.name))
         elif args.thing == "key":
-            print(admin.create_api_key(args.workspace))
+            _key(args)
+        elif args.thing == "secrets":
+            count = admin.rotate_credentials()
+            print(f"re-encrypted the credentials of {count} account(s) with the first secret key")
         else:
             print(admin.create_account(args.workspace, args.platform, args.handle,
-                                       base_url=args.base_url, token=args.token,
+                                       base_url=args.base_url, token=_token(args),
                                        sandbox=args.sandbox))  # fmt: skip
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _key(args: argparse.Namespace) -> None:
+    if args.action == "create":
+        expires = admin.parse_expiry(args.expires, db.utcnow()) if args.expires else None
+        print(admin.create_api_key(args.workspace, expires))
+    elif args.action == "list":
+        rows = [("ID", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "REVOKED")]
+        for key in admin.list_api_keys(args.workspace):
+            rows.append((key.id, key.prefix, admin.iso_utc(key.created_at),
+                         _when(key.last_used_at, "never"), _when(key.expires_at, "never"),
+                         _when(key.revoked_at, "-")))  # fmt: skip
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    else:
+        when, fresh = admin.revoke_api_key(args.key_id)
+        print(f"{args.key_id} {'revoked' if fresh else 'was already revoked'} at"
+              f" {admin.iso_utc(when)}")  # fmt: skip
+
+
+def _when(value, otherwise: str) -> str:
+    return admin.iso_utc(value) if value else otherwise
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The credentials from --token-file, stdin (--token -) or --token, without
+    surrounding whitespace (the newline a file or echo ends with)."""
+    if args.token_file:
+        try:
+            token = pathlib.Path(args.token_file).read_text().strip()
+        except OSError as error:
+            raise admin.AdminError(f"--token-file {args.token_file}: {error.strerror}") from None
+        if not token:
+            raise admin.AdminError(f"--token-file {args.token_file} is empty")
+        return token
+    if args.token == "-":
+        # At a terminal, not echoed; piped, read whole.
+        token = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
+        if not token:
+            raise admin.AdminError("--token -: no credentials on stdin")
+        return token
+    return args.token
 
 
 def _demo(config: Config) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import os
 import pathlib
+import re
+import urllib.parse
 from collections.abc import Mapping
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -12,6 +16,23 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; raised at start-up."""
+
+
+#: POSTS_MEDIA_MAX_BYTES's default: the largest media file a worker downloads (1 GiB).
+MEDIA_MAX_BYTES = 1 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class EgressAllow:
+    """POSTS_EGRESS_ALLOW: destinations the egress guard (service.egress) lets
+    through although their addresses are not public.
+
+    ``networks``: CIDR blocks (any port); ``hosts``: (name or IP address, port or
+    None for any port), names lowercased without a trailing dot.
+    """
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    hosts: tuple[tuple[str, int | None], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +57,9 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    #: POSTS_EGRESS_ALLOW, parsed (see service.egress).
+    egress_allow: EgressAllow = EgressAllow()
+    media_max_bytes: int = MEDIA_MAX_BYTES
 
     @property
     def embedded(self) -> bool:
@@ -62,11 +86,20 @@ class Config:
         tls = {k: env.get(f"POSTS_TLS_{k.upper()}", "") for k in ("cert", "key", "client_ca")}
         if bool(tls["cert"]) != bool(tls["key"]):
             raise ConfigError("POSTS_TLS_CERT and POSTS_TLS_KEY go together")
+        secret_key = env.get("POSTS_SECRET_KEY", "")
+        if secret_key:
+            secret_keys(secret_key)  # malformed: refused now, not at the first decrypt
+        elif database_url.startswith("postgres") or broker_url:
+            # Processes that share a database must share the key too; a key file
+            # made under each machine's var/ would differ from machine to machine.
+            raise ConfigError(
+                "POSTS_SECRET_KEY is required with PostgreSQL or a broker (the same on every process)"
+            )
         return cls(
             listen=listen,
             database_url=database_url,
             broker_url=broker_url,
-            secret_key=env.get("POSTS_SECRET_KEY", ""),
+            secret_key=secret_key,
             var_dir=var_dir,
             max_workers=_number(env, "POSTS_MAX_WORKERS", max_workers, int),
             worker_threads=_number(env, "POSTS_WORKER_THREADS", cls.worker_threads, int),
@@ -84,6 +117,8 @@ class Config:
             tls_cert=tls["cert"],
             tls_key=tls["key"],
             tls_client_ca=tls["client_ca"],
+            egress_allow=egress_allow(env),
+            media_max_bytes=media_max_bytes(env),
         )
 
 
@@ -98,3 +133,83 @@ def _number(env: Mapping[str, str], name: str, default, kind):
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
+
+
+#: The shortest accepted secret (a generated Fernet key has 44 characters).
+MIN_SECRET_LENGTH = 32
+
+
+def secret_keys(raw: str) -> list[str]:
+    """The keys of POSTS_SECRET_KEY, comma-separated, newest (the one that encrypts) first.
+
+    Raises ConfigError naming the bad entry's position, never its value.
+    """
+    keys = [key.strip() for key in raw.split(",")]
+    for position, key in enumerate(keys, 1):
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"POSTS_SECRET_KEY: key {position} of {len(keys)} is shorter than"
+                f" {MIN_SECRET_LENGTH} characters"
+            )
+    return keys
+
+
+# ---------------------------------------------------------------------- egress
+
+
+def egress_allow(env: Mapping[str, str] | None = None) -> EgressAllow:
+    """POSTS_EGRESS_ALLOW, comma-separated ``host``, ``host:port``, IP addresses and
+    CIDR blocks; raises ConfigError naming a malformed entry."""
+    env = os.environ if env is None else env
+    return _parse_egress_allow(env.get("POSTS_EGRESS_ALLOW", ""))
+
+
+def media_max_bytes(env: Mapping[str, str] | None = None) -> int:
+    """POSTS_MEDIA_MAX_BYTES: the largest media file a worker downloads."""
+    env = os.environ if env is None else env
+    return _number(env, "POSTS_MEDIA_MAX_BYTES", MEDIA_MAX_BYTES, int)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_egress_allow(raw: str) -> EgressAllow:
+    networks, hosts = [], []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        if "/" in entry:
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"POSTS_EGRESS_ALLOW: {entry!r} is not a CIDR block ({exc})"
+                ) from None
+            continue
+        hosts.append(_allowed_host(entry))
+    return EgressAllow(tuple(networks), tuple(hosts))
+
+
+def _allowed_host(entry: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, an IP address or ``[IPv6]:port`` as (host, port)."""
+    try:
+        return str(ipaddress.ip_address(entry)), None  # a bare IP address (IPv6 without [])
+    except ValueError:
+        pass
+    bad = ConfigError(f"POSTS_EGRESS_ALLOW: {entry!r} is not host, host:port or a CIDR block")
+    try:
+        parts = urllib.parse.urlsplit("//" + entry)
+        port = parts.port
+    except ValueError:
+        raise bad from None
+    host = (parts.hostname or "").rstrip(".")
+    if "@" in entry or parts.path or parts.query or parts.fragment or entry.endswith(":"):
+        raise bad
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(host):
+        raise bad
+    return host, port

@@ -1,7 +1,9 @@
 """Secrets: account credentials encrypted at rest, signed page tokens, API key hashes.
 
-Everything derives from one secret (POSTS_SECRET_KEY, or on the embedded
-default a key made once and kept under ``var/``).
+Everything derives from the service's secret keys: POSTS_SECRET_KEY (one or
+more, comma-separated: the first encrypts and signs, every one decrypts and
+verifies, so a key can be replaced without downtime), or on the embedded
+default one key made once and kept in ``var/secret.key``.
 """
 
 from __future__ import annotations
@@ -11,28 +13,80 @@ import hashlib
 import hmac
 import os
 import pathlib
-import secrets
+import re
+import tempfile
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from service.config import Config, ConfigError
+from service.config import Config, ConfigError, secret_keys
+
+KEY_FILE = "secret.key"
+
+#: What the key file held before it held a Fernet key (``secrets.token_urlsafe(48)``):
+#: still accepted, or the credentials stored under it could no longer be read.
+_LEGACY_KEY = re.compile(rb"[A-Za-z0-9_-]{64}")
 
 
-def load_secret(config: Config) -> bytes:
-    """The configured secret; on the embedded default, made once and kept under var/."""
+def load_secrets(config: Config) -> list[bytes]:
+    """The configured secret keys, the one that encrypts first; on the embedded
+    default, the key file's one key (made on first start)."""
     if config.secret_key:
-        if len(config.secret_key) < 32:
-            raise ConfigError("POSTS_SECRET_KEY must be at least 32 characters")
-        return config.secret_key.encode()
-    path = pathlib.Path(config.var_dir) / "secret.key"
+        return [key.encode() for key in secret_keys(config.secret_key)]
+    path = pathlib.Path(config.var_dir) / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+        _create_key_file(path)
+    return [read_key_file(path)]
+
+
+def _create_key_file(path: pathlib.Path) -> None:
+    """Writes a new Fernet key to ``path`` unless another process got there first.
+
+    The key is written whole and synced under a temporary name, then linked into
+    place: nobody ever reads a partial key, and a link (unlike a rename) never
+    replaces a key another process published meanwhile, so both use that one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return
+        # The new name must survive a crash too, not only the bytes.
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        os.unlink(temporary)
+
+
+def read_key_file(path: pathlib.Path) -> bytes:
+    """The key in ``path``; ConfigError when the file is unreadable, empty or malformed."""
+    lose = "or remove it to make a new key (credentials stored under the old one are then lost)"
+    try:
+        key = path.read_bytes().strip()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the secret key: {error.strerror}") from None
+    if not key:
+        raise ConfigError(f"{path} is empty: restore it from a backup, {lose}")
+    try:
+        Fernet(key)
+    except ValueError:
+        if not _LEGACY_KEY.fullmatch(key):
+            raise ConfigError(
+                f"{path} does not hold a valid key (a Fernet key: 44 characters of URL-safe"
+                f" base64): restore it from a backup, {lose}"
+            ) from None
+    return key
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
@@ -40,39 +94,60 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
 
 
 class Keyring:
-    """Keys derived from the service's secret, one per purpose."""
+    """Keys derived from the service's secret keys, one per purpose and secret.
 
-    def __init__(self, secret: bytes):
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, b"credentials")))
-        self._signing = _derive(secret, b"page-tokens")
+    The first secret's keys encrypt and sign; every secret's keys decrypt and
+    verify, so credentials and page tokens made under an older key still work.
+    """
+
+    def __init__(self, secrets: Sequence[bytes]):
+        if not secrets:
+            raise ConfigError("no secret key configured")
+        self._fernet = MultiFernet(
+            [Fernet(base64.urlsafe_b64encode(_derive(s, b"credentials"))) for s in secrets]
+        )
+        self._signing = [_derive(s, b"page-tokens") for s in secrets]
 
     def encrypt(self, plaintext: str) -> str:
-        """Encrypts account credentials for storage."""
+        """Encrypts account credentials for storage, under the first key."""
         return self._fernet.encrypt(plaintext.encode()).decode() if plaintext else ""
 
     def decrypt(self, ciphertext: str) -> str:
-        """Decrypts stored credentials; raises ValueError when they were not ours."""
+        """Decrypts stored credentials; raises ValueError when no key opens them."""
         if not ciphertext:
             return ""
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
-            raise ValueError("credentials cannot be decrypted with this POSTS_SECRET_KEY") from None
+            raise ValueError("credentials cannot be decrypted with any POSTS_SECRET_KEY") from None
+
+    def rotate(self, ciphertext: str) -> str:
+        """``ciphertext`` encrypted again under the first key; ValueError when no key opens it."""
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise ValueError("credentials cannot be decrypted with any POSTS_SECRET_KEY") from None
 
     def sign(self, payload: bytes) -> str:
         """``payload`` and its HMAC, URL-safe: an opaque token callers cannot forge."""
-        mac = hmac.new(self._signing, payload, hashlib.sha256).digest()[:16]
+        mac = hmac.new(self._signing[0], payload, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
 
     def verify(self, token: str) -> bytes | None:
-        """The payload of a token made by ``sign``; None when it was tampered with."""
+        """The payload of a token made by ``sign`` under any of the keys; None when
+        it was tampered with."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (ValueError, TypeError):
             return None
+        if len(raw) <= 16:
+            return None
         mac, payload = raw[:16], raw[16:]
-        expected = hmac.new(self._signing, payload, hashlib.sha256).digest()[:16]
-        return payload if len(raw) > 16 and hmac.compare_digest(mac, expected) else None
+        for key in self._signing:
+            expected = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+            if hmac.compare_digest(mac, expected):
+                return payload
+        return None
 
 
 def hash_secret(secret: str) -> str:
@@ -86,7 +161,7 @@ _keyring: Keyring | None = None
 def configure(config: Config) -> Keyring:
     """Makes the process's Keyring from ``config`` (at start-up, beside db.init)."""
     global _keyring
-    _keyring = Keyring(load_secret(config))
+    _keyring = Keyring(load_secrets(config))
     return _keyring
 
 

@@ -164,6 +164,18 @@ class BackendUnavailable(ServiceError):
         super().__init__(f"{what} is unavailable; retry with backoff", metadata={"backend": what})
 
 
+class InternalError(ServiceError):
+    """What an unexpected exception is answered as: its id, never its text."""
+
+    code, reason = grpc.StatusCode.INTERNAL, "INTERNAL_ERROR"
+
+    def __init__(self, error_id: str):
+        super().__init__(
+            f"internal error {error_id}: the service logged it under this id",
+            metadata={"errorId": error_id},
+        )
+
+
 def to_status(error: ServiceError) -> grpc.Status:
     """The ``google.rpc.Status`` (as a grpc.Status) answering ``error``."""
     details = [

@@ -7,9 +7,11 @@ database lookup would stall every call.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
+import secrets
 
 import grpc
 
@@ -34,10 +36,13 @@ def current_principal() -> Principal:
 
 class PostServiceInterceptor(grpc.ServerInterceptor):
     """Authenticates each PostService call, gives it a database connection,
-    and answers domain errors as rich ``google.rpc.Status`` values.
+    and answers domain errors as rich ``google.rpc.Status`` values: the one
+    error boundary.
 
-    Reflection and health need no key; health checks only gain the
-    answering process's id (``PID_METADATA``).
+    Every method under SERVICE_PREFIX is guarded, whatever its kind (unary or
+    streaming), so that no method can be added that answers without a key.
+    Reflection and health need no key; health checks only gain the answering
+    process's id (``PID_METADATA``).
     """
 
     def __init__(self, authenticator: Authenticator):
@@ -45,35 +50,61 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is not None and handler_call_details.method == HEALTH_CHECK:
+        method = handler_call_details.method
+        if handler is not None and method == HEALTH_CHECK:
             return _with_pid(handler)
-        if handler is None or not handler_call_details.method.startswith(SERVICE_PREFIX):
-            return handler
-        if handler.unary_unary is None:
+        if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
         authorization = dict(handler_call_details.invocation_metadata or ()).get("authorization")
-        behaviour = handler.unary_unary
+        serving = self._serving
+        codecs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}  # fmt: skip
+        if handler.unary_unary or handler.stream_unary:
+            behaviour = handler.unary_unary or handler.stream_unary
 
-        def guarded(request, context):
-            try:
-                with db.connection():
-                    principal = self._authenticator.authenticate(authorization)
-                    token = _principal.set(principal)
-                    try:
-                        return behaviour(request, context)
-                    finally:
-                        _principal.reset(token)
-            except errors.ServiceError as error:
-                context.abort_with_status(errors.to_status(error))
-            except db.UNAVAILABLE:
-                log.exception("database unavailable in %s", handler_call_details.method)
-                context.abort_with_status(errors.to_status(errors.BackendUnavailable("database")))
+            def answer(request, context):
+                with serving(method, authorization, context):
+                    return behaviour(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            if handler.unary_unary:
+                return grpc.unary_unary_rpc_method_handler(answer, **codecs)
+            return grpc.stream_unary_rpc_method_handler(answer, **codecs)
+        behaviour = handler.unary_stream or handler.stream_stream
+
+        def stream(request, context):
+            # The answers are made as they are sent: the boundary spans them all.
+            with serving(method, authorization, context):
+                yield from behaviour(request, context)
+
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(stream, **codecs)
+        return grpc.stream_stream_rpc_method_handler(stream, **codecs)
+
+    @contextlib.contextmanager
+    def _serving(self, method: str, authorization: str | None, context):
+        """Runs the call's behaviour authenticated, with a database connection, and
+        answers whatever it raises: a domain error as itself, a database outage
+        UNAVAILABLE, anything else INTERNAL with an error id (the log line with
+        the traceback has it too), never the exception's text."""
+        try:
+            with db.connection():
+                principal = self._authenticator.authenticate(authorization)
+                token = _principal.set(principal)
+                try:
+                    yield
+                finally:
+                    _principal.reset(token)
+        except errors.ServiceError as error:
+            context.abort_with_status(errors.to_status(error))
+        except db.UNAVAILABLE:
+            log.exception("database unavailable in %s", method)
+            context.abort_with_status(errors.to_status(errors.BackendUnavailable("database")))
+        except Exception:
+            if context.code() not in (None, grpc.StatusCode.OK):
+                raise  # the behaviour aborted the call itself: that is its answer
+            error_id = secrets.token_hex(6)
+            log.exception("unexpected error %s in %s", error_id, method)
+            context.abort_with_status(errors.to_status(errors.InternalError(error_id)))
 
 
 def _with_pid(handler):

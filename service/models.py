@@ -55,6 +55,9 @@ class ApiKey(BaseModel):
     secret_hash = peewee.CharField(max_length=64)
     created_at = UTCTimeField()
     revoked_at = UTCTimeField(null=True)
+    expires_at = UTCTimeField(null=True)  # null: never
+    #: When a call last used the key, to within a minute (written at most once a minute).
+    last_used_at = UTCTimeField(null=True)
 
 
 class ApiKeyGrant(BaseModel):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import peewee
 
-from service import db, errors, ids, lifecycle, platforms, rules, store
+from service import db, egress, errors, ids, lifecycle, platforms, rules, store
 from service.crypto import Keyring
 from service.lifecycle import Status
 from service.models import Account, IdempotencyRecord, Media, Post, PostItem
@@ -29,7 +29,21 @@ MAX_TEXT_BYTES = 64 * 1024
 MAX_MEDIA = 35
 MAX_AHEAD = dt.timedelta(days=365)
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
+#: A larger page_size is taken as this one.
+MAX_PAGE_SIZE = 100
+#: The longest strings a request may carry, in characters (text: MAX_TEXT_BYTES;
+#: media URLs: egress.MAX_URL_LENGTH). A NUL in any string is refused too (the
+#: servicer's check): PostgreSQL cannot store one.
+MAX_ID_LENGTH = 64
+MAX_TITLE_LENGTH = 300
+MAX_ALT_TEXT_LENGTH = 1500
+MAX_MIME_TYPE_LENGTH = 127
+MAX_KEY_LENGTH = 128
+MAX_ETAG_LENGTH = 64
+MAX_PAGE_TOKEN_LENGTH = 1024
+#: The most update_mask paths, and entries of a repeated ListPosts filter.
+MAX_MASK_PATHS = 20
+MAX_FILTER_ENTRIES = 16
 
 #: UpdatePost fields a caller may change (update_mask paths).
 EDITABLE_FIELDS = ("text", "media", "items", "title", "scheduled_at", "status", "idempotency_key")
@@ -181,6 +195,11 @@ def with_items(post: Post) -> LoadedPost:
 
 
 def _with_items(posts: Sequence[Post]) -> list[LoadedPost]:
+    if len(posts) > MAX_PAGE_SIZE:
+        # One bound parameter per id: a page's worth per query, far below SQLite's
+        # limit on them (32,766), and a bounded number of compiled statements.
+        return [loaded for start in range(0, len(posts), MAX_PAGE_SIZE)
+                for loaded in _with_items(posts[start : start + MAX_PAGE_SIZE])]  # fmt: skip
     if not posts:
         return []
     post_ids = [p.id for p in posts]
@@ -230,20 +249,23 @@ class Posts:
         return version
 
     def list(self, workspace_id: str, query: ListQuery) -> tuple[list[LoadedPost], str]:
-        """One page of posts, newest first, and the next page's token ('' on the last)."""
-        size = query.page_size or DEFAULT_PAGE_SIZE
+        """One page of posts, newest first, and the next page's token ('' on the last).
+
+        At most MAX_PAGE_SIZE posts: a larger ``page_size`` is taken as that.
+        """
+        size = min(query.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         violations = {}
-        if not 0 < size <= MAX_PAGE_SIZE:
-            violations["page_size"] = f"must be between 1 and {MAX_PAGE_SIZE}"
+        if size < 1:
+            violations["page_size"] = "must not be negative"
+        if len(query.statuses) > MAX_FILTER_ENTRIES:
+            violations["statuses"] = f"at most {MAX_FILTER_ENTRIES} entries"
         if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
             violations["account_id"] = "not an account id (acc_…)"
-        scope = hashlib.sha256(
-            json.dumps([workspace_id, sorted(query.statuses), query.account_id,
-                        query.platform, query.show_deleted]).encode()
-        ).hexdigest()[:16]  # fmt: skip
+        scope = _list_scope(workspace_id, query)
         cursor = None
         if query.page_token:
-            cursor = self._read_page_token(query.page_token, scope)
+            if len(query.page_token) <= MAX_PAGE_TOKEN_LENGTH:
+                cursor = self._read_page_token(query.page_token, scope)
             if cursor is None:
                 violations["page_token"] = "not a page token of this query"
         if violations:
@@ -252,7 +274,7 @@ class Posts:
         if not query.show_deleted:
             select = select.where(Post.deleted_at.is_null())
         if query.statuses:
-            select = select.where(Post.status.in_(list(query.statuses)))
+            select = select.where(Post.status.in_(sorted(set(query.statuses))))
         if query.account_id:
             select = select.where(Post.account == query.account_id)
         if query.platform:
@@ -267,13 +289,18 @@ class Posts:
         with db.connection():
             rows = list(select)
             page = _with_items(rows[:size])
-        token = ""
-        if len(rows) > size:
-            last = rows[size - 1]
-            token = self._keyring.sign(
-                json.dumps([scope, Post.created_at.db_value(last.created_at), last.id]).encode()
-            )
+        token = self._page_token(scope, rows[size - 1]) if len(rows) > size else ""
         return page, token
+
+    def page_token_after(self, workspace_id: str, query: ListQuery, post: Post) -> str:
+        """The token of the page after ``post`` in ``query``'s listing: for a page
+        cut short of ``list``'s (an answer growing too large)."""
+        return self._page_token(_list_scope(workspace_id, query), post)
+
+    def _page_token(self, scope: str, last: Post) -> str:
+        return self._keyring.sign(
+            json.dumps([scope, Post.created_at.db_value(last.created_at), last.id]).encode()
+        )
 
     def _read_page_token(self, token: str, scope: str) -> tuple[int, str] | None:
         payload = self._keyring.verify(token)
@@ -296,12 +323,20 @@ class Posts:
         # Only a keyed create is compared with a later one (hashing costs ~0.1 ms).
         fingerprint = _fingerprint(workspace_id, new) if new.idempotency_key else ""
         with db.connection():
+            # Read and checked before the write lock, which every other write waits
+            # for: the rules' cost grows with the text. (An account never changes
+            # platform.) Their violations are answered in their turn, under the lock.
+            account = find_account(new.account_id, workspace_id)
+            violations = None
+            if account and lifecycle.CREATE_STATUSES[new.status] in lifecycle.QUEUED:
+                violations = rules.check(account.platform, new.post_type, new.title, new.items)
             try:
                 with db.write():
                     replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
                     if replay:
                         return load(replay)
-                    loaded = self._insert(workspace_id, new, fingerprint, now)
+                    loaded = self._insert(workspace_id, new, fingerprint, now, account,
+                                          violations)  # fmt: skip
             except peewee.IntegrityError:
                 # A concurrent create with the same key won the race: answer as a replay.
                 replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
@@ -321,11 +356,11 @@ class Posts:
             raise errors.IdempotencyKeyReused(key, record.post_id)
         return record.post_id
 
-    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now) -> LoadedPost:
+    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now,
+                account: Account | None, violations: dict[str, str] | None) -> LoadedPost:  # fmt: skip
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED and new.scheduled_at <= now:
             raise errors.InvalidField({"scheduled_at": "must be in the future"})
-        account = find_account(new.account_id, workspace_id)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
@@ -333,7 +368,8 @@ class Posts:
                 {"post_type": f"{account.platform} does not take {new.post_type} posts"}
             )
         if status in lifecycle.QUEUED:
-            _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand)
+            _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand,
+                               violations)  # fmt: skip
         post = Post(
             id=ids.new(ids.POST),
             workspace=workspace_id,
@@ -362,70 +398,138 @@ class Posts:
         """Applies an UpdatePost; see lifecycle.decide_update for what it may do."""
         now = self._now()
         _check_edit(edit, now)
+        with db.connection():
+            for attempt in range(1, _UPDATE_ATTEMPTS + 1):
+                # The rules are checked before the write lock, which every other
+                # write waits for (their cost grows with the text), on the post as
+                # read now; under the lock they stand while its version is the same.
+                early = self._rules_before_lock(workspace_id, edit, now)
+                try:
+                    with db.write():
+                        loaded, changed = self._edit(workspace_id, edit, now, early,
+                                                     retry=attempt < _UPDATE_ATTEMPTS)  # fmt: skip
+                    break
+                except _ChangedSinceChecked:
+                    continue
+        if changed:
+            self._after_commit(loaded.post)
+        return loaded
+
+    def _rules_before_lock(self, workspace_id: str, edit: PostEdit,
+                           now) -> tuple[int, dict[str, str]] | None:  # fmt: skip
+        """(version read, rules.check's violations) when the edit, applied to the post
+        as read now, would check the platform rules; else None."""
         changes = edit.changes
-        with db.connection(), db.write():
-            current = load(edit.post_id, workspace_id, lock=True)
-            post = current.post
-            for field, value in edit.immutable.items():
-                if value != getattr(post, "account_id" if field == "account_id" else field):
-                    raise errors.FieldImmutable(field)
-            if edit.etag and edit.etag != current.etag:
-                raise errors.EtagMismatch(current.etag)
-            items = _edited_items(current, changes)
-            title = changes.get("title", post.title)
-            scheduled_at = changes.get("scheduled_at", post.scheduled_at)
-            content_edited = items is not None or "title" in changes
-            edits = content_edited or any(
-                k in changes for k in ("scheduled_at", "idempotency_key")
-            )
-            before = Status(post.status)
+        content_edited = any(k in changes for k in ("items", "text", "media", "title"))
+        due = changes.get("scheduled_at") is not None and changes["scheduled_at"] <= now
+        if not (content_edited or due or changes.get("status") in ("publish", "scheduled")):
+            return None  # a reschedule, a key, a cancel: no rules (read nothing more)
+        rows = _POST_IN_WORKSPACE.rows(Post, edit.post_id, workspace_id)
+        if not rows:
+            return None  # answered in its turn, under the lock
+        post = rows[0]
+        try:
             decision = lifecycle.decide_update(
-                before,
-                changes.get("status"),
-                edits=edits,
-                scheduled_at=scheduled_at,
-                now=now,
+                Status(post.status), changes.get("status"),
+                edits=content_edited or any(k in changes for k in ("scheduled_at",
+                                                                   "idempotency_key")),
+                scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
                 content_edited=content_edited,
-                has_live_item=current.has_live_item,
+            )  # fmt: skip
+        except errors.ServiceError:
+            return None  # answered in its turn, under the lock
+        if not decision.check_rules:
+            return None
+        current = with_items(post)
+        items = _edited_items(current, changes)
+        violations = rules.check(post.platform, post.post_type, changes.get("title", post.title),
+                                 items if items is not None else _as_inputs(current))  # fmt: skip
+        return post.version, violations
+
+    def _edit(self, workspace_id: str, edit: PostEdit, now,
+              early: tuple[int, dict[str, str]] | None, retry: bool) -> tuple[LoadedPost, bool]:  # fmt: skip
+        """The edit, in the write transaction: the post as answered, and whether it changed.
+
+        Raises _ChangedSinceChecked, when ``retry``, if the rules are due and the
+        post changed since ``early`` checked them.
+        """
+        changes = edit.changes
+        current = load(edit.post_id, workspace_id, lock=True)
+        post = current.post
+        for field, value in edit.immutable.items():
+            if value != getattr(post, "account_id" if field == "account_id" else field):
+                raise errors.FieldImmutable(field)
+        if edit.etag and edit.etag != current.etag:
+            raise errors.EtagMismatch(current.etag)
+        items = _edited_items(current, changes)
+        title = changes.get("title", post.title)
+        scheduled_at = changes.get("scheduled_at", post.scheduled_at)
+        content_edited = items is not None or "title" in changes
+        edits = content_edited or any(k in changes for k in ("scheduled_at", "idempotency_key"))
+        before = Status(post.status)
+        decision = lifecycle.decide_update(
+            before,
+            changes.get("status"),
+            edits=edits,
+            scheduled_at=scheduled_at,
+            now=now,
+            content_edited=content_edited,
+            has_live_item=current.has_live_item,
+        )
+        if decision.noop:
+            return current, False
+        if decision.check_rules:
+            violations = None  # not checked before the lock (rare): checked here
+            if early is not None and early[0] == post.version:
+                violations = early[1]
+            elif early is not None and retry:
+                raise _ChangedSinceChecked()
+            _check_deliverable(
+                find_account(post.account_id, workspace_id),
+                post.post_type,
+                title,
+                items if items is not None else _as_inputs(current),
+                shorthand=False,
+                violations=violations,
             )
-            if decision.noop:
-                return current
-            if decision.check_rules:
-                _check_deliverable(
-                    find_account(post.account_id, workspace_id),
-                    post.post_type,
-                    title,
-                    items if items is not None else _as_inputs(current),
-                    shorthand=False,
-                )
-            if "idempotency_key" in changes:
-                self._take_key(workspace_id, post, changes["idempotency_key"], now)
-            written = current.items
-            content = {"title": title, "scheduled_at": scheduled_at}
-            if items is not None:
-                PostItem.delete().where(PostItem.post == post.id).execute()
-                written = _write_items(post, items)
-                content["content_revision"] = post.content_revision + 1
-            event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
-            if store.apply(post, event, now, target=decision.status, content=content) is None:
-                raise errors.EtagMismatch("")  # the row is locked: cannot happen
-        self._after_commit(post)
-        return LoadedPost(post, written)
+        if "idempotency_key" in changes:
+            self._take_key(workspace_id, post, changes["idempotency_key"], now)
+        written = current.items
+        content = {"title": title, "scheduled_at": scheduled_at}
+        if items is not None:
+            PostItem.delete().where(PostItem.post == post.id).execute()
+            written = _write_items(post, items)
+            content["content_revision"] = post.content_revision + 1
+        event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
+        if store.apply(post, event, now, target=decision.status, content=content) is None:
+            raise errors.EtagMismatch("")  # the row is locked: cannot happen
+        return LoadedPost(post, written), True
 
     def _take_key(self, workspace_id: str, post: Post, key: str, now) -> None:
         if key and key != post.idempotency_key:
             owner = _key_record(workspace_id, key)
-            if owner and owner.post_id != post.id:
-                raise errors.IdempotencyKeyReused(key, owner.post_id)
             if owner is None:
-                db.insert(
-                    IdempotencyRecord(workspace=workspace_id, key=key, post=post.id, created_at=now)
-                )
+                try:
+                    # A savepoint: on PostgreSQL a failed statement would spoil the
+                    # whole transaction.
+                    with db.database.atomic():
+                        db.insert(IdempotencyRecord(workspace=workspace_id, key=key,
+                                                    post=post.id, created_at=now))  # fmt: skip
+                except peewee.IntegrityError:
+                    # Another post's request took the key since the read (its row
+                    # lock is not this one's): the key is that post's.
+                    owner = _key_record(workspace_id, key)
+                    if owner is None:
+                        raise
+            if owner is not None and owner.post_id != post.id:
+                raise errors.IdempotencyKeyReused(key, owner.post_id)
         post.idempotency_key = key
 
     def delete(self, workspace_id: str, post_id: str, expected_etag: str) -> LoadedPost:
         """Cancels and hides a post (soft delete); a deleted post is answered as it is."""
         _check_post_id(post_id)
+        if violations := _check_etag(expected_etag):
+            raise errors.InvalidField(violations)
         now = self._now()
         with db.connection():
             with db.write():
@@ -449,6 +553,23 @@ class Posts:
             self._enqueue(post.id, post.job_token)
         except Exception:  # the broker is down: the sweeper sends it again
             log.exception("enqueue of %s failed; the sweeper will retry", post.id)
+
+
+def _list_scope(workspace_id: str, query: ListQuery) -> str:
+    """What a page token is good for: the listing of these filters in this workspace."""
+    return hashlib.sha256(
+        json.dumps([workspace_id, sorted(query.statuses), query.account_id,
+                    query.platform, query.show_deleted]).encode()
+    ).hexdigest()[:16]  # fmt: skip
+
+
+#: Rule checks before the write lock an UpdatePost makes while the post keeps
+#: changing under it; the last attempt checks under the lock.
+_UPDATE_ATTEMPTS = 3
+
+
+class _ChangedSinceChecked(Exception):
+    """The post changed between the rules' check and the write lock."""
 
 
 def _write_items(post: Post, items: Sequence[ItemInput]) -> list[tuple[PostItem, list[Media]]]:
@@ -493,7 +614,10 @@ def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] |
     return tuple(items)
 
 
-def _check_deliverable(account: Account, post_type, title, items, shorthand: bool) -> None:
+def _check_deliverable(account: Account, post_type, title, items, shorthand: bool,
+                       violations: dict[str, str] | None = None) -> None:  # fmt: skip
+    """Raises what stops the content going out. ``violations``: ``rules.check``'s
+    answer for it, computed before the write lock (None: computed here)."""
     if not any(item.text.strip() or item.media for item in items):
         # Nothing to send: it would sit queued, or fail at the network.
         field = "text" if shorthand else "items"
@@ -501,7 +625,8 @@ def _check_deliverable(account: Account, post_type, title, items, shorthand: boo
                                           "scheduled"})  # fmt: skip
     if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
         raise errors.PlatformNotSupported(account.platform)
-    violations = rules.check(account.platform, post_type, title, items)
+    if violations is None:
+        violations = rules.check(account.platform, post_type, title, items)
     if shorthand:
         violations = {k.replace("items[0].", "", 1): v for k, v in violations.items()}
     if violations:
@@ -529,8 +654,11 @@ def _check_items(items: Sequence[ItemInput], shorthand: bool) -> dict[str, str]:
         if len(item.media) > MAX_MEDIA:
             violations[f"{prefix}media"] = f"at most {MAX_MEDIA} media"
         for j, media in enumerate(item.media[:MAX_MEDIA]):
-            if not media.url.startswith(("https://", "http://")):
-                violations[f"{prefix}media[{j}].url"] = "an http(s) URL is required"
+            # What the URL alone shows (scheme, userinfo, length, a refused IP
+            # literal), decided as the worker's egress guard decides it.
+            refusal = egress.url_refusal(media.url, egress.allow())
+            if refusal:
+                violations[f"{prefix}media[{j}].url"] = refusal
             if not media.kind:
                 violations[f"{prefix}media[{j}].kind"] = "required"
     return violations
@@ -543,8 +671,37 @@ def _check_time(scheduled_at: dt.datetime | None, now: dt.datetime) -> dict[str,
 
 
 def _check_key(key: str) -> dict[str, str]:
-    if key and not (len(key) <= 128 and all(33 <= ord(c) <= 126 for c in key)):
-        return {"idempotency_key": "1 to 128 printable ASCII characters"}
+    if key and not (len(key) <= MAX_KEY_LENGTH and all(33 <= ord(c) <= 126 for c in key)):
+        return {"idempotency_key": f"1 to {MAX_KEY_LENGTH} printable ASCII characters"}
+    return {}
+
+
+def _check_title(title: str) -> dict[str, str]:
+    if len(title) > MAX_TITLE_LENGTH:
+        return {"title": f"at most {MAX_TITLE_LENGTH} characters"}
+    return {}
+
+
+def _check_media_text(items: Sequence[ItemInput], shorthand: bool) -> dict[str, str]:
+    """The length limits of the media's alt text and MIME type (URLs: _check_items)."""
+    violations = {}
+    for i, item in enumerate(items[:MAX_ITEMS]):
+        prefix = "" if shorthand else f"items[{i}]."
+        for j, media in enumerate(item.media[:MAX_MEDIA]):
+            if len(media.alt_text) > MAX_ALT_TEXT_LENGTH:
+                violations[f"{prefix}media[{j}].alt_text"] = (
+                    f"at most {MAX_ALT_TEXT_LENGTH} characters"
+                )
+            if len(media.mime_type) > MAX_MIME_TYPE_LENGTH:
+                violations[f"{prefix}media[{j}].mime_type"] = (
+                    f"at most {MAX_MIME_TYPE_LENGTH} characters"
+                )
+    return violations
+
+
+def _check_etag(etag: str) -> dict[str, str]:
+    if len(etag) > MAX_ETAG_LENGTH:
+        return {"etag": f"at most {MAX_ETAG_LENGTH} characters"}
     return {}
 
 
@@ -561,6 +718,8 @@ def _check_new_post(new: NewPost, now: dt.datetime) -> None:
     elif new.status == "scheduled" and new.scheduled_at is None:
         violations["scheduled_at"] = "required with STATUS_CHANGE_SCHEDULED"
     violations |= _check_items(new.items, new.shorthand)
+    violations |= _check_media_text(new.items, new.shorthand)
+    violations |= _check_title(new.title)
     violations |= _check_time(new.scheduled_at, now)
     violations |= _check_key(new.idempotency_key)
     if violations:
@@ -575,9 +734,14 @@ def _check_edit(edit: PostEdit, now: dt.datetime) -> None:
         violations["items"] = "send items, or text and media, not both"
     if "items" in changes:
         violations |= _check_items(changes["items"], shorthand=False)
+        violations |= _check_media_text(changes["items"], shorthand=False)
     if "text" in changes or "media" in changes:
         item = ItemInput(changes.get("text", ""), changes.get("media", ()))
         violations |= _check_items([item], shorthand=True)
+        violations |= _check_media_text([item], shorthand=True)
+    if "title" in changes:
+        violations |= _check_title(changes["title"])
+    violations |= _check_etag(edit.etag)
     violations |= _check_time(changes.get("scheduled_at"), now)
     if "idempotency_key" in changes:
         violations |= _check_key(changes["idempotency_key"]) or (

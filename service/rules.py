@@ -10,9 +10,11 @@ joined with ``|`` may be mixed within that entry (``"image|video": 10``).
 
 from __future__ import annotations
 
+import collections
+import itertools
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import regex
@@ -96,15 +98,142 @@ RULES: dict[str, dict | None] = {
 X_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
 X_URL_LENGTH = 23
 # URLs with a scheme, or bare hosts under common generic TLDs (as twitter-text links
-# them); not glued to a word, an e-mail address or an @mention.
+# them); not glued to a word, an e-mail address or an @mention. This pattern defines
+# them; ``_urls`` finds the same, in linear time: on "a.a.a.…" the pattern itself
+# backtracks quadratically (0.2 s for 64 KiB).
 _URL = regex.compile(
     r"(?<![\w@.\-/])(?:https?://[^\s<>\"]+"
     r"|(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:com|org|net|edu|gov)\b(?:[/?#][^\s<>\"]*)?)",
     regex.IGNORECASE,
 )
+# Where a URL may start: a whole URL with a scheme (group 1), or a label, its dot
+# and a TLD further on in the same run of host characters. Tried only where the
+# look-behind lets a URL start, so each costs at most the run it reads, and no
+# later start is inside that run.
+_URL_START = regex.compile(
+    r"(?<![\w@.\-/])(?:(https?://[^\s<>\"]+)"
+    r"|[a-z0-9][a-z0-9\-]*\.[a-z0-9.\-]*?(?:com|org|net|edu|gov))",
+    regex.IGNORECASE,
+)
+# Labels and their dots, possessive: dots alone say where a label ends, so giving
+# one back can never make another match.
+_LABELS = regex.compile(r"(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)++", regex.IGNORECASE)
+_TLD = regex.compile(r"(?:com|org|net|edu|gov)\b", regex.IGNORECASE)
+_DOT_BEFORE_TLD = regex.compile(r"\.(?=(?:com|org|net|edu|gov)\b)", regex.IGNORECASE)
+_URL_PATH = regex.compile(r"[/?#][^\s<>\"]*")
 _URL_TRAILING = ".,:;!?'\")]}"
 _GRAPHEME = regex.compile(r"\X")
 _EMOJI_PART = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3\ufe0f]")
+
+# Regional indicators pair into flags counted from the start of their run, and the
+# grapheme engine counts the run back for each one: quadratic on a long run (0.5 s
+# for 64 KiB). A run is cut at every _RI_PIECE indicators (even: between two flags,
+# where a cluster always ends) and each piece segmented alone, which finds the same
+# clusters.
+_RI_PIECE = 64
+_RI = r"\p{Regional_Indicator}"
+_LONG_RI_RUN = regex.compile(f"(?<!{_RI}){_RI}{{{_RI_PIECE + 1},}}")
+
+# Code points whose canonical decomposition starts with a combining mark (a non-zero
+# canonical combining class): what runs of marks are made of. unicodedata sorts a run
+# by insertion, quadratic on marks out of order (1.1 s for 64 KiB); _nfc sorts long
+# runs itself first. (Code points newer than unicodedata's tables only make a run
+# longer, not wrong.)
+_MARK_RUN_MIN = 32
+_MARK = r"[\P{ccc=0}\u0f73\u0f75\u0f81]"
+_LONG_MARK_RUN = regex.compile(f"(?<!{_MARK}){_MARK}{{{_MARK_RUN_MIN},}}")
+
+
+def _nfc(text: str) -> str:
+    """``unicodedata.normalize("NFC", text)``, in linear time."""
+    if text.isascii():
+        return text
+    pieces, start = [], 0
+    for run in _LONG_MARK_RUN.finditer(text):
+        pieces.append(unicodedata.normalize("NFD", text[start : run.start()]))
+        pieces.append(_ordered_marks(run.group()))
+        start = run.end()
+    if not pieces:
+        return unicodedata.normalize("NFC", text)
+    pieces.append(unicodedata.normalize("NFD", text[start:]))
+    # Canonically equivalent to text, so the same NFC; what is left to sort is at most
+    # the 3 marks a decomposed letter before a run ends with.
+    return unicodedata.normalize("NFC", "".join(pieces))
+
+
+class _Decompositions(dict):
+    """Code point -> its canonical decomposition, for ``str.translate``, filled as met.
+    Only the code points of runs of marks come here: at most a few thousand."""
+
+    def __missing__(self, code: int) -> str:
+        decomposed = self[code] = unicodedata.normalize("NFD", chr(code))
+        return decomposed
+
+
+_DECOMPOSITIONS = _Decompositions()
+
+
+def _ordered_marks(run: str) -> str:
+    """``run`` decomposed, each stretch of combining marks stably sorted by class: a
+    canonically equivalent string in canonical order (O(n log n))."""
+    combining = unicodedata.combining
+    decomposed = run.translate(_DECOMPOSITIONS)
+    if 0 not in map(combining, decomposed):
+        return "".join(sorted(decomposed, key=combining))
+    # Code points newer than unicodedata's tables count as starters there.
+    return "".join(
+        "".join(sorted(chars, key=combining)) if marks else "".join(chars)
+        for marks, chars in itertools.groupby(decomposed, key=lambda c: combining(c) != 0)
+    )
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """``text`` cut at cluster boundaries so that no piece holds a run of more than
+    _RI_PIECE regional indicators: each piece segments as it does within the text."""
+    start = 0
+    for run in _LONG_RI_RUN.finditer(text):
+        for cut in range(run.start() + _RI_PIECE, run.end(), _RI_PIECE):
+            yield text[start:cut]
+            start = cut
+    yield text[start:] if start else text
+
+
+def _graphemes(text: str) -> Iterator[str]:
+    """The extended grapheme clusters of ``text`` (as ``\\X`` finds them), in linear time."""
+    for piece in _pieces(text):
+        yield from _GRAPHEME.findall(piece)
+
+
+def _urls(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of every match ``_URL.finditer(text)`` makes, in linear time."""
+    pos = 0
+    while candidate := _URL_START.search(text, pos):
+        start = candidate.start()
+        if candidate.group(1):
+            yield start, candidate.end()
+            pos = candidate.end()
+            continue
+        end = _host_end(text, start)
+        if end is None:
+            pos = start + 1  # no URL starts inside the labels just read
+            continue
+        path = _URL_PATH.match(text, end)
+        end = path.end() if path else end
+        yield start, end
+        pos = end
+
+
+def _host_end(text: str, start: int) -> int | None:
+    """Where ``_URL``'s bare host starting at ``start`` ends: after the last of its
+    labels followed by a known TLD (the pattern backtracks to the longest); None
+    when there is none."""
+    labels = _LABELS.match(text, start)
+    if labels is None:
+        return None
+    if _TLD.match(text, labels.end()):
+        return labels.end() + 3
+    last = collections.deque(_DOT_BEFORE_TLD.finditer(text, start, labels.end()), maxlen=1)
+    return last[0].end() + 3 if last else None
 
 
 def _x_weight(char: str) -> int:
@@ -128,7 +257,7 @@ def _x_plain_length(text: str) -> int:
 def _x_cluster_length(text: str) -> int:
     """Weighted length, cluster by cluster: an emoji cluster weighs 2 in all."""
     total = 0
-    for cluster in _GRAPHEME.findall(text):
+    for cluster in _graphemes(text):
         if len(cluster) > 1 and _EMOJI_PART.search(cluster):
             total += 2  # ZWJ family, skin tone, flag, keycap, emoji + VS16
         else:
@@ -139,18 +268,18 @@ def _x_cluster_length(text: str) -> int:
 def weighted_length_x(text: str) -> int:
     """Length of a tweet as twitter-text v3 weighs it (NFC; URL 23; emoji and most
     non-Latin characters 2; Latin, punctuation and the like 1)."""
-    text = unicodedata.normalize("NFC", text)
+    text = _nfc(text)
     total, start = 0, 0
-    for match in _URL.finditer(text):
-        url_end = match.start() + len(match.group().rstrip(_URL_TRAILING))
-        total += _x_plain_length(text[start : match.start()]) + X_URL_LENGTH
+    for url_start, url_end in _urls(text):
+        url_end = url_start + len(text[url_start:url_end].rstrip(_URL_TRAILING))
+        total += _x_plain_length(text[start:url_start]) + X_URL_LENGTH
         start = url_end
     return total + _x_plain_length(text[start:])
 
 
 def grapheme_length(text: str) -> int:
     """Number of user-perceived characters (Unicode extended grapheme clusters)."""
-    return len(_GRAPHEME.findall(text))
+    return sum(len(_GRAPHEME.findall(piece)) for piece in _pieces(text))
 
 
 COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code points": len}

@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = posts_pb2.DESCRIPTOR.services_by_name["PostService"].full_name
 
+#: The largest request the server reads, and the largest answer it sends (bytes).
+#: The largest valid request, 25 items of 64 KiB of text with 35 media each and
+#: every string at its limit in 4-byte characters, is 13.9 MiB; its post as an
+#: answer (the first item twice: in ``items`` and as ``text``/``media``) 14.4
+#: MiB; a ListPosts page stops near 4 MB (servicer.MAX_PAGE_BYTES).
+MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_SEND_MESSAGE_BYTES = 16 * 1024 * 1024
+
 #: Sends the delivery message of a committed job: ``enqueue(post_id, token)``.
 Enqueue = Callable[[str, str], None]
 
@@ -97,7 +105,11 @@ def create_server(config: Config, enqueue: Enqueue,
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
         interceptors=[PostServiceInterceptor(Authenticator())],
-        options=[("grpc.so_reuseport", 1)],
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+        ],
     )
     posts_pb2_grpc.add_PostServiceServicer_to_server(PostServicer(Posts(keyring, enqueue)), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-import functools
+import threading
+from collections.abc import Hashable
 
+from google.protobuf import message as protobuf_message
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
@@ -14,6 +17,9 @@ from service.interceptors import current_principal
 from service.posts import (
     EDITABLE_FIELDS,
     IMMUTABLE_FIELDS,
+    MAX_FILTER_ENTRIES,
+    MAX_ID_LENGTH,
+    MAX_MASK_PATHS,
     ItemInput,
     ListQuery,
     MediaInput,
@@ -24,41 +30,52 @@ from service.posts import (
 
 pb = posts_pb2
 
+#: A ListPosts page stops before the post that would take it past this size
+#: (bytes, encoded), under gRPC clients' default receive limit of 4 MiB; a post
+#: larger than that comes alone on its page.
+MAX_PAGE_BYTES = 4_000_000
+
 
 class PostServicer(posts_pb2_grpc.PostServiceServicer):
     """The gRPC face of the posts domain."""
 
-    def __init__(self, posts: Posts, cached_answers: int = 4096):
+    def __init__(self, posts: Posts, cached_answers: int = 4096,
+                 cached_bytes: int = 16 * 1024 * 1024):  # fmt: skip
         self._posts = posts
         # Clients poll GetPostStatus: each version of a post is encoded once.
-        self._status_answer = functools.lru_cache(maxsize=cached_answers)(self._encode_status)
+        self._status_answers = AnswerCache(cached_answers, cached_bytes)
 
     def CreatePost(self, request, context):
-        workspace = current_principal().workspace(request.workspace_id)
+        workspace = _workspace(request)
         post = self._posts.create(workspace, decode_new_post(request))
         return pb.CreatePostResponse(post=encode_post(post))
 
     def GetPostStatus(self, request, context):
-        workspace = current_principal().workspace(request.workspace_id)
+        workspace = _workspace(request)
         version = self._posts.version(workspace, request.post_id)
-        return self._status_answer(workspace, request.post_id, version)
-
-    def _encode_status(self, workspace: str, post_id: str, version: int):
-        # The post read may be newer than ``version``, never older: still current.
-        return pb.GetPostStatusResponse(post=encode_post(self._posts.get(workspace, post_id)))
+        key = (workspace, request.post_id, version)
+        answer = self._status_answers.get(key)
+        if answer is None:
+            # The post read may be newer than ``version``, never older: still current.
+            post = self._posts.get(workspace, request.post_id)
+            answer = pb.GetPostStatusResponse(post=encode_post(post))
+            self._status_answers.put(key, answer)
+        return answer
 
     def UpdatePost(self, request, context):
-        workspace = current_principal().workspace(request.workspace_id)
+        workspace = _workspace(request)
         post = self._posts.update(workspace, decode_edit(request))
         return pb.UpdatePostResponse(post=encode_post(post))
 
     def DeletePost(self, request, context):
-        workspace = current_principal().workspace(request.workspace_id)
+        workspace = _workspace(request)
         post = self._posts.delete(workspace, request.post_id, request.etag)
         return pb.DeletePostResponse(post=encode_post(post))
 
     def ListPosts(self, request, context):
-        workspace = current_principal().workspace(request.workspace_id)
+        workspace = _workspace(request)
+        if len(request.statuses) > MAX_FILTER_ENTRIES:
+            raise errors.InvalidField({"statuses": f"at most {MAX_FILTER_ENTRIES} entries"})
         query = ListQuery(
             statuses=tuple(
                 _enum(pb.PostStatus, s, "POST_STATUS_", f"statuses[{i}]")
@@ -73,10 +90,93 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
         if request.page_size < 0:
             raise errors.InvalidField({"page_size": "must not be negative"})
         page, token = self._posts.list(workspace, query)
-        return pb.ListPostsResponse(posts=[encode_post(p) for p in page], next_page_token=token)
+        posts, size = [], 0
+        for n, loaded in enumerate(page):
+            post = encode_post(loaded)
+            size += post.ByteSize() + 8  # with its tag and length
+            if posts and size > MAX_PAGE_BYTES:
+                token = self._posts.page_token_after(workspace, query, page[n - 1].post)
+                break
+            posts.append(post)
+        return pb.ListPostsResponse(posts=posts, next_page_token=token)
+
+
+class AnswerCache:
+    """Encoded answers by key, the least recently used dropped first: at most
+    ``max_entries`` of them and ``max_bytes`` of encoded answers. An answer over
+    a sixteenth of the bytes is not kept (a few would push out thousands)."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.bytes = 0
+        self._answers: collections.OrderedDict[Hashable, tuple[protobuf_message.Message, int]]
+        self._answers = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def get(self, key: Hashable) -> protobuf_message.Message | None:
+        with self._lock:
+            entry = self._answers.get(key)
+            if entry is None:
+                return None
+            self._answers.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, answer: protobuf_message.Message) -> None:
+        size = answer.ByteSize()
+        if size > self.max_bytes // 16:
+            return
+        with self._lock:
+            old = self._answers.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._answers[key] = (answer, size)
+            self.bytes += size
+            while len(self._answers) > self.max_entries or self.bytes > self.max_bytes:
+                self.bytes -= self._answers.popitem(last=False)[1][1]
 
 
 # -- decoding -----------------------------------------------------------------
+
+
+def _workspace(request) -> str:
+    """The workspace ``request`` acts on (its workspace_id checked first), once
+    every string of it is within its limits; raises InvalidField, or what
+    Principal.workspace raises."""
+    requested = request.workspace_id
+    if violations := _check_string("workspace_id", requested):
+        raise errors.InvalidField(violations)
+    workspace = current_principal().workspace(requested)
+    if violations := check_strings(request):
+        raise errors.InvalidField(violations)
+    return workspace
+
+
+def check_strings(message: protobuf_message.Message, path: str = "") -> dict[str, str]:
+    """The violations of what every string of a request must keep to, wherever it
+    is: no NUL (PostgreSQL cannot store one), and ids (``…_id``) of at most
+    MAX_ID_LENGTH characters. The other limits are the domain's."""
+    violations = {}
+    for field, value in message.ListFields():
+        name = path + field.name
+        if field.type == field.TYPE_MESSAGE:
+            for n, element in enumerate(value) if field.is_repeated else [(None, value)]:
+                where = name if n is None else f"{name}[{n}]"
+                violations |= check_strings(element, where + ".")
+        elif field.type == field.TYPE_STRING:
+            for n, text in enumerate(value) if field.is_repeated else [(None, value)]:
+                violations |= _check_string(name if n is None else f"{name}[{n}]", text)
+    return violations
+
+
+def _check_string(path: str, text: str) -> dict[str, str]:
+    if "\0" in text:
+        return {path: "must not contain NUL characters"}
+    if path.endswith("_id") and len(text) > MAX_ID_LENGTH:
+        return {path: f"at most {MAX_ID_LENGTH} characters"}
+    return {}
 
 
 def _enum(enum_type, value: int, prefix: str, field: str) -> str:
@@ -133,9 +233,12 @@ def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
     if request.HasField("update_mask"):
         paths = list(request.update_mask.paths)
+        if len(paths) > MAX_MASK_PATHS:
+            raise errors.InvalidField({"update_mask": f"at most {MAX_MASK_PATHS} paths"})
         unknown = [p for p in paths if p not in EDITABLE_FIELDS + IMMUTABLE_FIELDS]
         if unknown:
-            raise errors.InvalidField({"update_mask": f"unknown or read-only field {unknown[0]!r}"})
+            named = unknown[0] if len(unknown[0]) <= 64 else unknown[0][:64] + "…"
+            raise errors.InvalidField({"update_mask": f"unknown or read-only field {named!r}"})
     else:
         present = {
             "text": request.HasField("text"),

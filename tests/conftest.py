@@ -39,6 +39,7 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.processes import FAKES_EGRESS_ALLOW
 from tests.support import DEFAULT_WAIT, Api, DeliveryHooks, Gate, Tenant
 
 # isort: split
@@ -178,11 +179,21 @@ def server(request, tmp_path_factory):
         "POSTS_DATABASE_URL": f"sqlite:///{var_dir}/posts.db",
         "POSTS_VAR_DIR": str(var_dir),
         "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,  # the fakes (tests/fakes) listen there
         **_backend_env(request, backend),
     }
     marker = request.node.get_closest_marker("server_env")
     if marker is not None:
         env.update({name: str(value) for name, value in marker.kwargs.items()})
+    # The egress guard (service.egress) reads its settings from this process's
+    # environment, as a server process does: they are set there for the module.
+    egress_env = pytest.MonkeyPatch()
+    request.addfinalizer(egress_env.undo)
+    for name in ("POSTS_EGRESS_ALLOW", "POSTS_MEDIA_MAX_BYTES"):
+        if name in env:
+            egress_env.setenv(name, env[name])
+        else:
+            egress_env.delenv(name, raising=False)
     config = service_config.Config.from_env(env)
     # Process-global state the previous module may have left behind.
     LEDGER.clear()

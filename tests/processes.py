@@ -13,6 +13,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: POSTS_EGRESS_ALLOW for service processes whose accounts and media are the fakes
+#: (tests/fakes), which listen on 127.0.0.1: the rest of loopback stays refused.
+FAKES_EGRESS_ALLOW = "127.0.0.1/32"
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.backends import PostgresServer, RedisServer
 from tests.fakes.webhook import FakeWebhook
-from tests.processes import ServerProcess, WorkerProcess, run_cli
+from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess, WorkerProcess, run_cli
 from tests.support import timestamp, wait_for
 
 # isort: split
@@ -52,6 +52,7 @@ def topology(tmp_path):
             "POSTS_DATABASE_URL": postgres.create_database("topology"),
             "POSTS_BROKER_URL": redis.url,
             "POSTS_SECRET_KEY": SECRET_KEY,
+            "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,
             "POSTS_VAR_DIR": str(tmp_path),
             "POSTS_LEASE_SECONDS": "5",
             "POSTS_REQUEUE_AFTER": "5",

@@ -1,10 +1,11 @@
 """Runs every benchmark in turn (``make bench``), each printing Markdown ready to paste.
 
     python -m tests.benchmarks [--quick] [--million] [--external] [--fast-postgres]
-                               [--profile DIR] [--only rpc,delivery,scheduling,scale] [--keep]
+                               [--profile DIR] [--only rpc,delivery,scheduling,scale,rules]
+                               [--keep]
 
 --quick     shorter runs: RPC 1+4 s per run, 300 posts per delivery batch, 1,000 posts
-            due over 15 s, 100 calls per RPC and size
+            due over 15 s, 100 calls per RPC and size, 3 rule checks per size
 --million   the scale benchmark adds its 1,000,000-post run (several more minutes)
 --external  the delivery benchmark also runs on PostgreSQL + Redis, from
             POSTS_DATABASE_URL and POSTS_BROKER_URL in the environment, or
@@ -24,7 +25,7 @@ import sys
 import time
 import traceback
 
-BENCHMARKS = ("rpc", "delivery", "scheduling", "scale")
+BENCHMARKS = ("rpc", "delivery", "scheduling", "scale", "rules")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -343,6 +343,7 @@ class Scratch:
             "POSTS_BROKER_URL": broker_url,
             "POSTS_SECRET_KEY": SECRET_KEY,
             "POSTS_INPROCESS_WORKER": "",
+            "POSTS_EGRESS_ALLOW": "127.0.0.1/32",  # the loopback sinks and fakes
         }
         self.config = None
 

@@ -220,6 +220,67 @@ def test_a_draft_at_the_limits_is_accepted(api, tenant, limits):
     assert post.status == pb.POST_STATUS_DRAFT
 
 
+# ------------------------------------------- media URLs the egress guard refuses
+
+
+def _media(url: str) -> pb.Media:
+    return pb.Media(url=url, kind=pb.MEDIA_KIND_IMAGE)
+
+
+def _url_of(length: int) -> str:
+    base = "https://media.invalid/"
+    return base + "a" * (length - len(base))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://user:hunter2@media.invalid/a.png", id="userinfo"),
+        pytest.param("https://user@media.invalid/a.png", id="user-only"),
+        pytest.param("ftp://media.invalid/a.png", id="ftp"),
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="cloud-metadata"),
+        pytest.param("http://[::1]/a.png", id="ipv6-loopback"),
+        pytest.param("http://[::ffff:169.254.169.254]/a.png", id="ipv4-mapped"),
+        pytest.param("http://10.0.0.1/a.png", id="private"),
+        pytest.param("http://100.64.0.1/a.png", id="cgnat"),
+        pytest.param("http://127.0.0.2/a.png", id="loopback-off-the-allow-list"),
+        pytest.param("http://2130706434/a.png", id="loopback-as-a-number"),  # 127.0.0.2
+        pytest.param(_url_of(2049), id="2049-characters"),
+    ],
+)
+def test_a_media_url_the_egress_guard_refuses_is_invalid_field(api, tenant, url):
+    """What the URL alone shows is refused at the API, drafts included, in every
+    form a request names media: items, the shorthand, an update."""
+    in_items = api.refused("CreatePost", tenant, post_type=pb.POST_TYPE_THREAD,
+                           items=[item("one"), item("two", [image(), _media(url)])])  # fmt: skip
+    shorthand = api.refused("CreatePost", tenant, text="x", media=[_media(url)])
+    post = api.create(tenant, text="a draft")
+    update = api.refused("UpdatePost", tenant, post_id=post.post_id, media=[_media(url)])
+
+    for failure in (in_items, shorthand, update):
+        assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
+    assert in_items.fields == {"items[1].media[1].url"}
+    assert shorthand.fields == update.fields == {"media[0].url"}
+    assert "hunter2" not in str(in_items.field_violations)
+    assert [p.post_id for p in api.list_all(tenant)] == [post.post_id]
+    assert api.get(tenant, post.post_id).etag == post.etag
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(_url_of(2048), id="2048-characters"),
+        pytest.param("http://127.0.0.1:9/a.png", id="loopback-on-the-allow-list"),
+        pytest.param("HTTPS://MEDIA.INVALID/a.png", id="upper-case"),
+        pytest.param("https://media.invalid:8443/a.png?size=large#top", id="port-query-fragment"),
+    ],
+)
+def test_a_media_url_the_egress_guard_lets_through_is_accepted(api, tenant, url):
+    post = api.create(tenant, text="x", media=[_media(url)])
+
+    assert post.status == pb.POST_STATUS_DRAFT
+
+
 @pytest.mark.parametrize(
     ("rpc", "fields", "paths"),
     [

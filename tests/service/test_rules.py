@@ -1,9 +1,13 @@
 """Platform rules (service/rules.py): limits at the boundary, X weighting, graphemes, media."""
 
 import random
+import sys
+import time
+import unicodedata
 from dataclasses import dataclass
 
 import pytest
+import regex
 
 from service import rules
 from service.rules import check, grapheme_length, weighted_length_x
@@ -268,3 +272,102 @@ def test_plain_text_shortcut_weighs_as_the_cluster_walk():
     for _ in range(3000):
         text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12)))
         assert rules._x_plain_length(text) == rules._x_cluster_length(text), repr(text)
+
+
+# ------------------------------------------------------- linear time on hostile text
+
+KIB = 1024
+
+#: Texts that made a check quadratic, at about ``size`` bytes of UTF-8.
+HOSTILE = {
+    "regional-indicators": lambda size: "\U0001f1fa" * (size // 4),
+    "combining-marks-out-of-order": lambda size: (
+        "a" + "\u0301" * (size // 4) + "\u0316" * (size // 4)
+    ),
+    "dotted-labels": lambda size: "a." * (size // 2),
+}
+
+
+def _cpu_seconds(function, *args) -> float:
+    """The least CPU time of this thread over a few calls of ``function(*args)``."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.thread_time()
+        function(*args)
+        best = min(best, time.thread_time() - started)
+    return best
+
+
+@pytest.mark.parametrize("platform", ["x", "bluesky"])
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_hostile_item_costs_linear_time(platform, kind):
+    """Four times the text costs about four times the CPU (sixteen when quadratic).
+
+    Robust on a busy machine: thread CPU time leaves out time other processes
+    take; the least of five runs leaves out collections and cold caches; the two
+    sizes are measured in turns, so a slower stretch of the run weighs on both;
+    the bound, 8, sits halfway between linear (4, about 5 where a sort adds its
+    log) and quadratic (16).
+    """
+    post_type, title, kinds = VALID[platform]
+    small, large = (item(HOSTILE[kind](n * KIB), *kinds) for n in (16, 64))
+    costs = {16: [], 64: []}
+    for _ in range(2):
+        for size, hostile in ((16, small), (64, large)):
+            costs[size].append(_cpu_seconds(check, platform, post_type, title, [hostile]))
+
+    ratio = min(costs[64]) / min(costs[16])
+
+    assert ratio < 8, f"64 KiB cost {ratio:.1f}x 16 KiB ({costs})"
+
+
+def test_urls_are_found_as_the_url_pattern_finds_them():
+    alphabet = ["a", "Z", "h", ".", "-", "/", "@", " ", ":", "_", "1", "\n", '"', "<", "#", "?",
+                "é", "\u212a", "\u017f", "http://", "https://", "com", "org", ".net", "gov",
+                "x.com", "a-", "-a"]  # fmt: skip
+    generator = random.Random(11)
+    for _ in range(20_000):
+        text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 14)))
+        expected = [match.span() for match in rules._URL.finditer(text)]
+        assert list(rules._urls(text)) == expected, repr(text)
+
+
+def test_cutting_runs_of_regional_indicators_finds_the_same_clusters(monkeypatch):
+    # Cuts every 2 indicators, so that short texts exercise them
+    monkeypatch.setattr(rules, "_RI_PIECE", 2)
+    monkeypatch.setattr(rules, "_LONG_RI_RUN", regex.compile(f"(?<!{rules._RI}){rules._RI}{{3,}}"))
+    alphabet = ["\U0001f1fa", "\U0001f1f8", "a", "\u0301", "\u200d", "\U0001f600", "\u0600",
+                "\u0903", "\n", "\r", "\u1100", "\u1161", "\u0915", "\u094d", "\ufe0f"]  # fmt: skip
+    generator = random.Random(12)
+    for _ in range(20_000):
+        text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 16)))
+        assert list(rules._graphemes(text)) == rules._GRAPHEME.findall(text), repr(text)
+
+
+def test_sorting_runs_of_combining_marks_gives_the_same_nfc(monkeypatch):
+    # Sorts every run of 2 marks or more, so that short texts exercise it; U+0897 is
+    # a mark newer than unicodedata's tables, which count it as a starter
+    monkeypatch.setattr(
+        rules, "_LONG_MARK_RUN", regex.compile(f"(?<!{rules._MARK}){rules._MARK}{{2,}}")
+    )
+    alphabet = ["\u0301", "\u0316", "\u0308", "\u0344", "\u0f73", "\u0f71", "\u0f72", "\u0f80",
+                "\u0f81", "\u05b0", "\u0327", "a", "e", "é", "\u01d8", "o", "\u031b", "\u0340",
+                "\u1100", "\u1161", "\u0958", "\u093c", "\uac00", "\u11a8",
+                "\u0897"]  # fmt: skip
+    generator = random.Random(13)
+    for _ in range(20_000):
+        text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12)))
+        assert rules._nfc(text) == unicodedata.normalize("NFC", text), repr(text)
+
+
+def test_every_code_point_that_decomposes_to_a_combining_mark_counts_as_one():
+    # A run of marks _nfc does not see is left to unicodedata's quadratic sort
+    mark = regex.compile(rules._MARK)
+    missed = [
+        f"U+{code:04X}"
+        for code in range(sys.maxunicode + 1)
+        if not 0xD800 <= code <= 0xDFFF
+        and unicodedata.combining(unicodedata.normalize("NFD", chr(code))[0])
+        and not mark.match(chr(code))
+    ]
+    assert missed == []

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.fakes.mastodon import FakeMastodon
-from tests.processes import ROOT, ServerProcess
+from tests.processes import FAKES_EGRESS_ALLOW, ROOT, ServerProcess
 from tests.processes import run_cli as run
 from tests.support import wait_for
 
@@ -27,6 +27,7 @@ def env(tmp_path):
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db",
         "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,
     }
     assert run(env, "migrate").returncode == 0
     return env

@@ -29,7 +29,7 @@ import grpc
 import pytest
 
 from tests.fakes.webhook import FakeWebhook
-from tests.processes import ServerProcess, WorkerProcess, free_port, run_cli
+from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess, WorkerProcess, free_port, run_cli
 from tests.support import Api, Tenant, wait_for
 
 # isort: split
@@ -101,6 +101,7 @@ def loss(broker, tmp_path, postgres_server):
         "POSTS_DATABASE_URL": postgres_server.create_database(database),
         "POSTS_BROKER_URL": broker.url,
         "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_MAX_WORKERS": "8",
     }

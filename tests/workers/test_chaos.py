@@ -20,7 +20,7 @@ from tests.fakes.linkedin import AUTHOR, FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.webhook import FakeWebhook
 from tests.fakes.x import FakeX
-from tests.processes import ServerProcess
+from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess
 from tests.support import wait_for
 
 # isort: split
@@ -88,6 +88,7 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db",
         "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,
         "POSTS_RETRY_BASE": "0.1",
         "POSTS_MAX_ATTEMPTS": "100",
         "POSTS_DISPATCH_INTERVAL": "0.1",

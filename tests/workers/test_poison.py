@@ -104,6 +104,7 @@ KILL_ENV = {
     "POSTS_RETRY_BASE": "0.05",
     "POSTS_DISPATCH_INTERVAL": "0.05",
     "POSTS_SECRET_KEY": "poison-secret-key-0123456789abcdef-0123456",
+    "POSTS_EGRESS_ALLOW": "127.0.0.1/32",  # the fake webhooks (tests.processes.FAKES_EGRESS_ALLOW)
 }
 HOOK_SECRET = "poison-hook"
 

@@ -116,6 +116,18 @@ class PermanentError(DeliveryError):
     """Will not succeed by retrying (other 4xx, revoked credentials)."""
 
 
+#: The code of a connection the egress guard refused (service.egress).
+DESTINATION_REFUSED = "DESTINATION_REFUSED"
+
+
+class DestinationRefused(PermanentError):
+    """The egress guard refused where a request would go (service.egress): nothing
+    was connected to."""
+
+    def __init__(self, message: str):
+        super().__init__(DESTINATION_REFUSED, message)
+
+
 class OutcomeUnknown(DeliveryError):
     """The request went out and no answer came: it may or may not be live.
 

@@ -326,10 +326,12 @@ class BlueskyAdapter:
 
     def _image(self, client: httpx.Client, media: MediaRef, lease: Lease) -> dict:
         lease.renew()
-        content, mime_type = http.download(media, lease)
-        with http.nothing_live_yet():  # a blob nobody references is harmless: try again
-            answer = self._call(client, "POST", "com.atproto.repo.uploadBlob", content=content,
-                                headers={"Content-Type": mime_type})  # fmt: skip
+        # A temporary file, streamed up from there (again whole if the session is
+        # renewed); a blob nobody references is harmless: try again.
+        with http.download(media, lease) as medium, http.nothing_live_yet():
+            body = medium.body()
+            answer = self._call(client, "POST", "com.atproto.repo.uploadBlob", content=body,
+                                headers={"Content-Type": medium.mime_type, **body.headers})  # fmt: skip
         blob = answer.get("blob")
         if not isinstance(blob, dict):
             raise PermanentError("BAD_ANSWER", "Bluesky answered uploadBlob without a blob")
@@ -384,7 +386,8 @@ def _raise_xrpc_error(response: httpx.Response) -> None:
         return
     message = body.get("message") if isinstance(body.get("message"), str) else ""
     authenticated = "authorization" in response.request.headers
-    raise XrpcError(response.status_code, body["error"], message, authenticated)
+    raise XrpcError(response.status_code, http.network_text(body["error"]),
+                    http.network_text(message), authenticated)  # fmt: skip
 
 
 Adapter = BlueskyAdapter

@@ -14,6 +14,24 @@ httpx's timeouts bound each read and write, not the call, so a server
 trickling a byte at a time could hold one for ever. The clients run on a
 network backend (``_DeadlineBackend``) that gives each socket read, write and
 connect at most the time left, and fails it once none is left.
+
+Every connection made here is for a user (media URLs, webhook URLs, accounts'
+base URLs), so every one passes the egress guard (service.egress decides):
+``_Transport`` refuses a URL that alone shows a refused destination (scheme,
+userinfo, an IP literal in a refused range), and ``_DeadlineBackend`` resolves
+the host once, checks every address it resolves to, and connects to a checked
+address, never resolving again (the Host header, SNI and the certificate check
+still use the name). A refusal is DestinationRefused (DESTINATION_REFUSED,
+permanent), raised before anything is connected to. Clients ignore proxy and
+netrc settings of the environment (``trust_env=False``): a proxy would resolve
+and connect unchecked. Media downloads follow at most MAX_REDIRECTS redirects
+by hand, each checked, and stream to a temporary file of at most
+POSTS_MEDIA_MAX_BYTES (``Download``).
+
+Error messages carry no answer bodies (GetPostStatus shows them to the
+caller): the network's own error message or code field of a JSON answer from
+its API, at most MESSAGE_CHARS, else the status's standard phrase; a media
+URL's answer gives its status only.
 """
 
 from __future__ import annotations
@@ -23,17 +41,22 @@ import contextvars
 import datetime as dt
 import email.utils
 import mimetypes
+import socket
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
+from http import HTTPStatus
+from typing import IO, Self
 
 import httpcore
 import httpx
 
-from service import store
+from service import egress, store
 from workers.adapters.base import (
     NO_LEASE,
     AccountRef,
+    DestinationRefused,
     Lease,
     MediaRef,
     OutcomeUnknown,
@@ -59,12 +82,23 @@ DEFAULT_MIME = {
     "video": "video/mp4",
     "document": "application/pdf",
 }
+#: Redirects a media download follows, each checked by the egress guard.
+MAX_REDIRECTS = 5
+#: The most of a network's own error text an error message carries.
+MESSAGE_CHARS = 200
+MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
+TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
 
 
 def client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
-    """An httpx client for one account's API base URL (its requests keep ``deadline()``)."""
+    """An httpx client for one account's API base URL (its requests keep ``deadline()``
+    and pass the egress guard); DestinationRefused when the URL alone is refused."""
+    if base_url:
+        refusal = egress.url_refusal(base_url, egress.allow(), max_length=None)
+        if refusal:
+            raise DestinationRefused(f"{_origin(base_url)}: {refusal}")
     return httpx.Client(base_url=base_url.rstrip("/"), headers=headers or {}, timeout=TIMEOUT,
-                        transport=_Transport())  # fmt: skip
+                        transport=_Transport(), trust_env=False)  # fmt: skip
 
 
 def require_account(account: AccountRef, network: str, url: str, token: str,
@@ -123,13 +157,15 @@ def nothing_live_yet(step: str = "") -> Iterator[None]:
         raise TransientError(exc.code, f"{step}: {exc.message}" if step else exc.message) from exc
 
 
-def check(response: httpx.Response, creates: bool = False) -> None:
+def check(response: httpx.Response, creates: bool = False, network: bool = True) -> None:
     """Raises TransientError or PermanentError for a non-2xx response (OutcomeUnknown
-    for a 5xx to a create, see ``request``)."""
+    for a 5xx to a create, see ``request``). ``network``: the answer is from the
+    network's API, whose JSON error fields the message may quote (``_message``);
+    otherwise (a media URL) the message is the status's phrase alone."""
     if response.is_success:
         return
     code = str(response.status_code)
-    message = _message(response)
+    message = _message(response) if network else _phrase(response.status_code)
     if creates and response.status_code >= 500:
         raise OutcomeUnknown(code, message, retry_after(response))
     if response.status_code == 429 or response.status_code >= 500:
@@ -181,18 +217,44 @@ def _reset_time(value: str) -> float | None:
 
 
 def _message(response: httpx.Response) -> str:
+    """A refusal by the network's API, in short: the error message (or code) field of
+    its JSON answer, at most MESSAGE_CHARS; else the status's phrase. Never the body."""
+    body = json_object(response)
+    for key in ("detail", "error_description", "message", "error", "title", "code"):
+        if isinstance(body.get(key), str) and body[key].strip():
+            return network_text(body[key])
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        for key in ("message", "detail", "title", "code"):
+            value = errors[0].get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                return network_text(str(value))
+    return _phrase(response.status_code)
+
+
+def network_text(text: str) -> str:
+    """A network's own error text as an error message carries it: on one line, at
+    most MESSAGE_CHARS characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _phrase(status: int) -> str:
+    """The standard phrase of ``status`` (not the server's own reason phrase)."""
     try:
-        body = response.json()
+        return HTTPStatus(status).phrase
     except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("detail", "error_description", "message", "error", "title"):
-            if isinstance(body.get(key), str):
-                return body[key]
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return str(errors[0].get("message") or errors[0])
-    return str(body)[:500]
+        return f"HTTP {status}"
+
+
+def _origin(url: str | httpx.URL) -> str:
+    """``scheme://host[:port]`` of a URL, to name it in an error: no userinfo, path or query."""
+    try:
+        parts = httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError):
+        return "the URL"
+    host = f"[{parts.host}]" if ":" in parts.host else parts.host
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 # ------------------------------------------------------------------ answers
@@ -227,32 +289,136 @@ def json_answer(response: httpx.Response, network: str) -> dict:
 # ------------------------------------------------------------------ media
 
 
-def download(media: MediaRef, lease: Lease = NO_LEASE) -> tuple[bytes, str]:
-    """The media's bytes and MIME type, fetched without the account's credentials,
-    renewing ``lease`` per chunk (a large file takes longer than the lease) and
-    within DOWNLOAD_DEADLINE in all.
+class Download:
+    """A downloaded medium in an anonymous temporary file, gone once closed (use it
+    as a context manager). Upload it without holding it in memory: ``file`` as a
+    multipart part (httpx reads it in chunks), ``body()`` as a request's content,
+    or ``read()`` a bounded slice."""
 
-    A failure is MEDIA_UNAVAILABLE: permanent when the URL is refused (4xx),
-    otherwise transient (a GET changes nothing: an unanswered one is retried too).
+    def __init__(self, file: IO[bytes], size: int, mime_type: str):
+        self.file = file
+        self.size = size
+        self.mime_type = mime_type
+
+    def body(self, start: int = 0, end: int | None = None) -> FileBody:
+        """Bytes ``start`` to ``end`` (exclusive; the end by default) as a request's
+        content; send its ``headers`` with it (Content-Length)."""
+        return FileBody(self.file, start, self.size if end is None else min(end, self.size))
+
+    def read(self, start: int, size: int) -> bytes:
+        """At most ``size`` bytes from ``start``: a bounded slice in memory."""
+        self.file.seek(start)
+        return self.file.read(size)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FileBody:
+    """Part of a Download as a request's content, read in chunks each time it is
+    sent (a request sent again, as after a session renewal, sends it whole again)."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, file: IO[bytes], start: int, end: int):
+        self._file, self._start, self.length = file, start, max(end - start, 0)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Content-Length: httpx would send an iterable chunked, which not every
+        upload endpoint takes."""
+        return {"Content-Length": str(self.length)}
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._file.seek(self._start)
+        left = self.length
+        while left > 0:
+            chunk = self._file.read(min(self.CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+def download(media: MediaRef, lease: Lease = NO_LEASE) -> Download:
+    """The media in a temporary file (``Download``, to close), fetched without the
+    account's credentials, renewing ``lease`` per chunk (a large file takes longer
+    than the lease) and within DOWNLOAD_DEADLINE in all.
+
+    The egress guard checks the URL and every redirect (at most MAX_REDIRECTS):
+    DestinationRefused. More than POSTS_MEDIA_MAX_BYTES: MEDIA_TOO_LARGE, before
+    reading past the limit. Other failures are MEDIA_UNAVAILABLE: permanent when
+    the URL is refused (4xx), otherwise transient (a GET changes nothing: an
+    unanswered one is retried too).
     """
-    chunks: list[bytes] = []
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=True, transport=_Transport()) as web:
+    file = tempfile.TemporaryFile(prefix="posts-media-")  # noqa: SIM115 (the Download closes it)
+    try:
+        mime_type = _fetch(media, file, lease)
+        file.flush()
+        return Download(file, file.tell(), mime_type)
+    except BaseException:
+        file.close()
+        raise
+
+
+def _fetch(media: MediaRef, file: IO[bytes], lease: Lease) -> str:
+    """Streams the media into ``file``; returns its MIME type."""
+    allowed, limit = egress.allow(), egress.media_max_bytes()
+    url = media.url
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False,
+                      headers={"Accept-Encoding": "identity"}, transport=_Transport()) as web:  # fmt: skip
         try:
-            with _answered(), _within(DOWNLOAD_DEADLINE), web.stream("GET", media.url) as response:
-                if response.is_success:
-                    for chunk in response.iter_bytes():  # as each read arrives, however slow
-                        lease.renew()
-                        chunks.append(chunk)
-                else:
-                    response.read()  # the refusal's message
-            check(response)
-        except PermanentError as exc:
-            raise PermanentError("MEDIA_UNAVAILABLE",
-                                 f"{media.url}: {exc.code} {exc.message}") from exc  # fmt: skip
+            with _answered(), _within(DOWNLOAD_DEADLINE):
+                for hop in range(MAX_REDIRECTS + 1):
+                    refusal = egress.url_refusal(url, allowed)
+                    if refusal:
+                        where = media.url if hop == 0 else f"a redirect to {_origin(url)}"
+                        raise DestinationRefused(f"{where}: {refusal}")
+                    with web.stream("GET", url) as response:
+                        if response.next_request is not None:  # a redirect: checked above
+                            url = str(response.next_request.url)
+                            continue
+                        if not response.is_success:
+                            _refused_media(media, response)
+                        _save(media, response, file, lease, limit)
+                        return _mime_type(media, response.headers.get("content-type", ""))
         except (TransientError, OutcomeUnknown) as exc:
             raise TransientError("MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}",
                                  exc.retry_after) from exc  # fmt: skip
-    return b"".join(chunks), _mime_type(media, response.headers.get("content-type", ""))
+    raise PermanentError(TOO_MANY_REDIRECTS, f"{media.url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _refused_media(media: MediaRef, response: httpx.Response) -> None:
+    """Raises for a media URL's non-2xx answer, naming its status only (its body is
+    never read: it is not the network's, and could be anything)."""
+    try:
+        check(response, network=False)
+    except PermanentError as exc:
+        raise PermanentError("MEDIA_UNAVAILABLE",
+                             f"{media.url}: {exc.code} {exc.message}") from exc  # fmt: skip
+
+
+def _save(media: MediaRef, response: httpx.Response, file: IO[bytes], lease: Lease,
+          limit: int) -> None:  # fmt: skip
+    """Writes the answer's body to ``file``, stopping at once past ``limit`` bytes."""
+    too_large = PermanentError(MEDIA_TOO_LARGE,
+                               f"{media.url}: larger than POSTS_MEDIA_MAX_BYTES ({limit} bytes)")  # fmt: skip
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    size = 0
+    for chunk in response.iter_bytes():  # as each read arrives, however slow
+        lease.renew()
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        file.write(chunk)
 
 
 def _mime_type(media: MediaRef, served_as: str) -> str:
@@ -344,7 +510,11 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's own sockets, wrapped in _DeadlineStream."""
+    """httpcore's own sockets, wrapped in _DeadlineStream, connected only where the
+    egress guard allows: the host is resolved once here, every address it resolves
+    to is checked (service.egress), and the socket connects to a checked address,
+    so nothing resolves the name again. httpcore still gives TLS the name (SNI and
+    the certificate check), and the request its Host header."""
 
     def __init__(self):
         self._backend = httpcore.SyncBackend()
@@ -352,9 +522,21 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
-        timeout = _left(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(
-            self._backend.connect_tcp(host, port, timeout, local_address, socket_options))  # fmt: skip
+        addresses = _resolve(host, port)
+        refusal = egress.resolution_refusal(host, port, addresses, egress.allow())
+        if refusal:
+            raise DestinationRefused(refusal)
+        failure: Exception | None = None
+        for address in addresses:  # in the resolver's order, as socket.create_connection
+            left = _left(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = self._backend.connect_tcp(address, port, left, local_address,
+                                                   socket_options)  # fmt: skip
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+                continue
+            return _DeadlineStream(stream)
+        raise failure or httpcore.ConnectError(f"{host}: no address to connect to")
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
@@ -365,10 +547,30 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, once (an IP literal resolves to itself)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    addresses: list[str] = []
+    for *_, sockaddr in found:
+        if sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    return addresses
+
+
 class _Transport(httpx.HTTPTransport):
     """httpx's transport on _DeadlineBackend: httpx 0.28 has no total timeout and no
     argument for the network backend, so its connection pool is made here, as
-    HTTPTransport() makes it, with that backend."""
+    HTTPTransport() makes it, with that backend. Each request's URL passes the
+    egress guard's URL check first (a redirect's too, when one is followed)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        refusal = egress.url_refusal(str(request.url), egress.allow(), max_length=None)
+        if refusal:
+            raise DestinationRefused(f"{_origin(request.url)}: {refusal}")
+        return super().handle_request(request)
 
     def __init__(self):
         ssl_context = httpx.create_ssl_context()  # one per client, as before

@@ -139,35 +139,41 @@ class LinkedInAdapter:
                 field: str, lease: Lease) -> str:  # fmt: skip
         """Images and Documents API: initializeUpload, then PUT the bytes to the upload URL."""
         lease.renew()
-        content, mime = download(media, lease)
-        init = request(api, "POST", f"/rest/{api_name}", params={"action": "initializeUpload"},
-                       json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
-        value = json_field(init, "value")
-        if not value.get("uploadUrl") or not value.get(field):
-            raise TransientError("UPLOAD_NOT_INITIALIZED", f"LinkedIn gave no {field} upload URL")
-        request(api, "PUT", value["uploadUrl"], content=content, headers={"Content-Type": mime})
+        with download(media, lease) as medium:  # a temporary file, streamed up from there
+            init = request(api, "POST", f"/rest/{api_name}",
+                           params={"action": "initializeUpload"},
+                           json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
+            value = json_field(init, "value")
+            if not value.get("uploadUrl") or not value.get(field):
+                raise TransientError("UPLOAD_NOT_INITIALIZED",
+                                     f"LinkedIn gave no {field} upload URL")  # fmt: skip
+            body = medium.body()
+            request(api, "PUT", value["uploadUrl"], content=body,
+                    headers={"Content-Type": medium.mime_type, **body.headers})  # fmt: skip
         return value[field]
 
     def _upload_video(self, api: httpx.Client, author: str, media: MediaRef,
                       lease: Lease) -> str:  # fmt: skip
-        """Videos API: initializeUpload, PUT each part, finalizeUpload with the parts' ETags."""
-        content, _ = download(media, lease)
-        init = request(api, "POST", "/rest/videos", params={"action": "initializeUpload"},
-                       json={"initializeUploadRequest": {
-                           "owner": author, "fileSizeBytes": len(content),
-                           "uploadCaptions": False, "uploadThumbnail": False,
-                       }})  # fmt: skip
-        value = json_field(init, "value")
-        urn, parts = value.get("video"), value.get("uploadInstructions") or []
-        if not urn or not parts:
-            raise TransientError("UPLOAD_NOT_INITIALIZED", "LinkedIn gave no video upload URL")
-        etags = []
-        for part in parts:
-            lease.renew()
-            chunk = content[int(part["firstByte"]) : int(part["lastByte"]) + 1]
-            uploaded = request(api, "PUT", part["uploadUrl"], content=chunk,
-                               headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-            etags.append(uploaded.headers.get("etag", ""))
+        """Videos API: initializeUpload, PUT each part (streamed from the downloaded
+        file), finalizeUpload with the parts' ETags."""
+        with download(media, lease) as medium:
+            init = request(api, "POST", "/rest/videos", params={"action": "initializeUpload"},
+                           json={"initializeUploadRequest": {
+                               "owner": author, "fileSizeBytes": medium.size,
+                               "uploadCaptions": False, "uploadThumbnail": False,
+                           }})  # fmt: skip
+            value = json_field(init, "value")
+            urn, parts = value.get("video"), value.get("uploadInstructions") or []
+            if not urn or not parts:
+                raise TransientError("UPLOAD_NOT_INITIALIZED", "LinkedIn gave no video upload URL")
+            etags = []
+            for part in parts:
+                lease.renew()
+                body = medium.body(int(part["firstByte"]), int(part["lastByte"]) + 1)
+                uploaded = request(api, "PUT", part["uploadUrl"], content=body,
+                                   headers={"Content-Type": "application/octet-stream",
+                                            **body.headers})  # fmt: skip
+                etags.append(uploaded.headers.get("etag", ""))
         request(api, "POST", "/rest/videos", params={"action": "finalizeUpload"},
                 json={"finalizeUploadRequest": {
                     "video": urn, "uploadToken": value.get("uploadToken", ""),

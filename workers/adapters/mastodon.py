@@ -94,11 +94,12 @@ class MastodonAdapter:
 
     def _upload(self, client: httpx.Client, media: MediaRef, lease: Lease) -> str:
         lease.renew()
-        content, mime_type = http.download(media, lease)
-        with http.nothing_live_yet():  # an upload nobody attached is harmless: try again
+        # A temporary file, streamed up from there; an upload nobody attached is
+        # harmless: try again.
+        with http.download(media, lease) as medium, http.nothing_live_yet():
             response = http.request(
                 client, "POST", "/api/v2/media",
-                files={"file": (http.filename(media.url), content, mime_type)},
+                files={"file": (http.filename(media.url), medium.file, medium.mime_type)},
                 data={"description": media.alt_text} if media.alt_text else None,
             )  # fmt: skip
         attachment = _json(response)

@@ -32,10 +32,12 @@ from workers.adapters.base import (
     TransientError,
 )
 from workers.adapters.http import (
+    Download,
     client,
     download,
     filename,
     json_field,
+    network_text,
     nothing_live_yet,
     pause,
     request,
@@ -122,34 +124,36 @@ class XAdapter:
 
     def _upload(self, api: httpx.Client, media: MediaRef, lease: Lease) -> str:
         lease.renew()
-        content, mime = download(media, lease)
-        kind = media.kind if media.kind in CATEGORY else "image"
-        if kind == "image":
-            response = request(
-                api, "POST", "/2/media/upload",
-                data={"media_category": CATEGORY[kind], "media_type": mime},
-                files={"media": (filename(media.url), content, mime)},
-            )  # fmt: skip
-            media_id = _media_id(response)
-        else:
-            media_id = self._upload_chunked(api, content, mime, CATEGORY[kind], lease)
+        with download(media, lease) as medium:  # a temporary file, streamed up from there
+            mime = medium.mime_type
+            kind = media.kind if media.kind in CATEGORY else "image"
+            if kind == "image":
+                response = request(
+                    api, "POST", "/2/media/upload",
+                    data={"media_category": CATEGORY[kind], "media_type": mime},
+                    files={"media": (filename(media.url), medium.file, mime)},
+                )  # fmt: skip
+                media_id = _media_id(response)
+            else:
+                media_id = self._upload_chunked(api, medium, CATEGORY[kind], lease)
         if media.alt_text and kind != "video":
             request(api, "POST", "/2/media/metadata",
                     json={"id": media_id, "metadata": {"alt_text": {"text": media.alt_text}}})  # fmt: skip
         return media_id
 
-    def _upload_chunked(self, api: httpx.Client, content: bytes, mime: str, category: str,
+    def _upload_chunked(self, api: httpx.Client, medium: Download, category: str,
                         lease: Lease) -> str:  # fmt: skip
+        """INIT, one APPEND per CHUNK_BYTES (only that chunk in memory), FINALIZE."""
         init = request(api, "POST", "/2/media/upload/initialize",
-                       json={"media_type": mime, "total_bytes": len(content),
+                       json={"media_type": medium.mime_type, "total_bytes": medium.size,
                              "media_category": category})  # fmt: skip
         media_id = _media_id(init)
-        for index, start in enumerate(range(0, len(content), CHUNK_BYTES)):
+        for index, start in enumerate(range(0, medium.size, CHUNK_BYTES)):
             lease.renew()
             request(
                 api, "POST", f"/2/media/upload/{media_id}/append",
                 data={"segment_index": str(index)},
-                files={"media": ("chunk", content[start : start + CHUNK_BYTES],
+                files={"media": ("chunk", medium.read(start, CHUNK_BYTES),
                                  "application/octet-stream")},
             )  # fmt: skip
         final = request(api, "POST", f"/2/media/upload/{media_id}/finalize")
@@ -172,7 +176,8 @@ class XAdapter:
             error = info.get("error") or {}
             raise PermanentError(
                 "MEDIA_PROCESSING_FAILED",
-                error.get("message") or f"X could not process media {media_id}",
+                network_text(str(error.get("message") or ""))
+                or f"X could not process media {media_id}",
             )
 
 

@@ -9,11 +9,15 @@
   ``Account`` that can publish through it.
 - ``wait_failed``: waits for a post to end FAILED.
 - ``png``: an image served by a fake, as a post's media.
+- ``fakes_allowed`` (autouse): the egress guard lets the fakes (127.0.0.1)
+  through in the tests that call the adapters directly, as the ``server``
+  fixture does for its worker.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +25,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.fakes.base import FakeNetwork
+from tests.processes import FAKES_EGRESS_ALLOW
 from tests.support import Api, Tenant
 
 # isort: split
@@ -40,6 +45,13 @@ def pytest_collection_modifyitems(items) -> None:
     for module in modules:
         if module is not None and module.get_closest_marker("server_env") is None:
             module.add_marker(pytest.mark.server_env(**SERVER_ENV))
+
+
+@pytest.fixture(autouse=True)
+def fakes_allowed(monkeypatch) -> None:
+    """POSTS_EGRESS_ALLOW as the server fixture sets it, unless a module's own is set."""
+    if "POSTS_EGRESS_ALLOW" not in os.environ:
+        monkeypatch.setenv("POSTS_EGRESS_ALLOW", FAKES_EGRESS_ALLOW)
 
 
 @pytest.fixture
