@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: install run test test-deps proto lint buf-lint bench clean
+.PHONY: install run test test-deps proto lint buf-lint bench fuzz clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ test-deps:
 
 test: $(STAMP) $(BUF) test-deps
 	$(PY) -m pytest -q
+
+# Property-based fuzzing of every RPC with many more (randomly seeded) examples than
+# `make test` runs; FUZZ_EXAMPLES overrides the count per RPC.
+fuzz: $(STAMP) test-deps
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/service/test_fuzz.py
 
 # Benchmarks (not part of `make test`): `make bench ARGS="--quick"`; see BENCHMARKS.md.
 bench: $(STAMP)
