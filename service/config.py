@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
+import math
 import os
 import pathlib
 import re
@@ -60,6 +61,11 @@ class Config:
     #: POSTS_EGRESS_ALLOW, parsed (see service.egress).
     egress_allow: EgressAllow = EgressAllow()
     media_max_bytes: int = MEDIA_MAX_BYTES
+    #: POSTS_RATE_LIMIT as (requests per second per API key, burst); None: off.
+    rate_limit: tuple[float, int] | None = None
+    #: POSTS_PACING_OVERRIDES: (network or account id, limit, window seconds)
+    #: replacing the pacing table's limits (workers.pacing) there.
+    pacing_overrides: tuple[tuple[str, int, float], ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -119,6 +125,8 @@ class Config:
             tls_client_ca=tls["client_ca"],
             egress_allow=egress_allow(env),
             media_max_bytes=media_max_bytes(env),
+            rate_limit=rate_limit(env.get("POSTS_RATE_LIMIT", "")),
+            pacing_overrides=pacing_overrides(env.get("POSTS_PACING_OVERRIDES", "")),
         )
 
 
@@ -152,6 +160,49 @@ def secret_keys(raw: str) -> list[str]:
                 f" {MIN_SECRET_LENGTH} characters"
             )
     return keys
+
+
+def rate_limit(raw: str) -> tuple[float, int] | None:
+    """POSTS_RATE_LIMIT, ``R`` or ``R:BURST``: (rate, burst), or None when unset.
+
+    The burst defaults to one second's worth of requests (at least 1).
+    """
+    raw = raw.strip()
+    if not raw:
+        return None
+    rate_text, _, burst_text = raw.partition(":")
+    try:
+        rate = float(rate_text)
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(rate)
+        burst = int(burst_text) if burst_text else max(1, math.ceil(rate))
+    except ValueError:
+        raise ConfigError(f"POSTS_RATE_LIMIT must be R or R:BURST, not {raw!r}") from None
+    if burst < 1:
+        raise ConfigError("POSTS_RATE_LIMIT: the rate and the burst must be positive")
+    return rate, burst
+
+
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_OVERRIDE = re.compile(r"([\w-]+)=(\d+)/(\d+(?:\.\d+)?)([smhd])")
+
+
+def pacing_overrides(raw: str) -> tuple[tuple[str, int, float], ...]:
+    """POSTS_PACING_OVERRIDES, comma-separated ``NAME=COUNT/WINDOW`` (``x=50/15m``,
+    units s, m, h, d): at most COUNT creates per account within WINDOW. NAME is a
+    network (every account on it) or one account's id (that account only)."""
+    found = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        match = _OVERRIDE.fullmatch(entry)
+        if not match or int(match.group(2)) < 1 or float(match.group(3)) <= 0:
+            raise ConfigError(
+                f"POSTS_PACING_OVERRIDES: {entry!r} is not NAME=COUNT/WINDOW (like x=50/15m)"
+            )
+        network, count, amount, unit = match.groups()
+        found.append((network, int(count), float(amount) * _WINDOW_UNITS[unit]))
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------- egress

@@ -6,8 +6,10 @@ UPPER_SNAKE reason (PRODUCT.md section 4) and lowerCamel metadata.
 
 from __future__ import annotations
 
+import math
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -164,6 +166,18 @@ class BackendUnavailable(ServiceError):
         super().__init__(f"{what} is unavailable; retry with backoff", metadata={"backend": what})
 
 
+class RateLimited(ServiceError):
+    code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED"
+
+    def __init__(self, retry_delay: float):
+        super().__init__(
+            f"too many requests for this API key: retry in {retry_delay:.3f}s",
+            metadata={"retryDelay": f"{retry_delay:.3f}s"},
+        )
+        #: Seconds until the key may call again: answered as a RetryInfo too.
+        self.retry_delay = retry_delay
+
+
 class InternalError(ServiceError):
     """What an unexpected exception is answered as: its id, never its text."""
 
@@ -201,6 +215,11 @@ def to_status(error: ServiceError) -> grpc.Status:
                 ]
             )
         )
+    retry_delay = getattr(error, "retry_delay", None)
+    if retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, math.ceil(retry_delay * 1e9)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         container = any_pb2.Any()

@@ -17,6 +17,7 @@ import grpc
 
 from service import db, errors
 from service.auth import Authenticator, Principal
+from service.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,14 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
     streaming), so that no method can be added that answers without a key.
     Reflection and health need no key; health checks only gain the answering
     process's id (``PID_METADATA``).
+
+    With a ``rate_limiter`` (POSTS_RATE_LIMIT), each authenticated call takes a
+    token of its key's bucket: refused RATE_LIMITED when it is empty.
     """
 
-    def __init__(self, authenticator: Authenticator):
+    def __init__(self, authenticator: Authenticator, rate_limiter: RateLimiter | None = None):
         self._authenticator = authenticator
+        self._rate_limiter = rate_limiter
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -89,6 +94,11 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         try:
             with db.connection():
                 principal = self._authenticator.authenticate(authorization)
+                # After authentication: an unknown key must not fill a bucket of its own.
+                if self._rate_limiter is not None:
+                    wait = self._rate_limiter.acquire(principal.key_id)
+                    if wait > 0:
+                        raise errors.RateLimited(wait)
                 token = _principal.set(principal)
                 try:
                     yield

@@ -45,6 +45,7 @@ class Event(enum.Enum):
     RETRY = "retry"  # worker: transient failure, wait for the next attempt
     UNKNOWN = "unknown"  # worker: a create got no answer; it may be live
     CRASH = "crash"  # worker: the attempt died (time limit, a bug) without an answer
+    PACED = "paced"  # worker: the account's posting limit is reached; wait, attempt not counted
     LOST_MESSAGE = "message lost"  # sweeper: re-send the same message
     TAKE_OVER = "lease expired"  # sweeper: the worker's lease expired
     RESTART = "restart"  # embedded server start: its in-memory queue is gone
@@ -92,6 +93,7 @@ TRANSITIONS: dict[Status, dict[Event, Status]] = {
         E.CRASH: S.PENDING,
         E.TAKE_OVER: S.PENDING,
         E.RESTART: S.PENDING,
+        E.PACED: S.PENDING,
     },
     S.PUBLISHED: {},
     S.FAILED: {E.DELETE: S.CANCELLED},  # only with no live item: see can_delete
@@ -216,7 +218,8 @@ OUTCOME_UNKNOWN = "DELIVERY_OUTCOME_UNKNOWN"
 #: Events after which the attempt is over without success: another one, or FAILED.
 _ATTEMPT_OVER = frozenset({E.RETRY, E.UNKNOWN, E.CRASH, E.TAKE_OVER, E.RESTART})
 #: Events of the worker that holds the post's lease (compare-and-set on the token).
-WORKER_EVENTS = frozenset({E.RENEW, E.ITEM_LIVE, E.SUCCEED, E.FAIL, E.RETRY, E.UNKNOWN, E.CRASH})
+WORKER_EVENTS = frozenset({E.RENEW, E.ITEM_LIVE, E.SUCCEED, E.FAIL, E.RETRY, E.UNKNOWN, E.CRASH,
+                           E.PACED})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,7 +277,8 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     it; CREATE needs it). ``new_token``: the token to issue if the event issues
     one (the caller makes it: this module stays pure). ``error``: (code,
     message) of a failed attempt. ``wait``: seconds before the next attempt (a
-    retry's backoff, or a take-over's fence) or 0 to send at once.
+    retry's backoff, a take-over's fence, or the end of a posting-limit window
+    for PACED) or 0 to send at once.
     ``resolvable``: for UNKNOWN, whether the network can dedupe or look the
     item up; if not, the post fails rather than risk a second copy.
 
@@ -304,6 +308,15 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
                 change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
             else:
                 enqueue_now = True
+    elif event is E.PACED:
+        # Nothing was tried: the claim's attempt is given back, so waiting out a
+        # posting limit never brings a post closer to FAILED.
+        change.update(attempts=max(job.attempts - 1, 0), lease_expires_at=None,
+                      job_token=new_token)  # fmt: skip
+        if wait > 0:
+            change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
+        else:
+            enqueue_now = True
     elif event is E.CLAIM:
         change.update(attempts=job.attempts + 1, last_attempt_at=now, next_attempt_at=None,
                       lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds))  # fmt: skip

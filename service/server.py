@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-from service import crypto, db
+from service import crypto, db, ratelimit
 from service.auth import Authenticator
 from service.config import Config
 from service.interceptors import PostServiceInterceptor
@@ -104,7 +104,7 @@ def create_server(config: Config, enqueue: Enqueue,
     keyring = crypto.configure(config)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        interceptors=[PostServiceInterceptor(Authenticator())],
+        interceptors=[PostServiceInterceptor(Authenticator(), ratelimit.from_config(config))],
         options=[
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),

@@ -23,6 +23,7 @@ from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Post, PostItem, micros
+from workers import pacing
 from workers.adapters import adapter_for
 from workers.adapters.base import (
     AccountRef,
@@ -228,6 +229,12 @@ def _send_items(post: Post, lease: Lease) -> None:
         if item.platform_post_id:
             reply_to = item.platform_post_id
             continue
+        # The account's posting limit: wait for its window to end, the attempt not
+        # counted. Best effort: deliveries racing for one account may both pass.
+        until = pacing.ready_at(account.id, account.platform, db.utcnow(),
+                                _config.pacing_overrides, account.sandbox)  # fmt: skip
+        if until is not None:
+            return _end(post_id, token, Event.PACED, until=until)
         lease.renew()
         request = ItemRequest(
             post_id=post.id,
@@ -318,9 +325,10 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
 
 
 def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = None,
-         resolvable: bool = True) -> None:  # fmt: skip
+         resolvable: bool = True, until: dt.datetime | None = None) -> None:  # fmt: skip
     """Ends the attempt with ``event`` (PUBLISHED, FAILED, or PENDING for the next
-    one) if the post is still this worker's; raises LeaseLost otherwise."""
+    one) if the post is still this worker's; raises LeaseLost otherwise.
+    ``until``: for PACED, when the account's posting window ends."""
     decision: dict = {"resolvable": resolvable}
     if error is not None:
         decision["error"] = (error.code, error.message)
@@ -332,6 +340,8 @@ def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = N
         if event in (Event.RETRY, Event.UNKNOWN, Event.CRASH):
             retry_after = getattr(error, "retry_after", None)
             decision["wait"] = compute_backoff(post.attempts, retry_after, _config.retry_base)
+        if until is not None:
+            decision["wait"] = max((until - now).total_seconds(), 0.0)
         if store.apply(post, event, now, **decision) is None:
             raise LeaseLost(post_id)
 

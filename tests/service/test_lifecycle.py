@@ -123,6 +123,7 @@ DELIVERY_EVENTS = {
     (S.PROCESSING, Event.CRASH): S.PENDING,
     (S.PROCESSING, Event.TAKE_OVER): S.PENDING,
     (S.PROCESSING, Event.RESTART): S.PENDING,
+    (S.PROCESSING, Event.PACED): S.PENDING,
 }
 SYSTEM_EVENTS = [e for e in Event if e not in lifecycle.CHANGE_EVENTS.values()
                  and e not in (Event.CREATE, Event.EDIT, Event.DELETE)]  # fmt: skip
@@ -151,8 +152,8 @@ def test_every_delivery_event_in_every_status(current, event):
     outcome = decide(current, event)
     assert outcome.job.status is expected
     before, after = job(current), outcome.job
-    # Only a claim counts an attempt; only the holder's events keep a lease.
-    assert after.attempts == before.attempts + (event is Event.CLAIM)
+    # Only a claim counts an attempt (PACED gives it back); only the holder's events keep a lease.
+    assert after.attempts == before.attempts + (event is Event.CLAIM) - (event is Event.PACED)
     holds = event in (Event.CLAIM, Event.RENEW, Event.ITEM_LIVE)
     assert (after.lease_expires_at is not None) == holds, after
     if holds:
