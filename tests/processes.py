@@ -26,6 +26,23 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def provision_webhook_tenant(env: dict[str, str], name: str, hook_url: str, token: str):
+    """A workspace ``name`` with a key and a webhook account posting to ``hook_url``,
+    made through the command line as an operator would; a ``tests.support.Tenant``."""
+    from tests.support import Tenant
+
+    def cli(*args: str) -> str:
+        done = run_cli(env, "admin", *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    workspace = cli("workspace", "create", name)
+    key = cli("key", "create", "--workspace", workspace)
+    account = cli("account", "create", "--workspace", workspace, "--platform", "webhook",
+                  "--handle", name, "--base-url", hook_url, "--token", token)  # fmt: skip
+    return Tenant(workspace, key, account)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as sock:

@@ -22,7 +22,13 @@ import pytest
 
 from tests.backends import PostgresServer, RedisServer
 from tests.fakes.webhook import FakeWebhook
-from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess, WorkerProcess, run_cli
+from tests.processes import (
+    FAKES_EGRESS_ALLOW,
+    ServerProcess,
+    WorkerProcess,
+    provision_webhook_tenant,
+    run_cli,
+)
 from tests.support import timestamp, wait_for
 
 # isort: split
@@ -62,12 +68,9 @@ def topology(tmp_path):
             "POSTS_MAX_WORKERS": "8",
         }
         assert run_cli(env, "migrate").returncode == 0
-        workspace = run_cli(env, "admin", "workspace", "create", "topology").stdout.strip()
-        key = run_cli(env, "admin", "key", "create", "--workspace", workspace).stdout.strip()
-        account = run_cli(env, "admin", "account", "create", "--workspace", workspace,
-                          "--platform", "webhook", "--handle", "consumer",
-                          "--base-url", hook.base_url + "/hooks/topology",
-                          "--token", "topology-hook").stdout.strip()  # fmt: skip
+        tenant = provision_webhook_tenant(env, "topology", hook.base_url + "/hooks/topology",
+                                          "topology-hook")  # fmt: skip
+        key, account = tenant.key, tenant.account_id
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]
         workers = [WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4)
                    for i in range(3)]  # fmt: skip

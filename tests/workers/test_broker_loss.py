@@ -29,8 +29,15 @@ import grpc
 import pytest
 
 from tests.fakes.webhook import FakeWebhook
-from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess, WorkerProcess, free_port, run_cli
-from tests.support import Api, Tenant, wait_for
+from tests.processes import (
+    FAKES_EGRESS_ALLOW,
+    ServerProcess,
+    WorkerProcess,
+    free_port,
+    provision_webhook_tenant,
+    run_cli,
+)
+from tests.support import Api, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -106,19 +113,14 @@ def loss(broker, tmp_path, postgres_server):
         "POSTS_MAX_WORKERS": "8",
     }
     assert run_cli(env, "migrate").returncode == 0
-    workspace = run_cli(env, "admin", "workspace", "create", "loss").stdout.strip()
-    key = run_cli(env, "admin", "key", "create", "--workspace", workspace).stdout.strip()
-    account = run_cli(env, "admin", "account", "create", "--workspace", workspace,
-                      "--platform", "webhook", "--handle", "consumer",
-                      "--base-url", hook.base_url + "/hooks/loss",
-                      "--token", HOOK_SECRET).stdout.strip()  # fmt: skip
+    tenant = provision_webhook_tenant(env, "loss", hook.base_url + "/hooks/loss", HOOK_SECRET)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=2, threads=4)
     try:
         server.start()
         server.wait_serving(timeout=60)
         yield {"broker": broker, "hook": hook, "server": server,
-               "workers": workers, "tenant": Tenant(workspace, key, account),
+               "workers": workers, "tenant": tenant,
                "sql": lambda query: postgres_server.execute(query, database)}  # fmt: skip
     finally:
         for process in (workers, server):

@@ -116,8 +116,8 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
     import grpc
 
     from tests.fakes.webhook import FakeWebhook
-    from tests.processes import ServerProcess, WorkerProcess, run_cli
-    from tests.support import Api, Tenant, wait_for
+    from tests.processes import ServerProcess, WorkerProcess, provision_webhook_tenant, run_cli
+    from tests.support import Api, wait_for
 
     # isort: split
     from posts.v1 import posts_pb2_grpc
@@ -131,14 +131,8 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
     poison_hook.hold(timeout=60)
     assert run_cli(env, "migrate").returncode == 0
 
-    def tenant(name: str, hook: FakeWebhook) -> Tenant:
-        workspace = run_cli(env, "admin", "workspace", "create", name).stdout.strip()
-        key = run_cli(env, "admin", "key", "create", "--workspace", workspace).stdout.strip()
-        account = run_cli(env, "admin", "account", "create", "--workspace", workspace,
-                          "--platform", "webhook", "--handle", name,
-                          "--base-url", hook.base_url + f"/hooks/{name}",
-                          "--token", HOOK_SECRET).stdout.strip()  # fmt: skip
-        return Tenant(workspace, key, account)
+    def tenant(name: str, hook: FakeWebhook):
+        return provision_webhook_tenant(env, name, hook.base_url + f"/hooks/{name}", HOOK_SECRET)
 
     poisoner, bystander = tenant("poisoner", poison_hook), tenant("bystander", fine_hook)
     server = ServerProcess(env, str(tmp_path / "server.log"))
