@@ -1,7 +1,8 @@
 """Domain errors, and the one function that turns them into ``google.rpc.Status``.
 
 Every error a caller can meet is a ServiceError with a gRPC code, a stable
-UPPER_SNAKE reason (PRODUCT.md section 4) and lowerCamel metadata.
+UPPER_SNAKE reason and lowerCamel metadata; docs/errors.md lists them all,
+with the order in which the checks run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Networks and the post types each accepts (PRODUCT.md section 2)."""
+"""Networks and the post types each accepts: the one table the API checks `post_type` against."""
 
 PLATFORMS = ("x", "instagram", "linkedin", "tiktok", "youtube", "bluesky", "mastodon", "webhook")
 

@@ -1,4 +1,4 @@
-"""Platform rules (PRODUCT.md section 6): one table, one pure checker.
+"""Platform rules: one table, one pure checker.
 
 Every limit lives in ``RULES``, a dict per platform. ``check`` reads it and answers
 ``{field_path: description}`` for every broken rule. Pure: stdlib and ``regex`` only.

@@ -1,4 +1,4 @@
-"""Every error row of PRODUCT.md section 4, and the order in which the checks run.
+"""Every error of docs/errors.md, and the order in which the checks run.
 
 Each test asserts the exact gRPC code and ErrorInfo reason (domain posts.v1),
 and the BadRequest field paths or metadata where the contract names them.

@@ -1,4 +1,4 @@
-"""WEBHOOK: one signed JSON POST per item to the account's URL (PRODUCT.md section 6).
+"""WEBHOOK: one signed JSON POST per item to the account's URL.
 
 The account's ``base_url`` is the full URL to POST to (path and query kept as
 given) and its ``token`` is the signing secret. Each item is sent as::
