@@ -89,6 +89,9 @@ def read_key_file(path: pathlib.Path) -> bytes:
     return key
 
 
+_UNREADABLE = "credentials cannot be decrypted with any POSTS_SECRET_KEY"
+
+
 def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
 
@@ -119,14 +122,14 @@ class Keyring:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
-            raise ValueError("credentials cannot be decrypted with any POSTS_SECRET_KEY") from None
+            raise ValueError(_UNREADABLE) from None
 
     def rotate(self, ciphertext: str) -> str:
         """``ciphertext`` encrypted again under the first key; ValueError when no key opens it."""
         try:
             return self._fernet.rotate(ciphertext.encode()).decode()
         except InvalidToken:
-            raise ValueError("credentials cannot be decrypted with any POSTS_SECRET_KEY") from None
+            raise ValueError(_UNREADABLE) from None
 
     def sign(self, payload: bytes) -> str:
         """``payload`` and its HMAC, URL-safe: an opaque token callers cannot forge."""

@@ -27,6 +27,8 @@ class ServiceError(Exception):
 
     code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "INVALID_FIELD"
+    #: Seconds until the caller may try again, answered as a RetryInfo; None: no hint.
+    retry_delay: float | None = None
 
     def __init__(
         self,
@@ -175,7 +177,6 @@ class RateLimited(ServiceError):
             f"too many requests for this API key: retry in {retry_delay:.3f}s",
             metadata={"retryDelay": f"{retry_delay:.3f}s"},
         )
-        #: Seconds until the key may call again: answered as a RetryInfo too.
         self.retry_delay = retry_delay
 
 
@@ -216,10 +217,9 @@ def to_status(error: ServiceError) -> grpc.Status:
                 ]
             )
         )
-    retry_delay = getattr(error, "retry_delay", None)
-    if retry_delay is not None:
+    if error.retry_delay is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(max(1, math.ceil(retry_delay * 1e9)))
+        delay.FromNanoseconds(max(1, math.ceil(error.retry_delay * 1e9)))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:

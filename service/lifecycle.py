@@ -217,9 +217,6 @@ CRASHED = "DELIVERY_CRASHED"
 OUTCOME_UNKNOWN = "DELIVERY_OUTCOME_UNKNOWN"
 #: Events after which the attempt is over without success: another one, or FAILED.
 _ATTEMPT_OVER = frozenset({E.RETRY, E.UNKNOWN, E.CRASH, E.TAKE_OVER, E.RESTART})
-#: Events of the worker that holds the post's lease (compare-and-set on the token).
-WORKER_EVENTS = frozenset({E.RENEW, E.ITEM_LIVE, E.SUCCEED, E.FAIL, E.RETRY, E.UNKNOWN, E.CRASH,
-                           E.PACED})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -420,7 +420,7 @@ class Posts:
         """(version read, rules.check's violations) when the edit, applied to the post
         as read now, would check the platform rules; else None."""
         changes = edit.changes
-        content_edited = any(k in changes for k in ("items", "text", "media", "title"))
+        content_edited, edits = _edit_scope(changes)
         due = changes.get("scheduled_at") is not None and changes["scheduled_at"] <= now
         if not (content_edited or due or changes.get("status") in ("publish", "scheduled")):
             return None  # a reschedule, a key, a cancel: no rules (read nothing more)
@@ -431,9 +431,7 @@ class Posts:
         try:
             decision = lifecycle.decide_update(
                 Status(post.status), changes.get("status"),
-                edits=content_edited or any(k in changes for k in ("scheduled_at",
-                                                                   "idempotency_key")),
-                scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
+                edits=edits, scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
                 content_edited=content_edited,
             )  # fmt: skip
         except errors.ServiceError:
@@ -464,8 +462,7 @@ class Posts:
         items = _edited_items(current, changes)
         title = changes.get("title", post.title)
         scheduled_at = changes.get("scheduled_at", post.scheduled_at)
-        content_edited = items is not None or "title" in changes
-        edits = content_edited or any(k in changes for k in ("scheduled_at", "idempotency_key"))
+        content_edited, edits = _edit_scope(changes)
         before = Status(post.status)
         decision = lifecycle.decide_update(
             before,
@@ -602,6 +599,13 @@ def _as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
     )
 
 
+def _edit_scope(changes: dict) -> tuple[bool, bool]:
+    """Whether an edit's ``changes`` change the content (items or title), and
+    whether they change anything besides the status."""
+    content_edited = any(k in changes for k in ("items", "text", "media", "title"))
+    return content_edited, content_edited or "scheduled_at" in changes or "idempotency_key" in changes
+
+
 def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] | None:
     """The post's items after the edit, or None when the content does not change."""
     if "items" in changes:
@@ -645,6 +649,7 @@ def _check_post_id(post_id: str) -> None:
 
 def _check_items(items: Sequence[ItemInput], shorthand: bool) -> dict[str, str]:
     violations = {}
+    allowed = egress.allow()
     if len(items) > MAX_ITEMS:
         violations["items"] = f"at most {MAX_ITEMS} items"
     for i, item in enumerate(items[:MAX_ITEMS]):
@@ -656,12 +661,12 @@ def _check_items(items: Sequence[ItemInput], shorthand: bool) -> dict[str, str]:
         for j, media in enumerate(item.media[:MAX_MEDIA]):
             # What the URL alone shows (scheme, userinfo, length, a refused IP
             # literal), decided as the worker's egress guard decides it.
-            refusal = egress.url_refusal(media.url, egress.allow())
+            refusal = egress.url_refusal(media.url, allowed)
             if refusal:
                 violations[f"{prefix}media[{j}].url"] = refusal
             if not media.kind:
                 violations[f"{prefix}media[{j}].kind"] = "required"
-    return violations
+    return violations | _check_media_text(items, shorthand)
 
 
 def _check_time(scheduled_at: dt.datetime | None, now: dt.datetime) -> dict[str, str]:
@@ -718,7 +723,6 @@ def _check_new_post(new: NewPost, now: dt.datetime) -> None:
     elif new.status == "scheduled" and new.scheduled_at is None:
         violations["scheduled_at"] = "required with STATUS_CHANGE_SCHEDULED"
     violations |= _check_items(new.items, new.shorthand)
-    violations |= _check_media_text(new.items, new.shorthand)
     violations |= _check_title(new.title)
     violations |= _check_time(new.scheduled_at, now)
     violations |= _check_key(new.idempotency_key)
@@ -734,11 +738,9 @@ def _check_edit(edit: PostEdit, now: dt.datetime) -> None:
         violations["items"] = "send items, or text and media, not both"
     if "items" in changes:
         violations |= _check_items(changes["items"], shorthand=False)
-        violations |= _check_media_text(changes["items"], shorthand=False)
     if "text" in changes or "media" in changes:
         item = ItemInput(changes.get("text", ""), changes.get("media", ()))
         violations |= _check_items([item], shorthand=True)
-        violations |= _check_media_text([item], shorthand=True)
     if "title" in changes:
         violations |= _check_title(changes["title"])
     violations |= _check_etag(edit.etag)
