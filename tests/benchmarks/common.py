@@ -24,7 +24,7 @@ import time
 from typing import Self
 
 import service  # noqa: F401  (puts generated/ on the import path)
-from tests.processes import ROOT, Process, ServerProcess
+from tests.processes import FAKES_EGRESS_ALLOW, ROOT, Process, ServerProcess
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef-0123456789abcdef"
 #: The text of every benchmark post: a typical tweet's length.
@@ -343,7 +343,7 @@ class Scratch:
             "POSTS_BROKER_URL": broker_url,
             "POSTS_SECRET_KEY": SECRET_KEY,
             "POSTS_INPROCESS_WORKER": "",
-            "POSTS_EGRESS_ALLOW": "127.0.0.1/32",  # the loopback sinks and fakes
+            "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,  # the loopback sinks and fakes
         }
         self.config = None
 

@@ -4,20 +4,17 @@ a throwaway CA made here: who is served, who is refused."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import ipaddress
 import os
-import pathlib
 import subprocess
 
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.pki import Pair, issue
 from tests.processes import ROOT
 from tests.support import DEFAULT_WAIT, Api, Tenant
 
@@ -28,59 +25,6 @@ SECRET_KEY = "tls-secret-key-0123456789abcdef-0123456789"
 
 
 # ------------------------------------------------------------------ the PKI
-
-
-@dataclasses.dataclass
-class Pair:
-    """A certificate and its private key, as PEM, and the files holding them."""
-
-    cert: bytes
-    key: bytes
-    cert_path: str
-    key_path: str
-
-
-def _pair(directory: pathlib.Path, name: str, issuer: tuple | None = None, *,
-          ca: bool = False, usage=None) -> tuple[Pair, tuple]:  # fmt: skip
-    """A certificate for ``name`` signed by ``issuer`` (a (certificate, key) from
-    an earlier call), or self-signed; returns it and its (certificate, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_cert, issuer_key = issuer or (None, key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_cert.subject if issuer_cert else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )  # fmt: skip
-    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    certificate = builder.sign(issuer_key, hashes.SHA256())
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
-    cert_path.write_bytes(cert_pem)
-    key_path.write_bytes(key_pem)
-    return Pair(cert_pem, key_pem, str(cert_path), str(key_path)), (certificate, key)
 
 
 @dataclasses.dataclass
@@ -102,13 +46,14 @@ class Pki:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
-    ca, ca_signer = _pair(directory, "ca", ca=True)
-    other_ca = _pair(directory, "other-ca", ca=True)[1]
+    ca = issue(directory, "ca", ca=True)
+    other_ca = issue(directory, "other-ca", ca=True)
+    loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     return Pki(
         ca=ca,
-        server=_pair(directory, "server", ca_signer, usage=ExtendedKeyUsageOID.SERVER_AUTH)[0],
-        client=_pair(directory, "client", ca_signer, usage=ExtendedKeyUsageOID.CLIENT_AUTH)[0],
-        stranger=_pair(directory, "stranger", other_ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)[0],
+        server=issue(directory, "server", ca, san=loopback, usage=ExtendedKeyUsageOID.SERVER_AUTH),
+        client=issue(directory, "client", ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH),
+        stranger=issue(directory, "stranger", other_ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH),
     )
 
 

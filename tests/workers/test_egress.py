@@ -14,7 +14,6 @@ fake Mastodon instance or webhook URL (tests/fakes), and end FAILED.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import http.server
 import ipaddress
@@ -27,11 +26,13 @@ from collections.abc import Callable, Iterator
 from typing import Self
 
 import pytest
+from cryptography import x509
 
 from service import config as service_config
 from service import egress
 from service.config import Config, ConfigError
 from tests.fakes.mastodon import FakeMastodon
+from tests.pki import issue
 from tests.processes import FAKES_EGRESS_ALLOW
 from tests.support import item
 from workers.adapters import http as adapters_http
@@ -506,65 +507,16 @@ def test_credentials_in_a_url_are_refused_before_connecting(guard):
         assert listener.connections() == 0
 
 
-def _certificates(tmp_path, name: str):
-    """A CA (its PEM file) and a certificate for ``name`` it signed (cert and key files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def build(subject: str, key, issuer: str, issuer_key, ca: bool):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                              content_commitment=False, key_encipherment=False,
-                              data_encipherment=False, key_agreement=False,
-                              encipher_only=False, decipher_only=False), critical=True)  # fmt: skip
-            builder = builder.add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
-            )
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                critical=False)  # fmt: skip
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca = build("egress test CA", ca_key, "egress test CA", ca_key, ca=True)
-    leaf = build(name, leaf_key, "egress test CA", ca_key, ca=False)
-    pem = serialization.Encoding.PEM
-    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem))
-    (tmp_path / "leaf.key").write_bytes(leaf_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
-    return tmp_path / "ca.pem", tmp_path / "leaf.pem", tmp_path / "leaf.key"
-
-
 @pytest.mark.parametrize("certified", ["media.invalid", "other.invalid"])
 def test_https_connects_to_the_checked_address_with_sni_and_certificate_on_the_name(
     guard, resolver, monkeypatch, tmp_path, certified
 ):
-    ca, cert, key = _certificates(tmp_path, certified)
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the clients' trust (httpx reads it)
+    ca = issue(tmp_path, "egress test CA", ca=True)
+    leaf = issue(tmp_path, certified, ca, san=[x509.DNSName(certified)])
+    monkeypatch.setenv("SSL_CERT_FILE", ca.cert_path)  # the clients' trust (httpx reads it)
     server_names: list[str | None] = []
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+    tls.load_cert_chain(leaf.cert_path, leaf.key_path)
     tls.sni_callback = lambda _socket, name, _context: server_names.append(name)
     resolver["media.invalid"] = ["127.0.0.1"]
     with Site({"/cat.png": image()}, tls=tls) as site:

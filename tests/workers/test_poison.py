@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.processes import FAKES_EGRESS_ALLOW
 from tests.support import DEFAULT_WAIT
 
 # isort: split
@@ -107,7 +108,7 @@ KILL_ENV = {
     "POSTS_RETRY_BASE": "0.05",
     "POSTS_DISPATCH_INTERVAL": "0.05",
     "POSTS_SECRET_KEY": "poison-secret-key-0123456789abcdef-0123456",
-    "POSTS_EGRESS_ALLOW": "127.0.0.1/32",  # the fake webhooks (tests.processes.FAKES_EGRESS_ALLOW)
+    "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,  # the fake webhooks
 }
 HOOK_SECRET = "poison-hook"
 

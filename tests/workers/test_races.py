@@ -31,35 +31,59 @@ DISPATCH_LAGS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 BARRIER_TIMEOUT = 5.0  # seconds; a broken barrier fails the test instead of hanging it
 
 
-class RaceAtClaim:
-    """A before_claim hook: the first claim of each armed post waits at a barrier for the test."""
+class _Race:
+    """Barriers armed one per post, at which a delivery hook waits for the test."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._barriers: dict[str, tuple[threading.Barrier, float]] = {}
+        self._armed: dict[str, tuple[threading.Barrier, float]] = {}
+
+    def _arm(self, post_id: str, lag: float) -> threading.Barrier:
+        barrier = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
+        with self._lock:
+            self._armed[post_id] = (barrier, lag)
+        return barrier
+
+    @staticmethod
+    def _meet(barrier: threading.Barrier, lag: float) -> None:
+        """The hook's side of the barrier: meets the test, then lets it lead by ``lag`` seconds."""
+        try:
+            barrier.wait()
+            # The RPC needs a network round trip before it reaches the database, the
+            # hook's side does not: a varying lag lets either side get there first.
+            time.sleep(lag)
+        except threading.BrokenBarrierError:
+            pass
+
+    def abort(self) -> None:
+        with self._lock:
+            barriers = [barrier for barrier, _ in self._armed.values()]
+            self._armed.clear()
+        for barrier in barriers:
+            barrier.abort()
+
+
+class RaceAtClaim(_Race):
+    """A before_claim hook: the first claim of each armed post waits at a barrier for the test."""
+
+    def __init__(self):
+        super().__init__()
         self._passed: dict[str, threading.Event] = {}
 
     def arm(self, post_id: str, lag: float = 0.0) -> threading.Barrier:
         """Arms the first claim of ``post_id``; it starts ``lag`` seconds after the barrier."""
-        barrier = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
         with self._lock:
-            self._barriers[post_id] = (barrier, lag)
             self._passed[post_id] = threading.Event()
-        return barrier
+        return self._arm(post_id, lag)
 
     def __call__(self, post_id: str, token: str) -> None:
         with self._lock:
-            barrier, lag = self._barriers.pop(post_id, (None, 0.0))
+            barrier, lag = self._armed.pop(post_id, (None, 0.0))
             passed = self._passed.get(post_id)
         if barrier is None:
             return
         try:
-            barrier.wait()
-            # The RPC needs a network round trip before it reaches the database, the
-            # claim does not: a varying lag lets either side get there first.
-            time.sleep(lag)
-        except threading.BrokenBarrierError:
-            pass
+            self._meet(barrier, lag)
         finally:
             passed.set()
 
@@ -68,13 +92,6 @@ class RaceAtClaim:
         with self._lock:
             passed = self._passed[post_id]
         assert passed.wait(BARRIER_TIMEOUT), f"the worker never went past the claim of {post_id}"
-
-    def abort(self) -> None:
-        with self._lock:
-            barriers = [barrier for barrier, _ in self._barriers.values()]
-            self._barriers.clear()
-        for barrier in barriers:
-            barrier.abort()
 
 
 @pytest.fixture
@@ -212,38 +229,29 @@ def test_a_cancel_after_the_claim_is_refused_and_the_post_goes_out_once(
 # --------------------------------------------------------------- reschedule
 
 
-class RaceAtDispatch:
+class RaceAtDispatch(_Race):
     """A before_dispatch hook: the first dispatcher round that finds an armed
     post due waits at a barrier for the test, so the reschedule RPC and the
     round's SCHEDULED -> PENDING compare-and-set run at the same moment."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._armed: dict[str, tuple[datetime.datetime, threading.Barrier, float]] = {}
+        super().__init__()
+        self._due: dict[str, datetime.datetime] = {}
 
     def arm(self, post_id: str, due: datetime.datetime, lag: float) -> threading.Barrier:
-        barrier = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
+        barrier = self._arm(post_id, lag)
         with self._lock:
-            self._armed[post_id] = (due, barrier, lag)
+            self._due[post_id] = due
         return barrier
 
     def __call__(self, now: datetime.datetime) -> None:
         with self._lock:
-            ready = [pid for pid, (due, _, _) in self._armed.items() if due <= now]
-            met = [self._armed.pop(pid) for pid in ready]
-        for _, barrier, lag in met:
-            try:
-                barrier.wait()
-                time.sleep(lag)  # as at the claim: let either side reach the database first
-            except threading.BrokenBarrierError:
-                pass
-
-    def abort(self) -> None:
-        with self._lock:
-            armed = list(self._armed.values())
-            self._armed.clear()
-        for _, barrier, _ in armed:
-            barrier.abort()
+            ready = [pid for pid, due in self._due.items() if due <= now]
+            for pid in ready:
+                del self._due[pid]
+            met = [self._armed.pop(pid) for pid in ready if pid in self._armed]
+        for barrier, lag in met:
+            self._meet(barrier, lag)
 
 
 @pytest.fixture
