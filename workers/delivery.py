@@ -39,8 +39,6 @@ from workers.adapters.base import (
 
 log = logging.getLogger(__name__)
 
-OUTCOME_UNKNOWN = lifecycle.OUTCOME_UNKNOWN
-
 __all__ = ["LeaseLost", "claim", "deliver"]
 
 
@@ -139,13 +137,6 @@ class Lease:
         if time.monotonic() - self._renewed >= store.policy().lease_seconds / 3:
             self._renew()
 
-    def still_mine(self) -> bool:
-        try:
-            self._renew()
-        except LeaseLost:
-            return False
-        return True
-
     def before_create(self) -> None:
         """Proves the post is still this worker's for longer than the create can
         take, right before it. Where the network cannot dedupe, renews the lease
@@ -159,21 +150,18 @@ class Lease:
                 if _HELD.value(self.post_id, self.token, Status.PROCESSING.value,
                                micros(now + left)):  # fmt: skip
                     return
+        self._renew(mark=self.mark and self.item is not None)
+
+    def _renew(self, mark: bool = False) -> None:
+        """Moves the lease on (and, with ``mark``, marks the item being sent in the
+        same transaction); LeaseLost when the post is no longer this worker's."""
         with db.connection(), db.write():
-            self._apply(Event.RENEW)
-            if self.mark and self.item is not None:
+            if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
+                raise LeaseLost(self.post_id)
+            if mark:
                 _MARK.execute(micros(db.utcnow()), self.item.id)
                 self.marked = True
         self._renewed = time.monotonic()
-
-    def _renew(self) -> None:
-        with db.connection(), db.write():
-            self._apply(Event.RENEW)
-        self._renewed = time.monotonic()
-
-    def _apply(self, event: Event) -> None:
-        if store.apply_job(self.post_id, self.token, event, db.utcnow()) is None:
-            raise LeaseLost(self.post_id)
 
 
 _HELD = db.Compiled(
@@ -285,7 +273,9 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, lease: Lease) -> Pu
         hook(request.post_id, request.item_index)
     lease.item, lease.marked = item, False
     if not getattr(adapter, "checks_before_create", False):
-        lease.before_create()  # the adapter's only request is the create
+        # The safety net for an adapter that does not prove the lease itself
+        # (workers.adapters.base.Adapter): proven, and the item marked, before it starts.
+        lease.before_create()
     try:
         return adapter.publish(request)
     except TransientError:

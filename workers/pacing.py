@@ -19,7 +19,6 @@ from service import db
 from service.models import Post, PostItem, micros
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 #: network -> ((creates per account, window seconds), ...)
 LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -74,6 +73,6 @@ def ready_at(account_id: str, platform: str, now: dt.datetime,
         sent, oldest = db.database.execute_sql(_RECENT.sql(account_id, since),
                                                (account_id, since)).fetchone()  # fmt: skip
         if sent >= count and oldest is not None:
-            end = _EPOCH + dt.timedelta(microseconds=oldest) + dt.timedelta(seconds=window)
+            end = PostItem.published_at.python_value(oldest) + dt.timedelta(seconds=window)
             ready = end if ready is None else max(ready, end)
     return ready if ready is not None and ready > now else None

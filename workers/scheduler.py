@@ -199,8 +199,9 @@ class Scheduler:
         is re-sent at most once a sweep; and the copies wait in the queue (a
         worker fetches only as it finishes, so a busy one leaves them there), so
         the next sweep sees it non-empty and sends nothing more. A sweep thus
-        re-sends at most what the workers have prefetched plus what was lost. When the broker cannot tell (None) or the
-        queue has a backlog, POSTS_REQUEUE_AFTER stays the bound.
+        re-sends at most what the workers have prefetched plus what was lost.
+        When the broker cannot tell (None) or the queue has a backlog,
+        POSTS_REQUEUE_AFTER stays the bound.
         """
         if self._queue_depth is not None and self._queue_depth() == 0:
             return self._lost_when_empty

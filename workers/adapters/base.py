@@ -16,15 +16,12 @@ class Lease(Protocol):
 
     ``renew()`` moves the lease on (cheap: it writes at most every third of the
     lease); call it inside every wait (processing polls, uploads, downloads).
-    ``still_mine()`` renews and says whether the post is still this worker's.
     ``before_create()`` proves ownership right before the request that makes the
     item live. Both raise LeaseLost when the post is no longer this worker's:
     stop at once, before any further network call.
     """
 
     def renew(self) -> None: ...
-
-    def still_mine(self) -> bool: ...
 
     def before_create(self) -> None: ...
 
@@ -34,9 +31,6 @@ class _NoLease:
 
     def renew(self) -> None:
         pass
-
-    def still_mine(self) -> bool:
-        return True
 
     def before_create(self) -> None:
         pass
@@ -140,7 +134,13 @@ class OutcomeUnknown(DeliveryError):
 
 
 class Adapter(Protocol):
-    """A network. One module per network under workers/adapters/."""
+    """A network. One module per network under workers/adapters/.
+
+    An adapter whose ``publish`` calls ``request.lease.before_create()`` itself,
+    right before its create, says so with ``checks_before_create = True``. Without
+    it the worker proves the lease just before ``publish`` starts: safe, but an
+    upload or a processing wait may then outlast the proof.
+    """
 
     #: The network deduplicates requests carrying the same idempotency key.
     honours_idempotency_keys: bool

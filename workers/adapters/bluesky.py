@@ -325,7 +325,6 @@ class BlueskyAdapter:
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent_ref}
 
     def _image(self, client: httpx.Client, media: MediaRef, lease: Lease) -> dict:
-        lease.renew()
         # A temporary file, streamed up from there (again whole if the session is
         # renewed); a blob nobody references is harmless: try again.
         with http.download(media, lease) as medium, http.nothing_live_yet():

@@ -348,8 +348,8 @@ class FileBody:
 
 def download(media: MediaRef, lease: Lease = NO_LEASE) -> Download:
     """The media in a temporary file (``Download``, to close), fetched without the
-    account's credentials, renewing ``lease`` per chunk (a large file takes longer
-    than the lease) and within DOWNLOAD_DEADLINE in all.
+    account's credentials, renewing ``lease`` first and per chunk (a large file
+    takes longer than the lease), within DOWNLOAD_DEADLINE in all.
 
     The egress guard checks the URL and every redirect (at most MAX_REDIRECTS):
     DestinationRefused. More than POSTS_MEDIA_MAX_BYTES: MEDIA_TOO_LARGE, before
@@ -357,6 +357,7 @@ def download(media: MediaRef, lease: Lease = NO_LEASE) -> Download:
     the URL is refused (4xx), otherwise transient (a GET changes nothing: an
     unanswered one is retried too).
     """
+    lease.renew()
     file = tempfile.TemporaryFile(prefix="posts-media-")  # noqa: SIM115 (the Download closes it)
     try:
         mime_type = _fetch(media, file, lease)

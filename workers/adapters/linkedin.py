@@ -138,7 +138,6 @@ class LinkedInAdapter:
     def _upload(self, api: httpx.Client, author: str, media: MediaRef, api_name: str,
                 field: str, lease: Lease) -> str:  # fmt: skip
         """Images and Documents API: initializeUpload, then PUT the bytes to the upload URL."""
-        lease.renew()
         with download(media, lease) as medium:  # a temporary file, streamed up from there
             init = request(api, "POST", f"/rest/{api_name}",
                            params={"action": "initializeUpload"},

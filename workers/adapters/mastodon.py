@@ -93,7 +93,6 @@ class MastodonAdapter:
         return f"{self._account.base_url.rstrip('/')}/@{handle}/{status_id}"
 
     def _upload(self, client: httpx.Client, media: MediaRef, lease: Lease) -> str:
-        lease.renew()
         # A temporary file, streamed up from there; an upload nobody attached is
         # harmless: try again.
         with http.download(media, lease) as medium, http.nothing_live_yet():

@@ -123,7 +123,6 @@ class XAdapter:
         return Published(tweet_id, f"https://x.com/{handle}/status/{tweet_id}")
 
     def _upload(self, api: httpx.Client, media: MediaRef, lease: Lease) -> str:
-        lease.renew()
         with download(media, lease) as medium:  # a temporary file, streamed up from there
             mime = medium.mime_type
             kind = media.kind if media.kind in CATEGORY else "image"
