@@ -308,7 +308,11 @@ class RedisServer(_Server):
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for(0)
+
+    def url_for(self, database: int) -> str:
+        """The URL of one of the server's numbered databases (queues kept apart)."""
+        return f"redis://127.0.0.1:{self.port}/{database}"
 
     def _launch(self) -> None:
         binary = shutil.which("redis-server")

@@ -130,7 +130,9 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
     # consumers: the poisoner's never answers (the test kills the worker instead)
     redis_server.flush()
     env = {**KILL_ENV, "POSTS_DATABASE_URL": postgres_server.create_database("poison_kill"),
-           "POSTS_BROKER_URL": redis_server.url, "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
+           # Redis database 1: this module's in-process server (the test above, on
+           # postgres-redis) may still be consuming database 0's delivery queue.
+           "POSTS_BROKER_URL": redis_server.url_for(1), "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
     poison_hook, fine_hook = FakeWebhook(HOOK_SECRET).start(), FakeWebhook(HOOK_SECRET).start()
     poison_hook.hold(timeout=60)
     assert run_cli(env, "migrate").returncode == 0
