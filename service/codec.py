@@ -8,12 +8,12 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2
 
-from service.posts import LoadedPost
+from service.models import LoadedPost
 
 pb = posts_pb2
 
 
-def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     ts = timestamp_pb2.Timestamp()
@@ -21,7 +21,7 @@ def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def _status(name: str) -> int:
+def status_value(name: str) -> int:
     return pb.PostStatus.Value(f"POST_STATUS_{name.upper()}")
 
 
@@ -43,7 +43,7 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
                     )
                     for m in media
                 ],
-                status=_status("published" if item.platform_post_id else post.status),
+                status=status_value("published" if item.platform_post_id else post.status),
                 platform_post_id=item.platform_post_id,
                 platform_url=item.platform_url,
             )
@@ -59,22 +59,22 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
         items=items,
         text=first.text,
         media=first.media,
-        status=_status(post.status),
-        scheduled_at=_ts(post.scheduled_at),
+        status=status_value(post.status),
+        scheduled_at=timestamp(post.scheduled_at),
         idempotency_key=post.idempotency_key,
         etag=loaded.etag,
         platform_post_id=first.platform_post_id,
         platform_url=first.platform_url,
         delivery=pb.Delivery(
             attempts=post.attempts,
-            last_attempt_time=_ts(post.last_attempt_at),
-            next_attempt_time=_ts(post.next_attempt_at if post.status == "pending" else None),
-            queue_time=_ts(post.queued_at),
-            publish_time=_ts(post.published_at),
+            last_attempt_time=timestamp(post.last_attempt_at),
+            next_attempt_time=timestamp(post.next_attempt_at if post.status == "pending" else None),
+            queue_time=timestamp(post.queued_at),
+            publish_time=timestamp(post.published_at),
         ),
-        create_time=_ts(post.created_at),
-        update_time=_ts(post.updated_at),
-        delete_time=_ts(post.deleted_at),
+        create_time=timestamp(post.created_at),
+        update_time=timestamp(post.updated_at),
+        delete_time=timestamp(post.deleted_at),
     )
     if post.error_code or post.error_message:
         message.error.CopyFrom(pb.PostError(code=post.error_code, message=post.error_message))

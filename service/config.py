@@ -66,6 +66,10 @@ class Config:
     #: POSTS_PACING_OVERRIDES: (network or account id, limit, window seconds)
     #: replacing the pacing table's limits (workers.pacing) there.
     pacing_overrides: tuple[tuple[str, int, float], ...] = ()
+    #: Days post events are kept (ListPostEvents, WatchPostEvents' replay).
+    event_retention_days: float = 30.0
+    #: Seconds between a process's reads of new events for its watchers.
+    event_poll_interval: float = 0.1
 
     @property
     def embedded(self) -> bool:
@@ -127,6 +131,12 @@ class Config:
             media_max_bytes=media_max_bytes(env),
             rate_limit=rate_limit(env.get("POSTS_RATE_LIMIT", "")),
             pacing_overrides=pacing_overrides(env.get("POSTS_PACING_OVERRIDES", "")),
+            event_retention_days=_number(
+                env, "POSTS_EVENT_RETENTION_DAYS", cls.event_retention_days, float
+            ),
+            event_poll_interval=_number(
+                env, "POSTS_EVENT_POLL_INTERVAL", cls.event_poll_interval, float
+            ),
         )
 
 

@@ -6,10 +6,14 @@ compares and indexes the same way on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+from collections.abc import Sequence
 
 import peewee
 
+from service import db
 from service.db import database
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -155,17 +159,105 @@ class Media(BaseModel):
 
 
 class PostEvent(BaseModel):
-    """One transition of a post: when, from what to what, why, under which job token."""
+    """One change of a post (service.events): what happened, who caused it, and
+    the post as it stood after, written in the change's own transaction.
 
+    ``id`` is the insertion order. The public ``event_id`` is the commit order:
+    ``id`` on SQLite (one writer at a time), ``seq`` on PostgreSQL, where
+    service.events numbers committed rows after the fact.
+    """
+
+    id = peewee.BigAutoField()
+    seq = peewee.BigIntegerField(null=True)
+    workspace = peewee.CharField(max_length=30, column_name="workspace_id")
     post = peewee.ForeignKeyField(Post, backref="events", on_delete="CASCADE")
     at = UTCTimeField()
+    type = peewee.SmallIntegerField(default=0)  # posts.v1.PostEventType
     from_status = peewee.CharField(max_length=16, default="")
     to_status = peewee.CharField(max_length=16)
-    cause = peewee.TextField()
+    cause = peewee.TextField()  # the lifecycle event, with an error code: "retry:429"
+    origin = peewee.CharField(max_length=16, default="")  # api, dispatcher, worker, sweeper
+    attempt = peewee.IntegerField(default=0)
+    item_index = peewee.IntegerField(null=True)
+    error_code = peewee.TextField(default="")
+    error_message = peewee.TextField(default="")
     job_token = peewee.CharField(max_length=32, default="")
+    snapshot = peewee.BlobField(null=True)  # the posts.v1.Post after the event
 
     class Meta:
         indexes = ((("post", "at"), False),)
+
+
+class EventLog(BaseModel):
+    """The event log's one row of state: the last ``seq`` given out (PostgreSQL)
+    and the newest event_id pruned away (a cursor at or before it has expired)."""
+
+    id = peewee.IntegerField(primary_key=True)
+    last_seq = peewee.BigIntegerField(default=0)
+    pruned_through = peewee.BigIntegerField(default=0)
+
+
+@dataclasses.dataclass
+class LoadedPost:
+    """A post with its items and their media, as answered to callers."""
+
+    post: Post
+    items: list[tuple[PostItem, list[Media]]]
+
+    @property
+    def etag(self) -> str:
+        return etag(self.post)
+
+    @property
+    def has_live_item(self) -> bool:
+        """Part of the post is already on the network."""
+        return any(item.platform_post_id for item, _ in self.items)
+
+def etag(post: Post) -> str:
+    """The opaque etag of a post's current version."""
+    return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
+
+
+
+_ITEMS = db.Compiled(
+    lambda *post_ids: PostItem.select()
+    .where(PostItem.post.in_(post_ids))
+    .order_by(PostItem.post, PostItem.position)
+)
+_MEDIA = db.Compiled(
+    lambda *post_ids: Media.select(Media)
+    .join(PostItem)
+    .where(PostItem.post.in_(post_ids))
+    .order_by(Media.item, Media.position)
+)
+
+#: Posts whose items one query loads at most: a bounded number of bound parameters
+#: (SQLite allows 32,766) and of compiled statements.
+_LOAD_CHUNK = 100
+
+
+def with_items(post: Post) -> LoadedPost:
+    """``post`` with its items and media."""
+    return load_items([post])[0]
+
+
+def load_items(posts: Sequence[Post]) -> list[LoadedPost]:
+    if len(posts) > _LOAD_CHUNK:
+        # One bound parameter per id: a page's worth per query, far below SQLite's
+        # limit on them (32,766), and a bounded number of compiled statements.
+        return [loaded for start in range(0, len(posts), _LOAD_CHUNK)
+                for loaded in load_items(posts[start : start + _LOAD_CHUNK])]  # fmt: skip
+    if not posts:
+        return []
+    post_ids = [p.id for p in posts]
+    items = _ITEMS.rows(PostItem, *post_ids)
+    media: dict[int, list[Media]] = {}
+    for m in _MEDIA.rows(Media, *post_ids):
+        media.setdefault(m.item_id, []).append(m)
+    by_post: dict[str, list] = {}
+    for item in items:
+        by_post.setdefault(item.post_id, []).append((item, media.get(item.id, [])))
+    return [LoadedPost(p, by_post.get(p.id, [])) for p in posts]
 
 
 class IdempotencyRecord(BaseModel):
@@ -190,6 +282,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [
-    Workspace, ApiKey, ApiKeyGrant, Account, Post, PostItem, Media, PostEvent,
+    Workspace, ApiKey, ApiKeyGrant, Account, Post, PostItem, Media, PostEvent, EventLog,
     IdempotencyRecord,
 ]  # fmt: skip

@@ -20,7 +20,16 @@ import peewee
 from service import db, egress, errors, ids, lifecycle, platforms, rules, store
 from service.crypto import Keyring
 from service.lifecycle import Status
-from service.models import Account, IdempotencyRecord, Media, Post, PostItem
+from service.models import (
+    Account,
+    IdempotencyRecord,
+    LoadedPost,
+    Media,
+    Post,
+    PostItem,
+    load_items,
+    with_items,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,28 +108,6 @@ class ListQuery:
     page_token: str = ""
 
 
-@dataclasses.dataclass
-class LoadedPost:
-    """A post with its items and their media, as answered to callers."""
-
-    post: Post
-    items: list[tuple[PostItem, list[Media]]]
-
-    @property
-    def etag(self) -> str:
-        return etag(self.post)
-
-    @property
-    def has_live_item(self) -> bool:
-        """Part of the post is already on the network."""
-        return any(item.platform_post_id for item, _ in self.items)
-
-
-def etag(post: Post) -> str:
-    """The opaque etag of a post's current version."""
-    return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
-
-
 _POST = db.Compiled(lambda post_id: Post.select().where(Post.id == post_id))
 _POST_IN_WORKSPACE = db.Compiled(
     lambda post_id, workspace_id: Post.select().where(
@@ -137,19 +124,6 @@ _VERSION = db.Compiled(
         (Post.id == post_id) & (Post.workspace == workspace_id)
     )
 )
-_ITEMS = db.Compiled(
-    lambda *post_ids: PostItem.select()
-    .where(PostItem.post.in_(post_ids))
-    .order_by(PostItem.post, PostItem.position)
-)
-_MEDIA = db.Compiled(
-    lambda *post_ids: Media.select(Media)
-    .join(PostItem)
-    .where(PostItem.post.in_(post_ids))
-    .order_by(Media.item, Media.position)
-)
-
-
 _ACCOUNT = db.Compiled(
     lambda account_id, workspace_id: Account.select().where(
         (Account.id == account_id) & (Account.workspace == workspace_id)
@@ -187,30 +161,6 @@ def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> L
     if not rows:
         raise errors.PostNotFound(post_id)
     return with_items(rows[0])
-
-
-def with_items(post: Post) -> LoadedPost:
-    """``post`` with its items and media."""
-    return _with_items([post])[0]
-
-
-def _with_items(posts: Sequence[Post]) -> list[LoadedPost]:
-    if len(posts) > MAX_PAGE_SIZE:
-        # One bound parameter per id: a page's worth per query, far below SQLite's
-        # limit on them (32,766), and a bounded number of compiled statements.
-        return [loaded for start in range(0, len(posts), MAX_PAGE_SIZE)
-                for loaded in _with_items(posts[start : start + MAX_PAGE_SIZE])]  # fmt: skip
-    if not posts:
-        return []
-    post_ids = [p.id for p in posts]
-    items = _ITEMS.rows(PostItem, *post_ids)
-    media: dict[int, list[Media]] = {}
-    for m in _MEDIA.rows(Media, *post_ids):
-        media.setdefault(m.item_id, []).append(m)
-    by_post: dict[str, list] = {}
-    for item in items:
-        by_post.setdefault(item.post_id, []).append((item, media.get(item.id, [])))
-    return [LoadedPost(p, by_post.get(p.id, [])) for p in posts]
 
 
 class Posts:
@@ -288,7 +238,7 @@ class Posts:
         select = select.order_by(Post.created_at.desc(), Post.id.desc()).limit(size + 1)
         with db.connection():
             rows = list(select)
-            page = _with_items(rows[:size])
+            page = load_items(rows[:size])
         token = self._page_token(scope, rows[size - 1]) if len(rows) > size else ""
         return page, token
 
@@ -380,8 +330,8 @@ class Posts:
             scheduled_at=new.scheduled_at,
             idempotency_key=new.idempotency_key,
         )
-        store.insert(post, status, now)
-        items = _write_items(post, new.items)
+        loaded = store.insert(post, status, now,
+                              lambda post: LoadedPost(post, _write_items(post, new.items)))
         if new.idempotency_key:
             db.insert(
                 IdempotencyRecord(
@@ -392,7 +342,7 @@ class Posts:
                     created_at=now,
                 )
             )
-        return LoadedPost(post, items)
+        return loaded
 
     def update(self, workspace_id: str, edit: PostEdit) -> LoadedPost:
         """Applies an UpdatePost; see lifecycle.decide_update for what it may do."""
@@ -498,7 +448,8 @@ class Posts:
             written = _write_items(post, items)
             content["content_revision"] = post.content_revision + 1
         event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
-        if store.apply(post, event, now, target=decision.status, content=content) is None:
+        if store.apply(post, event, now, target=decision.status, content=content,
+                       loaded=LoadedPost(post, written)) is None:
             raise errors.EtagMismatch("")  # the row is locked: cannot happen
         return LoadedPost(post, written), True
 
@@ -539,7 +490,7 @@ class Posts:
                 before = Status(post.status)
                 if not lifecycle.can_delete(before, current.has_live_item):
                     raise errors.InvalidTransition(before.name, "deleted")
-                if store.apply(post, lifecycle.Event.DELETE, now) is None:
+                if store.apply(post, lifecycle.Event.DELETE, now, loaded=current) is None:
                     raise errors.EtagMismatch("")  # the row is locked: cannot happen
             return current
 
@@ -704,8 +655,8 @@ def _check_media_text(items: Sequence[ItemInput], shorthand: bool) -> dict[str, 
     return violations
 
 
-def _check_etag(etag: str) -> dict[str, str]:
-    if len(etag) > MAX_ETAG_LENGTH:
+def _check_etag(value: str) -> dict[str, str]:
+    if len(value) > MAX_ETAG_LENGTH:
         return {"etag": f"at most {MAX_ETAG_LENGTH} characters"}
     return {}
 

@@ -3,7 +3,7 @@
 Every change of those columns goes through ``apply`` (``insert`` for a new
 post): it asks ``lifecycle.decide`` what the event does, writes the changed
 columns with a compare-and-set on the version it read, and records the event
-in the post's history in the same transaction. A test greps the tree for any
+in the post's history (service.events) in the same transaction. A test greps the tree for any
 other code that writes them.
 
 Callers read the row first, in the same write transaction: locked (the
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 
-from service import db, lifecycle
+from service import db, events, lifecycle
 from service.lifecycle import Event, Job, Outcome, Policy, Status
-from service.models import Post, PostEvent
+from service.models import LoadedPost, Post
 
 _policy = Policy()
 
@@ -50,29 +51,37 @@ def job_of(post: Post) -> Job:
     return Job(**values)
 
 
-def insert(post: Post, target: Status, now: dt.datetime) -> Outcome:
-    """Inserts a new ``post`` (content set, lifecycle columns not) in ``target`` status."""
+def insert(post: Post, target: Status, now: dt.datetime,
+           write_items: Callable[[Post], LoadedPost]) -> LoadedPost:  # fmt: skip
+    """Inserts a new ``post`` (content set, lifecycle columns not) in ``target``
+    status, then its items (``write_items(post)``, which the event shows); the
+    post as written."""
     outcome = lifecycle.decide(Job(target), Event.CREATE, now, _policy, target=target,
                                new_token=new_token())  # fmt: skip
     _set(post, outcome.job)
     post.created_at = post.updated_at = now
     db.insert(post)
-    _record(post, "", outcome.cause, now)
-    return outcome
+    loaded = write_items(post)
+    events.record(post, Event.CREATE, None, outcome, now, loaded=loaded)
+    return loaded
 
 
 def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = None,
+          loaded: LoadedPost | None = None, item_index: int | None = None,
           **decision) -> Outcome | None:  # fmt: skip
     """Applies ``event`` to ``post`` (as read in this transaction), with any
     ``content`` column changes; the outcome, or None when the post changed
     since it was read (the compare-and-set on its version lost).
 
+    ``loaded``: the post's items as they stand in this transaction, if the
+    caller has them (the event's snapshot reads them otherwise).
+    ``item_index``: the item an ITEM_LIVE or SUCCEED records live.
     ``decision`` goes to ``lifecycle.decide`` (target, error, wait, resolvable).
     Raises errors.InvalidTransition for an event the post's status refuses.
     """
     if content and not content.keys().isdisjoint(Job.fields()):
         raise ValueError(f"lifecycle columns are decided, not passed: {sorted(content)}")
-    before = post.status
+    before = Status(post.status)
     outcome = lifecycle.decide(job_of(post), event, now, _policy, new_token=new_token(),
                                **decision)  # fmt: skip
     _set(post, outcome.job)
@@ -84,7 +93,7 @@ def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = 
     if db.update_changed(post, version=version) != 1:
         post.version = version
         return None
-    _record(post, before, outcome.cause, now)
+    events.record(post, event, before, outcome, now, loaded=loaded, item_index=item_index)
     return outcome
 
 
@@ -123,8 +132,3 @@ def _set(post: Post, job: Job) -> None:
             value = value.value
         if name not in data or data[name] != value:
             setattr(post, name, value)
-
-
-def _record(post: Post, before: str, cause: str, now: dt.datetime) -> None:
-    db.insert(PostEvent(post=post.id, at=now, from_status=before, to_status=post.status,
-                        cause=cause, job_token=post.job_token))  # fmt: skip

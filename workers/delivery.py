@@ -302,7 +302,8 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
         try:
             with db.database.atomic():  # a savepoint: a failed finish keeps the item
                 event = Event.SUCCEED if finish else Event.ITEM_LIVE
-                owned = store.apply_job(post_id, token, event, now) is not None
+                owned = store.apply_job(post_id, token, event, now,
+                                        item_index=item.position) is not None
         except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
             failure = exc
         if not owned:

@@ -64,6 +64,27 @@ class MediaKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MEDIA_KIND_VIDEO: _ClassVar[MediaKind]
     MEDIA_KIND_GIF: _ClassVar[MediaKind]
     MEDIA_KIND_DOCUMENT: _ClassVar[MediaKind]
+
+class PostEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POST_EVENT_TYPE_UNSPECIFIED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_CREATED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_UPDATED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_SCHEDULED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_QUEUED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_PROCESSING: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_ITEM_PUBLISHED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_RETRY_SCHEDULED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_PUBLISHED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_FAILED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_CANCELLED: _ClassVar[PostEventType]
+    POST_EVENT_TYPE_DELETED: _ClassVar[PostEventType]
+
+class WebhookSubscriptionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED: _ClassVar[WebhookSubscriptionState]
+    WEBHOOK_SUBSCRIPTION_STATE_ACTIVE: _ClassVar[WebhookSubscriptionState]
+    WEBHOOK_SUBSCRIPTION_STATE_DISABLED: _ClassVar[WebhookSubscriptionState]
 POST_STATUS_UNSPECIFIED: PostStatus
 POST_STATUS_DRAFT: PostStatus
 POST_STATUS_SCHEDULED: PostStatus
@@ -103,6 +124,21 @@ MEDIA_KIND_IMAGE: MediaKind
 MEDIA_KIND_VIDEO: MediaKind
 MEDIA_KIND_GIF: MediaKind
 MEDIA_KIND_DOCUMENT: MediaKind
+POST_EVENT_TYPE_UNSPECIFIED: PostEventType
+POST_EVENT_TYPE_CREATED: PostEventType
+POST_EVENT_TYPE_UPDATED: PostEventType
+POST_EVENT_TYPE_SCHEDULED: PostEventType
+POST_EVENT_TYPE_QUEUED: PostEventType
+POST_EVENT_TYPE_PROCESSING: PostEventType
+POST_EVENT_TYPE_ITEM_PUBLISHED: PostEventType
+POST_EVENT_TYPE_RETRY_SCHEDULED: PostEventType
+POST_EVENT_TYPE_PUBLISHED: PostEventType
+POST_EVENT_TYPE_FAILED: PostEventType
+POST_EVENT_TYPE_CANCELLED: PostEventType
+POST_EVENT_TYPE_DELETED: PostEventType
+WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED: WebhookSubscriptionState
+WEBHOOK_SUBSCRIPTION_STATE_ACTIVE: WebhookSubscriptionState
+WEBHOOK_SUBSCRIPTION_STATE_DISABLED: WebhookSubscriptionState
 
 class Media(_message.Message):
     __slots__ = ("media_id", "url", "kind", "mime_type", "alt_text")
@@ -321,3 +357,137 @@ class ListPostsResponse(_message.Message):
     posts: _containers.RepeatedCompositeFieldContainer[Post]
     next_page_token: str
     def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PostEvent(_message.Message):
+    __slots__ = ("event_id", "post_id", "workspace_id", "type", "status", "create_time", "attempt", "cause", "item_index", "error", "post")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    post_id: str
+    workspace_id: str
+    type: PostEventType
+    status: PostStatus
+    create_time: _timestamp_pb2.Timestamp
+    attempt: int
+    cause: str
+    item_index: int
+    error: PostError
+    post: Post
+    def __init__(self, event_id: _Optional[int] = ..., post_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., type: _Optional[_Union[PostEventType, str]] = ..., status: _Optional[_Union[PostStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., cause: _Optional[str] = ..., item_index: _Optional[int] = ..., error: _Optional[_Union[PostError, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ...) -> None: ...
+
+class ListPostEventsRequest(_message.Message):
+    __slots__ = ("workspace_id", "post_id", "types", "page_size", "page_token")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    post_id: str
+    types: _containers.RepeatedScalarFieldContainer[PostEventType]
+    page_size: int
+    page_token: str
+    def __init__(self, workspace_id: _Optional[str] = ..., post_id: _Optional[str] = ..., types: _Optional[_Iterable[_Union[PostEventType, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPostEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PostEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[PostEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchPostEventsRequest(_message.Message):
+    __slots__ = ("workspace_id", "post_ids", "types", "after_event_id")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_IDS_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    post_ids: _containers.RepeatedScalarFieldContainer[str]
+    types: _containers.RepeatedScalarFieldContainer[PostEventType]
+    after_event_id: int
+    def __init__(self, workspace_id: _Optional[str] = ..., post_ids: _Optional[_Iterable[str]] = ..., types: _Optional[_Iterable[_Union[PostEventType, str]]] = ..., after_event_id: _Optional[int] = ...) -> None: ...
+
+class WatchPostEventsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: PostEvent
+    def __init__(self, event: _Optional[_Union[PostEvent, _Mapping]] = ...) -> None: ...
+
+class WebhookSubscription(_message.Message):
+    __slots__ = ("subscription_id", "workspace_id", "url", "event_types", "description", "state", "last_error", "consecutive_failures", "create_time", "disable_time")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_TIME_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    workspace_id: str
+    url: str
+    event_types: _containers.RepeatedScalarFieldContainer[PostEventType]
+    description: str
+    state: WebhookSubscriptionState
+    last_error: str
+    consecutive_failures: int
+    create_time: _timestamp_pb2.Timestamp
+    disable_time: _timestamp_pb2.Timestamp
+    def __init__(self, subscription_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[_Union[PostEventType, str]]] = ..., description: _Optional[str] = ..., state: _Optional[_Union[WebhookSubscriptionState, str]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disable_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookSubscriptionRequest(_message.Message):
+    __slots__ = ("workspace_id", "url", "event_types", "description")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    url: str
+    event_types: _containers.RepeatedScalarFieldContainer[PostEventType]
+    description: str
+    def __init__(self, workspace_id: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[_Union[PostEventType, str]]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CreateWebhookSubscriptionResponse(_message.Message):
+    __slots__ = ("subscription", "secret")
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    subscription: WebhookSubscription
+    secret: str
+    def __init__(self, subscription: _Optional[_Union[WebhookSubscription, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListWebhookSubscriptionsRequest(_message.Message):
+    __slots__ = ("workspace_id",)
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
+
+class ListWebhookSubscriptionsResponse(_message.Message):
+    __slots__ = ("subscriptions",)
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    subscriptions: _containers.RepeatedCompositeFieldContainer[WebhookSubscription]
+    def __init__(self, subscriptions: _Optional[_Iterable[_Union[WebhookSubscription, _Mapping]]] = ...) -> None: ...
+
+class DeleteWebhookSubscriptionRequest(_message.Message):
+    __slots__ = ("workspace_id", "subscription_id")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    subscription_id: str
+    def __init__(self, workspace_id: _Optional[str] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookSubscriptionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

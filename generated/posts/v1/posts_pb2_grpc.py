@@ -61,6 +61,31 @@ class PostServiceStub:
                 request_serializer=posts_dot_v1_dot_posts__pb2.ListPostsRequest.SerializeToString,
                 response_deserializer=posts_dot_v1_dot_posts__pb2.ListPostsResponse.FromString,
                 _registered_method=True)
+        self.ListPostEvents = channel.unary_unary(
+                '/posts.v1.PostService/ListPostEvents',
+                request_serializer=posts_dot_v1_dot_posts__pb2.ListPostEventsRequest.SerializeToString,
+                response_deserializer=posts_dot_v1_dot_posts__pb2.ListPostEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchPostEvents = channel.unary_stream(
+                '/posts.v1.PostService/WatchPostEvents',
+                request_serializer=posts_dot_v1_dot_posts__pb2.WatchPostEventsRequest.SerializeToString,
+                response_deserializer=posts_dot_v1_dot_posts__pb2.WatchPostEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateWebhookSubscription = channel.unary_unary(
+                '/posts.v1.PostService/CreateWebhookSubscription',
+                request_serializer=posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionRequest.SerializeToString,
+                response_deserializer=posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookSubscriptions = channel.unary_unary(
+                '/posts.v1.PostService/ListWebhookSubscriptions',
+                request_serializer=posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsRequest.SerializeToString,
+                response_deserializer=posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookSubscription = channel.unary_unary(
+                '/posts.v1.PostService/DeleteWebhookSubscription',
+                request_serializer=posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionRequest.SerializeToString,
+                response_deserializer=posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionResponse.FromString,
+                _registered_method=True)
 
 
 class PostServiceServicer:
@@ -107,6 +132,47 @@ class PostServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPostEvents(self, request, context):
+        """ListPostEvents pages through a workspace's post events, or one post's,
+        oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPostEvents(self, request, context):
+        """WatchPostEvents replays the events after `after_event_id`, then follows
+        new ones as they commit, on any server or worker, until the client
+        cancels. It never skips or repeats an event. When the server drains, the
+        stream ends with UNAVAILABLE: resume from the last event_id received.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWebhookSubscription(self, request, context):
+        """CreateWebhookSubscription sends the workspace's events to a URL, signed
+        with a secret that this answer shows once. At most 20 per workspace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookSubscriptions(self, request, context):
+        """ListWebhookSubscriptions shows a workspace's subscriptions and their
+        delivery state, never their secrets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookSubscription(self, request, context):
+        """DeleteWebhookSubscription stops and removes a subscription.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PostServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +200,31 @@ def add_PostServiceServicer_to_server(servicer, server):
                     servicer.ListPosts,
                     request_deserializer=posts_dot_v1_dot_posts__pb2.ListPostsRequest.FromString,
                     response_serializer=posts_dot_v1_dot_posts__pb2.ListPostsResponse.SerializeToString,
+            ),
+            'ListPostEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPostEvents,
+                    request_deserializer=posts_dot_v1_dot_posts__pb2.ListPostEventsRequest.FromString,
+                    response_serializer=posts_dot_v1_dot_posts__pb2.ListPostEventsResponse.SerializeToString,
+            ),
+            'WatchPostEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPostEvents,
+                    request_deserializer=posts_dot_v1_dot_posts__pb2.WatchPostEventsRequest.FromString,
+                    response_serializer=posts_dot_v1_dot_posts__pb2.WatchPostEventsResponse.SerializeToString,
+            ),
+            'CreateWebhookSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookSubscription,
+                    request_deserializer=posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionRequest.FromString,
+                    response_serializer=posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionResponse.SerializeToString,
+            ),
+            'ListWebhookSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookSubscriptions,
+                    request_deserializer=posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsRequest.FromString,
+                    response_serializer=posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsResponse.SerializeToString,
+            ),
+            'DeleteWebhookSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookSubscription,
+                    request_deserializer=posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionRequest.FromString,
+                    response_serializer=posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +364,141 @@ class PostService:
             '/posts.v1.PostService/ListPosts',
             posts_dot_v1_dot_posts__pb2.ListPostsRequest.SerializeToString,
             posts_dot_v1_dot_posts__pb2.ListPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPostEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/posts.v1.PostService/ListPostEvents',
+            posts_dot_v1_dot_posts__pb2.ListPostEventsRequest.SerializeToString,
+            posts_dot_v1_dot_posts__pb2.ListPostEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPostEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/posts.v1.PostService/WatchPostEvents',
+            posts_dot_v1_dot_posts__pb2.WatchPostEventsRequest.SerializeToString,
+            posts_dot_v1_dot_posts__pb2.WatchPostEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/posts.v1.PostService/CreateWebhookSubscription',
+            posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionRequest.SerializeToString,
+            posts_dot_v1_dot_posts__pb2.CreateWebhookSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/posts.v1.PostService/ListWebhookSubscriptions',
+            posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsRequest.SerializeToString,
+            posts_dot_v1_dot_posts__pb2.ListWebhookSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/posts.v1.PostService/DeleteWebhookSubscription',
+            posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionRequest.SerializeToString,
+            posts_dot_v1_dot_posts__pb2.DeleteWebhookSubscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,
