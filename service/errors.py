@@ -180,6 +180,19 @@ class RateLimited(ServiceError):
         self.retry_delay = retry_delay
 
 
+class EventCursorExpired(ServiceError):
+    """A cursor older than the retained events: what came after it is pruned."""
+
+    code, reason = grpc.StatusCode.OUT_OF_RANGE, "EVENT_CURSOR_EXPIRED"
+
+    def __init__(self, after: int, pruned_through: int):
+        super().__init__(
+            f"events after {after} are no longer kept (pruned through {pruned_through}); "
+            "start again from ListPostEvents or without after_event_id",
+            metadata={"afterEventId": str(after), "prunedThrough": str(pruned_through)},
+        )
+
+
 class InternalError(ServiceError):
     """What an unexpected exception is answered as: its id, never its text."""
 

@@ -23,7 +23,7 @@ import datetime as dt
 
 from posts.v1 import posts_pb2 as pb
 
-from service import codec, db, webhooks
+from service import codec, db, errors, webhooks
 from service.lifecycle import Event, Outcome, Status
 from service.models import EventLog, LoadedPost, Post, PostEvent, load_items
 
@@ -224,6 +224,27 @@ def encode(row: PostEvent) -> pb.PostEvent:
     if row.snapshot:
         message.post.ParseFromString(bytes(row.snapshot))
     return message
+
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def page(which: Filter, page_size: int, after: int) -> tuple[list[pb.PostEvent], int | None]:
+    """One ListPostEvents page after event_id ``after``: its events and the
+    event_id the next page starts after (None on the last page).
+
+    Raises errors.EventCursorExpired when events after ``after`` were pruned.
+    """
+    sequence()
+    pruned = pruned_through()
+    if after and after < pruned:
+        raise errors.EventCursorExpired(after, pruned)
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    found = read(after, which, size + 1)
+    if len(found) > size:
+        return found[:size], found[size - 1].event_id
+    return found, None
 
 
 # ---------------------------------------------------------------- retention

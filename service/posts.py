@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import peewee
 
-from service import db, egress, errors, ids, lifecycle, platforms, rules, store
+from service import db, egress, errors, events, ids, lifecycle, platforms, rules, store
 from service.crypto import Keyring
 from service.lifecycle import Status
 from service.models import (
@@ -263,6 +263,25 @@ class Posts:
         if token_scope != scope or not isinstance(created, int) or not isinstance(post_id, str):
             return None
         return created, post_id
+
+    def events(self, which: events.Filter, page_size: int,
+               page_token: str) -> tuple[list, str]:  # fmt: skip
+        """A page of ``which.workspace_id``'s events (ListPostEvents) and the next
+        page's token ('' on the last)."""
+        scope = json.dumps(["events", which.workspace_id, which.post_ids, which.types])
+        after = 0
+        if page_token:
+            payload = self._keyring.verify(page_token)
+            try:
+                token_scope, after = json.loads(payload) if payload else (None, None)
+            except (ValueError, TypeError):
+                token_scope = None
+            if token_scope != scope or not isinstance(after, int):
+                raise errors.InvalidField({"page_token": "not a token of this listing"})
+        with db.connection():
+            found, last = events.page(which, page_size, after)
+        token = self._keyring.sign(json.dumps([scope, last]).encode()) if last else ""
+        return found, token
 
     # -- writes -------------------------------------------------------------
 

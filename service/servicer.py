@@ -11,7 +11,7 @@ from google.protobuf import message as protobuf_message
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-from service import errors
+from service import errors, events, ids
 from service.codec import encode_post
 from service.interceptors import current_principal
 from service.posts import (
@@ -34,6 +34,9 @@ pb = posts_pb2
 #: (bytes, encoded), under gRPC clients' default receive limit of 4 MiB; a post
 #: larger than that comes alone on its page.
 MAX_PAGE_BYTES = 4_000_000
+
+#: WatchPostEvents follows at most this many posts by id.
+MAX_WATCHED_POSTS = 100
 
 
 class PostServicer(posts_pb2_grpc.PostServiceServicer):
@@ -99,6 +102,17 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
                 break
             posts.append(post)
         return pb.ListPostsResponse(posts=posts, next_page_token=token)
+
+    def ListPostEvents(self, request, context):
+        workspace = _workspace(request)
+        if request.page_size < 0:
+            raise errors.InvalidField({"page_size": "must not be negative"})
+        if request.post_id and not ids.is_valid(request.post_id, ids.POST):
+            raise errors.InvalidField({"post_id": "not a post id (pst_…)"})
+        which = decode_event_filter(workspace, [request.post_id] if request.post_id else [],
+                                    request.types)  # fmt: skip
+        found, token = self._posts.events(which, request.page_size, request.page_token)
+        return pb.ListPostEventsResponse(events=found, next_page_token=token)
 
 
 class AnswerCache:
@@ -203,6 +217,21 @@ def _media(media, path: str) -> tuple[MediaInput, ...]:
 
 def _items(items) -> tuple[ItemInput, ...]:
     return tuple(ItemInput(i.text, _media(i.media, f"items[{n}].media")) for n, i in enumerate(items))
+
+
+def decode_event_filter(workspace: str, post_ids, types) -> events.Filter:
+    """Which events a ListPostEvents or WatchPostEvents request wants."""
+    if len(types) > MAX_FILTER_ENTRIES:
+        raise errors.InvalidField({"types": f"at most {MAX_FILTER_ENTRIES} entries"})
+    for i, value in enumerate(types):
+        if value == 0 or value not in pb.PostEventType.values():
+            raise errors.InvalidField({f"types[{i}]": f"not a PostEventType: {value}"})
+    if len(post_ids) > MAX_WATCHED_POSTS:
+        raise errors.InvalidField({"post_ids": f"at most {MAX_WATCHED_POSTS} entries"})
+    for i, post_id in enumerate(post_ids):
+        if not ids.is_valid(post_id, ids.POST):
+            raise errors.InvalidField({f"post_ids[{i}]": "not a post id (pst_…)"})
+    return events.Filter(workspace, tuple(dict.fromkeys(post_ids)), tuple(sorted(set(types))))
 
 
 def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
