@@ -11,7 +11,7 @@ from google.protobuf import message as protobuf_message
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-from service import errors, events, ids
+from service import errors, events, ids, webhooks
 from service.codec import encode_post
 from service.interceptors import current_principal
 from service.posts import (
@@ -27,6 +27,7 @@ from service.posts import (
     PostEdit,
     Posts,
 )
+from service.watch import Hub
 
 pb = posts_pb2
 
@@ -43,8 +44,9 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
     """The gRPC face of the posts domain."""
 
     def __init__(self, posts: Posts, cached_answers: int = 4096,
-                 cached_bytes: int = 16 * 1024 * 1024):  # fmt: skip
+                 cached_bytes: int = 16 * 1024 * 1024, hub: Hub | None = None):  # fmt: skip
         self._posts = posts
+        self._hub = hub  # WatchPostEvents' fan-out (service.watch); None: not served
         # Clients poll GetPostStatus: each version of a post is encoded once.
         self._status_answers = AnswerCache(cached_answers, cached_bytes)
 
@@ -114,6 +116,34 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
         found, token = self._posts.events(which, request.page_size, request.page_token)
         return pb.ListPostEventsResponse(events=found, next_page_token=token)
 
+    async def WatchPostEvents(self, request, context):
+        # On the event loop: nothing here may block (the hub reads on the thread pool).
+        workspace = _workspace(request)
+        which = decode_event_filter(workspace, request.post_ids, request.types)
+        after = request.after_event_id if request.HasField("after_event_id") else None
+        if after is not None and after < 0:
+            raise errors.InvalidField({"after_event_id": "must not be negative"})
+        if self._hub is None:
+            raise errors.BackendUnavailable("event stream")
+        async for event in self._hub.follow(which, after):
+            yield pb.WatchPostEventsResponse(event=event)
+
+    def CreateWebhookSubscription(self, request, context):
+        workspace = _workspace(request)
+        subscription, secret = webhooks.create(
+            workspace, request.url, list(request.event_types), request.description)
+        return pb.CreateWebhookSubscriptionResponse(
+            subscription=webhooks.encode(subscription), secret=secret)
+
+    def ListWebhookSubscriptions(self, request, context):
+        workspace = _workspace(request)
+        return pb.ListWebhookSubscriptionsResponse(
+            subscriptions=[webhooks.encode(s) for s in webhooks.list_all(workspace)])
+
+    def DeleteWebhookSubscription(self, request, context):
+        workspace = _workspace(request)
+        webhooks.delete(workspace, request.subscription_id)
+        return pb.DeleteWebhookSubscriptionResponse()
 
 class AnswerCache:
     """Encoded answers by key, the least recently used dropped first: at most

@@ -4,6 +4,7 @@ streaming, and it is the one error boundary."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import types
 
@@ -32,9 +33,9 @@ class FakeContext:
         self.status = status
         raise Aborted()
 
-    def abort(self, code, details):
+    def abort(self, code, details, trailing_metadata=()):
         self.abort_with_status(types.SimpleNamespace(code=code, details=details,
-                                                     trailing_metadata=()))  # fmt: skip
+                                                     trailing_metadata=trailing_metadata))  # fmt: skip
 
     def code(self):
         return self.status.code if self.status else None
@@ -79,8 +80,12 @@ def intercepted(kind: str, behaviour, authorization: str | None = "Bearer good",
     metadata = (("authorization", authorization),) if authorization else ()
     details = types.SimpleNamespace(method=method, invocation_metadata=metadata)
     handler = handler_of(kind, behaviour)
-    return handler, PostServiceInterceptor(FakeKeys()).intercept_service(lambda _: handler,
-                                                                         details)  # fmt: skip
+
+    async def continuation(_):
+        return handler
+
+    interceptor = PostServiceInterceptor(FakeKeys())
+    return handler, asyncio.run(interceptor.intercept_service(continuation, details))
 
 
 def call(kind: str, handler, context: FakeContext):
@@ -182,3 +187,84 @@ def test_methods_of_other_services_pass_untouched(method):
     handler, answered = intercepted("stream_stream", lambda r, c: iter([r]), None, method)
 
     assert answered is handler
+
+
+# -- async streams (WatchPostEvents): authenticated off the event loop, same boundary
+
+
+class AsyncFakeContext(FakeContext):
+    async def abort(self, code, details, trailing_metadata=()):
+        super().abort(code, details, trailing_metadata)
+
+
+def run_async_stream(behaviour, authorization: str | None = "Bearer good",
+                     keys=None) -> tuple[list, AsyncFakeContext]:  # fmt: skip
+    """Runs ``behaviour`` (an async generator function) as an intercepted
+    unary-stream method on an event loop; its answers and its context."""
+    metadata = (("authorization", authorization),) if authorization else ()
+    details = types.SimpleNamespace(method=METHOD, invocation_metadata=metadata)
+    context = AsyncFakeContext()
+
+    async def main():
+        async def continuation(_):
+            return grpc.unary_stream_rpc_method_handler(behaviour)
+
+        interceptor = PostServiceInterceptor(keys or FakeKeys())
+        handler = await interceptor.intercept_service(continuation, details)
+        return [answer async for answer in handler.unary_stream("request", context)]
+
+    return asyncio.run(main()), context
+
+
+def test_an_async_stream_without_a_key_is_unauthenticated_and_never_runs():
+    ran = []
+
+    async def behaviour(request, context):
+        ran.append(request)
+        yield "x"
+
+    with pytest.raises(Aborted):
+        run_async_stream(behaviour, authorization=None)
+
+    assert ran == []
+
+
+def test_an_async_stream_is_authenticated_off_the_event_loop_and_runs_as_its_principal():
+    import threading
+
+    where = []
+
+    class Keys(FakeKeys):
+        def authenticate(self, authorization):
+            where.append(threading.current_thread())
+            return super().authenticate(authorization)
+
+    async def behaviour(request, context):
+        yield current_principal().key_id
+        yield current_principal().key_id
+
+    answers, _ = run_async_stream(behaviour, keys=Keys())
+
+    assert answers == ["key_fake", "key_fake"]
+    assert where and where[0] is not threading.main_thread()  # the loop runs on the main thread
+
+
+@pytest.mark.parametrize("raised, expected", [
+    (errors.PostNotFound("pst_x"), (grpc.StatusCode.NOT_FOUND, "POST_NOT_FOUND")),
+    (peewee.OperationalError("gone"), (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")),
+    (RuntimeError("password=hunter2"), (grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")),
+])  # fmt: skip
+def test_an_async_stream_answers_through_the_same_boundary(raised, expected):
+    contexts = []
+
+    async def behaviour(request, context):
+        contexts.append(context)
+        yield "first"
+        raise raised
+
+    with pytest.raises(Aborted):
+        run_async_stream(behaviour)
+
+    [context] = contexts
+    assert (context.code(), context.reason()) == expected
+    assert "hunter2" not in context.status.details
