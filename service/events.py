@@ -74,7 +74,7 @@ def event_type(event: Event, before: Status | None, after: Status) -> int:
         return T.POST_EVENT_TYPE_RETRY_SCHEDULED
     if after is Status.PENDING:
         return T.POST_EVENT_TYPE_QUEUED
-    if after is Status.SCHEDULED and event is not Event.EDIT:
+    if after is Status.SCHEDULED and before is not Status.SCHEDULED:
         return T.POST_EVENT_TYPE_SCHEDULED
     return T.POST_EVENT_TYPE_UPDATED
 

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from service import db, store
+from service import db, events, store
 from service.lifecycle import Event, Job, Status
 from service.models import Post, micros
 from workers.adapters import adapter_class
@@ -149,15 +149,18 @@ class Scheduler:
     """Runs the dispatcher every ``interval`` seconds and the sweeper less often, in a thread."""
 
     def __init__(self, enqueue: Enqueue, interval: float, requeue_after: float,
-                 sweep_every: float = 5.0, queue_depth: QueueDepth | None = None):  # fmt: skip
+                 sweep_every: float = 5.0, queue_depth: QueueDepth | None = None,
+                 event_retention: float | None = None):  # fmt: skip
         """``queue_depth``: messages waiting in the delivery queue (None: cannot
         tell), asked once per sweep; without it a message counts as lost only
-        after ``requeue_after``."""
+        after ``requeue_after``. ``event_retention``: seconds post events are
+        kept; each sweep prunes older ones (None: kept for ever)."""
         self._enqueue = enqueue
         self._interval = interval
         self._requeue_after = requeue_after
         self._sweep_every = sweep_every
         self._queue_depth = queue_depth
+        self._event_retention = event_retention
         # A commit that sets queued_at is followed by its send within a round
         # (the dispatcher's, a handler's): three rounds, and no less than
         # LOST_WHEN_EMPTY, keep a message still on its way from looking lost.
@@ -187,6 +190,9 @@ class Scheduler:
                 self._enqueue(post_id, token)
             except Exception:  # the broker is down: the sweeper sends it again later
                 log.exception("enqueue of %s failed", post_id)
+        if sweep_too and self._event_retention is not None:
+            # Small batches, each its own transaction: never a long write lock.
+            events.prune(now - dt.timedelta(seconds=self._event_retention))
         return len(jobs)
 
     def _lost_after(self) -> float:

@@ -4,7 +4,7 @@ lengths, NUL characters, repeated fields, page sizes, message sizes."""
 import grpc
 import pytest
 
-from service import db, ids, posts
+from service import db, ids, models, posts
 from service import server as service_server
 from tests.support import Failure, item
 
@@ -315,15 +315,15 @@ def test_reading_the_items_of_many_posts_binds_at_most_a_page_of_ids_per_query(
     with db.connection():
         post = posts.load(made.post_id).post
     bound = []
-    rows = posts._ITEMS.rows
+    rows = models._ITEMS.rows
 
     def counting(model, *post_ids):
         bound.append(len(post_ids))
         return rows(model, *post_ids)
 
-    monkeypatch.setattr(posts._ITEMS, "rows", counting)
+    monkeypatch.setattr(models._ITEMS, "rows", counting)
     with db.connection():
-        loaded = posts._with_items([post] * 250)
+        loaded = models.load_items([post] * 250)
 
     assert bound == [100, 100, 50]
     assert len(loaded) == 250 and all(len(each.items) == 2 for each in loaded)
