@@ -144,7 +144,13 @@ class Hub:
 
     @property
     def watchers(self) -> int:
+        """How many streams this process follows."""
         return len(self._watchers)
+
+    @property
+    def through(self) -> int:
+        """The newest event_id handed to the watchers."""
+        return self._through
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         global _running

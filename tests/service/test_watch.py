@@ -274,6 +274,120 @@ def test_a_bad_request_is_refused(stub, tenant, streams):
     assert failure.fields == {"after_event_id"}
 
 
+# ------------------------------------------------- one process, many streams
+
+
+class AsyncStreams:
+    """``count`` WatchPostEvents streams opened by a grpc.aio client on an event
+    loop of its own (one thread), each read into its own list."""
+
+    def __init__(self, address: str, key: str, count: int, channels: int = 10):
+        self.received: list[list[pb.PostEvent]] = [[] for _ in range(count)]
+        self.errors: list[BaseException] = []
+        self._address, self._key, self._channels = address, key, channels
+        self._loop = asyncio.new_event_loop()
+        self._done: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete,
+                                        args=(self._main(),), daemon=True)  # fmt: skip
+        self._thread.start()
+
+    async def _main(self) -> None:
+        self._done = asyncio.Event()
+        channels = [grpc.aio.insecure_channel(self._address) for _ in range(self._channels)]
+        metadata = (("authorization", f"Bearer {self._key}"),)
+
+        async def read(n: int) -> None:
+            stub = posts_pb2_grpc.PostServiceStub(channels[n % len(channels)])
+            call = stub.WatchPostEvents(pb.WatchPostEventsRequest(), metadata=metadata)
+            try:
+                async for answer in call:
+                    self.received[n].append(answer.event)
+            except grpc.aio.AioRpcError as error:
+                self.errors.append(error)
+
+        tasks = [asyncio.ensure_future(read(n)) for n in range(len(self.received))]
+        await self._done.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in channels:
+            await channel.close()
+
+    def close(self) -> None:
+        wait_for(lambda: self._done is not None)
+        self._loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(timeout=DEFAULT_WAIT * 3)
+        self._loop.close()
+
+
+def test_a_thousand_streams_on_one_process_each_get_every_event(server, api, tenant):
+    if server.backend != "sqlite":
+        pytest.skip("the embedded server is the one that holds them all")
+    from service import watch
+
+    hub = watch.running_hub()
+    before = hub.watchers
+    streams = AsyncStreams(server.address, tenant.key, 1000)
+    try:
+        # When a thousand streams are open (registered with the process's hub)
+        wait_for(lambda: hub.watchers >= before + 1000 or streams.errors, timeout=60,
+                 message="1000 watchers")  # fmt: skip
+        assert not streams.errors, streams.errors[0]
+        threads = threading.active_count()
+        # ... and a post is created after they all opened
+        post = api.create(tenant, text="to everyone")
+
+        # Then every one of them gets its event, and the process holds few threads
+        wait_for(lambda: all(any(e.post_id == post.post_id for e in got)
+                             for got in streams.received), timeout=30,
+                 message="the event on all 1000 streams")  # fmt: skip
+        assert all([e.post_id for e in got] == [post.post_id] for got in streams.received)
+        threads = max(threads, threading.active_count())
+        print(f"1000 streams: {threads} threads in the process")
+        assert threads < 50
+    finally:
+        streams.close()
+    wait_for(lambda: hub.watchers == before, message="the streams' watchers gone")
+
+
+def test_a_watcher_too_slow_to_keep_up_is_ended_and_resumes_without_loss(
+        server, stub, api, make_tenant, streams, monkeypatch):  # fmt: skip
+    if server.backend != "sqlite":
+        pytest.skip("one backend is enough: the queue is the process's")
+    from service import watch
+
+    hub = watch.running_hub()
+    monkeypatch.setattr(hub, "max_queued", 5)
+    tenant = make_tenant("slow")
+    # Given a client that opens a stream and does not read it
+    request = pb.WatchPostEventsRequest(after_event_id=0)
+    call = stub.WatchPostEvents(request, metadata=(("authorization", f"Bearer {tenant.key}"),),
+                                timeout=120)  # fmt: skip
+    wait_for(lambda: hub.watchers >= 1)
+    # When far more events commit than the flow-control windows and its queue hold
+    for n in range(120):
+        api.create(tenant, text=f"{n:03d} " + "x" * 60_000)
+    stored = stored_events(tenant.workspace_id)
+    wait_for(lambda: hub.through >= stored[-1].event_id)
+
+    # Then it reads some events, in order, then RESOURCE_EXHAUSTED naming the last one
+    got = []
+    with pytest.raises(grpc.RpcError) as raised:
+        for answer in call:
+            got.append(answer.event.event_id)
+    failure = Failure.of(raised.value)
+    assert failure.kind == ("RESOURCE_EXHAUSTED", "WATCHER_TOO_SLOW")
+    assert got == [e.event_id for e in stored][:len(got)]
+    assert len(got) < len(stored)
+    assert failure.metadata["lastEventId"] == str(got[-1] if got else 0)
+    assert "after_event_id" in failure.message
+    # ... and a stream resumed from there gets the rest
+    monkeypatch.setattr(hub, "max_queued", watch.MAX_QUEUED)
+    resumed = streams(stub, tenant.key, after_event_id=got[-1] if got else 0)
+    resumed.wait(lambda found: len(found) >= len(stored) - len(got), timeout=30)
+    assert got + resumed.ids == [e.event_id for e in stored]
+
+
 def test_a_pruned_cursor_is_out_of_range(stub, api, make_tenant, streams):
     """Last in the module: it prunes every event of its database."""
     from service import events
