@@ -70,6 +70,16 @@ class Config:
     event_retention_days: float = 30.0
     #: Seconds between a process's reads of new events for its watchers.
     event_poll_interval: float = 0.1
+    #: Event webhooks: seconds of the first retry's backoff (doubling, with jitter,
+    #: at most service.webhooks.RETRY_CAP), and how long after a row's first try its
+    #: sends keep being retried before the subscription is disabled.
+    webhook_retry_base: float = 10.0
+    webhook_retry_window: float = 86400.0
+    #: Seconds one webhook request may take in all.
+    webhook_timeout: float = 5.0
+    #: Threads sending webhooks in each delivering process (their own, so a slow
+    #: subscriber never holds a post's delivery).
+    webhook_threads: int = 8
 
     @property
     def embedded(self) -> bool:
@@ -137,6 +147,14 @@ class Config:
             event_poll_interval=_number(
                 env, "POSTS_EVENT_POLL_INTERVAL", cls.event_poll_interval, float
             ),
+            webhook_retry_base=_number(
+                env, "POSTS_WEBHOOK_RETRY_BASE", cls.webhook_retry_base, float
+            ),
+            webhook_retry_window=_number(
+                env, "POSTS_WEBHOOK_RETRY_WINDOW", cls.webhook_retry_window, float
+            ),
+            webhook_timeout=_number(env, "POSTS_WEBHOOK_TIMEOUT", cls.webhook_timeout, float),
+            webhook_threads=_number(env, "POSTS_WEBHOOK_THREADS", cls.webhook_threads, int),
         )
 
 

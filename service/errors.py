@@ -193,6 +193,26 @@ class EventCursorExpired(ServiceError):
         )
 
 
+class SubscriptionNotFound(ServiceError):
+    code, reason = grpc.StatusCode.NOT_FOUND, "SUBSCRIPTION_NOT_FOUND"
+
+    def __init__(self, subscription_id: str):
+        super().__init__(f"webhook subscription {subscription_id!r} not found",
+                         metadata={"subscriptionId": subscription_id})  # fmt: skip
+
+
+class SubscriptionLimitReached(ServiceError):
+    """A workspace has as many webhook subscriptions as it may."""
+
+    code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, "SUBSCRIPTION_LIMIT_REACHED"
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"the workspace already has {limit} webhook subscriptions: delete one first",
+            metadata={"limit": str(limit)},
+        )
+
+
 class InternalError(ServiceError):
     """What an unexpected exception is answered as: its id, never its text."""
 

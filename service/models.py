@@ -281,7 +281,54 @@ class SchemaVersion(BaseModel):
     applied_at = UTCTimeField()
 
 
+class WebhookSubscription(BaseModel):
+    """A workspace's events sent to a URL (service.webhooks). ``secret`` is the
+    signing secret, encrypted with the service's keyring (service.crypto);
+    ``event_types`` the PostEventType values sent, as ``",3,5,"`` ('' for all)."""
+
+    id = peewee.CharField(primary_key=True, max_length=30)
+    workspace = peewee.ForeignKeyField(Workspace, on_delete="CASCADE")
+    url = peewee.TextField()
+    event_types = peewee.TextField(default="")
+    description = peewee.TextField(default="")
+    state = peewee.CharField(max_length=16, default="active")  # active, disabled
+    secret = peewee.TextField()
+    last_error = peewee.TextField(default="")
+    consecutive_failures = peewee.IntegerField(default=0)
+    created_at = UTCTimeField()
+    disabled_at = UTCTimeField(null=True)
+
+    class Meta:
+        indexes = ((("workspace", "state"), False),)
+
+
+class WebhookDelivery(BaseModel):
+    """The outbox: one event still to be sent to one subscription, written in the
+    event's transaction; deleted once delivered (or its subscription disabled).
+
+    ``token`` and ``next_at`` are its claim: a row is due when ``next_at`` has
+    passed; claiming it sets a new token and moves ``next_at`` a lease ahead, so
+    a dead sender's row falls due again. Only service.webhooks.advance changes them.
+    """
+
+    id = peewee.BigAutoField()
+    subscription = peewee.ForeignKeyField(WebhookSubscription, on_delete="CASCADE")
+    event = peewee.ForeignKeyField(PostEvent, on_delete="CASCADE")  # its insertion id
+    post = peewee.CharField(max_length=30, column_name="post_id")
+    next_at = UTCTimeField()
+    token = peewee.CharField(max_length=32, default="")
+    tries = peewee.IntegerField(default=0)
+    first_try_at = UTCTimeField(null=True)
+    last_error = peewee.TextField(default="")
+
+    class Meta:
+        indexes = (
+            (("subscription", "post", "id"), False),  # the oldest row per (subscription, post)
+            (("next_at",), False),  # the due rows
+        )
+
+
 MODELS = [
     Workspace, ApiKey, ApiKeyGrant, Account, Post, PostItem, Media, PostEvent, EventLog,
-    IdempotencyRecord,
+    IdempotencyRecord, WebhookSubscription, WebhookDelivery,
 ]  # fmt: skip

@@ -122,6 +122,7 @@ def _backend_env(request, backend: str) -> dict[str, str]:
     """The database and broker variables for ``backend``, on clean state: a new
     database, and an empty broker (nothing left from an earlier module)."""
     from workers.actors import DELIVERY_QUEUE
+    from workers.webhooks import WEBHOOK_QUEUE
 
     database, broker = BACKENDS[backend]
     env = {}
@@ -138,7 +139,8 @@ def _backend_env(request, backend: str) -> dict[str, str]:
         from dramatiq.common import dq_name, xq_name
 
         rabbit = request.getfixturevalue("rabbit_server")
-        rabbit.purge(DELIVERY_QUEUE, dq_name(DELIVERY_QUEUE), xq_name(DELIVERY_QUEUE))
+        rabbit.purge(*(name(queue) for queue in (DELIVERY_QUEUE, WEBHOOK_QUEUE)
+                       for name in (str, dq_name, xq_name)))  # fmt: skip
         env["POSTS_BROKER_URL"] = rabbit.url
     if broker:
         env["POSTS_INPROCESS_WORKER"] = "1"

@@ -11,7 +11,7 @@ import dramatiq
 from dramatiq.middleware import TimeLimit
 
 from service.config import Config
-from workers import delivery
+from workers import delivery, webhooks
 
 DELIVERY_QUEUE = "deliveries"
 
@@ -24,8 +24,10 @@ def deliver_post(post_id: str, token: str) -> None:
 
 
 def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
-    """Declares ``deliver_post`` on ``broker``, which ``enqueue`` sends to from now on."""
+    """Declares ``deliver_post`` on ``broker``, which ``enqueue`` sends to from now
+    on, and the webhooks' ``send_webhook`` (workers.webhooks) beside it."""
     global _actor
+    webhooks.declare(broker)
     _actor = dramatiq.actor(
         deliver_post, broker=broker, queue_name=DELIVERY_QUEUE, actor_name="deliver_post",
         time_limit=15 * 60_000,

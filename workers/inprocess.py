@@ -13,8 +13,9 @@ from collections.abc import Callable
 import dramatiq
 
 from service import db
+from service import webhooks as service_webhooks
 from service.config import Config
-from workers import actors, boot, scheduler
+from workers import actors, boot, scheduler, webhooks
 from workers import broker as workers_broker
 
 
@@ -29,20 +30,30 @@ class InProcessDelivery:
         self._embedded = config.embedded
         self._broker = broker
         self._scheduler = boot.boot(config, broker)
+        self._webhooks = webhooks.boot(config)
         self._worker = dramatiq.Worker(
-            broker, worker_threads=config.worker_threads, worker_timeout=100
-        )
+            broker, queues={actors.DELIVERY_QUEUE}, worker_threads=config.worker_threads,
+            worker_timeout=100,
+        )  # fmt: skip
+        # Webhooks on threads of their own: a slow subscriber never holds a post.
+        self._webhook_worker = webhooks.worker(broker, config)
 
     def start(self) -> None:
         if self._embedded:
             # The in-memory broker lost every message when the last process stopped.
             for post_id, token in scheduler.recover_after_restart(db.utcnow()):
                 actors.enqueue(post_id, token)
+            with db.connection():
+                service_webhooks.release_all(db.utcnow())
         self._worker.start()
+        self._webhook_worker.start()
         self._scheduler.start()
+        self._webhooks.start()
 
     def stop(self) -> None:
+        self._webhooks.stop()
         self._scheduler.stop()
+        self._webhook_worker.stop()
         self._worker.stop()
         if self._embedded:
             self._broker.flush_all()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dramatiq
+from dramatiq.common import q_name
 
 from service import db
 from service.config import Config
-from workers import boot
+from workers import boot, webhooks
 
 
 class DatabaseConnection(dramatiq.Middleware):
@@ -28,18 +29,49 @@ class DatabaseConnection(dramatiq.Middleware):
 
 class WorkerBoot(dramatiq.Middleware):
     """Sets up a ``dramatiq`` worker process from the environment, and runs its
-    dispatcher and sweeper beside the worker threads.
+    dispatcher and sweeper, and the webhook dispatcher, beside the worker threads.
+
+    The webhook queue gets worker threads of its own (workers.webhooks.worker,
+    POSTS_WEBHOOK_THREADS), so a slow subscriber never holds a post's delivery:
+    the process's main worker leaves that queue to them. A process started with
+    ``--queues webhooks`` alone consumes it on its main threads.
 
     Only on a real broker: on the embedded default the server does all of it.
     """
 
     def __init__(self):
         self._scheduler = None
+        self._dispatcher = None
+        self._webhook_worker = None
+        self._own_webhook_threads = False
+
+    def before_worker_boot(self, broker, worker):
+        if getattr(worker, "posts_webhooks", False):
+            return
+        queues = set(worker.consumer_whitelist or broker.get_declared_queues())
+        others = {queue for queue in queues if q_name(queue) != webhooks.WEBHOOK_QUEUE}
+        if others and others != queues:
+            worker.consumer_whitelist = others
+            self._own_webhook_threads = True
 
     def after_worker_boot(self, broker, worker):
-        self._scheduler = boot.boot(Config.from_env(), broker)
+        if getattr(worker, "posts_webhooks", False):
+            return
+        config = Config.from_env()
+        self._scheduler = boot.boot(config, broker)
         self._scheduler.start()
+        self._dispatcher = webhooks.boot(config)
+        self._dispatcher.start()
+        if self._own_webhook_threads:
+            self._webhook_worker = webhooks.worker(broker, config)
+            self._webhook_worker.start()
 
     def before_worker_shutdown(self, broker, worker):
+        if getattr(worker, "posts_webhooks", False):
+            return
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         if self._scheduler is not None:
             self._scheduler.stop()
+        if self._webhook_worker is not None:
+            self._webhook_worker.stop(timeout=30_000)

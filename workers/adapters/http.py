@@ -134,6 +134,15 @@ def request(http: httpx.Client, method: str, url: str, *, creates: bool = False,
     return response
 
 
+def answer(http: httpx.Client, method: str, url: str, *, within: float,
+           **kwargs) -> httpx.Response:  # fmt: skip
+    """Sends a request and returns its answer whatever its status, all of it within
+    ``within`` seconds; raises as ``request`` does when no answer came (the
+    caller judges the status, and reads the body only if it wants to)."""
+    with _answered(), _within(within):
+        return http.request(method, url, **kwargs)
+
+
 @contextlib.contextmanager
 def _answered() -> Iterator[None]:
     """Maps httpx's errors: not sent is transient, sent and unanswered is unknown."""
