@@ -77,7 +77,7 @@ class WatcherTooSlow(errors.ServiceError):
 class Watcher:
     """One stream's queue of live events (event-loop thread only)."""
 
-    __slots__ = ("which", "max_queued", "ended", "_queue", "_ready")
+    __slots__ = ("_queue", "_ready", "ended", "max_queued", "which")
 
     def __init__(self, which: events.Filter, max_queued: int):
         self.which = which
@@ -187,7 +187,7 @@ class Hub:
             try:
                 events.sequence(wait=False)
                 batch = events.read(self._cursor, EVERYTHING, POLL_PAGE)
-            except Exception:  # noqa: BLE001 (a database outage: try again next poll)
+            except Exception:
                 log.exception("event hub: reading events failed")
             if batch:
                 self._cursor = batch[-1].event_id

@@ -20,6 +20,12 @@ echo then service, back to back.
 - UpdatePost: a reschedule of a scheduled post (each caller its own posts);
 - CreatePost: a scheduled tweet, a day ahead.
 
+Then, with ``--watchers`` (1,000 by default) idle WatchPostEvents streams held
+open on the service by another process (tests.benchmarks.watchers), the
+cached GetPostStatus and UpdatePost runs again: unary throughput beside the
+same rows without them, and the service's memory per open stream (its RSS
+growth over the streams, divided by their number) and thread count.
+
 Targets: GetPostStatus at least 0.8x echo, UpdatePost at least 0.5x.
 
     python -m tests.benchmarks.rpc [--quick] [--concurrency 8] [--duration 10]
@@ -68,6 +74,53 @@ RUNS = (
     ("CreatePost", "CreatePost", "posts"),
 )
 TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5}
+#: The rows run again with idle watchers open.
+WATCHED_RUNS = ("GetPostStatus (cached answer)", "UpdatePost")
+
+
+def status_field(pid: int, field: str) -> int | None:
+    """A number of /proc/<pid>/status (VmRSS in KiB, Threads)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
+
+
+def hold_watchers(children: Children, scratch: Scratch, address: str, count: int):
+    """``count`` idle streams on ``address`` from a child process, once each is
+    registered (each replays its workspace's one event)."""
+    from tests.processes import Process
+
+    tenant = scratch.tenant("watched")
+    with grpc.insecure_channel(address) as channel:
+        request = pb.CreatePostRequest(workspace_id=tenant.workspace_id,
+                                       account_id=tenant.account_id, text="the one event",
+                                       post_type=pb.POST_TYPE_TWEET,
+                                       status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+        posts_pb2_grpc.PostServiceStub(channel).CreatePost(
+            request, metadata=(("authorization", f"Bearer {tenant.key}"),), timeout=30)
+    log_path = scratch.log("watchers")
+    holder = children.add(Process(["-m", "tests.benchmarks.watchers", "--address", address,
+                                   "--key", tenant.key, "--count", str(count)],
+                                  scratch.env, log_path))  # fmt: skip
+    holder.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with open(log_path) as log:
+            for line in log:
+                if line.startswith('{"ready"'):
+                    ready = json.loads(line)
+                    if ready["failures"]:
+                        raise RuntimeError(f"watchers: {ready}; see {log_path}")
+                    return holder
+        if holder.popen.poll() is not None:
+            raise RuntimeError(f"watchers exited; see {log_path}")
+        time.sleep(0.1)
+    raise TimeoutError(f"{count} watchers not ready; see {log_path}")
 
 
 def answer_cache_size() -> int:
@@ -156,6 +209,27 @@ def run(args) -> dict:
                 ) / (time.monotonic() - wall0)
                 if spy:
                     spy.wait(timeout=60)
+        watched = {}
+        if args.watchers:
+            pid = server.popen.pid
+            rss0, threads0 = status_field(pid, "VmRSS"), status_field(pid, "Threads")
+            note(f"rpc: opening {args.watchers} idle WatchPostEvents streams")
+            holder = hold_watchers(children, scratch, server.address, args.watchers)
+            time.sleep(1)  # settle before reading the resident set
+            rss1, threads1 = status_field(pid, "VmRSS"), status_field(pid, "Threads")
+            watched["memory"] = (rss0, rss1, threads0, threads1)
+            for name, rpc, pool in runs:
+                if name not in WATCHED_RUNS:
+                    continue
+                note(f"rpc: {name} against service with {args.watchers} watchers")
+                watched[name] = run_child("tests.benchmarks.loadgen", [
+                    "--address", server.address, "--key", tenant.key,
+                    "--workspace", tenant.workspace_id, "--account", tenant.account_id,
+                    "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
+                    "--warmup", args.warmup, "--duration", args.duration,
+                ])  # fmt: skip
+            watched["threads_after"] = status_field(pid, "Threads")
+            holder.stop(timeout=15)
         server_peak = peak_rss_kib(server.popen.pid)
         echo_peak = peak_rss_kib(echo.popen.pid)
     scratch.close(keep=args.keep)
@@ -221,8 +295,28 @@ def run(args) -> dict:
     print(f"- peak RSS (VmHWM): service {mib(server_peak)} (with its idle embedded worker), "
           f"echo {mib(echo_peak)}, load generator "
           f"{mib(max(r['client_peak_rss_kib'] or 0 for r in results.values()))}")
+    if watched:
+        rss0, rss1, threads0, threads1 = watched["memory"]
+        print()
+        print(render(
+            ["RPC", "service QPS", f"with {args.watchers:,} idle watchers", "ratio",
+             "p50 ms without/with", "p99 ms without/with", "errors with"],
+            [[name, f"{results[name, 'service']['qps']:.0f}", f"{watched[name]['qps']:.0f}",
+              ratio(watched[name]["qps"], results[name, "service"]["qps"]),
+              f"{ms(results[name, 'service']['p50'])}/{ms(watched[name]['p50'])}",
+              f"{ms(results[name, 'service']['p99'])}/{ms(watched[name]['p99'])}",
+              str(watched[name]["errors"])]
+             for name in WATCHED_RUNS if name in watched],
+        ))  # fmt: skip
+        print()
+        print(f"- {args.watchers:,} idle WatchPostEvents streams (tests.benchmarks.watchers, "
+              f"another process, 10 channels): service RSS {mib(rss0)} -> {mib(rss1)}, "
+              f"{(rss1 - rss0) / args.watchers:.1f} KiB per stream; service threads "
+              f"{threads0} -> {threads1} (with the streams), {watched['threads_after']} after "
+              "the runs")  # fmt: skip
     footer(t0)
-    return {"results": {f"{k[0]}/{k[1]}": v for k, v in results.items()}}
+    return {"results": {f"{k[0]}/{k[1]}": v for k, v in results.items()},
+            "watched": {k: v for k, v in watched.items() if k != "memory"}}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -241,6 +335,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold-posts", type=int, default=0,
                    help="scheduled posts read in turn for the uncached GetPostStatus row "
                         "(default: twice the service's answer cache)")
+    p.add_argument("--watchers", type=int, default=1000,
+                   help="idle WatchPostEvents streams for the runs with watchers (0: none)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     p.add_argument("--profile", metavar="DIR", default="",
                    help="attach py-spy to the service during each run; stacks go to DIR")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-import time
 
 import grpc
 import pytest
@@ -124,7 +123,7 @@ def expected_life() -> list[int]:
     """The event types of a tweet created to publish: the list test's helper when
     it is there, else this module's."""
     try:
-        from tests.service import test_events  # noqa: PLC0415
+        from tests.service import test_events
     except ImportError:
         return PUBLISHED_LIFE
     helper = getattr(test_events, "expected_published_life", None)
