@@ -51,6 +51,9 @@ WEBHOOK_NAMES = {
 }
 
 
+_POST = db.Compiled(lambda post_id: Post.select().where(Post.id == post_id))
+
+
 def event_type(event: Event, before: Status | None, after: Status) -> int:
     """The PostEventType of ``event`` moving a post from ``before`` to ``after``;
     UNSPECIFIED for an event that is not recorded."""
@@ -93,7 +96,11 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
     kind = event_type(event, before, after)
     if kind == T.POST_EVENT_TYPE_UNSPECIFIED:
         return
-    snapshot = codec.encode_post(loaded or load_items([post])[0]).SerializeToString()
+    if loaded is None:
+        if len(post.__data__) < len(Post._meta.fields):  # read in part (the dispatcher's)
+            post = _POST.rows(Post, post.id)[0]  # as this transaction wrote it
+        loaded = load_items([post])[0]
+    snapshot = codec.encode_post(loaded).SerializeToString()
     kinds = [kind]
     if event is Event.SUCCEED and item_index is not None:
         kinds.insert(0, T.POST_EVENT_TYPE_ITEM_PUBLISHED)
