@@ -213,6 +213,32 @@ class SubscriptionLimitReached(ServiceError):
         )
 
 
+class ServerDraining(ServiceError):
+    """WatchPostEvents: the server is shutting down; the client resumes elsewhere."""
+
+    code, reason = grpc.StatusCode.UNAVAILABLE, "SERVER_DRAINING"
+
+    def __init__(self, last_event_id: int):
+        super().__init__(
+            f"the server is shutting down: watch again (on any server) with "
+            f"after_event_id {last_event_id}, the last event_id received",
+            metadata={"lastEventId": str(last_event_id)},
+        )
+
+
+class WatcherTooSlow(ServiceError):
+    """WatchPostEvents: the client read too slowly; its queue on the server overflowed."""
+
+    code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCHER_TOO_SLOW"
+
+    def __init__(self, last_event_id: int):
+        super().__init__(
+            f"the stream fell too far behind the events: watch again with "
+            f"after_event_id {last_event_id}, the last event_id received",
+            metadata={"lastEventId": str(last_event_id)},
+        )
+
+
 class InternalError(ServiceError):
     """What an unexpected exception is answered as: its id, never its text."""
 

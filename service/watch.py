@@ -52,28 +52,6 @@ def running_hub() -> Hub | None:
     return _running
 
 
-class ServerDraining(errors.ServiceError):
-    code, reason = grpc.StatusCode.UNAVAILABLE, "SERVER_DRAINING"
-
-    def __init__(self, last_event_id: int):
-        super().__init__(
-            f"the server is shutting down: watch again (on any server) with "
-            f"after_event_id {last_event_id}, the last event_id received",
-            metadata={"lastEventId": str(last_event_id)},
-        )
-
-
-class WatcherTooSlow(errors.ServiceError):
-    code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCHER_TOO_SLOW"
-
-    def __init__(self, last_event_id: int):
-        super().__init__(
-            f"the stream fell more than {MAX_QUEUED} events behind: watch again with "
-            f"after_event_id {last_event_id}, the last event_id received",
-            metadata={"lastEventId": str(last_event_id)},
-        )
-
-
 class Watcher:
     """One stream's queue of live events (event-loop thread only)."""
 
@@ -93,7 +71,7 @@ class Watcher:
         for event in batch:
             if which.matches(event):
                 if len(queue) >= self.max_queued:
-                    self.end(WatcherTooSlow)
+                    self.end(errors.WatcherTooSlow)
                     return
                 queue.append(event)
         if queue:
@@ -168,7 +146,7 @@ class Hub:
         """Ends every open stream SERVER_DRAINING, and any opened from now on (loop thread)."""
         self._draining = True
         for watcher in self._watchers:
-            watcher.end(ServerDraining)
+            watcher.end(errors.ServerDraining)
 
     def stop(self) -> None:
         global _running
@@ -210,7 +188,7 @@ class Hub:
         """The events ``which`` wants after ``after`` (None: from now on), then
         live ones, until the client cancels or the stream is ended."""
         if self._draining:
-            raise ServerDraining(after if after is not None else self._through)
+            raise errors.ServerDraining(after if after is not None else self._through)
         watcher = Watcher(which, self.max_queued)
         # Registered first: from here the watcher's queue gets every event above ``through``.
         self._watchers.add(watcher)

@@ -144,7 +144,11 @@ class PostServiceServicer:
         """WatchPostEvents replays the events after `after_event_id`, then follows
         new ones as they commit, on any server or worker, until the client
         cancels. It never skips or repeats an event. When the server drains, the
-        stream ends with UNAVAILABLE: resume from the last event_id received.
+        stream ends with UNAVAILABLE / `SERVER_DRAINING`; a client reading too
+        slowly to keep up (over 10,000 events waiting for it on the server) has
+        its stream ended with RESOURCE_EXHAUSTED / `WATCHER_TOO_SLOW`, never
+        thinned. Either way, watch again with `after_event_id` set to the last
+        event_id received (the error's `lastEventId` metadata): nothing is lost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
