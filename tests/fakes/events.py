@@ -28,6 +28,9 @@ class FakeSubscriber(FakeNetwork):
         self.secrets: dict[str, str] = {}
         self.tolerance = tolerance
         self.refused: list[tuple[str, Request]] = []
+        #: True: requests are answered 503 and not recorded (those in flight when
+        #: their sender was killed: it never learnt of them, nothing arrived).
+        self.discarding = False
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/events/{name}"
@@ -48,6 +51,8 @@ class FakeSubscriber(FakeNetwork):
         return None
 
     def receive(self, request: Request, name: str) -> Response:
+        if self.discarding:
+            return Response(503, {"error": "discarded"})
         refusal = self.verify(name, request)
         if refusal:
             with self.lock:

@@ -105,9 +105,14 @@ def test_a_worker_killed_mid_send_loses_no_event(tmp_path, postgres_server, redi
             wait_for(lambda: subscriber.in_flight >= 1, timeout=30, message="a send in flight")
             held = subscriber.in_flight
 
-            # When the worker is SIGKILLed mid-send, then started again
+            # When the worker is SIGKILLed mid-send (what it had in flight never
+            # arrives: only a send the worker saw answered counts), then started again
             workers.kill()
+            subscriber.discarding = True
             subscriber.release()
+            wait_for(lambda: subscriber.in_flight == 0, message="the held sends discarded")
+            subscriber.discarding = False
+            assert subscriber.received() == []
             workers.start()
             workers.wait_ready()
 
