@@ -79,7 +79,7 @@ class Config:
     webhook_timeout: float = 5.0
     #: Threads sending webhooks in each delivering process (their own, so a slow
     #: subscriber never holds a post's delivery).
-    webhook_threads: int = 8
+    webhook_threads: int = 4
 
     @property
     def embedded(self) -> bool:

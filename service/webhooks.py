@@ -46,7 +46,7 @@ MAX_EVENT_TYPES = 16
 #: The longest backoff between two tries of one row, in seconds.
 RETRY_CAP = 3600.0
 #: The most rows of one subscription out (claimed, not yet answered) at once.
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2
 #: The most characters of a failure's summary kept in last_error.
 ERROR_CHARS = 200
 
