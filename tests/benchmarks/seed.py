@@ -23,8 +23,11 @@ POST_FIELDS = [
 ]  # fmt: skip
 ITEM_FIELDS = [PostItem.post, PostItem.position, PostItem.text, PostItem.platform_post_id,
                PostItem.platform_url, PostItem.published_at]  # fmt: skip
-EVENT_FIELDS = [PostEvent.post, PostEvent.at, PostEvent.from_status, PostEvent.to_status,
-                PostEvent.cause, PostEvent.job_token]  # fmt: skip
+EVENT_FIELDS = [PostEvent.workspace, PostEvent.post, PostEvent.at, PostEvent.type,
+                PostEvent.from_status, PostEvent.to_status, PostEvent.cause, PostEvent.origin,
+                PostEvent.attempt, PostEvent.error_code, PostEvent.error_message,
+                PostEvent.job_token]  # fmt: skip
+CREATED = 1  # posts.v1.POST_EVENT_TYPE_CREATED
 
 QUEUED = ("scheduled", "pending")
 
@@ -68,7 +71,8 @@ class Batch:
             f"https://sandbox.invalid/x/bench/{post_id}" if published_us else "", published_us,
         ))  # fmt: skip
         created_as = "draft" if status == "draft" else "scheduled"
-        self.events.append((post_id, created_us, "", created_as, "create", token))
+        self.events.append((self.workspace_id, post_id, created_us, CREATED, "", created_as,
+                            "create", "api", 0, "", "", token))  # fmt: skip
         if len(self.posts) >= self.per_transaction:
             self.flush()
         return post_id
