@@ -26,8 +26,11 @@ def status_value(name: str) -> int:
 
 
 def encode_post(loaded: LoadedPost) -> pb.Post:
-    """The domain's post as a posts.v1.Post."""
+    """The domain's post as a posts.v1.Post (the same message for the same
+    version of ``loaded``: treat it as read-only)."""
     post = loaded.post
+    if loaded.encoded is not None and loaded.encoded[0] == post.version:
+        return loaded.encoded[1]
     items = []
     for item, media in loaded.items:
         items.append(
@@ -78,4 +81,5 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
     )
     if post.error_code or post.error_message:
         message.error.CopyFrom(pb.PostError(code=post.error_code, message=post.error_message))
+    loaded.encoded = (post.version, message)
     return message

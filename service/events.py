@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Collection
 
 from posts.v1 import posts_pb2 as pb
 
 from service import codec, db, errors, webhooks
 from service.lifecycle import Event, Outcome, Status
-from service.models import EventLog, LoadedPost, Post, PostEvent, load_items
+from service.models import EventLog, LoadedPost, Post, PostEvent, load_items, micros
 
 T = pb.PostEventType
 
@@ -107,17 +108,27 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
     elif event is not Event.ITEM_LIVE:
         item_index = None
     failed = kind in (T.POST_EVENT_TYPE_RETRY_SCHEDULED, T.POST_EVENT_TYPE_FAILED)
+    at = micros(now)
     for each in kinds:
-        row = db.insert(PostEvent(
-            workspace=post.workspace_id, post=post.id, at=now, type=each,
-            from_status=before.value if before else "", to_status=post.status,
-            cause=outcome.cause, origin=ORIGINS[event], attempt=post.attempts or 0,
-            item_index=item_index if each == T.POST_EVENT_TYPE_ITEM_PUBLISHED else None,
-            error_code=post.error_code if failed else "",
-            error_message=post.error_message if failed else "",
-            job_token=post.job_token or "", snapshot=snapshot,
-        ))  # fmt: skip
-        webhooks.write_outbox(row)
+        params = (
+            post.workspace_id, post.id, at, each, before.value if before else "", post.status,
+            outcome.cause, ORIGINS[event], post.attempts or 0,
+            item_index if each == T.POST_EVENT_TYPE_ITEM_PUBLISHED else None,
+            post.error_code if failed else "", post.error_message if failed else "",
+            post.job_token or "", snapshot,
+        )  # fmt: skip
+        cursor = db.database.execute_sql(_INSERT.sql(*params), params)
+        row_id = cursor.fetchone()[0] if db.database.obj.returning_clause else cursor.lastrowid
+        webhooks.write_outbox(row_id, post.id, at, post.workspace_id, each)
+
+
+#: The columns ``record`` writes, in its parameters' order (a hot path: no
+#: model instance per row).
+_COLUMNS = (PostEvent.workspace, PostEvent.post, PostEvent.at, PostEvent.type,
+            PostEvent.from_status, PostEvent.to_status, PostEvent.cause, PostEvent.origin,
+            PostEvent.attempt, PostEvent.item_index, PostEvent.error_code,
+            PostEvent.error_message, PostEvent.job_token, PostEvent.snapshot)  # fmt: skip
+_INSERT = db.Compiled(lambda *values: PostEvent.insert(dict(zip(_COLUMNS, values))))
 
 
 # ---------------------------------------------------------------- reading
@@ -168,9 +179,11 @@ def sequence(wait: bool = True, limit: int = 5000) -> int:
                 return numbered
 
 
-def last_event_id() -> int:
-    """The newest event_id (0 when there is none): the cursor of "from now on"."""
-    sequence()
+def last_event_id(numbered: bool = False) -> int:
+    """The newest event_id (0 when there is none): the cursor of "from now on".
+    It numbers what has committed first, unless ``numbered`` (the newest numbered)."""
+    if not numbered:
+        sequence()
     with db.connection():
         value = PostEvent.select(cursor_field()).order_by(cursor_field().desc()).limit(1).scalar()
     return value or 0
@@ -195,15 +208,21 @@ class Filter:
                 and (not self.types or event.type in self.types))  # fmt: skip
 
 
-def read(after: int, which: Filter, limit: int) -> list[pb.PostEvent]:
-    """Up to ``limit`` events with an event_id above ``after`` that ``which``
-    wants, oldest first. Only numbered events: call ``sequence`` first."""
+def read(after: int, which: Filter, limit: int, *, upto: int | None = None,
+         workspaces: Collection[str] = ()) -> list[pb.PostEvent]:  # fmt: skip
+    """Up to ``limit`` events with an event_id above ``after`` (and at most
+    ``upto``) that ``which`` wants (and of one of ``workspaces``, when given),
+    oldest first. Only numbered events: call ``sequence`` first."""
     cursor = cursor_field()
     query = PostEvent.select().where(cursor > after)
+    if upto is not None:
+        query = query.where(cursor <= upto)
     if not db.is_sqlite():
         query = query.where(PostEvent.seq.is_null(False))
     if which.workspace_id is not None:
         query = query.where(PostEvent.workspace == which.workspace_id)
+    if workspaces:
+        query = query.where(PostEvent.workspace.in_(sorted(workspaces)))
     if which.post_ids:
         query = query.where(PostEvent.post.in_(which.post_ids))
     if which.types:
@@ -258,26 +277,33 @@ def page(which: Filter, page_size: int, after: int) -> tuple[list[pb.PostEvent],
 
 
 def prune(before: dt.datetime, batch: int = 500, max_batches: int = 20) -> int:
-    """Deletes numbered events older than ``before``, ``batch`` rows per
-    transaction (short locks), and remembers the newest event_id it deleted;
-    how many it deleted."""
+    """Deletes the oldest numbered events while they are older than ``before``,
+    ``batch`` rows per transaction (short locks), and remembers the newest
+    event_id it deleted; how many it deleted.
+
+    Oldest by event_id, which follows time closely enough (no index on time:
+    every change of a post writes a row): pruning stops at the first event that
+    is young enough.
+    """
     cursor = cursor_field()
     deleted = 0
     with db.connection():
         for _ in range(max_batches):
             with db.write():
-                old = (PostEvent.select(PostEvent.id, cursor.alias("cursor"))
-                       .where((PostEvent.at < before) & cursor.is_null(False))
-                       .order_by(cursor).limit(batch))  # fmt: skip
-                rows = [(r.id, r.cursor) for r in old.objects()]
+                oldest = (PostEvent.select(PostEvent.id, PostEvent.at, cursor.alias("cursor"))
+                          .where(cursor.is_null(False)).order_by(cursor).limit(batch))  # fmt: skip
+                rows = []
+                for row in oldest.objects():
+                    if row.at >= before:
+                        break
+                    rows.append((row.id, row.cursor))
                 if not rows:
                     break
                 PostEvent.delete().where(PostEvent.id.in_([r[0] for r in rows])).execute()
-                newest = max(r[1] for r in rows)
+                newest = rows[-1][1]
                 EventLog.update(pruned_through=newest).where(
                     (EventLog.id == 1) & (EventLog.pruned_through < newest)).execute()  # fmt: skip
             deleted += len(rows)
             if len(rows) < batch:
                 break
     return deleted
-

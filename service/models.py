@@ -184,8 +184,9 @@ class PostEvent(BaseModel):
     job_token = peewee.CharField(max_length=32, default="")
     snapshot = peewee.BlobField(null=True)  # the posts.v1.Post after the event
 
-    class Meta:
-        indexes = ((("post", "at"), False),)
+    # Indexes (service/migrations/0003_post_events.*.sql): (workspace, event_id)
+    # and (post, event_id), event_id being id on SQLite and seq on PostgreSQL;
+    # few, since every change of a post writes a row.
 
 
 class EventLog(BaseModel):
@@ -203,6 +204,9 @@ class LoadedPost:
 
     post: Post
     items: list[tuple[PostItem, list[Media]]]
+    #: (post version, its posts.v1.Post): service.codec encodes a version once,
+    #: for the event's snapshot and the answer alike.
+    encoded: tuple | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def etag(self) -> str:

@@ -467,10 +467,11 @@ class Posts:
             written = _write_items(post, items)
             content["content_revision"] = post.content_revision + 1
         event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
+        loaded = LoadedPost(post, written)
         if store.apply(post, event, now, target=decision.status, content=content,
-                       loaded=LoadedPost(post, written)) is None:
+                       loaded=loaded) is None:  # fmt: skip
             raise errors.EtagMismatch("")  # the row is locked: cannot happen
-        return LoadedPost(post, written), True
+        return loaded, True
 
     def _take_key(self, workspace_id: str, post: Post, key: str, now) -> None:
         if key and key != post.idempotency_key:

@@ -6,24 +6,20 @@ and sweeper run in the same process).
 wire)`` runs until SIGTERM. The delivery side comes in through ``Delivery`` and
 ``Wire`` so that this package never imports the workers.
 
-The server is a ``grpc.aio`` server on an event loop running in a thread of its
-own; the synchronous ``PostServer`` API hands start and stop over to it. The
-unary methods stay synchronous and run on the server's thread pool
-(``migration_thread_pool``, POSTS_MAX_WORKERS threads); WatchPostEvents
-streams are async generators on the loop, fed by the process's event hub
-(service.watch), so an open stream holds no thread.
+Unary calls run on the server's thread pool (POSTS_MAX_WORKERS threads).
+WatchPostEvents streams hold no thread: they are gRPC's non-blocking streams,
+sent to by the process's event hub (service.watch).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -68,97 +64,44 @@ class Delivery(Protocol):
 Wire = Callable[[Config], tuple[Enqueue, Delivery | None]]
 
 
-class EventLoopThread:
-    """An asyncio event loop running in a thread of its own, for the grpc.aio server."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="grpc-loop", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
-        """Runs ``coroutine`` on the loop and returns its result (from another thread)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Calls ``fn()`` on the loop's thread and returns its result."""
-
-        async def call():
-            return fn()
-
-        return self.run(call())
-
-    def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
 class PostServer:
     """A bound server; ``start`` serves, ``stop`` drains and stops everything it started."""
 
-    def __init__(self, config: Config, server: grpc.aio.Server, health_servicer,
-                 delivery: Delivery | None, runner: EventLoopThread, hub: watch.Hub,
-                 executor: futures.ThreadPoolExecutor):  # fmt: skip
+    def __init__(self, config: Config, server: grpc.Server, health_servicer,
+                 delivery: Delivery | None, hub: watch.Hub):  # fmt: skip
         self.config = config
         self.hub = hub
         self._server = server
         self._health = health_servicer
         self._delivery = delivery
-        self._runner = runner
-        self._executor = executor
         self._checkpoints = db.WalCheckpoints() if db.is_sqlite() else None
-        self._stopping = threading.Lock()
-        self._stopped = threading.Event()
 
     def start(self) -> None:
         if self._checkpoints:
             self._checkpoints.start()
         if self._delivery:
             self._delivery.start()
-        self.hub.start(self._runner.loop)
-        self._runner.run(self._serve())
-
-    async def _serve(self) -> None:
-        await self._server.start()
+        self.hub.start()
+        self._server.start()
         for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     def stop(self, grace: float = 10.0) -> None:
         """Drains: health turns NOT_SERVING, open WatchPostEvents streams end
         UNAVAILABLE (SERVER_DRAINING, naming the event_id to resume from),
         in-flight RPCs finish (up to ``grace`` seconds), then the event hub
         stops and the worker stops after its current job."""
-        with self._stopping:
-            if self._stopped.is_set():
-                return
-            try:
-                self._runner.run(self._drain(grace))
-                self.hub.stop()
-                self._executor.shutdown(wait=True)
-                if self._delivery:
-                    self._delivery.stop()
-                if self._checkpoints:
-                    self._checkpoints.stop()
-            finally:
-                self._runner.close()
-                self._stopped.set()
-
-    async def _drain(self, grace: float) -> None:
-        await self._health.enter_graceful_shutdown()
+        self._health.enter_graceful_shutdown()
         self.hub.drain()
-        await self._server.stop(grace)
+        self._server.stop(grace).wait()
+        self.hub.stop()
+        if self._delivery:
+            self._delivery.stop()
+        if self._checkpoints:
+            self._checkpoints.stop()
 
     def wait(self) -> None:
-        """Blocks until ``stop`` has finished."""
-        self._stopped.wait()
+        self._server.wait_for_termination()
 
 
 def create_server(config: Config, enqueue: Enqueue,
@@ -169,46 +112,30 @@ def create_server(config: Config, enqueue: Enqueue,
     """
     db.init(config)
     keyring = crypto.configure(config)
-    runner = EventLoopThread()
-    try:
-        return runner.run(_build(config, Posts(keyring, enqueue), delivery, runner))
-    except BaseException:
-        runner.close()
-        raise
-
-
-async def _build(config: Config, posts: Posts, delivery: Delivery | None,
-                 runner: EventLoopThread) -> tuple[PostServer, int]:  # fmt: skip
-    """The server, made on the loop it will run on."""
-    executor = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
-    hub = watch.Hub(config.event_poll_interval, executor)
-    interceptor = PostServiceInterceptor(Authenticator(), ratelimit.from_config(config), executor)
-    server = grpc.aio.server(
-        migration_thread_pool=executor,
-        interceptors=[interceptor],
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        interceptors=[PostServiceInterceptor(Authenticator(), ratelimit.from_config(config))],
         options=[
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
         ],
     )
-    posts_pb2_grpc.add_PostServiceServicer_to_server(PostServicer(posts, hub=hub), server)
-    health_servicer = health.aio.HealthServicer()
+    hub = watch.Hub(config.event_poll_interval)
+    posts_pb2_grpc.add_PostServiceServicer_to_server(
+        PostServicer(Posts(keyring, enqueue), hub=hub), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME),
         server,
     )  # fmt: skip
-    try:
-        port = _bind(server, config)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
-    return PostServer(config, server, health_servicer, delivery, runner, hub, executor), port
+    port = _bind(server, config)
+    return PostServer(config, server, health_servicer, delivery, hub), port
 
 
-def _bind(server: grpc.aio.Server, config: Config) -> int:
+def _bind(server: grpc.Server, config: Config) -> int:
     if config.tls_cert:
         with open(config.tls_cert, "rb") as c, open(config.tls_key, "rb") as k:
             pair = [(k.read(), c.read())]

@@ -116,17 +116,18 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
         found, token = self._posts.events(which, request.page_size, request.page_token)
         return pb.ListPostEventsResponse(events=found, next_page_token=token)
 
-    async def WatchPostEvents(self, request, context):
-        # On the event loop: nothing here may block (the hub reads on the thread pool).
+    def WatchPostEvents(self, request, context, send_response_callback=None):
+        # A non-blocking stream: the hub sends through the callback, no thread waits.
         workspace = _workspace(request)
         which = decode_event_filter(workspace, request.post_ids, request.types)
         after = request.after_event_id if request.HasField("after_event_id") else None
         if after is not None and after < 0:
             raise errors.InvalidField({"after_event_id": "must not be negative"})
-        if self._hub is None:
+        if self._hub is None or send_response_callback is None:
             raise errors.BackendUnavailable("event stream")
-        async for event in self._hub.follow(which, after):
-            yield pb.WatchPostEventsResponse(event=event)
+        self._hub.follow(which, after, send_response_callback, context)
+
+    WatchPostEvents.experimental_non_blocking = True
 
     def CreateWebhookSubscription(self, request, context):
         workspace = _workspace(request)

@@ -182,12 +182,14 @@ _WRITE_OUTBOX = (
 )
 
 
-def write_outbox(event: PostEvent) -> None:
+def write_outbox(event_row_id: int, post_id: str, at: int, workspace_id: str,
+                 event_type: int) -> None:  # fmt: skip
     """Writes one outbox row per active subscription of the event's workspace
     that wants it (its types include the event's, or it has none), in the
-    event's transaction: one statement on the (workspace, state) index."""
+    event's transaction: one statement on the (workspace, state) index.
+    ``event_row_id``: the post_event row's id; ``at``: its time in microseconds."""
     db.database.execute_sql(_sql(_WRITE_OUTBOX), (
-        event.id, event.post_id, micros(event.at), event.workspace, f"%,{event.type},%",
+        event_row_id, post_id, at, workspace_id, f"%,{event_type},%",
     ))  # fmt: skip
 
 
@@ -217,7 +219,7 @@ def backoff(tries: int, base: float) -> float:
     return random.uniform(delay / 2, delay)
 
 
-_ROW = "SELECT \"id\", \"subscription_id\", \"event_id\", \"tries\", \"first_try_at\" FROM \"webhook_delivery\" WHERE \"id\" = ? AND \"token\" = ?"  # noqa: E501
+_ROW = "SELECT \"id\", \"subscription_id\", \"event_id\", \"tries\", \"first_try_at\" FROM \"webhook_delivery\" WHERE \"id\" = ? AND \"token\" = ?"
 
 
 def advance(delivery_id: int, token: str, change: Change, now: dt.datetime, policy: Policy,

@@ -4,7 +4,6 @@ streaming, and it is the one error boundary."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import types
 
@@ -33,9 +32,9 @@ class FakeContext:
         self.status = status
         raise Aborted()
 
-    def abort(self, code, details, trailing_metadata=()):
+    def abort(self, code, details):
         self.abort_with_status(types.SimpleNamespace(code=code, details=details,
-                                                     trailing_metadata=trailing_metadata))  # fmt: skip
+                                                     trailing_metadata=()))  # fmt: skip
 
     def code(self):
         return self.status.code if self.status else None
@@ -80,12 +79,8 @@ def intercepted(kind: str, behaviour, authorization: str | None = "Bearer good",
     metadata = (("authorization", authorization),) if authorization else ()
     details = types.SimpleNamespace(method=method, invocation_metadata=metadata)
     handler = handler_of(kind, behaviour)
-
-    async def continuation(_):
-        return handler
-
-    interceptor = PostServiceInterceptor(FakeKeys())
-    return handler, asyncio.run(interceptor.intercept_service(continuation, details))
+    return handler, PostServiceInterceptor(FakeKeys()).intercept_service(lambda _: handler,
+                                                                         details)  # fmt: skip
 
 
 def call(kind: str, handler, context: FakeContext):
@@ -189,82 +184,62 @@ def test_methods_of_other_services_pass_untouched(method):
     assert answered is handler
 
 
-# -- async streams (WatchPostEvents): authenticated off the event loop, same boundary
+# -- non-blocking streams (WatchPostEvents): the behaviour returns at once and
+# answers later through gRPC's callback; it is guarded like every other method.
 
 
-class AsyncFakeContext(FakeContext):
-    async def abort(self, code, details, trailing_metadata=()):
-        super().abort(code, details, trailing_metadata)
+def intercepted_non_blocking(behaviour, authorization: str | None = "Bearer good"):
+    behaviour.experimental_non_blocking = True
+    _, handler = intercepted("unary_stream", behaviour, authorization)
+    return handler
 
 
-def run_async_stream(behaviour, authorization: str | None = "Bearer good",
-                     keys=None) -> tuple[list, AsyncFakeContext]:  # fmt: skip
-    """Runs ``behaviour`` (an async generator function) as an intercepted
-    unary-stream method on an event loop; its answers and its context."""
-    metadata = (("authorization", authorization),) if authorization else ()
-    details = types.SimpleNamespace(method=METHOD, invocation_metadata=metadata)
-    context = AsyncFakeContext()
+def test_a_non_blocking_stream_stays_non_blocking_for_the_server():
+    handler = intercepted_non_blocking(lambda request, context, send: None)
 
-    async def main():
-        async def continuation(_):
-            return grpc.unary_stream_rpc_method_handler(behaviour)
-
-        interceptor = PostServiceInterceptor(keys or FakeKeys())
-        handler = await interceptor.intercept_service(continuation, details)
-        return [answer async for answer in handler.unary_stream("request", context)]
-
-    return asyncio.run(main()), context
+    assert handler.unary_stream.experimental_non_blocking is True
 
 
-def test_an_async_stream_without_a_key_is_unauthenticated_and_never_runs():
+def test_a_non_blocking_stream_without_a_key_is_unauthenticated_and_never_runs():
     ran = []
-
-    async def behaviour(request, context):
-        ran.append(request)
-        yield "x"
+    handler = intercepted_non_blocking(lambda request, context, send: ran.append(request),
+                                       authorization=None)  # fmt: skip
+    context = FakeContext()
 
     with pytest.raises(Aborted):
-        run_async_stream(behaviour, authorization=None)
+        handler.unary_stream("request", context, lambda answer: None)
 
+    assert (context.code(), context.reason()) == (grpc.StatusCode.UNAUTHENTICATED,
+                                                  "API_KEY_INVALID")  # fmt: skip
     assert ran == []
 
 
-def test_an_async_stream_is_authenticated_off_the_event_loop_and_runs_as_its_principal():
-    import threading
+def test_a_non_blocking_stream_runs_as_its_principal_with_the_callback():
+    sent = []
 
-    where = []
+    def behaviour(request, context, send):
+        send(current_principal().key_id)
 
-    class Keys(FakeKeys):
-        def authenticate(self, authorization):
-            where.append(threading.current_thread())
-            return super().authenticate(authorization)
+    handler = intercepted_non_blocking(behaviour)
+    handler.unary_stream("request", FakeContext(), sent.append)
 
-    async def behaviour(request, context):
-        yield current_principal().key_id
-        yield current_principal().key_id
-
-    answers, _ = run_async_stream(behaviour, keys=Keys())
-
-    assert answers == ["key_fake", "key_fake"]
-    assert where and where[0] is not threading.main_thread()  # the loop runs on the main thread
+    assert sent == ["key_fake"]
 
 
 @pytest.mark.parametrize("raised, expected", [
-    (errors.PostNotFound("pst_x"), (grpc.StatusCode.NOT_FOUND, "POST_NOT_FOUND")),
+    (errors.EventCursorExpired(5, 9), (grpc.StatusCode.OUT_OF_RANGE, "EVENT_CURSOR_EXPIRED")),
     (peewee.OperationalError("gone"), (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")),
     (RuntimeError("password=hunter2"), (grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")),
 ])  # fmt: skip
-def test_an_async_stream_answers_through_the_same_boundary(raised, expected):
-    contexts = []
-
-    async def behaviour(request, context):
-        contexts.append(context)
-        yield "first"
+def test_a_non_blocking_stream_answers_through_the_same_boundary(raised, expected):
+    def behaviour(request, context, send):
         raise raised
 
-    with pytest.raises(Aborted):
-        run_async_stream(behaviour)
+    handler = intercepted_non_blocking(behaviour)
+    context = FakeContext()
 
-    [context] = contexts
+    with pytest.raises(Aborted):
+        handler.unary_stream("request", context, lambda answer: None)
+
     assert (context.code(), context.reason()) == expected
     assert "hunter2" not in context.status.details

@@ -221,6 +221,46 @@ def test_a_resumed_stream_gets_exactly_the_rest(stub, api, make_tenant, streams)
     assert post_id in {e.post_id for e in stream.events[:-1]}
 
 
+def test_the_first_watcher_of_a_workspace_opened_mid_poll_misses_nothing(
+    server, stub, api, make_tenant, streams
+):
+    """A poll reads only the workspaces someone watches. A stream of a workspace
+    nobody watched, registering after that read began, gets the events the
+    read skipped from its replay: the poll stretches the replay to what it read."""
+    if server.backend != "sqlite":
+        pytest.skip("one backend is enough: the poller is the process's")
+    from service import watch
+
+    hub = watch.running_hub()
+    tenant = make_tenant("mid-poll")
+    first = api.create(tenant, text="before the stream")
+    first_id = stored_events(tenant.workspace_id)[-1].event_id
+    wait_for(lambda: hub.through >= first_id)
+    opened: list[Stream] = []
+    gap: list[int] = []
+
+    def open_mid_poll(watched, after, upto):
+        # The poll that reads the gap event, without the workspace: open the stream now.
+        if not opened and gap and tenant.workspace_id not in watched and after < gap[0] <= upto:
+            count = hub.watchers
+            opened.append(streams(stub, tenant.key, after_event_id=first_id))
+            wait_for(lambda: hub.watchers > count, message="the stream registered")
+
+    watch.hooks.before_offer.append(open_mid_poll)
+    try:
+        in_gap = api.create(tenant, text="in the gap")
+        gap.append(stored_events(tenant.workspace_id)[-1].event_id)
+        wait_for(lambda: opened, message="a poll met the gap event")
+    finally:
+        watch.hooks.before_offer.remove(open_mid_poll)
+    [stream] = opened
+    stream.wait_for_post(in_gap.post_id, T.POST_EVENT_TYPE_CREATED)
+    live(stream, api, tenant)
+
+    assert stream.ids[0] == gap[0] and first.post_id not in {e.post_id for e in stream.events}
+    assert stream.ids == [e.event_id for e in stored_events(tenant.workspace_id, first_id)]
+
+
 def test_a_stream_filters_by_post_and_type(stub, api, tenant, streams):
     post_id = published_life(api, tenant, "filtered")
     other = published_life(api, tenant, "other")
