@@ -101,7 +101,7 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
         if len(post.__data__) < len(Post._meta.fields):  # read in part (the dispatcher's)
             post = _POST.rows(Post, post.id)[0]  # as this transaction wrote it
         loaded = load_items([post])[0]
-    snapshot = codec.encode_post(loaded).SerializeToString()
+    snapshot = PostEvent.snapshot.db_value(codec.encode_post(loaded).SerializeToString())
     kinds = [kind]
     if event is Event.SUCCEED and item_index is not None:
         kinds.insert(0, T.POST_EVENT_TYPE_ITEM_PUBLISHED)

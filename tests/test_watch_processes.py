@@ -176,6 +176,54 @@ def test_draining_ends_streams_unavailable_and_they_resume_on_a_new_server(tmp_p
         second.stop()
 
 
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path):
+    from tests.service.test_watch import AsyncStreams
+
+    env = {
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db",
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_SECRET_KEY": SECRET_KEY,
+    }
+    assert run_cli(env, "migrate").returncode == 0
+    tenant = provision(env, "thousand")
+    server = ServerProcess(env, str(tmp_path / "server.log"))
+    try:
+        server.start()
+        server.wait_serving()
+        idle = threads_of(server.popen.pid)
+        with grpc.insecure_channel(server.address) as channel:
+            stub = posts_pb2_grpc.PostServiceStub(channel)
+            metadata = (("authorization", f"Bearer {tenant.key}"),)
+            request = pb.CreatePostRequest(account_id=tenant.account_id, text="all",
+                                           post_type=pb.POST_TYPE_TWEET,
+                                           status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+            first = stub.CreatePost(request, metadata=metadata, timeout=30).post
+            # Given a thousand open streams on the server process, each past its
+            # replay of the workspace's one event (so each is registered)
+            streams = AsyncStreams(server.address, tenant.key, 1000, after_event_id=0)
+            try:
+                wait_for(lambda: all(streams.received) or streams.errors, timeout=60)
+                assert not streams.errors, streams.errors[0]
+                assert {got[0].post_id for got in streams.received} == {first.post_id}
+                # When a post is created
+                post = stub.CreatePost(request, metadata=metadata, timeout=30).post
+                # Then every stream gets it, and the server holds under 50 threads
+                wait_for(lambda: all(any(e.post_id == post.post_id for e in got)
+                                     for got in streams.received), timeout=30)  # fmt: skip
+                busy = threads_of(server.popen.pid)
+            finally:
+                streams.close()
+        print(f"server process: {idle} threads idle, {busy} with 1,000 streams")
+        assert busy < 50 and busy - idle <= 5  # gRPC starts a few threads as connections come
+    finally:
+        server.stop()
+
+
 POSTS = 300
 
 
