@@ -174,10 +174,22 @@ def enqueue(delivery_id: int, token: str) -> None:
 
 def worker(broker: dramatiq.Broker, config: Config) -> dramatiq.Worker:
     """A Dramatiq worker consuming the webhook queue alone, on threads of its own."""
-    made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE}, worker_threads=config.webhook_threads,
-                           worker_timeout=100)  # fmt: skip
+    # Each Worker adds its own _WorkerMiddleware (it consumes the queues declared
+    # later, its own only), and the broker warns at the second: expected here.
+    quiet = _SecondWorkerMiddleware()
+    broker.logger.addFilter(quiet)
+    try:
+        made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE},
+                               worker_threads=config.webhook_threads, worker_timeout=100)
+    finally:
+        broker.logger.removeFilter(quiet)
     made.posts_webhooks = True  # workers.middleware.WorkerBoot leaves it alone
     return made
+
+
+class _SecondWorkerMiddleware(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_WorkerMiddleware" not in record.getMessage()
 
 
 # ---------------------------------------------------------------- the dispatcher
