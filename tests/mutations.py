@@ -129,6 +129,35 @@ MUTATIONS = [
         "                for i in range(min(processes, 1))]  # fmt: skip\n",
         ("tests/service/test_server.py::test_serve_processes_share_one_port_and_stop_together",),
     ),
+    Mutation(
+        "event-cursor-in-insertion-order",
+        "service/events.py",
+        "    return PostEvent.id if db.is_sqlite() else PostEvent.seq\n",
+        "    return PostEvent.id\n",
+        ("tests/service/test_events.py::test_event_ids_never_go_back_while_concurrent_writers_commit",),
+        backends="postgres-redis",
+    ),
+    Mutation(
+        "watch-join-one-too-early",
+        "service/watch.py",
+        "            if event.event_id > join:  # the queue has it\n",
+        "            if event.event_id >= join:  # the queue has it\n",
+        ("tests/service/test_watch.py::test_replay_then_live_neither_skips_nor_repeats_at_the_join",),
+    ),
+    Mutation(
+        "watch-new-workspace-misses-the-poll",
+        "service/watch.py",
+        "                            watcher.join = max(watcher.join or 0, upto)\n",
+        "                            pass\n",
+        ("tests/service/test_watch.py::test_the_first_watcher_of_a_workspace_opened_mid_poll_misses_nothing",),
+    ),
+    Mutation(
+        "event-without-outbox",
+        "service/events.py",
+        "        webhooks.write_outbox(row_id, post.id, at, post.workspace_id, each)\n",
+        "",
+        ("tests/workers/test_event_webhooks.py",),
+    ),
 ]
 
 
