@@ -16,6 +16,7 @@ import pytest
 
 from service import db, events
 from service.models import PostEvent
+from tests.service.test_watch import Stream
 from tests.support import DEFAULT_WAIT, call, in_seconds, item
 from workers.adapters.base import TransientError
 
@@ -126,11 +127,17 @@ def run_path(name: str, api, tenant, delivery_hooks, held_claims) -> str:
 def test_each_path_gives_exactly_its_events_in_order(path, api, make_tenant, delivery_hooks,
                                                      held_claims):  # fmt: skip
     tenant = make_tenant("events")
-    post_id = run_path(path, api, tenant, delivery_hooks, held_claims)
+    stream = Stream(api.stub, tenant.key, after_event_id=0)  # opened before the post exists
+    try:
+        post_id = run_path(path, api, tenant, delivery_hooks, held_claims)
 
-    found = list_events(api, tenant, post_id=post_id)
+        found = list_events(api, tenant, post_id=post_id)
+        stream.wait(lambda got: len(got) >= len(found), message="the stream's events")
+    finally:
+        stream.cancel()
 
     assert [shape(e) for e in found] == EXPECTED[path]
+    assert list(stream.events) == found  # the same events, in the same order, on the stream
     ids = [e.event_id for e in found]
     assert ids == sorted(set(ids)) and ids[0] > 0
     for event in found:
