@@ -24,7 +24,7 @@ from collections.abc import Collection
 
 from posts.v1 import posts_pb2 as pb
 
-from service import codec, db, errors, webhooks
+from service import codec, db, errors
 from service.lifecycle import Event, Outcome, Status
 from service.models import EventLog, LoadedPost, Post, PostEvent, load_items, micros
 
@@ -87,7 +87,7 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
            now: dt.datetime, *, loaded: LoadedPost | None = None,
            item_index: int | None = None) -> None:  # fmt: skip
     """Writes the events ``event`` makes of ``post`` (already written, in this
-    transaction), with the webhook outbox rows they make.
+    transaction); the database adds the webhook outbox rows they make.
 
     ``loaded``: the post's items as written in this transaction, when the
     caller has them (else they are read). ``item_index``: the item a SUCCEED
@@ -117,9 +117,8 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
             post.error_code if failed else "", post.error_message if failed else "",
             post.job_token or "", snapshot,
         )  # fmt: skip
-        cursor = db.database.execute_sql(_INSERT.sql(*params), params)
-        row_id = cursor.fetchone()[0] if db.database.obj.returning_clause else cursor.lastrowid
-        webhooks.write_outbox(row_id, post.id, at, post.workspace_id, each)
+        # The database writes the event's webhook outbox rows (a trigger: service.webhooks).
+        _INSERT.execute(*params)
 
 
 #: The columns ``record`` writes, in its parameters' order (a hot path: no

@@ -5,9 +5,12 @@ each request signed with the subscription's secret (``whsec_…``, shown once at
 creation, stored encrypted with the service's keyring like account credentials).
 
 The outbox (``WebhookDelivery``) holds one row per event still to be sent to
-one subscription. ``write_outbox`` writes them in the event's own transaction
-(service.events.record, called by the one writer of posts), so a committed
-change always has its rows and a rolled-back one none. The workers
+one subscription. The database writes them itself, in the event's own
+statement: a trigger on ``post_event`` (service/migrations/0004_*) inserts one
+row per active subscription of the event's workspace that wants its type
+(``event_types`` empty, or listing it as ``,<type>,``), so a committed change
+always has its rows and a rolled-back one none, and no second statement goes
+from Python per event. The workers
 (workers/webhooks.py) send them: a dispatcher claims due rows, only the oldest
 row of each (subscription, post) so one post's events reach a subscriber in
 order, and a Dramatiq actor sends each one and records the result.
@@ -172,25 +175,6 @@ def _sql(template: str) -> str:
     if sql is None:
         sql = _OUTBOX_SQL[key] = template.replace("?", db.database.obj.param)
     return sql
-
-
-_WRITE_OUTBOX = (
-    'INSERT INTO "webhook_delivery" ("subscription_id", "event_id", "post_id", "next_at") '
-    'SELECT "s"."id", ?, ?, ? FROM "webhook_subscription" AS "s" '
-    "WHERE \"s\".\"workspace_id\" = ? AND \"s\".\"state\" = 'active' "
-    "AND (\"s\".\"event_types\" = '' OR \"s\".\"event_types\" LIKE ?)"
-)
-
-
-def write_outbox(event_row_id: int, post_id: str, at: int, workspace_id: str,
-                 event_type: int) -> None:  # fmt: skip
-    """Writes one outbox row per active subscription of the event's workspace
-    that wants it (its types include the event's, or it has none), in the
-    event's transaction: one statement on the (workspace, state) index.
-    ``event_row_id``: the post_event row's id; ``at``: its time in microseconds."""
-    db.database.execute_sql(_sql(_WRITE_OUTBOX), (
-        event_row_id, post_id, at, workspace_id, f"%,{event_type},%",
-    ))  # fmt: skip
 
 
 class Change(enum.Enum):

@@ -153,9 +153,9 @@ MUTATIONS = [
     ),
     Mutation(
         "event-without-outbox",
-        "service/events.py",
-        "        webhooks.write_outbox(row_id, post.id, at, post.workspace_id, each)\n",
-        "",
+        "service/migrations/0004_webhook_subscriptions.sqlite.sql",
+        "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",
+        "NEW.\"workspace_id\" AND \"s\".\"state\" = 'gone'",
         ("tests/workers/test_event_webhooks.py",),
     ),
 ]

@@ -3,4 +3,5 @@ CREATE INDEX "webhook_subscription_workspace_id_state" ON "webhook_subscription"
 CREATE TABLE "webhook_delivery" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "subscription_id" VARCHAR(30) NOT NULL, "event_id" INTEGER NOT NULL, "post_id" VARCHAR(30) NOT NULL, "next_at" INTEGER NOT NULL, "token" VARCHAR(32) NOT NULL DEFAULT '', "tries" INTEGER NOT NULL DEFAULT 0, "first_try_at" INTEGER, "last_error" TEXT NOT NULL DEFAULT '', FOREIGN KEY ("subscription_id") REFERENCES "webhook_subscription" ("id") ON DELETE CASCADE, FOREIGN KEY ("event_id") REFERENCES "post_event" ("id") ON DELETE CASCADE);
 CREATE INDEX "webhook_delivery_event_id" ON "webhook_delivery" ("event_id");
 CREATE INDEX "webhook_delivery_subscription_id_post_id_id" ON "webhook_delivery" ("subscription_id", "post_id", "id");
-CREATE INDEX "webhook_delivery_next_at" ON "webhook_delivery" ("next_at")
+CREATE INDEX "webhook_delivery_next_at" ON "webhook_delivery" ("next_at");
+CREATE TRIGGER "post_event_outbox" AFTER INSERT ON "post_event" BEGIN INSERT INTO "webhook_delivery" ("subscription_id", "event_id", "post_id", "next_at") SELECT "s"."id", NEW."id", NEW."post_id", NEW."at" FROM "webhook_subscription" AS "s" WHERE "s"."workspace_id" = NEW."workspace_id" AND "s"."state" = 'active' AND ("s"."event_types" = '' OR instr("s"."event_types", ',' || NEW."type" || ',') > 0); END
