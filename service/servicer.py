@@ -36,6 +36,12 @@ pb = posts_pb2
 #: larger than that comes alone on its page.
 MAX_PAGE_BYTES = 4_000_000
 
+#: UpdatePost's update_mask paths in their JSON (lowerCamel) spelling, by field name.
+MASK_PATHS = {
+    pb.UpdatePostRequest.DESCRIPTOR.fields_by_name[name].json_name: name
+    for name in EDITABLE_FIELDS + IMMUTABLE_FIELDS
+}
+
 #: WatchPostEvents follows at most this many posts by id.
 MAX_WATCHED_POSTS = 100
 
@@ -292,8 +298,10 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
 def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
     if request.HasField("update_mask"):
-        paths = list(request.update_mask.paths)
-        if len(paths) > MAX_MASK_PATHS:
+        # Paths name fields in snake_case, as FieldMask says; the lowerCamel
+        # spelling a JSON client writes (grpcurl's "scheduledAt") means the same.
+        paths = list(dict.fromkeys(MASK_PATHS.get(p, p) for p in request.update_mask.paths))
+        if len(request.update_mask.paths) > MAX_MASK_PATHS:
             raise errors.InvalidField({"update_mask": f"at most {MAX_MASK_PATHS} paths"})
         unknown = [p for p in paths if p not in EDITABLE_FIELDS + IMMUTABLE_FIELDS]
         if unknown:

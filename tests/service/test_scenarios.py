@@ -403,6 +403,20 @@ def test_an_update_mask_changes_exactly_the_named_fields_and_can_clear_one(api, 
     assert edited.text == "keep me"
 
 
+@pytest.mark.parametrize("paths", [["title", "scheduled_at"], ["title", "scheduledAt"],
+                                   ["scheduledAt", "scheduled_at", "title"]])  # fmt: skip
+def test_mask_paths_may_be_written_in_snake_case_or_as_json_names(paths, api, tenant):
+    post = api.create(tenant, text="keep me", title="old", status=SCHEDULED,
+                      scheduled_at=in_seconds(3600))  # fmt: skip
+    later = in_seconds(7200)
+
+    edited = api.update(tenant, post.post_id, text="ignored", title="new", scheduled_at=later,
+                        update_mask={"paths": paths})  # fmt: skip
+
+    assert (edited.title, edited.text) == ("new", "keep me")
+    assert as_datetime(edited.scheduled_at) == later
+
+
 # --------------------------------------------------------------------- delete
 
 
