@@ -213,30 +213,32 @@ class SubscriptionLimitReached(ServiceError):
         )
 
 
-class ServerDraining(ServiceError):
+class _StreamEnded(ServiceError):
+    """WatchPostEvents ended by the server; the client watches again from ``last_event_id``."""
+
+    why = ""  # what ended it
+    where = ""  # where to watch again, if anywhere special
+
+    def __init__(self, last_event_id: int):
+        super().__init__(
+            f"{self.why}: watch again{self.where} with after_event_id {last_event_id}, "
+            "the last event_id received",
+            metadata={"lastEventId": str(last_event_id)},
+        )
+
+
+class ServerDraining(_StreamEnded):
     """WatchPostEvents: the server is shutting down; the client resumes elsewhere."""
 
     code, reason = grpc.StatusCode.UNAVAILABLE, "SERVER_DRAINING"
-
-    def __init__(self, last_event_id: int):
-        super().__init__(
-            f"the server is shutting down: watch again (on any server) with "
-            f"after_event_id {last_event_id}, the last event_id received",
-            metadata={"lastEventId": str(last_event_id)},
-        )
+    why, where = "the server is shutting down", " (on any server)"
 
 
-class WatcherTooSlow(ServiceError):
+class WatcherTooSlow(_StreamEnded):
     """WatchPostEvents: the client read too slowly; its queue on the server overflowed."""
 
     code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCHER_TOO_SLOW"
-
-    def __init__(self, last_event_id: int):
-        super().__init__(
-            f"the stream fell too far behind the events: watch again with "
-            f"after_event_id {last_event_id}, the last event_id received",
-            metadata={"lastEventId": str(last_event_id)},
-        )
+    why = "the stream fell too far behind the events"
 
 
 class InternalError(ServiceError):

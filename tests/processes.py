@@ -26,9 +26,11 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def provision_webhook_tenant(env: dict[str, str], name: str, hook_url: str, token: str):
-    """A workspace ``name`` with a key and a webhook account posting to ``hook_url``,
-    made through the command line as an operator would; a ``tests.support.Tenant``."""
+def provision_tenant(env: dict[str, str], name: str, *account: str):
+    """A workspace ``name`` with a key and an account, made through the command
+    line as an operator would; a ``tests.support.Tenant``. ``account``: the
+    ``account create`` options after the workspace and handle (default: a
+    sandbox X account)."""
     from tests.support import Tenant
 
     def cli(*args: str) -> str:
@@ -38,9 +40,27 @@ def provision_webhook_tenant(env: dict[str, str], name: str, hook_url: str, toke
 
     workspace = cli("workspace", "create", name)
     key = cli("key", "create", "--workspace", workspace)
-    account = cli("account", "create", "--workspace", workspace, "--platform", "webhook",
-                  "--handle", name, "--base-url", hook_url, "--token", token)  # fmt: skip
-    return Tenant(workspace, key, account)
+    options = account or ("--platform", "x", "--sandbox")
+    account_id = cli("account", "create", "--workspace", workspace, "--handle", name, *options)
+    return Tenant(workspace, key, account_id)
+
+
+def provision_webhook_tenant(env: dict[str, str], name: str, hook_url: str, token: str):
+    """``provision_tenant`` with a webhook account posting to ``hook_url``."""
+    return provision_tenant(env, name, "--platform", "webhook", "--base-url", hook_url,
+                            "--token", token)  # fmt: skip
+
+
+def status_field(pid: int, field: str) -> int | None:
+    """A number of /proc/<pid>/status (VmRSS in KiB, Threads); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
 
 
 def free_port() -> int:

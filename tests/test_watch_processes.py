@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from tests.backends import PostgresServer, RedisServer
-from tests.processes import ServerProcess, WorkerProcess, run_cli
+from tests.processes import ServerProcess, WorkerProcess, provision_tenant, run_cli, status_field
 from tests.support import DEFAULT_WAIT, Failure, Tenant, wait_for
 
 # isort: split
@@ -24,21 +24,6 @@ from posts.v1 import posts_pb2_grpc
 
 SECRET_KEY = "watch-secret-key-0123456789abcdef-0123456789"
 T = pb.PostEventType
-
-
-def provision(env: dict[str, str], name: str) -> Tenant:
-    """A workspace with a key and a sandbox X account, made through the command line."""
-
-    def cli(*args: str) -> str:
-        done = run_cli(env, "admin", *args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    workspace = cli("workspace", "create", name)
-    key = cli("key", "create", "--workspace", workspace)
-    account = cli("account", "create", "--workspace", workspace, "--platform", "x",
-                  "--handle", name, "--sandbox")  # fmt: skip
-    return Tenant(workspace, key, account)
 
 
 class Watch:
@@ -130,7 +115,7 @@ def test_draining_ends_streams_unavailable_and_they_resume_on_a_new_server(tmp_p
         "POSTS_SECRET_KEY": SECRET_KEY,
     }
     assert run_cli(env, "migrate").returncode == 0
-    tenant = provision(env, "drain")
+    tenant = provision_tenant(env, "drain")
     first = ServerProcess(env, str(tmp_path / "server-1.log"))
     second = ServerProcess(env, str(tmp_path / "server-2.log"))
     watches: list[Watch] = []
@@ -176,11 +161,6 @@ def test_draining_ends_streams_unavailable_and_they_resume_on_a_new_server(tmp_p
         second.stop()
 
 
-def threads_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
-
-
 def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path):
     from tests.service.test_watch import AsyncStreams
 
@@ -190,12 +170,12 @@ def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path)
         "POSTS_SECRET_KEY": SECRET_KEY,
     }
     assert run_cli(env, "migrate").returncode == 0
-    tenant = provision(env, "thousand")
+    tenant = provision_tenant(env, "thousand")
     server = ServerProcess(env, str(tmp_path / "server.log"))
     try:
         server.start()
         server.wait_serving()
-        idle = threads_of(server.popen.pid)
+        idle = status_field(server.popen.pid, "Threads")
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
             metadata = (("authorization", f"Bearer {tenant.key}"),)
@@ -215,7 +195,7 @@ def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path)
                 # Then every stream gets it, and the server holds under 50 threads
                 wait_for(lambda: all(any(e.post_id == post.post_id for e in got)
                                      for got in streams.received), timeout=30)  # fmt: skip
-                busy = threads_of(server.popen.pid)
+                busy = status_field(server.popen.pid, "Threads")
             finally:
                 streams.close()
         print(f"server process: {idle} threads idle, {busy} with 1,000 streams")
@@ -238,7 +218,7 @@ def test_a_watcher_on_one_server_sees_every_event_made_through_another_and_by_wo
             "POSTS_MAX_WORKERS": "8",
         }
         assert run_cli(env, "migrate").returncode == 0
-        tenant = provision(env, "watch")
+        tenant = provision_tenant(env, "watch")
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]
         workers = [WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4)
                    for i in range(2)]  # fmt: skip

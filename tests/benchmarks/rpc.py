@@ -61,6 +61,7 @@ from tests.benchmarks.common import (
     start_echo,
     start_server,
 )
+from tests.processes import status_field
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -76,18 +77,6 @@ RUNS = (
 TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5}
 #: The rows run again with idle watchers open.
 WATCHED_RUNS = ("GetPostStatus (cached answer)", "UpdatePost")
-
-
-def status_field(pid: int, field: str) -> int | None:
-    """A number of /proc/<pid>/status (VmRSS in KiB, Threads)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
 
 
 def hold_watchers(children: Children, scratch: Scratch, address: str, count: int):

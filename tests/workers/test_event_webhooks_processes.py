@@ -14,7 +14,13 @@ import grpc
 import pytest
 
 from tests.fakes.events import FakeSubscriber
-from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess, WorkerProcess, run_cli
+from tests.processes import (
+    FAKES_EGRESS_ALLOW,
+    ServerProcess,
+    WorkerProcess,
+    provision_tenant,
+    run_cli,
+)
 from tests.support import Api, Tenant, call, wait_for
 
 # isort: split
@@ -28,19 +34,6 @@ ENV = {
     "POSTS_SECRET_KEY": "webhook-secret-key-0123456789abcdef-012345",
     "POSTS_EGRESS_ALLOW": FAKES_EGRESS_ALLOW,
 }
-
-
-def provision(env: dict[str, str], name: str) -> Tenant:
-    def cli(*args: str) -> str:
-        done = run_cli(env, "admin", *args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    workspace = cli("workspace", "create", name)
-    key = cli("key", "create", "--workspace", workspace)
-    account = cli("account", "create", "--workspace", workspace, "--platform", "x",
-                  "--handle", name, "--sandbox")  # fmt: skip
-    return Tenant(workspace, key, account)
 
 
 def subscribe(api: Api, tenant: Tenant, fake: FakeSubscriber, name: str) -> None:
@@ -87,7 +80,7 @@ def test_a_worker_killed_mid_send_loses_no_event(tmp_path, postgres_server, redi
            "POSTS_BROKER_URL": redis_server.url_for(2), "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
     redis_server.flush()
     assert run_cli(env, "migrate").returncode == 0
-    tenant = provision(env, "killed")
+    tenant = provision_tenant(env, "killed")
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=4)
     try:
@@ -144,7 +137,7 @@ def test_several_worker_processes_send_each_event_once(request, tmp_path, postgr
            "POSTS_BROKER_URL": broker_url, "POSTS_VAR_DIR": str(tmp_path),
            "POSTS_LEASE_SECONDS": "30"}  # fmt: skip
     assert run_cli(env, "migrate").returncode == 0
-    tenant = provision(env, f"many-{broker}")
+    tenant = provision_tenant(env, f"many-{broker}")
     subscriber.delay = 0.02  # each send takes a while: more chances to overlap
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=3, threads=4)
