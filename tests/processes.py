@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -63,11 +64,38 @@ def status_field(pid: int, field: str) -> int | None:
     return None
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel picks for outgoing connections (and for bind to port 0)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low, high = (int(n) for n in ports.read().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+#: Where ``free_port`` looks: below the ephemeral range, so that no outgoing
+#: connection takes a server's port while it is down for a restart (RabbitMQ's
+#: relaunch once failed with ``dist_port_already_used`` for that reason).
+_PORTS = range(20000, min(_ephemeral_ports().start, 32768))
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on right now, outside the ephemeral range
+    and never handed out before in this process."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {_PORTS}")
 
 
 class Process:
