@@ -70,6 +70,8 @@ class Config:
     event_retention_days: float = 30.0
     #: Seconds between a process's reads of new events for its watchers.
     event_poll_interval: float = 0.1
+    #: Seconds between a server's checks that its database answers (its health).
+    health_interval: float = 2.0
     #: Event webhooks: seconds of the first retry's backoff (doubling, with jitter,
     #: at most service.webhooks.RETRY_CAP), and how long after a row's first try its
     #: sends keep being retried before the subscription is disabled.
@@ -101,7 +103,7 @@ class Config:
         if ":" not in listen:
             raise ConfigError(f"POSTS_LISTEN must be host:port, not {listen!r}")
         # On SQLite the handlers' work is CPU under the GIL: beyond a few threads
-        # they only queue for it (GetPostStatus ran 1,710 QPS on 4, 1,375 on 16).
+        # they only queue for it (BENCHMARKS.md has GetPostStatus on 4 and 16).
         max_workers = 4 if database_url.startswith("sqlite:") else cls.max_workers
         tls = {k: env.get(f"POSTS_TLS_{k.upper()}", "") for k in ("cert", "key", "client_ca")}
         if bool(tls["cert"]) != bool(tls["key"]):
@@ -147,6 +149,7 @@ class Config:
             event_poll_interval=_number(
                 env, "POSTS_EVENT_POLL_INTERVAL", cls.event_poll_interval, float
             ),
+            health_interval=_number(env, "POSTS_HEALTH_INTERVAL", cls.health_interval, float),
             webhook_retry_base=_number(
                 env, "POSTS_WEBHOOK_RETRY_BASE", cls.webhook_retry_base, float
             ),

@@ -106,6 +106,16 @@ def close() -> None:
     _initialised_url = None
 
 
+def reachable() -> bool:
+    """True when the database answers a read of the schema (a server's health)."""
+    try:
+        with connection():
+            database.execute_sql('SELECT 1 FROM "workspace" LIMIT 1').fetchall()
+    except (peewee.DatabaseError, peewee.InterfaceError):  # also a schema gone missing
+        return False
+    return True
+
+
 def is_sqlite() -> bool:
     """True on the embedded SQLite database."""
     return isinstance(database.obj, peewee.SqliteDatabase)
@@ -136,8 +146,9 @@ class WalCheckpoints:
             try:
                 with connection():
                     database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except UNAVAILABLE:
-                log.exception("WAL checkpoint failed; the next commit past the mark will do it")
+            except UNAVAILABLE as error:
+                log.warning("WAL checkpoint failed (%s); the next commit past the mark will do it",
+                            error)  # fmt: skip
 
 
 _sqlite_writer = threading.RLock()

@@ -115,8 +115,8 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
                     _principal.reset(token)
         except errors.ServiceError as error:
             context.abort_with_status(errors.to_status(error))
-        except db.UNAVAILABLE:
-            log.exception("database unavailable in %s", method)
+        except db.UNAVAILABLE as error:
+            log.warning("database unavailable in %s: %s", method, error)
             context.abort_with_status(errors.to_status(errors.BackendUnavailable("database")))
         except Exception:
             if context.code() not in (None, grpc.StatusCode.OK):

@@ -75,6 +75,8 @@ class PostServer:
         self._health = health_servicer
         self._delivery = delivery
         self._checkpoints = db.WalCheckpoints() if db.is_sqlite() else None
+        self._stopping = threading.Event()
+        self._probe = threading.Thread(target=self._probe_database, name="health", daemon=True)
 
     def start(self) -> None:
         if self._checkpoints:
@@ -83,14 +85,35 @@ class PostServer:
             self._delivery.start()
         self.hub.start()
         self._server.start()
+        self._set_health(serving=True)
+        self._probe.start()
+
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else \
+            health_pb2.HealthCheckResponse.NOT_SERVING  # fmt: skip
         for name in ("", SERVICE_NAME):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._health.set(name, status)  # ignored once draining
+
+    def _probe_database(self) -> None:
+        """Health follows the database: NOT_SERVING while it does not answer
+        (a load balancer then sends elsewhere), SERVING again once it does."""
+        serving = True
+        while not self._stopping.wait(self.config.health_interval):
+            answers = db.reachable()
+            if answers != serving:
+                serving = answers
+                if serving:
+                    log.warning("the database answers again: health SERVING")
+                else:
+                    log.warning("the database does not answer: health NOT_SERVING")
+                self._set_health(serving)
 
     def stop(self, grace: float = 10.0) -> None:
         """Drains: health turns NOT_SERVING, open WatchPostEvents streams end
         UNAVAILABLE (SERVER_DRAINING, naming the event_id to resume from),
         in-flight RPCs finish (up to ``grace`` seconds), then the event hub
         stops and the worker stops after its current job."""
+        self._stopping.set()
         self._health.enter_graceful_shutdown()
         self.hub.drain()
         self._server.stop(grace).wait()

@@ -231,6 +231,8 @@ class Hub:
             read = 0
             try:
                 read = self._poll_once()
+            except db.UNAVAILABLE as error:
+                log.warning("event hub: database unavailable (%s); reading again", error)
             except Exception:
                 log.exception("event hub: reading events failed")
             self._cancel_stuck()

@@ -1,10 +1,12 @@
 """A database outage is answered UNAVAILABLE / BACKEND_UNAVAILABLE, never INTERNAL,
-and the service recovers by itself when the database is back."""
+health says NOT_SERVING meanwhile, and the service recovers by itself when the
+database is back."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.backends import PostgresServer
 from tests.support import Api, Tenant, refused, wait_for
@@ -29,6 +31,7 @@ def postgres_service(tmp_path):
             "POSTS_DATABASE_URL": postgres.create_database("outage"),
             "POSTS_VAR_DIR": str(tmp_path),
             "POSTS_SECRET_KEY": SECRET_KEY,
+            "POSTS_HEALTH_INTERVAL": "0.1",
         })  # fmt: skip
         db.init(config)
         migrations.migrate()
@@ -39,15 +42,18 @@ def postgres_service(tmp_path):
             tenant = Tenant(workspace_id, admin.create_api_key([workspace_id]),
                             admin.create_account(workspace_id, platform="x", sandbox=True))  # fmt: skip
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                yield postgres, Api(posts_pb2_grpc.PostServiceStub(channel)), tenant
+                yield (postgres, Api(posts_pb2_grpc.PostServiceStub(channel)), tenant,
+                       health_pb2_grpc.HealthStub(channel))  # fmt: skip
         finally:
             server.stop(grace=2.0)
             db.close()
 
 
 def test_a_database_outage_is_unavailable_and_heals(postgres_service):
-    postgres, api, tenant = postgres_service
+    postgres, api, tenant, health = postgres_service
     post = api.create(tenant, text="before", status=posts_pb2.STATUS_CHANGE_DRAFT)
+
+    assert _health(health) == SERVING
 
     # When the database goes away
     postgres._halt()
@@ -56,6 +62,9 @@ def test_a_database_outage_is_unavailable_and_heals(postgres_service):
                                                            post_id=post.post_id), tenant.key)
         write = refused(api.stub.CreatePost, api.create_request(
             tenant, text="during", status=posts_pb2.STATUS_CHANGE_DRAFT), tenant.key)
+        # (and health turns NOT_SERVING, for the service and the server as a whole)
+        wait_for(lambda: _health(health) == NOT_SERVING, timeout=10)
+        assert _health(health, "posts.v1.PostService") == NOT_SERVING
     finally:
         postgres._launch()
 
@@ -65,6 +74,16 @@ def test_a_database_outage_is_unavailable_and_heals(postgres_service):
     # And once it is back, the same calls succeed without a restart
     wait_for(lambda: _answers(api, tenant, post.post_id), timeout=30)
     assert api.get(tenant, post.post_id).items[0].text == "before"
+    # ... and health is SERVING again
+    wait_for(lambda: _health(health) == SERVING, timeout=10)
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _health(stub, service: str = "") -> int:
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
 
 
 def _answers(api: Api, tenant: Tenant, post_id: str) -> bool:
