@@ -72,6 +72,8 @@ class Config:
     event_poll_interval: float = 0.1
     #: Seconds between a server's checks that its database answers (its health).
     health_interval: float = 2.0
+    #: host:port of the Prometheus metrics endpoint ('' = off).
+    metrics_listen: str = ""
     #: Event webhooks: seconds of the first retry's backoff (doubling, with jitter,
     #: at most service.webhooks.RETRY_CAP), and how long after a row's first try its
     #: sends keep being retried before the subscription is disabled.
@@ -102,6 +104,9 @@ class Config:
         listen = env.get("POSTS_LISTEN") or cls.listen
         if ":" not in listen:
             raise ConfigError(f"POSTS_LISTEN must be host:port, not {listen!r}")
+        metrics_listen = env.get("POSTS_METRICS_LISTEN", "")
+        if metrics_listen and not metrics_listen.rpartition(":")[2].isdigit():
+            raise ConfigError(f"POSTS_METRICS_LISTEN must be host:port, not {metrics_listen!r}")
         # On SQLite the handlers' work is CPU under the GIL: beyond a few threads
         # they only queue for it (BENCHMARKS.md has GetPostStatus on 4 and 16).
         max_workers = 4 if database_url.startswith("sqlite:") else cls.max_workers
@@ -150,6 +155,7 @@ class Config:
                 env, "POSTS_EVENT_POLL_INTERVAL", cls.event_poll_interval, float
             ),
             health_interval=_number(env, "POSTS_HEALTH_INTERVAL", cls.health_interval, float),
+            metrics_listen=metrics_listen,
             webhook_retry_base=_number(
                 env, "POSTS_WEBHOOK_RETRY_BASE", cls.webhook_retry_base, float
             ),

@@ -13,6 +13,7 @@ import logging
 import pathlib
 import threading
 import urllib.parse
+from collections.abc import Callable
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -162,15 +163,44 @@ def _sqlite_write():
         yield
 
 
+_local = threading.local()
+
+
+@contextlib.contextmanager
 def write():
-    """A transaction for read-then-write work.
+    """A transaction for read-then-write work; ``after_commit`` callbacks run
+    once the outermost one commits.
 
     SQLite allows one writer: BEGIN IMMEDIATE takes the write lock up front
     instead of failing with "database is locked" on the first write.
     """
-    if is_sqlite():
-        return _sqlite_write()
-    return database.atomic()
+    pending = getattr(_local, "after_commit", None)
+    outer = pending is None
+    if outer:
+        pending = _local.after_commit = []
+    mark = len(pending)
+    try:
+        with _sqlite_write() if is_sqlite() else database.atomic():
+            yield
+    except BaseException:
+        del pending[mark:]  # rolled back: what it did never happened
+        raise
+    finally:
+        if outer:
+            _local.after_commit = None
+    if outer:
+        for callback in pending:
+            callback()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Runs ``callback`` once the current ``write()`` transaction commits (none
+    if it rolls back); at once outside one."""
+    pending = getattr(_local, "after_commit", None)
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
 
 
 def locked(query: peewee.Select) -> peewee.Select:

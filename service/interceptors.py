@@ -12,10 +12,11 @@ import contextvars
 import logging
 import os
 import secrets
+import time
 
 import grpc
 
-from service import db, errors
+from service import db, errors, metrics
 from service.auth import Authenticator, Principal
 from service.ratelimit import RateLimiter
 
@@ -64,12 +65,17 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         serving = self._serving
         codecs = {"request_deserializer": handler.request_deserializer,
                   "response_serializer": handler.response_serializer}  # fmt: skip
+        name = method.removeprefix(SERVICE_PREFIX)
         if handler.unary_unary or handler.stream_unary:
             behaviour = handler.unary_unary or handler.stream_unary
 
             def answer(request, context):
-                with serving(method, authorization, context):
-                    return behaviour(request, context)
+                started = time.perf_counter()
+                try:
+                    with serving(method, authorization, context):
+                        return behaviour(request, context)
+                finally:
+                    _count(name, context, started)
 
             if handler.unary_unary:
                 return grpc.unary_unary_rpc_method_handler(answer, **codecs)
@@ -79,8 +85,13 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
             # gRPC's non-blocking stream (WatchPostEvents): the behaviour returns at
             # once, and its answers go out later through the callback.
             def stream(request, context, send_response_callback):
-                with serving(method, authorization, context):
-                    behaviour(request, context, send_response_callback)
+                # Counted as it opens (or is refused): it ends later, from the hub.
+                started = time.perf_counter()
+                try:
+                    with serving(method, authorization, context):
+                        behaviour(request, context, send_response_callback)
+                finally:
+                    _count(name, context, started)
 
             stream.experimental_non_blocking = True
         else:
@@ -124,6 +135,12 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
             error_id = secrets.token_hex(6)
             log.exception("unexpected error %s in %s", error_id, method)
             context.abort_with_status(errors.to_status(errors.InternalError(error_id)))
+
+
+def _count(method: str, context, started: float) -> None:
+    if metrics.enabled():
+        code = context.code() or grpc.StatusCode.OK
+        metrics.rpc(method, code.name, time.perf_counter() - started)
 
 
 def _with_pid(handler):

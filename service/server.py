@@ -26,7 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-from service import crypto, db, ratelimit, watch
+from service import crypto, db, metrics, ratelimit, watch
 from service.auth import Authenticator
 from service.config import Config
 from service.interceptors import PostServiceInterceptor
@@ -177,9 +177,14 @@ def _bind(server: grpc.Server, config: Config) -> int:
     return port
 
 
-def serve(config: Config, wire: Wire) -> None:
+def serve(config: Config, wire: Wire, expose_metrics: bool = True) -> None:
     """Runs the server, with the delivery side ``wire`` sets up, until SIGTERM or
-    SIGINT, then drains."""
+    SIGINT, then drains. With POSTS_METRICS_LISTEN it records metrics, and serves
+    them unless ``expose_metrics`` is False (a child of ``serve_processes``)."""
+    if config.metrics_listen:
+        metrics.start()
+        if expose_metrics:
+            metrics.expose(config.metrics_listen)
     server, port = create_server(config, *wire(config))
     server.start()
     log.info("serving posts.v1.PostService on %s (port %d)", config.listen, port)
@@ -213,8 +218,11 @@ def serve_processes(config: Config, processes: int, wire: Wire) -> None:
         from service.config import ConfigError
 
         raise ConfigError("--processes > 1 needs a fixed port in POSTS_LISTEN")
+    if config.metrics_listen:  # the parent serves what every child records
+        metrics.prepare()
+        metrics.expose(config.metrics_listen)
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=serve, args=(config, wire), name=f"server-{i}")
+    children = [context.Process(target=serve, args=(config, wire, False), name=f"server-{i}")
                 for i in range(processes)]  # fmt: skip
     for child in children:
         child.start()

@@ -17,7 +17,7 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 
-from service import db, events, lifecycle
+from service import db, events, lifecycle, metrics
 from service.lifecycle import Event, Job, Outcome, Policy, Status
 from service.models import LoadedPost, Post
 
@@ -63,6 +63,8 @@ def insert(post: Post, target: Status, now: dt.datetime,
     db.insert(post)
     loaded = write_items(post)
     events.record(post, Event.CREATE, None, outcome, now, loaded=loaded)
+    if metrics.enabled():
+        _observe(post, Event.CREATE, Job(target), outcome, now)
     return loaded
 
 
@@ -81,8 +83,9 @@ def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = 
     """
     if content and not content.keys().isdisjoint(Job.fields()):
         raise ValueError(f"lifecycle columns are decided, not passed: {sorted(content)}")
-    before = Status(post.status)
-    outcome = lifecycle.decide(job_of(post), event, now, _policy, new_token=new_token(),
+    job = job_of(post)
+    before = job.status
+    outcome = lifecycle.decide(job, event, now, _policy, new_token=new_token(),
                                **decision)  # fmt: skip
     _set(post, outcome.job)
     for name, value in (content or {}).items():
@@ -94,7 +97,39 @@ def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = 
         post.version = version
         return None
     events.record(post, event, before, outcome, now, loaded=loaded, item_index=item_index)
+    if metrics.enabled():
+        _observe(post, event, job, outcome, now)
     return outcome
+
+
+#: A worker's events that end a delivery attempt, and the outcome metrics name them by.
+_ATTEMPT_ENDS = {Event.SUCCEED: "published", Event.FAIL: "failed", Event.RETRY: "retry",
+                 Event.UNKNOWN: "unknown", Event.CRASH: "crashed", Event.PACED: "paced",
+                 Event.TAKE_OVER: "taken over"}  # fmt: skip
+
+
+def _observe(post: Post, event: Event, before: Job, outcome: Outcome, now: dt.datetime) -> None:
+    """Counts the event in the metrics once its transaction has committed."""
+    after = outcome.job
+    network = post.platform
+
+    def count() -> None:
+        metrics.transition(event.value, after.status.value)
+        if event is Event.CLAIM:
+            # Due: its scheduled time on a scheduled post's first attempt, else
+            # when it was queued (published now, or a retry come due).
+            due = post.scheduled_at if post.scheduled_at and not before.attempts else \
+                before.next_attempt_at  # fmt: skip
+            if due is not None:
+                metrics.lateness((now - due).total_seconds())
+        elif event in _ATTEMPT_ENDS:
+            started = before.last_attempt_at
+            seconds = (now - started).total_seconds() if started else None
+            metrics.delivery(network, _ATTEMPT_ENDS[event], seconds)
+            if event is Event.TAKE_OVER:
+                metrics.takeover()
+
+    db.after_commit(count)
 
 
 _JOB = db.Compiled(

@@ -8,13 +8,16 @@ an in-memory broker whose worker runs inside the server process.
 
 from __future__ import annotations
 
+import os
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries, default_middleware
 
+from service import metrics
 from service.config import Config
 from workers import actors
-from workers.middleware import DatabaseConnection, WorkerBoot
+from workers.middleware import DatabaseConnection, QueueLag, WorkerBoot
 
 
 def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
@@ -25,9 +28,14 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
     is a ``dramatiq`` worker process, which sets itself up when it boots.
     """
     middleware = [m() for m in default_middleware if m is not Retries]
-    middleware.append(DatabaseConnection())
+    middleware += [DatabaseConnection(), QueueLag()]
     if worker_process:
         middleware.append(WorkerBoot())
+        if os.environ.get("dramatiq_prom_db"):  # POSTS_METRICS_LISTEN (see workers.__main__)
+            from dramatiq.middleware.prometheus import Prometheus
+
+            middleware.append(Prometheus())
+            metrics.start()
     if not url:
         return StubBroker(middleware=middleware)
     if url.startswith("redis://"):

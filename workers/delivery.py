@@ -18,7 +18,7 @@ import time
 
 from google.protobuf import json_format
 
-from service import crypto, db, lifecycle, posts, rules, store
+from service import crypto, db, lifecycle, metrics, posts, rules, store
 from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
@@ -95,6 +95,7 @@ def deliver(post_id: str, token: str) -> None:
             hook(post_id, token, post is not None)
         if post is None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
+            metrics.stale_message()
             return
         try:
             _send_items(post, Lease(post_id, token))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import dramatiq
 from dramatiq.common import q_name
 
-from service import db
+from service import db, metrics
 from service.config import Config
 from workers import boot, webhooks
 
@@ -25,6 +27,15 @@ class DatabaseConnection(dramatiq.Middleware):
             db.database.close()
 
     after_skip_message = after_process_message
+
+
+class QueueLag(dramatiq.Middleware):
+    """Measures how long each message waited in its queue (a metric)."""
+
+    def before_process_message(self, broker, message):
+        if metrics.enabled():
+            waited = time.time() - message.message_timestamp / 1000
+            metrics.queue_lag(q_name(message.queue_name), waited)
 
 
 class WorkerBoot(dramatiq.Middleware):

@@ -41,7 +41,7 @@ import dramatiq
 import httpx
 from google.protobuf import json_format
 
-from service import db, events, webhooks
+from service import db, events, metrics, webhooks
 from service.config import Config
 from workers.adapters import http
 from workers.adapters.base import DeliveryError
@@ -150,6 +150,7 @@ def send(delivery_id: int, token: str) -> None:
     with db.connection():
         if not webhooks.record(delivery_id, token, error, db.utcnow(), _policy):
             log.warning("webhook row %s was taken over while sending", delivery_id)
+    metrics.webhook_delivery("delivered" if error is None else "failed")
 
 
 def send_webhook(delivery_id: int, token: str) -> None:

@@ -7,6 +7,8 @@ that they behave as peewee's own calls would, where it matters.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 BACKENDS = ["sqlite", "postgres-redis"]
@@ -79,3 +81,41 @@ def test_insert_fills_in_auto_increment_ids(server, api, tenant):
     assert second.id > first.id > 0
     with db.connection():
         assert PostEvent.get_by_id(second.id).cause == "b"
+
+
+def test_after_commit_runs_once_the_outermost_write_commits_and_never_on_rollback(server):
+    from service import db
+    from service.models import Workspace
+
+    ran: list[str] = []
+
+    def seen_committed(name: str):
+        def look() -> None:
+            with db.connection():
+                ran.append(name if Workspace.get_or_none(Workspace.name == name) else "unseen")
+
+        def callback() -> None:
+            # Once it runs, another thread's connection sees the write.
+            reader = threading.Thread(target=look)
+            reader.start()
+            reader.join()
+
+        return callback
+
+    # Given callbacks registered in a transaction, one of them in a nested one
+    with db.connection():
+        with db.write():
+            Workspace.create(id="wks_00000000000000000000000001", name="kept",
+                             created_at=db.utcnow())  # fmt: skip
+            db.after_commit(seen_committed("kept"))
+            with pytest.raises(RuntimeError), db.write():
+                db.after_commit(lambda: ran.append("rolled back savepoint"))
+                raise RuntimeError("the inner unit fails")
+            assert ran == []  # not before the commit
+        # Then the committed one ran, after the commit; the rolled-back one never
+        assert ran == ["kept"]
+        # And a transaction that rolls back runs none
+        with pytest.raises(RuntimeError), db.write():
+            db.after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("the unit fails")
+        assert ran == ["kept"]
