@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import http.client
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -352,3 +359,76 @@ class DeliveryHooks:
             if fn in hooks:
                 hooks.remove(fn)
         self._added.clear()
+
+
+# ----------------------------------------------------------------- the README's code
+
+
+def readme_block(heading: str, language: str = "python") -> str:
+    """The ``language`` code block of the README's section ``## heading`` (the
+    section alone: a block further down belongs to another section)."""
+    from tests.processes import ROOT
+
+    text = (pathlib.Path(ROOT) / "README.md").read_text()
+    flags = re.DOTALL | re.MULTILINE
+    section = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags)
+    assert section, f"README.md has no section {heading!r}"
+    blocks = re.findall(rf"^```{language}\n(.*?)^```", section.group(1), flags)
+    assert len(blocks) == 1, f"README.md's {heading!r} has {len(blocks)} {language} blocks"
+    return blocks[0]
+
+
+class ReadmeReceiver:
+    """A receiver the README shows (a Python script) in a process of its own on a
+    free loopback port, given ``PORT`` and ``env``; its output, and requests to it."""
+
+    def __init__(self, code: str, directory: pathlib.Path):
+        from tests.processes import free_port
+
+        self.port = free_port()
+        self.script = directory / "receiver.py"
+        self.script.write_text(code)
+        self.log = directory / "receiver.out"
+        self._popen: subprocess.Popen | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self, **env: str) -> Self:
+        with open(self.log, "w") as out:
+            self._popen = subprocess.Popen(
+                [sys.executable, str(self.script)], stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, **env, "PORT": str(self.port)},
+            )  # fmt: skip
+        wait_for(self._listening, message=f"the receiver listening on {self.port}")
+        return self
+
+    def _listening(self) -> bool:
+        assert self._popen.poll() is None, f"the receiver exited: {self.output()}"
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def output(self) -> str:
+        """What it printed (and logged) so far."""
+        return self.log.read_text()
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POSTs ``body`` to it; the answer's status and body."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEFAULT_WAIT)
+        try:
+            connection.request("POST", path, body, {"Content-Type": "application/json", **headers})
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        if self._popen is not None:
+            self._popen.kill()
+            self._popen.wait(timeout=DEFAULT_WAIT)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -72,6 +72,12 @@ def ratio(value: float, base: float) -> str:
     return f"{share:.3f}×" if share < 0.1 else f"{share:.2f}×"
 
 
+def against_target(now: str, target: str, reached: bool) -> str:
+    """A figure beside its target, in words: "now 0.29×, target ≥ 0.5×: not yet".
+    A target not reached is work ahead, not a failed run."""
+    return f"now {now}, target {target}: " + ("reached" if reached else "not yet")
+
+
 # --------------------------------------------------------------------- memory
 
 

@@ -47,6 +47,7 @@ from tests.benchmarks.common import (
     TEXT,
     Children,
     Scratch,
+    against_target,
     cpu_seconds,
     describe_database,
     footer,
@@ -227,18 +228,18 @@ def run(args) -> dict:
     for name, rpc, _ in runs:
         s, e = results[name, "service"], results[name, "echo"]
         target = TARGETS.get(rpc)
-        met = "" if target is None else (
-            f"≥ {target}× " + ("met" if s["qps"] >= target * e["qps"] else "NOT met")
+        versus = "-" if target is None else against_target(
+            ratio(s["qps"], e["qps"]), f"≥ {target}×", s["qps"] >= target * e["qps"]
         )  # fmt: skip
         rows.append([
-            name, f"{s['qps']:.0f}", f"{e['qps']:.0f}", ratio(s["qps"], e["qps"]), met or "-",
+            name, f"{s['qps']:.0f}", f"{e['qps']:.0f}", ratio(s["qps"], e["qps"]), versus,
             ms(s["p50"]), ms(s["p99"]), ms(e["p50"]), ms(e["p99"]),
             f"{s['answer_bytes']}/{e['answer_bytes']}",
             f"{s['errors']}/{e['errors']}",
         ])  # fmt: skip
     print()
     print(render(
-        ["RPC", "service QPS", "echo QPS", "ratio", "target", "service p50 ms",
+        ["RPC", "service QPS", "echo QPS", "ratio", "target (service/echo)", "service p50 ms",
          "service p99 ms", "echo p50 ms", "echo p99 ms", "answer bytes svc/echo",
          "errors svc/echo"], rows,
     ))  # fmt: skip

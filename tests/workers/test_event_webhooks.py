@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import pathlib
-import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,8 +14,7 @@ from google.protobuf import json_format
 
 from tests.fakes.base import Fault
 from tests.fakes.events import FakeSubscriber
-from tests.processes import ROOT, free_port
-from tests.support import call, wait_for
+from tests.support import ReadmeReceiver, call, readme_block, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -207,66 +201,33 @@ def test_a_slow_subscriber_delays_neither_posts_nor_other_subscribers(api, make_
 # ------------------------------------------------------------- the README's receiver
 
 
-def readme_receiver() -> str:
-    """The Python receiver in README.md (the Python block of "Event webhooks")."""
-    text = (pathlib.Path(ROOT) / "README.md").read_text()
-    match = re.search(r"\n## Event webhooks\n.*?\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, "README.md has no receiver code block"
-    return match.group(1)
-
-
 def test_the_readme_receiver_verifies_real_deliveries(api, make_tenant, tmp_path):
-    code = readme_receiver()
-    assert len(code.strip().splitlines()) <= 12
+    code = readme_block("Event webhooks")
+    assert len(code.strip().splitlines()) <= 10
     tenant = make_tenant("readme")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    request = pb.CreateWebhookSubscriptionRequest(workspace_id=tenant.workspace_id, url=url,
-                                                  event_types=[pb.POST_EVENT_TYPE_PUBLISHED])  # fmt: skip
-    secret = call(api.stub.CreateWebhookSubscription, request, tenant.key).secret
-    (tmp_path / "receiver.py").write_text(code)
-    out = open(tmp_path / "out.txt", "w")  # noqa: SIM115
-    receiver = subprocess.Popen(
-        [sys.executable, str(tmp_path / "receiver.py")], stdout=out, stderr=subprocess.STDOUT,
-        env={**os.environ, "WEBHOOK_SECRET": secret, "PORT": str(port)},
+    receiver = ReadmeReceiver(code, tmp_path)
+    request = pb.CreateWebhookSubscriptionRequest(
+        workspace_id=tenant.workspace_id, url=receiver.url("/hook"),
+        event_types=[pb.POST_EVENT_TYPE_PUBLISHED],
     )  # fmt: skip
-    try:
-        wait_for(lambda: _answers(port), message="the receiver listening")
+    secret = call(api.stub.CreateWebhookSubscription, request, tenant.key).secret
+    with receiver.start(WEBHOOK_SECRET=secret):
         [post_id] = publish(api, tenant, 1)
         [published] = [e for e in events_of(api, tenant, post_id)
                        if e.type == pb.POST_EVENT_TYPE_PUBLISHED]  # fmt: skip
         line = f"post.published {published.event_id}"
-        wait_for(lambda: line in (tmp_path / "out.txt").read_text(), message=line)
+        wait_for(lambda: line in receiver.output(), message=line)
         # It refuses a wrong signature and a replayed (old) one.
         body = b'{"id":"1","type":"post.published"}'
         now = int(time.time())
         good = hmac.new(secret.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
         old = hmac.new(secret.encode(), f"{now - 301}.".encode() + body,
                        hashlib.sha256).hexdigest()  # fmt: skip
-        assert _post(port, body, f"t={now},v1={good}") < 300
-        assert _post(port, body, f"t={now},v1={'0' * 64}") == 401
-        assert _post(port, body, f"t={now - 301},v1={old}") == 401
-        assert _post(port, body + b" ", f"t={now},v1={good}") == 401
-    finally:
-        receiver.kill()
-        receiver.wait(timeout=10)
-        out.close()
 
+        def status(body: bytes, signature: str) -> int:
+            return receiver.post("/hook", body, {"X-Posts-Signature": signature})[0]
 
-def _answers(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _post(port: int, body: bytes, signature: str) -> int:
-    import http.client
-
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("POST", "/hook", body, {"Content-Type": "application/json",
-                                                   "X-Posts-Signature": signature})  # fmt: skip
-        return connection.getresponse().status
-    finally:
-        connection.close()
+        assert status(body, f"t={now},v1={good}") < 300
+        assert status(body, f"t={now},v1={'0' * 64}") == 401
+        assert status(body, f"t={now - 301},v1={old}") == 401
+        assert status(body + b" ", f"t={now},v1={good}") == 401

@@ -1,5 +1,9 @@
 """WEBHOOK: one signed JSON POST per item to the account's URL.
 
+What a receiver must do is documented for its writers in the README
+("Receiving posts: the webhook network", with a receiver the tests run) and on
+PLATFORM_WEBHOOK in the proto; this is the sending side.
+
 The account's ``base_url`` is the full URL to POST to (path and query kept as
 given) and its ``token`` is the signing secret. Each item is sent as::
 

@@ -20,7 +20,7 @@ from google.protobuf import json_format
 
 from tests.fakes.base import Fault
 from tests.fakes.webhook import FakeWebhook, parse_signature
-from tests.support import in_seconds, item, utcnow
+from tests.support import ReadmeReceiver, in_seconds, item, readme_block, utcnow
 from workers.adapters.base import AccountRef, ItemRequest, PermanentError
 from workers.adapters.webhook import WebhookAdapter, encode_body, sign, signature_header
 
@@ -278,3 +278,42 @@ def test_editing_content_changes_the_keys_and_a_retry_keeps_them(api, hook, fake
     assert [entry["key"] for entry in live] == after
     sent = json_format.ParseDict(live[0]["body"]["post"], pb.Post())
     assert [i.text for i in sent.items] == ["v2 a", "v2 b"]
+
+
+# ------------------------------------------------------------- the README's receiver
+
+
+def test_the_readme_receiver_takes_real_deliveries(api, make_account, wait_failed, tmp_path):
+    code = readme_block("Receiving posts: the webhook network")
+    assert len(code.strip().splitlines()) <= 10
+    receiver = ReadmeReceiver(code, tmp_path)
+    hook = make_account("webhook", handle="readme", base_url=receiver.url("/posts"), token=SECRET)
+    forger = make_account("webhook", handle="forger", base_url=receiver.url("/posts"),
+                          token="not-the-receivers-token")  # fmt: skip
+    with receiver.start(WEBHOOK_TOKEN=SECRET):
+        # A thread: one signed POST per item, each answered with the receiver's id and url.
+        post = hook.publish(api, item("one"), item("two"))
+        done = api.wait_published(hook.tenant, post.post_id)
+        refs = [f"{post.post_id}-{index}" for index in range(2)]
+        assert [i.platform_post_id for i in done.items] == refs
+        assert [i.platform_url for i in done.items] == [f"https://example.com/{r}" for r in refs]
+        assert (done.platform_post_id, done.platform_url) == (refs[0], done.items[0].platform_url)
+        assert done.delivery.attempts == 1
+
+        # Deliveries signed with another token are refused: the post fails at once.
+        forged = forger.publish(api, text="forged")
+        failed = wait_failed(forger.tenant, forged.post_id)
+        assert (failed.error.code, failed.error.message) == ("401", "Unauthorized")
+        assert failed.delivery.attempts == 1
+
+        # And so are a replayed (old) signature and a body that is not the one signed.
+        body = b'{"post":{"postId":"pst_1"},"itemIndex":0,"idempotencyKey":"k"}'
+        now = int(time.time())
+
+        def status(body: bytes, signature: str) -> int:
+            return receiver.post("/posts", body, {"X-Signature": signature})[0]
+
+        assert status(body, signature_header(SECRET, now, body)) == 201
+        assert status(body, signature_header(SECRET, now - 301, body)) == 401
+        assert status(body + b" ", signature_header(SECRET, now, body)) == 401
+        assert status(body, signature_header("another-token", now, body)) == 401
