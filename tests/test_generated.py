@@ -1,10 +1,13 @@
-"""The committed contract artifacts are current: generated/ matches protos/, buf lint is clean."""
+"""The committed contract artifacts are current: generated/ matches protos/ for Python
+and the five other clients' languages, third_party/ holds the installed google/rpc
+protos, and buf lint is clean."""
 
 import pathlib
 import shutil
 import subprocess
 
 from service import protogen
+from tests.clients import generate as clientgen
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -34,6 +37,31 @@ def test_generated_code_is_what_make_proto_would_write(tmp_path):
     leftovers = sorted(
         name for name in committed if name.endswith((".py", ".pyi")) and name not in fresh
     )
+    assert not leftovers, f"generated/ holds files protos/ does not make: {leftovers}"
+
+
+def test_client_code_is_what_make_clients_would_write(tmp_path):
+    # Given the google/rpc protos as installed, and every client regenerated
+    # from them into an empty directory (the tools missing fail: `make test`
+    # installs them, `make client-deps` alone too)
+    third_party = tmp_path / "third_party"
+    clientgen.copy_rpc_protos(third_party)
+    written = clientgen.generate(tmp_path / "generated", third_party)
+    fresh = {str(path.relative_to(tmp_path / "generated")): path.read_bytes() for path in written}
+    assert {name.partition("/")[0] for name in fresh} == set(clientgen.LANGUAGES)
+
+    # Then third_party/ holds those protos
+    stale_protos = sorted(name for name, content in clientgen.rpc_protos().items()
+                          if not (clientgen.THIRD_PARTY / name).is_file()
+                          or (clientgen.THIRD_PARTY / name).read_bytes() != content)  # fmt: skip
+    assert not stale_protos, f"third_party/ is stale, run `make clients`: {stale_protos}"
+
+    # And generated/<language>/ holds exactly the fresh files, byte for byte
+    committed = {name: content for name, content in _committed_files().items()
+                 if name.partition("/")[0] in clientgen.LANGUAGES}  # fmt: skip
+    stale = sorted(name for name in fresh if committed.get(name) != fresh[name])
+    assert not stale, f"generated/ is stale, run `make clients`: {stale}"
+    leftovers = sorted(set(committed) - set(fresh))
     assert not leftovers, f"generated/ holds files protos/ does not make: {leftovers}"
 
 
