@@ -79,6 +79,15 @@ def build_go(out: pathlib.Path) -> list[str]:
     return [str(out / "client")]
 
 
+def build_typescript(out: pathlib.Path) -> list[str]:
+    # tsc from node_modules; the compiled program finds its libraries there too
+    tsc = NODE_MODULES / ".bin" / "tsc"
+    assert tsc.exists(), "tsc is not installed: `make test` installs the node packages"
+    config = HERE / "typescript" / "tsconfig.json"
+    _run([str(tsc), "-p", str(config), "--outDir", str(out / "js")], cwd=HERE / "typescript")
+    return [_tool("node"), str(out / "js" / "tests" / "clients" / "typescript" / "client.js")]
+
+
 def build_ruby(out: pathlib.Path) -> list[str]:
     # Nothing to build: Debian's grpc gem loads the generated code as it is
     return [_tool("ruby"), "-I", str(GENERATED / "ruby"), str(HERE / "ruby" / "client.rb")]
@@ -87,6 +96,7 @@ def build_ruby(out: pathlib.Path) -> list[str]:
 LANGUAGES = {
     "go": (build_go, "go version"),
     "ruby": (build_ruby, "ruby --version"),
+    "typescript": (build_typescript, "node --version; node_modules/.bin/tsc --version"),
 }
 
 
