@@ -88,13 +88,36 @@ def build_typescript(out: pathlib.Path) -> list[str]:
     return [_tool("node"), str(out / "js" / "tests" / "clients" / "typescript" / "client.js")]
 
 
+#: Debian's jars the Java program needs; libgrpc-java declares none of netty,
+#: perfmark and gson, and the generated stubs need the javax annotations.
+JARS = ["grpc-api", "grpc-context", "grpc-core", "grpc-netty", "grpc-protobuf",
+        "grpc-protobuf-lite", "grpc-stub", "protobuf", "guava", "perfmark-api", "gson",
+        "geronimo-annotation-1.3-spec", "netty-buffer", "netty-codec", "netty-codec-http",
+        "netty-codec-http2", "netty-codec-socks", "netty-common", "netty-handler",
+        "netty-handler-proxy", "netty-resolver", "netty-transport"]  # fmt: skip
+
+
+def build_java(out: pathlib.Path) -> list[str]:
+    jars = [pathlib.Path("/usr/share/java") / f"{name}.jar" for name in JARS]
+    missing = [str(jar) for jar in jars if not jar.exists()]
+    assert not missing, f"missing {missing}: `make client-deps` installs the Java packages"
+    classes = out / "classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    classpath = ":".join(str(jar) for jar in jars)
+    sources = [str(p) for p in sorted((GENERATED / "java").rglob("*.java"))]
+    _run([_tool("javac"), "-nowarn", "-encoding", "UTF-8", "-d", str(classes), "-cp", classpath,
+          *sources, str(HERE / "java" / "Client.java")], cwd=HERE / "java")  # fmt: skip
+    return [_tool("java"), "-cp", f"{classes}:{classpath}", "Client"]
+
+
 def build_ruby(out: pathlib.Path) -> list[str]:
     # Nothing to build: Debian's grpc gem loads the generated code as it is
     return [_tool("ruby"), "-I", str(GENERATED / "ruby"), str(HERE / "ruby" / "client.rb")]
 
 
 LANGUAGES = {
-    "go": (build_go, "go version"),
+    "go": (build_go, "go version; dpkg-query -W golang-google-grpc-dev golang-google-protobuf-dev"),
+    "java": (build_java, "javac -version; dpkg-query -W libgrpc-java libprotobuf-java"),
     "ruby": (build_ruby, "ruby --version"),
     "typescript": (build_typescript, "node --version; node_modules/.bin/tsc --version"),
 }
