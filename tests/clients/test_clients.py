@@ -88,6 +88,27 @@ def build_typescript(out: pathlib.Path) -> list[str]:
     return [_tool("node"), str(out / "js" / "tests" / "clients" / "typescript" / "client.js")]
 
 
+def build_cpp(out: pathlib.Path) -> list[str]:
+    # Each translation unit compiled in its own g++ at once, then linked against
+    # Debian's gRPC and protobuf
+    flags = _run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], cwd=HERE).split()
+    units = [HERE / "cpp" / "client.cc", *sorted((GENERATED / "cpp").rglob("*.cc"))]
+    objects = [out / f"{unit.relative_to(ROOT)}.o".replace("/", "_") for unit in units]
+    compile_flags = ["-std=c++17", "-O0", "-I", str(GENERATED / "cpp")]
+    compile_flags += [f for f in flags if not f.startswith(("-l", "-Wl"))]
+    compilers = [
+        subprocess.Popen([_tool("g++"), *compile_flags, "-c", str(unit), "-o", str(obj)],
+                         stderr=subprocess.PIPE, text=True)
+        for unit, obj in zip(units, objects, strict=True)
+    ]  # fmt: skip
+    for compiler in compilers:
+        _, errors = compiler.communicate(timeout=BUILD_TIMEOUT)
+        assert compiler.returncode == 0, f"g++ failed:\n{errors}"
+    libs = [f for f in flags if f.startswith(("-l", "-Wl"))]
+    _run([_tool("g++"), "-o", str(out / "client"), *map(str, objects), *libs], cwd=out)
+    return [str(out / "client")]
+
+
 #: Debian's jars the Java program needs; libgrpc-java declares none of netty,
 #: perfmark and gson, and the generated stubs need the javax annotations.
 JARS = ["grpc-api", "grpc-context", "grpc-core", "grpc-netty", "grpc-protobuf",
@@ -116,6 +137,7 @@ def build_ruby(out: pathlib.Path) -> list[str]:
 
 
 LANGUAGES = {
+    "cpp": (build_cpp, "g++ --version; dpkg-query -W libgrpc++-dev libprotobuf-dev"),
     "go": (build_go, "go version; dpkg-query -W golang-google-grpc-dev golang-google-protobuf-dev"),
     "java": (build_java, "javac -version; dpkg-query -W libgrpc-java libprotobuf-java"),
     "ruby": (build_ruby, "ruby --version"),
