@@ -65,16 +65,45 @@ def test_client_code_is_what_make_clients_would_write(tmp_path):
     assert not leftovers, f"generated/ holds files protos/ does not make: {leftovers}"
 
 
-def test_proto_passes_buf_lint():
-    # Always run: `make test` installs buf first, so a missing one is a broken setup
+def _buf() -> str:
+    # Always there: `make test` installs buf first, so a missing one is a broken setup
     buf = str(BUF) if BUF.exists() else shutil.which("buf")
     assert buf is not None, (
         f"buf is not installed (no {BUF.relative_to(ROOT)} and none on PATH); "
         "`make test` installs it, or run `make buf-lint`"
     )
+    return buf
 
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def test_proto_passes_buf_lint():
     result = subprocess.run(
-        [buf, "lint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [_buf(), "lint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
 
     assert result.returncode == 0, f"buf lint failed:\n{result.stdout}{result.stderr}"
+
+
+def test_proto_stays_wire_compatible_with_its_previous_version():
+    # Given the proto as it stood before the last commit that changed it (so a
+    # committed change is checked too, and an uncommitted one along with it),
+    # read from the local repository
+    last_change = _git("log", "-1", "--format=%H", "--", "protos")
+    assert last_change, "no commit changed protos/: is this a shallow clone?"
+    previous = _git("rev-parse", "--verify", f"{last_change}~1")
+
+    # When buf compares the working tree's proto with it, field by field
+    result = subprocess.run(
+        [_buf(), "breaking", "--against", f".git#ref={previous}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    # Then nothing a deployed client relies on changed: no field renumbered,
+    # retyped or removed, no RPC or enum value gone (buf's FILE rules)
+    assert result.returncode == 0, f"buf breaking failed:\n{result.stdout}{result.stderr}"
