@@ -48,6 +48,15 @@ run: $(STAMP)
 # Redis, RabbitMQ from the Debian packages. Installs only what is missing.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=120
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Installs the packages named in the shell variable $$missing, if any (updating
+# the package lists only when the first try fails).
+APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >/tmp/posts-apt.log 2>&1 \
+	  || { $(SUDO) $(APT_GET) update >>/tmp/posts-apt.log 2>&1 \
+	       && $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >>/tmp/posts-apt.log 2>&1; } \
+	  || { tail -n 30 /tmp/posts-apt.log; exit 1; }; \
+	fi
 
 test-deps:
 	@missing=""; \
@@ -56,13 +65,7 @@ test-deps:
 	  || missing="$$missing rabbitmq-server"; \
 	{ command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ]; } \
 	  || missing="$$missing postgresql"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing (apt-get)"; \
-	  $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >/tmp/posts-apt.log 2>&1 \
-	  || { $(SUDO) $(APT_GET) update >>/tmp/posts-apt.log 2>&1 \
-	       && $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >>/tmp/posts-apt.log 2>&1; } \
-	  || { tail -n 30 /tmp/posts-apt.log; exit 1; }; \
-	fi
+	$(APT_INSTALL_MISSING)
 
 # The compilers, gRPC plugins and runtimes of the generated clients, from Debian
 # (tests/clients). Go's protobuf 1.5 is named: apt's default, 1.3, builds a client
@@ -81,13 +84,7 @@ client-deps:
 	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' \
 	    || missing="$$missing $$package"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing (apt-get)"; \
-	  $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >/tmp/posts-apt.log 2>&1 \
-	  || { $(SUDO) $(APT_GET) update >>/tmp/posts-apt.log 2>&1 \
-	       && $(SUDO) $(APT_GET) install -y --no-install-recommends $$missing >>/tmp/posts-apt.log 2>&1; } \
-	  || { tail -n 30 /tmp/posts-apt.log; exit 1; }; \
-	fi
+	$(APT_INSTALL_MISSING)
 
 test: $(STAMP) $(NODE_STAMP) test-deps client-deps
 	$(PY) -m pytest -q
