@@ -231,11 +231,8 @@ def test_the_generated_client_runs_the_core_flow(language, live, programs):
         assert post.platform_post_id and printed["live"] == [post.platform_post_id]
 
         # And it decoded the same error details as the Python client gets
-        edit = refused(
-            stub.UpdatePost,
-            posts_pb2.UpdatePostRequest(post_id=post_id, text="too late"),
-            tenant.key,
-        )
+        edit = refused(stub.UpdatePost, posts_pb2.UpdatePostRequest(
+            post_id=post_id, text="too late"), tenant.key)  # fmt: skip
         create = refused(stub.CreatePost, posts_pb2.CreatePostRequest(
             post_type=posts_pb2.POST_TYPE_TWEET, text="no account",
             status=posts_pb2.STATUS_CHANGE_DRAFT), tenant.key)  # fmt: skip

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -109,7 +108,7 @@ func main() {
 	types := []string{}
 	for {
 		answer, err := stream.Recv()
-		if err == io.EOF || err != nil {
+		if err != nil {
 			fail("WatchPostEvents ended: %v", err)
 		}
 		types = append(types, fmt.Sprint(int32(answer.Event.Type)))
