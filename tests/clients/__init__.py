@@ -1,0 +1,1 @@
+"""The generated clients of five languages, each with a program that runs the core flow."""
