@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except db.SETUP_ERRORS as error:
+        problem = db.setup_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -195,3 +196,91 @@ def _answers(stdout: str) -> list[dict]:
         answer, at = decoder.raw_decode(stdout, start)
         answers.append(answer)
     return answers
+
+
+# ------------------------------------------------- a PostgreSQL not set up for us
+
+
+@pytest.fixture
+def on_postgres(tmp_path, postgres_server):
+    """``(env for a role and database, the server)``: run the CLI against names
+    of the test's choosing on the session's PostgreSQL."""
+
+    def env_for(role: str, database: str) -> dict[str, str]:
+        url = f"postgresql://{role}@127.0.0.1:{postgres_server.port}/{database}"
+        return {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": url,
+                "POSTS_SECRET_KEY": SECRET_KEY}  # fmt: skip
+
+    return env_for
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *says: str) -> str:
+    """The command failed with one line on stderr, saying each of ``says``."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for words in says:
+        assert words in lines[0], lines[0]
+    return lines[0]
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.urandom(6).hex()}"
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_missing_postgres_role_is_one_line_saying_how_to_create_it(on_postgres, command):
+    role = _unique("nobody")
+
+    result = run(on_postgres(role, "postgres"), command)
+
+    _one_line_error(result, f'no role "{role}"', f'CREATE ROLE "{role}" LOGIN')
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_missing_postgres_database_is_one_line_saying_how_to_create_it(on_postgres, command):
+    database = _unique("nodb")
+
+    result = run(on_postgres("postgres", database), command)
+
+    _one_line_error(result, f'no database "{database}"',
+                    f'CREATE DATABASE "{database}" OWNER "postgres"')  # fmt: skip
+
+
+@pytest.mark.parametrize("remedy", ["owner", "grant"])
+def test_a_role_without_create_on_schema_public_is_one_line_and_its_remedy_works(
+    on_postgres, postgres_server, remedy
+):
+    # Given a role that does not own its database: since PostgreSQL 15 it may
+    # not create tables in schema public
+    role, database = _unique("app"), _unique("appdb")
+    postgres_server.execute(f'CREATE ROLE "{role}" LOGIN')
+    postgres_server.execute(f'CREATE DATABASE "{database}"')
+    env = on_postgres(role, database)
+
+    # When it migrates, it is told what is wrong and what to run
+    line = _one_line_error(run(env, "migrate"), "schema public",
+                           f'ALTER DATABASE "{database}" OWNER TO "{role}"',
+                           f'GRANT CREATE ON SCHEMA public TO "{role}"')  # fmt: skip
+    # (serve only says to migrate first)
+    _one_line_error(run(env, "serve"), "python -m service migrate")
+
+    # Then either statement the line names (as the README's steps give them) lets it migrate
+    if remedy == "owner":
+        postgres_server.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+    else:
+        postgres_server.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"', database=database)
+    migrated = run(env, "migrate")
+    assert migrated.returncode == 0, (line, migrated.stderr)
+    assert run(env, "admin", "workspace", "create", "acme").returncode == 0
+
+
+def test_an_unreachable_postgres_is_one_line(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY,
+           "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts"}  # fmt: skip
+
+    _one_line_error(run(env, "migrate"), f"cannot connect to PostgreSQL at 127.0.0.1:{port}")
