@@ -109,12 +109,75 @@ def test_empty_or_missing_credentials_are_a_clear_error(env, tmp_path):
         assert result.returncode == 2 and result.stderr.startswith(complaint), result.stderr
 
 
+def _accounts(env) -> int:
+    with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
+        ((count,),) = database.execute("SELECT COUNT(*) FROM account")
+    return count
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        pytest.param(("--platform", "webhook", "--token", "hook-secret"),
+                     "a real webhook account needs --base-url (the receiver's URL",
+                     id="webhook-without-url"),
+        pytest.param(("--platform", "webhook", "--base-url", "https://hooks.example.com/posts"),
+                     "a real webhook account needs a token (the signing secret)",
+                     id="webhook-without-token"),
+        pytest.param(("--platform", "webhook"),
+                     "a real webhook account needs --base-url (the receiver's URL, which each"
+                     " item is POSTed to) and a token", id="webhook-without-either"),
+        pytest.param(("--platform", "mastodon", "--base-url", "notaurl", "--token", "t"),
+                     "--base-url 'notaurl': an http(s) URL is required", id="not-a-url"),
+        pytest.param(("--platform", "x", "--base-url", "ftp://api.x.com", "--sandbox"),
+                     "--base-url 'ftp://api.x.com': an http(s) URL is required",
+                     id="not-http-even-in-the-sandbox"),
+        pytest.param(("--platform", "x", "--token", "x-token"),
+                     "a real x account needs --base-url (the API's root, https://api.x.com);"
+                     " or add --sandbox", id="real-x-without-base-url"),
+        pytest.param(("--platform", "bluesky", "--base-url", "https://bsky.social"),
+                     "a real bluesky account needs a token (an app password)",
+                     id="real-bluesky-without-password"),
+    ],
+)  # fmt: skip
+def test_an_account_that_could_never_deliver_is_refused_and_not_stored(env, options, complaint):
+    workspace = _workspace(env)
+
+    result = run(env, "admin", "account", "create", "--workspace", workspace,
+                 "--handle", "acme", *options)  # fmt: skip
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {complaint}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert _accounts(env) == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--platform", "x", "--sandbox"),  # the sandbox needs neither
+        ("--platform", "webhook", "--sandbox"),
+        ("--platform", "x", "--base-url", "https://api.x.com", "--token", "x-token"),
+        ("--platform", "instagram", "--token", "t"),  # no adapter yet: refused at publish
+    ],
+    ids=["sandbox-x", "sandbox-webhook", "real-x", "real-without-an-adapter"],
+)
+def test_an_account_with_what_it_needs_is_stored(env, options):
+    workspace = _workspace(env)
+
+    result = run(env, "admin", "account", "create", "--workspace", workspace,
+                 "--handle", "acme", *options)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert _accounts(env) == 1
+
+
 def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     new_key = "rotated-secret-key-0123456789abcdef-01234567"
     workspace = _workspace(env)
     accounts = [_create_account(env, workspace, "--token", "-", stdin=f"token-{n}").stdout.strip()
                 for n in range(3)]  # fmt: skip
-    bare = _create_account(env, workspace).stdout.strip()  # no credentials: nothing to rotate
+    bare = _create_account(env, workspace, "--sandbox").stdout.strip()  # nothing to rotate
     # When the new key is put in front of the old one, and the credentials rotated
     rotated_env = {**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}
     result = run(rotated_env, "admin", "secrets", "rotate")
