@@ -19,6 +19,15 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     "webhook": frozenset(POST_TYPES),
 }
 
+def wrong_type(platform: str, post_type: str, allowed) -> str:
+    """Why ``platform``, which takes the ``allowed`` post types, refuses
+    ``post_type``: in the proto's names."""
+    names = [f"POST_TYPE_{name.upper()}" for name in sorted(allowed)]
+    takes = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+    given = f"POST_TYPE_{post_type.upper()}" if post_type else "an unspecified post type"
+    return f"PLATFORM_{platform.upper()} takes {takes}, not {given}"
+
+
 #: Networks whose real delivery has no adapter yet (sandbox accounts still work).
 WITHOUT_ADAPTER = frozenset({"instagram", "tiktok", "youtube"})
 

@@ -333,9 +333,8 @@ class Posts:
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
-            raise errors.InvalidField(
-                {"post_type": f"{account.platform} does not take {new.post_type} posts"}
-            )
+            raise errors.InvalidField({"post_type": platforms.wrong_type(
+                account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform])})  # fmt: skip
         if status in lifecycle.QUEUED:
             _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand,
                                violations)  # fmt: skip
