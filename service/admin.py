@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import re
 
-from service import auth, crypto, db, ids, platforms
+from service import auth, crypto, db, egress, ids, platforms
 from service.crypto import hash_secret
 from service.models import Account, ApiKey, ApiKeyGrant, Workspace
 
@@ -156,6 +156,7 @@ def create_account(
         raise AdminError(f"unknown platform {platform!r}: one of {', '.join(platforms.PLATFORMS)}")
     if not handle.strip():
         raise AdminError("an account needs a handle")
+    _check_delivery_settings(platform, base_url, token, sandbox)
     credentials = crypto.keyring().encrypt(token) if token else ""
     with db.connection(), db.write():
         if not Workspace.get_or_none(Workspace.id == workspace_id):
@@ -170,6 +171,28 @@ def create_account(
             sandbox=sandbox,
             created_at=db.utcnow(),
         ).id
+
+
+def _check_delivery_settings(platform: str, base_url: str | None, token: str | None,
+                             sandbox: bool) -> None:  # fmt: skip
+    """Refuses an account that could never deliver: a base URL that is not an
+    http(s) URL, or a real account without the base URL and token its network
+    needs (platforms.ACCOUNT_SETTINGS)."""
+    if base_url:
+        refusal = egress.form_refusal(base_url)
+        if refusal:
+            raise AdminError(f"--base-url {base_url!r}: {refusal}")
+    if sandbox or platform not in platforms.ACCOUNT_SETTINGS:
+        return
+    url_is, token_is = platforms.ACCOUNT_SETTINGS[platform]
+    missing = []
+    if not base_url:
+        missing.append(f"--base-url ({url_is})")
+    if not token:
+        missing.append(f"a token ({token_is}) with --token-file PATH or --token -")
+    if missing:
+        raise AdminError(f"a real {platform} account needs {' and '.join(missing)}; or add"
+                         " --sandbox to simulate its deliveries")  # fmt: skip
 
 
 def ensure_demo() -> tuple[str, str]:

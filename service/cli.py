@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--workspace", required=True)
     create.add_argument("--platform", required=True, choices=platforms.PLATFORMS)
     create.add_argument("--handle", required=True)
-    create.add_argument("--base-url", default=None)
+    create.add_argument("--base-url", default=None,
+                        help="where the network is reached (its API, instance, PDS, or the "
+                             "webhook's URL); a real account needs it and a token")  # fmt: skip
     token = create.add_mutually_exclusive_group()
     token.add_argument("--token-file", metavar="PATH",
                        help="read the network credentials (stored encrypted) from PATH")  # fmt: skip
@@ -103,6 +105,12 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
                                        sandbox=args.sandbox))  # fmt: skip
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except db.SETUP_ERRORS as error:
+        problem = db.setup_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     return 0
 

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import pathlib
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -120,6 +121,54 @@ def reachable() -> bool:
 def is_sqlite() -> bool:
     """True on the embedded SQLite database."""
     return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+# ------------------------------------------------- a PostgreSQL not set up for us
+
+#: The errors ``setup_problem`` may explain.
+SETUP_ERRORS = (peewee.DatabaseError, peewee.InterfaceError)
+#: Where the SQL that sets PostgreSQL up is shown.
+_SETUP_DOC = "see the README's production steps"
+_FATAL = re.compile(r"FATAL:\s+(.*?)\s*$", re.MULTILINE)
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def setup_problem(error: BaseException) -> str | None:
+    """What a PostgreSQL that is not set up for the service (no such role or
+    database, the role refused, the server out of reach) means and what to do,
+    on one line; None for any other error, which stays unexpected."""
+    target = database.obj
+    if not isinstance(error, SETUP_ERRORS) or not isinstance(target, peewee.PostgresqlDatabase):
+        return None
+    original = getattr(error, "orig", None) or error
+    params = target.connect_params
+    role, name = params.get("user") or "?", target.database
+    where = f"{params.get('host')}:{params.get('port')}"
+    text = str(original)
+    if getattr(original, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+        refusal = getattr(getattr(original, "diag", None), "message_primary", None) or text
+        if "schema public" in refusal:
+            return (f'role "{role}" may not create tables in schema public of database "{name}"'
+                    f" (since PostgreSQL 15, only the database's owner may): as a superuser, run"
+                    f' ALTER DATABASE "{name}" OWNER TO "{role}" (or, in database "{name}",'
+                    f' GRANT CREATE ON SCHEMA public TO "{role}"), then migrate; {_SETUP_DOC}')  # fmt: skip
+        return (f'role "{role}" is refused in database "{name}" ({refusal}): migrate and serve'
+                f' as the role that owns the database and its tables; {_SETUP_DOC}')  # fmt: skip
+    if not text.startswith("connection failed"):
+        return None
+    fatal = _FATAL.search(text)
+    reason = fatal.group(1) if fatal else text.splitlines()[0].rsplit(" failed: ", 1)[-1]
+    if re.fullmatch(r'role ".*" does not exist', reason):
+        return (f'PostgreSQL at {where} has no role "{role}" (the user of POSTS_DATABASE_URL):'
+                f" as a superuser, run CREATE ROLE \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
+    if re.fullmatch(r'database ".*" does not exist', reason):
+        return (f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
+                f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}')  # fmt: skip
+    if reason.startswith("password authentication failed"):
+        return (f'PostgreSQL at {where} refused the password of role "{role}"'
+                f" (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE \"{role}\""
+                f" PASSWORD '…'")  # fmt: skip
+    return f"cannot connect to PostgreSQL at {where} (POSTS_DATABASE_URL): {reason}"
 
 
 class WalCheckpoints:

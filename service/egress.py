@@ -85,25 +85,34 @@ def url_refusal(url: str, allowed: EgressAllow,
     ``max_length``: None for URLs the networks' own APIs hand out (upload URLs),
     which may be longer than a media URL.
     """
+    refusal = form_refusal(url, max_length)
+    if refusal:
+        return refusal
+    parts = urllib.parse.urlsplit(url)
+    address = literal_address(parts.hostname)
+    if address is None:
+        return None
+    return _refused(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme.lower()], [address],
+                    allowed)  # fmt: skip
+
+
+def form_refusal(url: str, max_length: int | None = MAX_URL_LENGTH) -> str | None:
+    """Why the URL's form is refused (not http(s), no host, credentials, too
+    long), or None: what ``url_refusal`` checks before the address."""
     if max_length is not None and len(url) > max_length:
         return f"at most {max_length} characters"
     try:
         parts = urllib.parse.urlsplit(url)
-        port = parts.port
+        _ = parts.port  # reading a malformed port raises ValueError
     except ValueError:
         return "not a valid URL"
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES or not parts.netloc:
+    if parts.scheme.lower() not in SCHEMES or not parts.netloc:
         return "an http(s) URL is required"
     if "@" in parts.netloc:
         return "must not carry credentials (user:password@)"
-    host = parts.hostname or ""
-    if not host:
+    if not parts.hostname:
         return "a host is required"
-    address = literal_address(host)
-    if address is None:
-        return None
-    return _refused(host, port or DEFAULT_PORTS[scheme], [address], allowed)
+    return None
 
 
 def resolution_refusal(host: str, port: int, addresses: Iterable[IPAddress | str],

@@ -14,6 +14,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from service import ids
+
 DOMAIN = "posts.v1"
 
 
@@ -56,8 +58,12 @@ class WorkspaceAccessDenied(ServiceError):
     code, reason = grpc.StatusCode.PERMISSION_DENIED, "WORKSPACE_ACCESS_DENIED"
 
     def __init__(self, workspace_id: str):
+        # A name where the id belongs ("demo") is a likely slip: say what is expected.
+        hint = "" if ids.is_valid(workspace_id, ids.WORKSPACE) else (
+            ": workspace_id takes a workspace's id (wks_…), not its name"
+        )  # fmt: skip
         super().__init__(
-            f"the API key is not granted workspace {workspace_id!r}",
+            f"the API key is not granted workspace {workspace_id!r}{hint}",
             metadata={"workspaceId": workspace_id},
         )
 

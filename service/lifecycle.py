@@ -117,6 +117,22 @@ CHANGE_EVENTS = {
 #: What CreatePost's status makes of a new post.
 CREATE_STATUSES = {"publish": S.PENDING, "scheduled": S.SCHEDULED, "draft": S.DRAFT}
 
+#: How far in the past a scheduled post's new time may be and still mean "now":
+#: the caller's clock may run a little behind ours.
+CLOCK_SKEW = dt.timedelta(minutes=1)
+#: What a caller who meant "publish now" sends instead of a past time.
+PUBLISH_NOW = "to publish now, send status: STATUS_CHANGE_PUBLISH"
+
+
+def check_schedule(scheduled_at: dt.datetime | None, now: dt.datetime) -> None:
+    """Raises errors.InvalidField unless ``scheduled_at`` can schedule a post that is
+    not scheduled yet (CreatePost, or a draft): a time in the future. A past time
+    never means "publish now" here: the post was not going out at all."""
+    if scheduled_at is None:
+        raise errors.InvalidField({"scheduled_at": "required to schedule a post"})
+    if scheduled_at <= now:
+        raise errors.InvalidField({"scheduled_at": f"must be in the future; {PUBLISH_NOW}"})
+
 
 def next_status(current: Status, event: Event) -> Status:
     """The status ``event`` moves a ``current`` post to.
@@ -153,6 +169,7 @@ def decide_update(
     now: dt.datetime,
     content_edited: bool = False,
     has_live_item: bool = False,
+    time_moved: bool = False,
 ) -> Decision:
     """Decides an UpdatePost.
 
@@ -161,10 +178,15 @@ def decide_update(
     ``scheduled_at`` the post's scheduled time after the edit,
     ``content_edited`` whether text, items, media or title change,
     ``has_live_item`` whether part of a thread is already on the network (a
-    retry is pending): it can no longer be cancelled.
+    retry is pending): it can no longer be cancelled,
+    ``time_moved`` whether the request gives the post another scheduled_at.
+
+    A scheduled post whose time is moved to now or the past is published now,
+    but only within CLOCK_SKEW of now: further back, the publish (which cannot
+    be undone) must be asked for with PUBLISH.
 
     Raises errors.InvalidTransition, or errors.InvalidField when scheduling
-    needs a future time that is missing.
+    needs a future time that is missing, or a time is moved too far back.
     """
     event = CHANGE_EVENTS[change] if change else E.EDIT
     if event is E.EDIT and not edits:
@@ -174,15 +196,16 @@ def decide_update(
     if has_live_item and event is E.CANCEL and current is not S.CANCELLED:
         raise errors.InvalidTransition(current.name, "cancelled: part of it is already live")
     if event is E.SCHEDULE and current is S.DRAFT:
-        if scheduled_at is None:
-            raise errors.InvalidField({"scheduled_at": "required to schedule a post"})
-        if scheduled_at <= now:
-            raise errors.InvalidField({"scheduled_at": "must be in the future"})
+        check_schedule(scheduled_at, now)
     target = next_status(current, event)
     # A scheduled post always has a time: nothing would ever move one without.
     if target is S.SCHEDULED and scheduled_at is None:
         raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
                                    "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
+    if target is S.SCHEDULED and time_moved and scheduled_at < now - CLOCK_SKEW:
+        raise errors.InvalidField(
+            {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
+        )
     # On a scheduled post, a time now or past means publish now.
     if target is S.SCHEDULED and scheduled_at <= now:
         target = S.PENDING

@@ -328,14 +328,13 @@ class Posts:
     def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now,
                 account: Account | None, violations: dict[str, str] | None) -> LoadedPost:  # fmt: skip
         status = lifecycle.CREATE_STATUSES[new.status]
-        if status is Status.SCHEDULED and new.scheduled_at <= now:
-            raise errors.InvalidField({"scheduled_at": "must be in the future"})
+        if status is Status.SCHEDULED:
+            lifecycle.check_schedule(new.scheduled_at, now)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
-            raise errors.InvalidField(
-                {"post_type": f"{account.platform} does not take {new.post_type} posts"}
-            )
+            raise errors.InvalidField({"post_type": platforms.wrong_type(
+                account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform])})  # fmt: skip
         if status in lifecycle.QUEUED:
             _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand,
                                violations)  # fmt: skip
@@ -401,7 +400,7 @@ class Posts:
             decision = lifecycle.decide_update(
                 Status(post.status), changes.get("status"),
                 edits=edits, scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
-                content_edited=content_edited,
+                content_edited=content_edited, time_moved=_time_moved(post, changes),
             )  # fmt: skip
         except errors.ServiceError:
             return None  # answered in its turn, under the lock
@@ -441,6 +440,7 @@ class Posts:
             now=now,
             content_edited=content_edited,
             has_live_item=current.has_live_item,
+            time_moved=_time_moved(post, changes),
         )
         if decision.noop:
             return current, False
@@ -575,6 +575,12 @@ def _edit_scope(changes: dict) -> tuple[bool, bool]:
     whether they change anything besides the status."""
     content_edited = any(k in changes for k in ("items", "text", "media", "title"))
     return content_edited, content_edited or "scheduled_at" in changes or "idempotency_key" in changes
+
+
+def _time_moved(post: Post, changes: dict) -> bool:
+    """Whether an edit gives the post another scheduled time (a time sent again
+    unchanged moves nothing)."""
+    return "scheduled_at" in changes and changes["scheduled_at"] != post.scheduled_at
 
 
 def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] | None:

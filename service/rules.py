@@ -19,6 +19,8 @@ from typing import Protocol
 
 import regex
 
+from service import platforms
+
 
 class Media(Protocol):
     kind: str  # image, video, gif, document
@@ -312,7 +314,7 @@ def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> d
 
     type_rules = rules["types"].get(post_type)
     if type_rules is None:
-        add("post_type", f"{platform} does not take {post_type or 'untyped'} posts")
+        add("post_type", platforms.wrong_type(platform, post_type, rules["types"]))
     else:
         low, high = type_rules["items"]
         if not low <= len(items) <= high:

@@ -109,6 +109,15 @@ MUTATIONS = [
          "test_a_scheduled_post_turned_back_into_a_draft_keeps_its_time_and_does_not_fire"),),
     ),
     Mutation(
+        "reschedule-without-clock-skew",
+        "service/lifecycle.py",
+        "    if target is S.SCHEDULED and time_moved and scheduled_at < now - CLOCK_SKEW:\n",
+        "    if target is S.SCHEDULED and time_moved and scheduled_at < now:\n",
+        ("tests/service/test_lifecycle.py",
+         ("tests/service/test_scenarios.py::"
+          "test_a_scheduled_post_moved_into_the_last_minute_is_published_now")),
+    ),
+    Mutation(
         "x-look-up-without-tweet-fields",
         "workers/adapters/x.py",
         'params={"max_results": 100, "tweet.fields": TWEET_FIELDS},',

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -108,12 +109,75 @@ def test_empty_or_missing_credentials_are_a_clear_error(env, tmp_path):
         assert result.returncode == 2 and result.stderr.startswith(complaint), result.stderr
 
 
+def _accounts(env) -> int:
+    with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
+        ((count,),) = database.execute("SELECT COUNT(*) FROM account")
+    return count
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        pytest.param(("--platform", "webhook", "--token", "hook-secret"),
+                     "a real webhook account needs --base-url (the receiver's URL",
+                     id="webhook-without-url"),
+        pytest.param(("--platform", "webhook", "--base-url", "https://hooks.example.com/posts"),
+                     "a real webhook account needs a token (the signing secret)",
+                     id="webhook-without-token"),
+        pytest.param(("--platform", "webhook"),
+                     "a real webhook account needs --base-url (the receiver's URL, which each"
+                     " item is POSTed to) and a token", id="webhook-without-either"),
+        pytest.param(("--platform", "mastodon", "--base-url", "notaurl", "--token", "t"),
+                     "--base-url 'notaurl': an http(s) URL is required", id="not-a-url"),
+        pytest.param(("--platform", "x", "--base-url", "ftp://api.x.com", "--sandbox"),
+                     "--base-url 'ftp://api.x.com': an http(s) URL is required",
+                     id="not-http-even-in-the-sandbox"),
+        pytest.param(("--platform", "x", "--token", "x-token"),
+                     "a real x account needs --base-url (the API's root, https://api.x.com);"
+                     " or add --sandbox", id="real-x-without-base-url"),
+        pytest.param(("--platform", "bluesky", "--base-url", "https://bsky.social"),
+                     "a real bluesky account needs a token (an app password)",
+                     id="real-bluesky-without-password"),
+    ],
+)  # fmt: skip
+def test_an_account_that_could_never_deliver_is_refused_and_not_stored(env, options, complaint):
+    workspace = _workspace(env)
+
+    result = run(env, "admin", "account", "create", "--workspace", workspace,
+                 "--handle", "acme", *options)  # fmt: skip
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {complaint}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert _accounts(env) == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--platform", "x", "--sandbox"),  # the sandbox needs neither
+        ("--platform", "webhook", "--sandbox"),
+        ("--platform", "x", "--base-url", "https://api.x.com", "--token", "x-token"),
+        ("--platform", "instagram", "--token", "t"),  # no adapter yet: refused at publish
+    ],
+    ids=["sandbox-x", "sandbox-webhook", "real-x", "real-without-an-adapter"],
+)
+def test_an_account_with_what_it_needs_is_stored(env, options):
+    workspace = _workspace(env)
+
+    result = run(env, "admin", "account", "create", "--workspace", workspace,
+                 "--handle", "acme", *options)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert _accounts(env) == 1
+
+
 def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     new_key = "rotated-secret-key-0123456789abcdef-01234567"
     workspace = _workspace(env)
     accounts = [_create_account(env, workspace, "--token", "-", stdin=f"token-{n}").stdout.strip()
                 for n in range(3)]  # fmt: skip
-    bare = _create_account(env, workspace).stdout.strip()  # no credentials: nothing to rotate
+    bare = _create_account(env, workspace, "--sandbox").stdout.strip()  # nothing to rotate
     # When the new key is put in front of the old one, and the credentials rotated
     rotated_env = {**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}
     result = run(rotated_env, "admin", "secrets", "rotate")
@@ -195,3 +259,91 @@ def _answers(stdout: str) -> list[dict]:
         answer, at = decoder.raw_decode(stdout, start)
         answers.append(answer)
     return answers
+
+
+# ------------------------------------------------- a PostgreSQL not set up for us
+
+
+@pytest.fixture
+def on_postgres(tmp_path, postgres_server):
+    """``(env for a role and database, the server)``: run the CLI against names
+    of the test's choosing on the session's PostgreSQL."""
+
+    def env_for(role: str, database: str) -> dict[str, str]:
+        url = f"postgresql://{role}@127.0.0.1:{postgres_server.port}/{database}"
+        return {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": url,
+                "POSTS_SECRET_KEY": SECRET_KEY}  # fmt: skip
+
+    return env_for
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *says: str) -> str:
+    """The command failed with one line on stderr, saying each of ``says``."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for words in says:
+        assert words in lines[0], lines[0]
+    return lines[0]
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.urandom(6).hex()}"
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_missing_postgres_role_is_one_line_saying_how_to_create_it(on_postgres, command):
+    role = _unique("nobody")
+
+    result = run(on_postgres(role, "postgres"), command)
+
+    _one_line_error(result, f'no role "{role}"', f'CREATE ROLE "{role}" LOGIN')
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_missing_postgres_database_is_one_line_saying_how_to_create_it(on_postgres, command):
+    database = _unique("nodb")
+
+    result = run(on_postgres("postgres", database), command)
+
+    _one_line_error(result, f'no database "{database}"',
+                    f'CREATE DATABASE "{database}" OWNER "postgres"')  # fmt: skip
+
+
+@pytest.mark.parametrize("remedy", ["owner", "grant"])
+def test_a_role_without_create_on_schema_public_is_one_line_and_its_remedy_works(
+    on_postgres, postgres_server, remedy
+):
+    # Given a role that does not own its database: since PostgreSQL 15 it may
+    # not create tables in schema public
+    role, database = _unique("app"), _unique("appdb")
+    postgres_server.execute(f'CREATE ROLE "{role}" LOGIN')
+    postgres_server.execute(f'CREATE DATABASE "{database}"')
+    env = on_postgres(role, database)
+
+    # When it migrates, it is told what is wrong and what to run
+    line = _one_line_error(run(env, "migrate"), "schema public",
+                           f'ALTER DATABASE "{database}" OWNER TO "{role}"',
+                           f'GRANT CREATE ON SCHEMA public TO "{role}"')  # fmt: skip
+    # (serve only says to migrate first)
+    _one_line_error(run(env, "serve"), "python -m service migrate")
+
+    # Then either statement the line names (as the README's steps give them) lets it migrate
+    if remedy == "owner":
+        postgres_server.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+    else:
+        postgres_server.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"', database=database)
+    migrated = run(env, "migrate")
+    assert migrated.returncode == 0, (line, migrated.stderr)
+    assert run(env, "admin", "workspace", "create", "acme").returncode == 0
+
+
+def test_an_unreachable_postgres_is_one_line(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY,
+           "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts"}  # fmt: skip
+
+    _one_line_error(run(env, "migrate"), f"cannot connect to PostgreSQL at 127.0.0.1:{port}")

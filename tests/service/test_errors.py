@@ -94,6 +94,17 @@ def test_an_unknown_workspace_is_permission_denied(api, tenant):
     failure = api.refused("ListPosts", tenant, workspace_id=ids.new(ids.WORKSPACE))
 
     assert_refused(failure, "PERMISSION_DENIED", "WORKSPACE_ACCESS_DENIED")
+    assert "wks_…" not in failure.message  # a well-formed id needs no hint
+
+
+def test_a_workspace_name_where_its_id_belongs_is_denied_with_a_hint(api, tenant):
+    """The same answer as for any workspace not granted (whether one exists stays
+    unsaid), and a message saying a wks_… id is expected."""
+    failure = api.refused("ListPosts", tenant, workspace_id="demo")
+
+    assert_refused(failure, "PERMISSION_DENIED", "WORKSPACE_ACCESS_DENIED")
+    assert failure.metadata == {"workspaceId": "demo"}
+    assert "'demo'" in failure.message and "workspace's id (wks_…)" in failure.message
 
 
 @pytest.mark.parametrize("rpc", RPCS)
@@ -351,7 +362,9 @@ def test_a_post_type_the_platform_lacks_is_invalid_field_drafts_included(api, te
     )
 
     assert_refused(failure, "INVALID_ARGUMENT", "INVALID_FIELD")
-    assert failure.fields == {"post_type"}
+    assert failure.field_violations == {
+        "post_type": "PLATFORM_X takes POST_TYPE_THREAD or POST_TYPE_TWEET, not POST_TYPE_REEL"
+    }
 
 
 def test_clearing_a_scheduled_posts_time_is_invalid_field_unless_it_becomes_a_draft(api, tenant):

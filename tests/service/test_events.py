@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from service import db, events
+from service import db, events, posts
 from service.models import PostEvent
 from tests.service.test_watch import Stream
 from tests.support import DEFAULT_WAIT, call, in_seconds, item
@@ -175,6 +175,28 @@ def test_the_workspace_listing_pages_and_filters(api, make_tenant):
     assert [e.event_id for e in everything] == sorted(e.event_id for e in everything)
     assert [e.event_id for e in deleted] == [e.event_id for e in everything
                                              if e.type != T.POST_EVENT_TYPE_UPDATED]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rpc", "module", "field"), [
+    ("ListPostEvents", events, "events"),
+    ("ListPosts", posts, "posts"),
+])  # fmt: skip
+def test_a_page_size_over_the_maximum_is_taken_as_the_maximum(api, make_tenant, monkeypatch,
+                                                              rpc, module, field):  # fmt: skip
+    """AIP-158: a larger page_size is clamped, not refused (the maximum made small
+    here; tests/service/test_limits.py pages 101 posts at the real one)."""
+    monkeypatch.setattr(module, "MAX_PAGE_SIZE", 2)
+    tenant = make_tenant("clamped")
+    for n in range(3):
+        api.create(tenant, text=f"post {n}")
+    method = getattr(api.stub, rpc)
+
+    first = call(method, api.request(rpc, tenant, page_size=2**31 - 1), tenant.key)
+    second = call(method, api.request(rpc, tenant, page_size=2**31 - 1,
+                                      page_token=first.next_page_token), tenant.key)  # fmt: skip
+
+    assert len(getattr(first, field)) == 2 and first.next_page_token
+    assert len(getattr(second, field)) == 1 and not second.next_page_token
 
 
 def test_another_workspaces_events_are_never_listed(api, make_tenant):

@@ -75,9 +75,42 @@ def test_an_empty_update_changes_nothing():
     assert decision.noop
 
 
-def test_rescheduling_into_the_past_publishes_now():
-    decision = lifecycle.decide_update(S.SCHEDULED, None, edits=True, scheduled_at=PAST, now=NOW)
+def test_rescheduling_into_the_last_minute_publishes_now():
+    """A minute of clock skew: a time just past is the caller's "now"."""
+    decision = lifecycle.decide_update(S.SCHEDULED, None, edits=True, scheduled_at=PAST, now=NOW,
+                                       time_moved=True)  # fmt: skip
     assert decision.status is S.PENDING and decision.enqueue and decision.new_token
+
+
+@pytest.mark.parametrize("change", [None, "scheduled"])
+def test_rescheduling_over_a_minute_into_the_past_is_refused(change):
+    """Publishing cannot be undone: a time further back than the skew is a mistake
+    unless the same request asks for PUBLISH."""
+    with pytest.raises(errors.InvalidField) as caught:
+        lifecycle.decide_update(S.SCHEDULED, change, edits=True, now=NOW, time_moved=True,
+                                scheduled_at=PAST - dt.timedelta(microseconds=1))  # fmt: skip
+    assert set(caught.value.violations) == {"scheduled_at"}
+    assert "status: STATUS_CHANGE_PUBLISH" in caught.value.violations["scheduled_at"]
+
+
+def test_rescheduling_into_the_past_with_publish_publishes_now():
+    decision = lifecycle.decide_update(S.SCHEDULED, "publish", edits=True, now=NOW,
+                                       time_moved=True, scheduled_at=NOW - dt.timedelta(days=30))
+    assert decision.status is S.PENDING and decision.enqueue
+
+
+def test_an_overdue_scheduled_post_edited_without_moving_its_time_publishes_now():
+    """The rule is about a time the request moves: a post already past its time
+    (a dispatcher running behind) is due, whatever else is edited."""
+    decision = lifecycle.decide_update(S.SCHEDULED, None, edits=True, content_edited=True,
+                                       now=NOW, scheduled_at=NOW - dt.timedelta(hours=1))
+    assert decision.status is S.PENDING and decision.enqueue
+
+
+def test_a_draft_keeps_any_past_time():
+    decision = lifecycle.decide_update(S.DRAFT, None, edits=True, now=NOW, time_moved=True,
+                                       scheduled_at=NOW - dt.timedelta(days=30))  # fmt: skip
+    assert decision.status is S.DRAFT and not decision.enqueue
 
 
 def test_rescheduling_keeps_the_post_scheduled_with_a_new_token():
@@ -85,8 +118,9 @@ def test_rescheduling_keeps_the_post_scheduled_with_a_new_token():
     assert decision.status is S.SCHEDULED and decision.new_token and not decision.enqueue
 
 
-@pytest.mark.parametrize("when", [None, PAST])
+@pytest.mark.parametrize("when", [None, PAST, NOW])
 def test_scheduling_a_draft_needs_a_future_time(when):
+    """Even within the skew: a draft was not going out, so a past time cannot mean now."""
     with pytest.raises(errors.InvalidField) as caught:
         lifecycle.decide_update(S.DRAFT, "scheduled", edits=False, scheduled_at=when, now=NOW)
     assert "scheduled_at" in caught.value.violations

@@ -253,7 +253,9 @@ def test_several_broken_rules_give_several_violations():
 
 
 def test_unknown_post_type_and_platform():
-    assert list(check("x", "reel", "", [item("hi")])) == ["post_type"]
+    assert check("x", "post", "", [item("hi")]) == {
+        "post_type": "PLATFORM_X takes POST_TYPE_THREAD or POST_TYPE_TWEET, not POST_TYPE_POST"
+    }
     with pytest.raises(ValueError):
         check("myspace", "post", "", [item("hi")])
 

@@ -194,10 +194,37 @@ def test_a_scheduled_post_is_published_now_when_asked_to(api, tenant, ledger):
     assert len(ledger.sends(post_id=post.post_id)) == 1
 
 
-def test_a_scheduled_post_moved_into_the_past_is_published_now(api, tenant, ledger):
+def test_a_scheduled_post_moved_into_the_last_minute_is_published_now(api, tenant, ledger):
+    """Within a minute of the server's clock, a past time is the caller's "now"."""
     post = api.create(tenant, status=SCHEDULED, scheduled_at=in_seconds(3600))
 
-    now = api.update(tenant, post.post_id, scheduled_at=in_seconds(-60))
+    now = api.update(tenant, post.post_id, scheduled_at=in_seconds(-30))
+
+    assert now.status == pb.POST_STATUS_PENDING
+    assert_live(api.wait_published(tenant, post.post_id))
+    assert len(ledger.sends(post_id=post.post_id)) == 1
+
+
+def test_a_scheduled_post_moved_over_a_minute_into_the_past_is_refused(api, tenant, ledger):
+    """Publishing cannot be undone: a time further back is taken for a mistake."""
+    post = api.create(tenant, status=SCHEDULED, scheduled_at=in_seconds(3600))
+
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id,
+                          scheduled_at=in_seconds(-90))  # fmt: skip
+
+    assert failure.kind == ("INVALID_ARGUMENT", "INVALID_FIELD")
+    assert failure.fields == {"scheduled_at"}
+    assert "status: STATUS_CHANGE_PUBLISH" in failure.field_violations["scheduled_at"]
+    after = api.get(tenant, post.post_id)
+    assert after.status == pb.POST_STATUS_SCHEDULED and after.etag == post.etag
+    assert after.scheduled_at == post.scheduled_at
+    assert ledger.sends(post_id=post.post_id) == []
+
+
+def test_a_scheduled_post_moved_into_the_past_with_publish_is_published_now(api, tenant, ledger):
+    post = api.create(tenant, status=SCHEDULED, scheduled_at=in_seconds(3600))
+
+    now = api.update(tenant, post.post_id, scheduled_at=in_seconds(-86400), status=PUBLISH)
 
     assert now.status == pb.POST_STATUS_PENDING
     assert_live(api.wait_published(tenant, post.post_id))

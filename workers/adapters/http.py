@@ -232,11 +232,14 @@ def _message(response: httpx.Response) -> str:
     for key in ("detail", "error_description", "message", "error", "title", "code"):
         if isinstance(body.get(key), str) and body[key].strip():
             return network_text(body[key])
+    # An error object ({"error": {"message": …}}) or a list of them ({"errors": [{…}]}):
+    # its text, never the object itself.
     errors = body.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        for key in ("message", "detail", "title", "code"):
-            value = errors[0].get(key)
-            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+    first = errors[0] if isinstance(errors, list) and errors else body.get("error")
+    if isinstance(first, dict):
+        for key in ("message", "detail", "description", "title", "code"):
+            value = first.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
                 return network_text(str(value))
     return _phrase(response.status_code)
 

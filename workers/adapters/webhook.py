@@ -117,8 +117,11 @@ def _published(response, key: str) -> Published:
     answer = http.json_object(response)  # {} for a 204 or a body that is not a JSON object
     platform_id = answer.get("id")
     url = answer.get("url")
+    # Only a string or a number is an id: anything else (an object, a list) would
+    # show as Python's rendering of it.
+    usable = isinstance(platform_id, (str, int)) and not isinstance(platform_id, bool)
     return Published(
-        platform_post_id=str(platform_id) if platform_id not in (None, "") else key,
+        platform_post_id=str(platform_id) if usable and platform_id != "" else key,
         url=url if isinstance(url, str) else "",
     )
 

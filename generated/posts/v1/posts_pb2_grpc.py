@@ -112,7 +112,9 @@ class PostServiceServicer:
 
     def UpdatePost(self, request, context):
         """UpdatePost edits a draft or scheduled post, moves it between statuses, or
-        cancels a draft, scheduled or pending post.
+        cancels a draft, scheduled or pending post. Moving a scheduled post's
+        scheduled_at into the last minute publishes it now; further into the past
+        is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,6 +58,21 @@ def test_a_refused_create_is_transient_or_permanent():
         http.check(answer(400), creates=True)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ({"error": "channel is archived"}, "channel is archived"),
+    ({"error": {"code": 400, "message": "channel is archived"}}, "channel is archived"),
+    ({"errors": [{"message": "channel is archived", "code": 7}]}, "channel is archived"),
+    ({"error": {"reason": {"nested": True}}}, "Bad Request"),
+    ({"errors": {"channel": "archived"}}, "Bad Request"),
+    (["channel", "archived"], "Bad Request"),
+])  # fmt: skip
+def test_a_refusal_says_the_networks_reason_never_a_python_object(body, message):
+    request = httpx.Request("POST", "http://127.0.0.1/hooks/posts")
+    with pytest.raises(PermanentError) as refused:
+        http.check(httpx.Response(400, json=body, request=request))
+    assert refused.value.message == message
+
+
 def test_a_create_that_cannot_connect_is_transient():
     with socket.socket() as closed:  # a free port with nobody listening on it
         closed.bind(("127.0.0.1", 0))

@@ -22,7 +22,13 @@ from tests.fakes.base import Fault
 from tests.fakes.webhook import FakeWebhook, parse_signature
 from tests.support import ReadmeReceiver, in_seconds, item, readme_block, utcnow
 from workers.adapters.base import AccountRef, ItemRequest, PermanentError
-from workers.adapters.webhook import WebhookAdapter, encode_body, sign, signature_header
+from workers.adapters.webhook import (
+    WebhookAdapter,
+    _published,
+    encode_body,
+    sign,
+    signature_header,
+)
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -118,6 +124,17 @@ def test_answer_without_id_falls_back_to_the_key(start_fake):
     consumer = start_fake(FakeWebhook(SECRET, with_ids=False))
     published = _adapter(consumer).publish(_request("c" * 32))
     assert (published.platform_post_id, published.url) == ("c" * 32, "")
+
+
+@pytest.mark.parametrize(("answer", "platform_id"), [
+    ({"id": 42}, "42"),
+    ({"id": {"value": "m-1"}}, "d" * 32),  # not an id: the key, not "{'value': 'm-1'}"
+    ({"id": ["m-1"]}, "d" * 32),
+    ({"id": True}, "d" * 32),
+])  # fmt: skip
+def test_only_a_string_or_a_number_is_taken_for_the_id(answer, platform_id):
+    response = httpx.Response(201, json=answer, request=httpx.Request("POST", "http://x/h"))
+    assert _published(response, "d" * 32).platform_post_id == platform_id
 
 
 def test_wrong_secret_is_refused_with_401(fake):
