@@ -70,7 +70,9 @@ class PostService final {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::posts::v1::GetPostStatusResponse>>(PrepareAsyncGetPostStatusRaw(context, request, cq));
     }
     // UpdatePost edits a draft or scheduled post, moves it between statuses, or
-    // cancels a draft, scheduled or pending post.
+    // cancels a draft, scheduled or pending post. Moving a scheduled post's
+    // scheduled_at into the last minute publishes it now; further into the past
+    // is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
     virtual ::grpc::Status UpdatePost(::grpc::ClientContext* context, const ::posts::v1::UpdatePostRequest& request, ::posts::v1::UpdatePostResponse* response) = 0;
     std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::posts::v1::UpdatePostResponse>> AsyncUpdatePost(::grpc::ClientContext* context, const ::posts::v1::UpdatePostRequest& request, ::grpc::CompletionQueue* cq) {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::posts::v1::UpdatePostResponse>>(AsyncUpdatePostRaw(context, request, cq));
@@ -159,7 +161,9 @@ class PostService final {
       virtual void GetPostStatus(::grpc::ClientContext* context, const ::posts::v1::GetPostStatusRequest* request, ::posts::v1::GetPostStatusResponse* response, std::function<void(::grpc::Status)>) = 0;
       virtual void GetPostStatus(::grpc::ClientContext* context, const ::posts::v1::GetPostStatusRequest* request, ::posts::v1::GetPostStatusResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
       // UpdatePost edits a draft or scheduled post, moves it between statuses, or
-      // cancels a draft, scheduled or pending post.
+      // cancels a draft, scheduled or pending post. Moving a scheduled post's
+      // scheduled_at into the last minute publishes it now; further into the past
+      // is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
       virtual void UpdatePost(::grpc::ClientContext* context, const ::posts::v1::UpdatePostRequest* request, ::posts::v1::UpdatePostResponse* response, std::function<void(::grpc::Status)>) = 0;
       virtual void UpdatePost(::grpc::ClientContext* context, const ::posts::v1::UpdatePostRequest* request, ::posts::v1::UpdatePostResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
       // DeletePost cancels a post and hides it from ListPosts (a soft delete).
@@ -373,7 +377,9 @@ class PostService final {
     // media. Deleted posts stay readable.
     virtual ::grpc::Status GetPostStatus(::grpc::ServerContext* context, const ::posts::v1::GetPostStatusRequest* request, ::posts::v1::GetPostStatusResponse* response);
     // UpdatePost edits a draft or scheduled post, moves it between statuses, or
-    // cancels a draft, scheduled or pending post.
+    // cancels a draft, scheduled or pending post. Moving a scheduled post's
+    // scheduled_at into the last minute publishes it now; further into the past
+    // is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
     virtual ::grpc::Status UpdatePost(::grpc::ServerContext* context, const ::posts::v1::UpdatePostRequest* request, ::posts::v1::UpdatePostResponse* response);
     // DeletePost cancels a post and hides it from ListPosts (a soft delete).
     virtual ::grpc::Status DeletePost(::grpc::ServerContext* context, const ::posts::v1::DeletePostRequest* request, ::posts::v1::DeletePostResponse* response);

@@ -40,13 +40,16 @@ type PostStatus int32
 const (
 	// Not set; never the status of a stored post.
 	PostStatus_POST_STATUS_UNSPECIFIED PostStatus = 0
-	// Saved, not queued for delivery.
+	// Saved, not queued for delivery. A draft's content is not checked against
+	// the platform's rules (text length, media, items per post type) until it
+	// is scheduled or published; the general limits apply to it all the same.
 	PostStatus_POST_STATUS_DRAFT PostStatus = 1
 	// Waiting for its scheduled_at.
 	PostStatus_POST_STATUS_SCHEDULED PostStatus = 2
-	// Queued for delivery (the seed's "queued").
+	// Queued for delivery, waiting for a worker: published, its scheduled_at
+	// reached, or waiting for its next attempt after one that did not succeed.
 	PostStatus_POST_STATUS_PENDING PostStatus = 3
-	// Being sent to the network (the seed's "publishing").
+	// Being sent to the network: a worker is delivering it now.
 	PostStatus_POST_STATUS_PROCESSING PostStatus = 4
 	// Delivered to the network.
 	PostStatus_POST_STATUS_PUBLISHED PostStatus = 5
@@ -117,7 +120,8 @@ const (
 	StatusChange_STATUS_CHANGE_PUBLISH StatusChange = 1
 	// Cancel the post.
 	StatusChange_STATUS_CHANGE_CANCELLED StatusChange = 2
-	// Keep the post as a draft (or turn a scheduled post back into one).
+	// Keep the post as a draft (or turn a scheduled post back into one); the
+	// platform's rules are checked only when it is scheduled or published.
 	StatusChange_STATUS_CHANGE_DRAFT StatusChange = 3
 	// Schedule the post for its scheduled_at.
 	StatusChange_STATUS_CHANGE_SCHEDULED StatusChange = 4
@@ -188,7 +192,19 @@ const (
 	Platform_PLATFORM_BLUESKY Platform = 6
 	// Mastodon.
 	Platform_PLATFORM_MASTODON Platform = 7
-	// A signed JSON POST to an internal consumer's URL.
+	// A signed JSON POST of each item to a receiver of your own, in item order:
+	// the account's base URL is the URL to POST to, its token the signing key.
+	// Each request carries `Idempotency-Key: <the item's delivery key>` and
+	// `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed
+	// with the token>`; its body is `{"post": <this Post as proto JSON>,
+	// "itemIndex": <the item, from 0>, "idempotencyKey": <the same key>}`.
+	// The receiver refuses a `t` more than 5 minutes from its clock (a replay),
+	// answers a repeated key as the first time (a request whose answer never
+	// came is sent again with the same key), and answers 2xx with
+	// `{"id": …, "url": …}`: the item's platform_post_id and platform_url (with
+	// no id, the key is the id). A 429 or 5xx answer is retried with backoff;
+	// any other status fails the post. The README's "Receiving posts: the
+	// webhook network" has the details and a receiver in ten lines of Python.
 	Platform_PLATFORM_WEBHOOK Platform = 8
 )
 
@@ -1100,7 +1116,8 @@ type CreatePostRequest struct {
 	Title string `protobuf:"bytes,7,opt,name=title,proto3" json:"title,omitempty"`
 	// What to do with the post (required): PUBLISH, SCHEDULED or DRAFT.
 	Status StatusChange `protobuf:"varint,8,opt,name=status,proto3,enum=posts.v1.StatusChange" json:"status,omitempty"`
-	// When to publish; required with SCHEDULED, in the future, at most a year
+	// When to publish; required with SCHEDULED, in the future (a past time is
+	// INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
 	// ahead.
 	ScheduledAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=scheduled_at,json=scheduledAt,proto3" json:"scheduled_at,omitempty"`
 	// 1 to 128 printable ASCII characters, scoped to the workspace. The same
@@ -1385,7 +1402,11 @@ type UpdatePostRequest struct {
 	Items []*PostItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
 	// New title; at most 300 characters.
 	Title *string `protobuf:"bytes,6,opt,name=title,proto3,oneof" json:"title,omitempty"`
-	// New scheduled time; on a SCHEDULED post, now or past means publish now.
+	// New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+	// or within the last minute (clocks differ a little) means publish now; a
+	// time more than a minute in the past is INVALID_FIELD unless status is
+	// STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+	// needs a time in the future.
 	ScheduledAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=scheduled_at,json=scheduledAt,proto3" json:"scheduled_at,omitempty"`
 	// The status to move to.
 	Status StatusChange `protobuf:"varint,8,opt,name=status,proto3,enum=posts.v1.StatusChange" json:"status,omitempty"`

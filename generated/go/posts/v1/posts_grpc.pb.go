@@ -25,7 +25,9 @@ type PostServiceClient interface {
 	// media. Deleted posts stay readable.
 	GetPostStatus(ctx context.Context, in *GetPostStatusRequest, opts ...grpc.CallOption) (*GetPostStatusResponse, error)
 	// UpdatePost edits a draft or scheduled post, moves it between statuses, or
-	// cancels a draft, scheduled or pending post.
+	// cancels a draft, scheduled or pending post. Moving a scheduled post's
+	// scheduled_at into the last minute publishes it now; further into the past
+	// is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
 	UpdatePost(ctx context.Context, in *UpdatePostRequest, opts ...grpc.CallOption) (*UpdatePostResponse, error)
 	// DeletePost cancels a post and hides it from ListPosts (a soft delete).
 	DeletePost(ctx context.Context, in *DeletePostRequest, opts ...grpc.CallOption) (*DeletePostResponse, error)
@@ -186,7 +188,9 @@ type PostServiceServer interface {
 	// media. Deleted posts stay readable.
 	GetPostStatus(context.Context, *GetPostStatusRequest) (*GetPostStatusResponse, error)
 	// UpdatePost edits a draft or scheduled post, moves it between statuses, or
-	// cancels a draft, scheduled or pending post.
+	// cancels a draft, scheduled or pending post. Moving a scheduled post's
+	// scheduled_at into the last minute publishes it now; further into the past
+	// is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
 	UpdatePost(context.Context, *UpdatePostRequest) (*UpdatePostResponse, error)
 	// DeletePost cancels a post and hides it from ListPosts (a soft delete).
 	DeletePost(context.Context, *DeletePostRequest) (*DeletePostResponse, error)

@@ -37,7 +37,9 @@ module Posts
         # media. Deleted posts stay readable.
         rpc :GetPostStatus, ::Posts::V1::GetPostStatusRequest, ::Posts::V1::GetPostStatusResponse
         # UpdatePost edits a draft or scheduled post, moves it between statuses, or
-        # cancels a draft, scheduled or pending post.
+        # cancels a draft, scheduled or pending post. Moving a scheduled post's
+        # scheduled_at into the last minute publishes it now; further into the past
+        # is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
         rpc :UpdatePost, ::Posts::V1::UpdatePostRequest, ::Posts::V1::UpdatePostResponse
         # DeletePost cancels a post and hides it from ListPosts (a soft delete).
         rpc :DeletePost, ::Posts::V1::DeletePostRequest, ::Posts::V1::DeletePostResponse

@@ -423,7 +423,8 @@ export type CreatePostRequest = Message<"posts.v1.CreatePostRequest"> & {
   status: StatusChange;
 
   /**
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    *
    * @generated from field: google.protobuf.Timestamp scheduled_at = 9;
@@ -566,7 +567,11 @@ export type UpdatePostRequest = Message<"posts.v1.UpdatePostRequest"> & {
   title?: string | undefined;
 
   /**
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    *
    * @generated from field: google.protobuf.Timestamp scheduled_at = 7;
    */
@@ -1291,7 +1296,9 @@ export enum PostStatus {
   UNSPECIFIED = 0,
 
   /**
-   * Saved, not queued for delivery.
+   * Saved, not queued for delivery. A draft's content is not checked against
+   * the platform's rules (text length, media, items per post type) until it
+   * is scheduled or published; the general limits apply to it all the same.
    *
    * @generated from enum value: POST_STATUS_DRAFT = 1;
    */
@@ -1305,14 +1312,15 @@ export enum PostStatus {
   SCHEDULED = 2,
 
   /**
-   * Queued for delivery (the seed's "queued").
+   * Queued for delivery, waiting for a worker: published, its scheduled_at
+   * reached, or waiting for its next attempt after one that did not succeed.
    *
    * @generated from enum value: POST_STATUS_PENDING = 3;
    */
   PENDING = 3,
 
   /**
-   * Being sent to the network (the seed's "publishing").
+   * Being sent to the network: a worker is delivering it now.
    *
    * @generated from enum value: POST_STATUS_PROCESSING = 4;
    */
@@ -1374,7 +1382,8 @@ export enum StatusChange {
   CANCELLED = 2,
 
   /**
-   * Keep the post as a draft (or turn a scheduled post back into one).
+   * Keep the post as a draft (or turn a scheduled post back into one); the
+   * platform's rules are checked only when it is scheduled or published.
    *
    * @generated from enum value: STATUS_CHANGE_DRAFT = 3;
    */
@@ -1457,7 +1466,19 @@ export enum Platform {
   MASTODON = 7,
 
   /**
-   * A signed JSON POST to an internal consumer's URL.
+   * A signed JSON POST of each item to a receiver of your own, in item order:
+   * the account's base URL is the URL to POST to, its token the signing key.
+   * Each request carries `Idempotency-Key: <the item's delivery key>` and
+   * `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed
+   * with the token>`; its body is `{"post": <this Post as proto JSON>,
+   * "itemIndex": <the item, from 0>, "idempotencyKey": <the same key>}`.
+   * The receiver refuses a `t` more than 5 minutes from its clock (a replay),
+   * answers a repeated key as the first time (a request whose answer never
+   * came is sent again with the same key), and answers 2xx with
+   * `{"id": …, "url": …}`: the item's platform_post_id and platform_url (with
+   * no id, the key is the id). A 429 or 5xx answer is retried with backoff;
+   * any other status fails the post. The README's "Receiving posts: the
+   * webhook network" has the details and a receiver in ten lines of Python.
    *
    * @generated from enum value: PLATFORM_WEBHOOK = 8;
    */
@@ -1781,7 +1802,9 @@ export const PostService: GenService<{
   },
   /**
    * UpdatePost edits a draft or scheduled post, moves it between statuses, or
-   * cancels a draft, scheduled or pending post.
+   * cancels a draft, scheduled or pending post. Moving a scheduled post's
+   * scheduled_at into the last minute publishes it now; further into the past
+   * is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
    *
    * @generated from rpc posts.v1.PostService.UpdatePost
    */

@@ -422,7 +422,8 @@ private static final long serialVersionUID = 0L;
   private com.google.protobuf.Timestamp scheduledAt_;
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *
@@ -435,7 +436,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *
@@ -448,7 +450,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *
@@ -2295,7 +2298,8 @@ private static final long serialVersionUID = 0L;
         com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> scheduledAtBuilder_;
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2307,7 +2311,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2323,7 +2328,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2344,7 +2350,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2363,7 +2370,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2387,7 +2395,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2405,7 +2414,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2418,7 +2428,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *
@@ -2434,7 +2445,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * When to publish; required with SCHEDULED, in the future, at most a year
+     * When to publish; required with SCHEDULED, in the future (a past time is
+     * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
      * ahead.
      * </pre>
      *

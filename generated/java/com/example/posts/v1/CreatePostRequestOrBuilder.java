@@ -215,7 +215,8 @@ public interface CreatePostRequestOrBuilder extends
 
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *
@@ -225,7 +226,8 @@ public interface CreatePostRequestOrBuilder extends
   boolean hasScheduledAt();
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *
@@ -235,7 +237,8 @@ public interface CreatePostRequestOrBuilder extends
   com.google.protobuf.Timestamp getScheduledAt();
   /**
    * <pre>
-   * When to publish; required with SCHEDULED, in the future, at most a year
+   * When to publish; required with SCHEDULED, in the future (a past time is
+   * INVALID_FIELD: to publish now, send STATUS_CHANGE_PUBLISH), at most a year
    * ahead.
    * </pre>
    *

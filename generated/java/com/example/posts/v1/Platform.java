@@ -78,7 +78,19 @@ public enum Platform
   PLATFORM_MASTODON(7),
   /**
    * <pre>
-   * A signed JSON POST to an internal consumer's URL.
+   * A signed JSON POST of each item to a receiver of your own, in item order:
+   * the account's base URL is the URL to POST to, its token the signing key.
+   * Each request carries `Idempotency-Key: &lt;the item's delivery key&gt;` and
+   * `X-Signature: t=&lt;unix seconds&gt;,v1=&lt;hex HMAC-SHA256 of "&lt;t&gt;.&lt;body&gt;" keyed
+   * with the token&gt;`; its body is `{"post": &lt;this Post as proto JSON&gt;,
+   * "itemIndex": &lt;the item, from 0&gt;, "idempotencyKey": &lt;the same key&gt;}`.
+   * The receiver refuses a `t` more than 5 minutes from its clock (a replay),
+   * answers a repeated key as the first time (a request whose answer never
+   * came is sent again with the same key), and answers 2xx with
+   * `{"id": …, "url": …}`: the item's platform_post_id and platform_url (with
+   * no id, the key is the id). A 429 or 5xx answer is retried with backoff;
+   * any other status fails the post. The README's "Receiving posts: the
+   * webhook network" has the details and a receiver in ten lines of Python.
    * </pre>
    *
    * <code>PLATFORM_WEBHOOK = 8;</code>
@@ -153,7 +165,19 @@ public enum Platform
   public static final int PLATFORM_MASTODON_VALUE = 7;
   /**
    * <pre>
-   * A signed JSON POST to an internal consumer's URL.
+   * A signed JSON POST of each item to a receiver of your own, in item order:
+   * the account's base URL is the URL to POST to, its token the signing key.
+   * Each request carries `Idempotency-Key: &lt;the item's delivery key&gt;` and
+   * `X-Signature: t=&lt;unix seconds&gt;,v1=&lt;hex HMAC-SHA256 of "&lt;t&gt;.&lt;body&gt;" keyed
+   * with the token&gt;`; its body is `{"post": &lt;this Post as proto JSON&gt;,
+   * "itemIndex": &lt;the item, from 0&gt;, "idempotencyKey": &lt;the same key&gt;}`.
+   * The receiver refuses a `t` more than 5 minutes from its clock (a replay),
+   * answers a repeated key as the first time (a request whose answer never
+   * came is sent again with the same key), and answers 2xx with
+   * `{"id": …, "url": …}`: the item's platform_post_id and platform_url (with
+   * no id, the key is the id). A 429 or 5xx answer is retried with backoff;
+   * any other status fails the post. The README's "Receiving posts: the
+   * webhook network" has the details and a receiver in ten lines of Python.
    * </pre>
    *
    * <code>PLATFORM_WEBHOOK = 8;</code>

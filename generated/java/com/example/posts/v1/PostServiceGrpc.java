@@ -407,7 +407,9 @@ public final class PostServiceGrpc {
     /**
      * <pre>
      * UpdatePost edits a draft or scheduled post, moves it between statuses, or
-     * cancels a draft, scheduled or pending post.
+     * cancels a draft, scheduled or pending post. Moving a scheduled post's
+     * scheduled_at into the last minute publishes it now; further into the past
+     * is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
      * </pre>
      */
     public void updatePost(com.example.posts.v1.UpdatePostRequest request,
@@ -617,7 +619,9 @@ public final class PostServiceGrpc {
     /**
      * <pre>
      * UpdatePost edits a draft or scheduled post, moves it between statuses, or
-     * cancels a draft, scheduled or pending post.
+     * cancels a draft, scheduled or pending post. Moving a scheduled post's
+     * scheduled_at into the last minute publishes it now; further into the past
+     * is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
      * </pre>
      */
     public void updatePost(com.example.posts.v1.UpdatePostRequest request,
@@ -758,7 +762,9 @@ public final class PostServiceGrpc {
     /**
      * <pre>
      * UpdatePost edits a draft or scheduled post, moves it between statuses, or
-     * cancels a draft, scheduled or pending post.
+     * cancels a draft, scheduled or pending post. Moving a scheduled post's
+     * scheduled_at into the last minute publishes it now; further into the past
+     * is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
      * </pre>
      */
     public com.example.posts.v1.UpdatePostResponse updatePost(com.example.posts.v1.UpdatePostRequest request) {
@@ -894,7 +900,9 @@ public final class PostServiceGrpc {
     /**
      * <pre>
      * UpdatePost edits a draft or scheduled post, moves it between statuses, or
-     * cancels a draft, scheduled or pending post.
+     * cancels a draft, scheduled or pending post. Moving a scheduled post's
+     * scheduled_at into the last minute publishes it now; further into the past
+     * is INVALID_FIELD unless the request also sets status STATUS_CHANGE_PUBLISH.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<com.example.posts.v1.UpdatePostResponse> updatePost(

@@ -22,7 +22,9 @@ public enum PostStatus
   POST_STATUS_UNSPECIFIED(0),
   /**
    * <pre>
-   * Saved, not queued for delivery.
+   * Saved, not queued for delivery. A draft's content is not checked against
+   * the platform's rules (text length, media, items per post type) until it
+   * is scheduled or published; the general limits apply to it all the same.
    * </pre>
    *
    * <code>POST_STATUS_DRAFT = 1;</code>
@@ -38,7 +40,8 @@ public enum PostStatus
   POST_STATUS_SCHEDULED(2),
   /**
    * <pre>
-   * Queued for delivery (the seed's "queued").
+   * Queued for delivery, waiting for a worker: published, its scheduled_at
+   * reached, or waiting for its next attempt after one that did not succeed.
    * </pre>
    *
    * <code>POST_STATUS_PENDING = 3;</code>
@@ -46,7 +49,7 @@ public enum PostStatus
   POST_STATUS_PENDING(3),
   /**
    * <pre>
-   * Being sent to the network (the seed's "publishing").
+   * Being sent to the network: a worker is delivering it now.
    * </pre>
    *
    * <code>POST_STATUS_PROCESSING = 4;</code>
@@ -89,7 +92,9 @@ public enum PostStatus
   public static final int POST_STATUS_UNSPECIFIED_VALUE = 0;
   /**
    * <pre>
-   * Saved, not queued for delivery.
+   * Saved, not queued for delivery. A draft's content is not checked against
+   * the platform's rules (text length, media, items per post type) until it
+   * is scheduled or published; the general limits apply to it all the same.
    * </pre>
    *
    * <code>POST_STATUS_DRAFT = 1;</code>
@@ -105,7 +110,8 @@ public enum PostStatus
   public static final int POST_STATUS_SCHEDULED_VALUE = 2;
   /**
    * <pre>
-   * Queued for delivery (the seed's "queued").
+   * Queued for delivery, waiting for a worker: published, its scheduled_at
+   * reached, or waiting for its next attempt after one that did not succeed.
    * </pre>
    *
    * <code>POST_STATUS_PENDING = 3;</code>
@@ -113,7 +119,7 @@ public enum PostStatus
   public static final int POST_STATUS_PENDING_VALUE = 3;
   /**
    * <pre>
-   * Being sent to the network (the seed's "publishing").
+   * Being sent to the network: a worker is delivering it now.
    * </pre>
    *
    * <code>POST_STATUS_PROCESSING = 4;</code>

@@ -38,7 +38,8 @@ public enum StatusChange
   STATUS_CHANGE_CANCELLED(2),
   /**
    * <pre>
-   * Keep the post as a draft (or turn a scheduled post back into one).
+   * Keep the post as a draft (or turn a scheduled post back into one); the
+   * platform's rules are checked only when it is scheduled or published.
    * </pre>
    *
    * <code>STATUS_CHANGE_DRAFT = 3;</code>
@@ -81,7 +82,8 @@ public enum StatusChange
   public static final int STATUS_CHANGE_CANCELLED_VALUE = 2;
   /**
    * <pre>
-   * Keep the post as a draft (or turn a scheduled post back into one).
+   * Keep the post as a draft (or turn a scheduled post back into one); the
+   * platform's rules are checked only when it is scheduled or published.
    * </pre>
    *
    * <code>STATUS_CHANGE_DRAFT = 3;</code>

@@ -399,7 +399,11 @@ private static final long serialVersionUID = 0L;
   private com.google.protobuf.Timestamp scheduledAt_;
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -411,7 +415,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -423,7 +431,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2513,7 +2525,11 @@ private static final long serialVersionUID = 0L;
         com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> scheduledAtBuilder_;
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2524,7 +2540,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2539,7 +2559,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2559,7 +2583,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2577,7 +2605,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2600,7 +2632,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2617,7 +2653,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2629,7 +2669,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -2644,7 +2688,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * New scheduled time; on a SCHEDULED post, now or past means publish now.
+     * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+     * or within the last minute (clocks differ a little) means publish now; a
+     * time more than a minute in the past is INVALID_FIELD unless status is
+     * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+     * needs a time in the future.
      * </pre>
      *
      * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>

@@ -195,7 +195,11 @@ public interface UpdatePostRequestOrBuilder extends
 
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -204,7 +208,11 @@ public interface UpdatePostRequestOrBuilder extends
   boolean hasScheduledAt();
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
@@ -213,7 +221,11 @@ public interface UpdatePostRequestOrBuilder extends
   com.google.protobuf.Timestamp getScheduledAt();
   /**
    * <pre>
-   * New scheduled time; on a SCHEDULED post, now or past means publish now.
+   * New scheduled time, at most a year ahead. On a SCHEDULED post, a time now
+   * or within the last minute (clocks differ a little) means publish now; a
+   * time more than a minute in the past is INVALID_FIELD unless status is
+   * STATUS_CHANGE_PUBLISH, as publishing cannot be undone. Scheduling a draft
+   * needs a time in the future.
    * </pre>
    *
    * <code>.google.protobuf.Timestamp scheduled_at = 7;</code>
