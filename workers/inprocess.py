@@ -8,13 +8,15 @@ the tests' server fixture use it, so that ``service/`` never imports ``workers/`
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable
 
 import dramatiq
 
 from service import db
 from service import webhooks as service_webhooks
-from service.config import Config
+from service.config import Config, ConfigError
 from workers import actors, boot, scheduler, webhooks
 from workers import broker as workers_broker
 
@@ -29,6 +31,17 @@ class InProcessDelivery:
     def __init__(self, config: Config, broker: dramatiq.Broker):
         self._embedded = config.embedded
         self._broker = broker
+        # The embedded worker takes every PROCESSING post for its own at start:
+        # a second one on the same file would take the first one's too.
+        self._lock = DatabaseLock.take(config) if config.embedded else None
+        try:
+            self._setup(config, broker)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _setup(self, config: Config, broker: dramatiq.Broker) -> None:
         self._scheduler = boot.boot(config, broker)
         self._webhooks = webhooks.boot(config)
         self._worker = dramatiq.Worker(
@@ -57,6 +70,48 @@ class InProcessDelivery:
         self._worker.stop()
         if self._embedded:
             self._broker.flush_all()
+        if self._lock is not None:
+            self._lock.release()
+
+
+class DatabaseLock:
+    """The embedded worker's exclusive hold on its SQLite database: an flock on
+    ``<database>.lock`` beside it, which names the holder's pid. The kernel
+    drops it when the process dies, however it dies."""
+
+    def __init__(self, path: str, fd: int):
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def take(cls, config: Config) -> DatabaseLock | None:
+        """The lock on ``config``'s SQLite database (None on another database);
+        ConfigError when another process holds it."""
+        database = db.sqlite_path(config.database_url)
+        if database is None:
+            return None
+        database.parent.mkdir(parents=True, exist_ok=True)
+        path = f"{database}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"{database} is in use by another server (pid {holder}, holding {path}): the"
+                " embedded default runs one server per database; stop that one, or use"
+                " PostgreSQL and POSTS_BROKER_URL for several"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(path, fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def wire(config: Config) -> tuple[Callable[[str, str], None], InProcessDelivery | None]:
