@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pathlib
 from collections.abc import Callable
 
 import dramatiq
 
-from service import db
+from service import db, logs
 from service import webhooks as service_webhooks
 from service.config import Config, ConfigError
 from workers import actors, boot, scheduler, webhooks
@@ -32,7 +33,7 @@ class InProcessDelivery:
         self._embedded = config.embedded
         self._broker = broker
         # The embedded worker takes every PROCESSING post for its own at start:
-        # a second one on the same file would take the first one's too.
+        # a second one on the same database would take the first one's too.
         self._lock = DatabaseLock.take(config) if config.embedded else None
         try:
             self._setup(config, broker)
@@ -75,21 +76,28 @@ class InProcessDelivery:
 
 
 class DatabaseLock:
-    """The embedded worker's exclusive hold on its SQLite database: an flock on
-    ``<database>.lock`` beside it, which names the holder's pid. The kernel
-    drops it when the process dies, however it dies."""
+    """The embedded worker's exclusive hold on its database, released by ``release``
+    or by the process's death, however it dies.
 
-    def __init__(self, path: str, fd: int):
-        self.path = path
-        self._fd: int | None = fd
+    On SQLite an flock on ``<database>.lock`` beside the file, which names the
+    holder's pid; on PostgreSQL (without a broker) a session advisory lock, on a
+    connection of its own held open while the server runs.
+    """
+
+    #: The advisory lock's key on PostgreSQL (``migrations`` takes 4242).
+    ADVISORY_KEY = 4243
+
+    def __init__(self, release: Callable[[], None]):
+        self._release: Callable[[], None] | None = release
 
     @classmethod
-    def take(cls, config: Config) -> DatabaseLock | None:
-        """The lock on ``config``'s SQLite database (None on another database);
-        ConfigError when another process holds it."""
-        database = db.sqlite_path(config.database_url)
-        if database is None:
-            return None
+    def take(cls, config: Config) -> DatabaseLock:
+        """The lock on ``config``'s database; ConfigError when another process holds it."""
+        path = db.sqlite_path(config.database_url)
+        return cls._advisory(config.database_url) if path is None else cls._file(path)
+
+    @classmethod
+    def _file(cls, database: pathlib.Path) -> DatabaseLock:
         database.parent.mkdir(parents=True, exist_ok=True)
         path = f"{database}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -105,13 +113,37 @@ class DatabaseLock:
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        return cls(path, fd)
+
+        def release() -> None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        return cls(release)
+
+    @classmethod
+    def _advisory(cls, url: str) -> DatabaseLock:
+        import psycopg
+
+        connection = psycopg.connect(url, autocommit=True)
+        try:
+            [(held,)] = connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                           (cls.ADVISORY_KEY,)).fetchall()  # fmt: skip
+        except BaseException:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            raise ConfigError(
+                f"{logs.redact(url)} is in use by another server with its worker inside (no"
+                " POSTS_BROKER_URL): one such server per database; stop that one, or set"
+                " POSTS_BROKER_URL and run workers for several"
+            )
+        return cls(connection.close)
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._release is not None:
+            self._release()
+            self._release = None
 
 
 def wire(config: Config) -> tuple[Callable[[str, str], None], InProcessDelivery | None]:

@@ -305,3 +305,26 @@ def test_a_second_embedded_server_on_the_same_database_is_refused_until_the_firs
         fourth.wait_serving()
     finally:
         fourth.stop()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_embedded_worker_holds_its_database_alone(database, tmp_path, request):
+    from service.config import Config, ConfigError
+    from workers.inprocess import DatabaseLock
+
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY}
+    if database == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        env["POSTS_DATABASE_URL"] = postgres.create_database(f"lock_{uuid.uuid4().hex[:12]}")
+    config = Config.from_env(env)
+    assert config.embedded
+    # Given one embedded worker's lock on the database
+    first = DatabaseLock.take(config)
+    try:
+        # When another takes it (another process, or another open of it here), it is refused
+        with pytest.raises(ConfigError, match="is in use by another server"):
+            DatabaseLock.take(config)
+    finally:
+        first.release()
+    # And once released, it can be taken again
+    DatabaseLock.take(config).release()
