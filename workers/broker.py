@@ -8,6 +8,7 @@ an in-memory broker whose worker runs inside the server process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -70,6 +71,7 @@ def setup() -> dramatiq.Broker:
     return _set(make_broker(config.broker_url, worker_process=True))
 
 
+@functools.cache
 def _logged(broker_class: type[dramatiq.Broker]) -> type[dramatiq.Broker]:
     """``broker_class`` logging when this process's consumers reach the broker,
     lose it and reach it again (Dramatiq's consumers reconnect by themselves,
