@@ -2,7 +2,7 @@
 
 ``setup()`` configures a process this package starts (the command line, each
 ``serve --processes`` child); a ``dramatiq`` worker process is configured by
-Dramatiq and gets ``quiet()`` when it boots. Both keep httpx's request lines
+Dramatiq and gets ``quiet()`` when it sets its broker up. Both keep httpx's request lines
 out of the log (they carry whole URLs, a webhook's path too) and turn the
 traceback of a broker outage (connection refused or lost) into one line:
 an outage is expected, and the operator needs its time and cause, not its
@@ -62,11 +62,20 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: What each of Dramatiq's consumer threads says every few seconds while the
+#: broker is out of reach: the broker's own lines (workers.broker) say it once.
+_CONSUMER_RETRIES = frozenset({"Consumer encountered a connection error: %s",
+                               "Restarting consumer in %0.2f seconds."})  # fmt: skip
+
+
 class OutageFilter(logging.Filter):
     """A record whose exception is an outage becomes one line: its message and
-    the outage's type and text, no traceback."""
+    the outage's type and text, no traceback. Dramatiq's consumer retries are
+    left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in _CONSUMER_RETRIES and record.name.startswith("dramatiq.worker."):
+            return False
         if record.exc_info and record.exc_info[1] is not None:
             found = outage(record.exc_info[1])
             if found is not None:

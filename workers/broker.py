@@ -66,6 +66,7 @@ def check(config: Config) -> None:
 def setup() -> dramatiq.Broker:
     """Sets this ``dramatiq`` worker process's broker, for POSTS_BROKER_URL: what
     ``dramatiq workers.broker:setup`` calls before it starts the worker."""
+    logs.quiet()  # Dramatiq has set this process's logging up: before any consumer runs
     config = Config.from_env()
     config.require_broker("dramatiq workers.broker:setup")
     return _set(make_broker(config.broker_url, worker_process=True))
