@@ -91,14 +91,23 @@ class _ConnectionLog:
         self._link_lock = threading.Lock()
         self._connected = False
         self._lost_at: float | None = None
+        #: How many times the broker was lost: a consumer made before the last
+        #: loss proves nothing by returning (it may answer from what it prefetched).
+        self._losses = 0
+        #: Whether this process consumes: then only a consumer's fetch tells the
+        #: broker is back (a send may go out on a pooled connection of a broker
+        #: still shutting down); a server, which only sends, has its sends.
+        self._consuming = False
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000):
+        self._consuming = True
+        losses = self._losses
         try:
             consumer = super().consume(queue_name, prefetch=prefetch, timeout=timeout)
         except dramatiq.errors.BrokerConnectionError as error:
             self._lost(error)
             raise
-        return _WatchedConsumer(consumer, self)
+        return _WatchedConsumer(consumer, self, losses)
 
     def enqueue(self, message, *, delay=None):
         try:
@@ -107,7 +116,8 @@ class _ConnectionLog:
             if logs.outage(error) is not None:
                 self._lost(error)
             raise
-        self._reached()
+        if not self._consuming:
+            self._reached()
         return sent
 
     def _lost(self, error: BaseException) -> None:
@@ -115,15 +125,19 @@ class _ConnectionLog:
             if self._lost_at is not None:
                 return
             self._lost_at = time.monotonic()
+            self._losses += 1
             was = "lost the broker" if self._connected else "cannot reach the broker"
         log.warning("%s %s (%s); its consumers retry every few seconds", was, self._where,
                     logs.describe(logs.outage(error) or error))  # fmt: skip
 
-    def _reached(self) -> None:
+    def _reached(self, losses: int | None = None) -> None:
+        """The broker answered (``losses``: a consumer's, made after that many losses)."""
         if self._connected and self._lost_at is None:
             return
         with self._link_lock:
             if self._connected and self._lost_at is None:
+                return
+            if losses is not None and losses != self._losses:
                 return
             lost_at, self._lost_at = self._lost_at, None
             again, self._connected = self._connected, True
@@ -137,9 +151,10 @@ class _ConnectionLog:
 class _WatchedConsumer(dramatiq.Consumer):
     """A consumer that tells its broker's ``_ConnectionLog`` how each fetch went."""
 
-    def __init__(self, consumer: dramatiq.Consumer, link: _ConnectionLog):
+    def __init__(self, consumer: dramatiq.Consumer, link: _ConnectionLog, losses: int):
         self._consumer = consumer
         self._link = link
+        self._losses = losses
 
     def __next__(self):
         try:
@@ -147,7 +162,7 @@ class _WatchedConsumer(dramatiq.Consumer):
         except dramatiq.errors.BrokerConnectionError as error:
             self._link._lost(error)
             raise
-        self._link._reached()
+        self._link._reached(self._losses)
         return message
 
     def ack(self, message) -> None:
