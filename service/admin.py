@@ -6,9 +6,17 @@ import dataclasses
 import datetime as dt
 import re
 
-from service import auth, crypto, db, egress, ids, platforms
+from service import auth, crypto, db, egress, ids, migrations, platforms
+from service.config import Config, ConfigError
 from service.crypto import hash_secret
-from service.models import Account, ApiKey, ApiKeyGrant, Workspace
+from service.models import (
+    Account,
+    ApiKey,
+    ApiKeyGrant,
+    SecretKeyCheck,
+    WebhookSubscription,
+    Workspace,
+)
 
 
 class AdminError(ValueError):
@@ -132,6 +140,72 @@ def rotate_credentials() -> int:
         for account_id, credentials in rotated.items():
             Account.update(credentials=credentials).where(Account.id == account_id).execute()
     return len(rotated)
+
+
+def check_database(config: Config) -> None:
+    """What every command but ``migrate``, and every delivering process, checks
+    before it starts: the schema is current and the secret key is the
+    database's (``check_secret_keys``). ConfigError, one line, otherwise."""
+    if migrations.pending():
+        raise ConfigError("the database schema is behind: run `python -m service migrate`")
+    check_secret_keys(config)
+
+
+def check_secret_keys(config: Config) -> None:
+    """ConfigError unless one of the configured secret keys is one the
+    database's secrets (account credentials, webhook signing secrets) were
+    stored under, as its stored key checks (models.SecretKeyCheck) say.
+
+    The checks of the configured keys the database does not know yet are then
+    stored: a new key put in front of a known one (a rotation) becomes known. A
+    database without checks (new, or from before them) takes the keys if they
+    decrypt its newest stored secret, or at once when it holds none.
+    """
+    keyring = crypto.keyring()
+    checks = keyring.checks()
+    with db.connection():
+        known = {row.digest for row in SecretKeyCheck.select(SecretKeyCheck.digest)}
+        if known.isdisjoint(checks):
+            if known:
+                raise ConfigError(_not_the_key(config, len(checks)))
+            stored = _newest_secret()
+            if stored is not None:
+                try:
+                    keyring.decrypt(stored[1])
+                except ValueError:
+                    raise ConfigError(f"{_not_the_key(config, len(checks))}"
+                                      f" (it does not decrypt {stored[0]})") from None  # fmt: skip
+        new = [digest for digest in checks if digest not in known]
+        if new:
+            now = db.utcnow()
+            with db.write():
+                SecretKeyCheck.insert_many(
+                    [{"digest": digest, "created_at": now} for digest in new]
+                ).on_conflict_ignore().execute()
+
+
+def _not_the_key(config: Config, count: int) -> str:
+    if not config.secret_key:
+        subject = f"the key in {config.var_dir / crypto.KEY_FILE} is not"
+    elif count == 1:
+        subject = "POSTS_SECRET_KEY is not"
+    else:
+        subject = f"none of the {count} keys in POSTS_SECRET_KEY is"
+    return (f"{subject} the key this database's secrets were stored under: start with that"
+            " key (to rotate, put the new key in front of it)")  # fmt: skip
+
+
+def _newest_secret() -> tuple[str, str] | None:
+    """(its owner's id, the stored ciphertext) of the newest stored secret, if any."""
+    account = (Account.select(Account.id, Account.credentials).where(Account.credentials != "")
+               .order_by(Account.created_at.desc()).first())  # fmt: skip
+    if account is not None:
+        return f"account {account.id}'s credentials", account.credentials
+    subscription = (WebhookSubscription.select(WebhookSubscription.id, WebhookSubscription.secret)
+                    .order_by(WebhookSubscription.created_at.desc()).first())  # fmt: skip
+    if subscription is not None:
+        return f"webhook subscription {subscription.id}'s secret", subscription.secret
+    return None
 
 
 def iso_utc(when: dt.datetime) -> str:

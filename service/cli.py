@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import pathlib
 import shutil
 import sys
 
-from service import admin, crypto, db, migrations, platforms
+from service import admin, crypto, db, logs, migrations, platforms
 from service.config import Config, ConfigError
 from service.server import Wire
 
@@ -69,22 +68,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, wire: Wire) -> int:
     """Runs one command; ``serve`` sets up its delivery side with ``wire``."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.setup()
     try:
         config = Config.from_env()
         db.init(config)
         crypto.configure(config)
-        if args.command not in ("migrate",) and migrations.pending():
-            raise ConfigError("the database schema is behind: run `python -m service migrate`")
+        if args.command != "migrate":
+            admin.check_database(config)
         if args.command == "serve":
             from service.server import serve, serve_processes
 
             if args.processes > 1:
-                serve_processes(config, args.processes, wire)
-            else:
-                serve(config, wire)
+                return serve_processes(config, args.processes, wire)
+            serve(config, wire)
             return 0
         if args.command == "migrate":
             applied = migrations.migrate()

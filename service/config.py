@@ -90,6 +90,14 @@ class Config:
         """True when no broker is configured: the worker runs inside the server."""
         return not self.broker_url
 
+    def require_broker(self, what: str) -> None:
+        """ConfigError unless POSTS_BROKER_URL is set: ``what`` needs a broker."""
+        if self.embedded:
+            raise ConfigError(
+                f"{what} needs POSTS_BROKER_URL (without one, the worker runs inside the one"
+                " `python -m service serve` process)"
+            )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Builds a Config from ``POSTS_*`` variables; raises ConfigError on bad values."""

@@ -90,6 +90,7 @@ def read_key_file(path: pathlib.Path) -> bytes:
 
 
 _UNREADABLE = "credentials cannot be decrypted with any POSTS_SECRET_KEY"
+_CHECKED = b"posts.v1 secret key check"
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
@@ -110,6 +111,13 @@ class Keyring:
             [Fernet(base64.urlsafe_b64encode(_derive(s, b"credentials"))) for s in secrets]
         )
         self._signing = [_derive(s, b"page-tokens") for s in secrets]
+        self._checking = [_derive(s, b"key-check") for s in secrets]
+
+    def checks(self) -> list[str]:
+        """Each secret's key check, in order: what the database keeps to know
+        its keys (models.SecretKeyCheck). Derived for this purpose alone, it
+        tells nothing of the secret nor of the other derived keys."""
+        return [hmac.new(key, _CHECKED, hashlib.sha256).hexdigest() for key in self._checking]
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypts account credentials for storage, under the first key."""

@@ -69,8 +69,8 @@ def init(config: Config) -> peewee.Database:
     if url == _initialised_url and database.obj is not None:
         return database.obj
     close()
-    if url.startswith("sqlite:///"):
-        path = pathlib.Path(url.removeprefix("sqlite:///"))
+    path = sqlite_path(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A pool: each unit of work checks a connection out and back in, so no
         # thread holds one for ever, and none pays for a new one every call.
@@ -93,6 +93,11 @@ def init(config: Config) -> peewee.Database:
     database.initialize(target)
     _initialised_url = url
     return target
+
+
+def sqlite_path(url: str) -> pathlib.Path | None:
+    """The file of a ``sqlite:///`` URL; None for any other database."""
+    return pathlib.Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 def close() -> None:

@@ -285,6 +285,15 @@ class SchemaVersion(BaseModel):
     applied_at = UTCTimeField()
 
 
+class SecretKeyCheck(BaseModel):
+    """One per secret key this database's secrets were stored under: a digest
+    derived from the key (service.crypto.Keyring.checks), never the key. A
+    process refuses to start when none of its keys has one (service.admin)."""
+
+    digest = peewee.CharField(primary_key=True, max_length=64)
+    created_at = UTCTimeField()
+
+
 class WebhookSubscription(BaseModel):
     """A workspace's events sent to a URL (service.webhooks). ``secret`` is the
     signing secret, encrypted with the service's keyring (service.crypto);

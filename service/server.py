@@ -13,9 +13,11 @@ sent to by the process's event hub (service.watch).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -26,9 +28,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from posts.v1 import posts_pb2, posts_pb2_grpc
 
-from service import crypto, db, metrics, ratelimit, watch
+from service import crypto, db, logs, metrics, ratelimit, watch
 from service.auth import Authenticator
-from service.config import Config
+from service.config import Config, ConfigError
 from service.interceptors import PostServiceInterceptor
 from service.posts import Posts
 from service.servicer import PostServicer
@@ -127,19 +129,24 @@ class PostServer:
         self._server.wait_for_termination()
 
 
-def create_server(config: Config, enqueue: Enqueue,
-                  delivery: Delivery | None = None) -> tuple[PostServer, int]:  # fmt: skip
+def create_server(config: Config, enqueue: Enqueue, delivery: Delivery | None = None, *,
+                  share_port: bool = False) -> tuple[PostServer, int]:  # fmt: skip
     """Builds the server for ``config`` and binds it; returns it with the bound port.
 
     Committed jobs go to ``enqueue``; ``delivery`` starts and stops with the server.
+    ``share_port``: SO_REUSEPORT, for ``serve --processes``' children only. gRPC
+    turns it on by default, which would let a second server started by mistake
+    share the port silently; off, it is refused (ConfigError, address in use).
     """
     db.init(config)
     keyring = crypto.configure(config)
+    if not share_port:
+        _refuse_a_taken_address(config.listen)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
         interceptors=[PostServiceInterceptor(Authenticator(), ratelimit.from_config(config))],
         options=[
-            ("grpc.so_reuseport", 1),
+            ("grpc.so_reuseport", 1 if share_port else 0),
             ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
         ],
@@ -159,6 +166,7 @@ def create_server(config: Config, enqueue: Enqueue,
 
 
 def _bind(server: grpc.Server, config: Config) -> int:
+    credentials = None
     if config.tls_cert:
         with open(config.tls_cert, "rb") as c, open(config.tls_key, "rb") as k:
             pair = [(k.read(), c.read())]
@@ -169,25 +177,58 @@ def _bind(server: grpc.Server, config: Config) -> int:
         credentials = grpc.ssl_server_credentials(
             pair, root_certificates=client_ca, require_client_auth=client_ca is not None
         )
-        port = server.add_secure_port(config.listen, credentials)
-    else:
-        port = server.add_insecure_port(config.listen)
+    try:
+        if config.tls_cert:
+            port = server.add_secure_port(config.listen, credentials)
+        else:
+            port = server.add_insecure_port(config.listen)
+    except RuntimeError:  # "Failed to bind to address": gRPC has logged why
+        port = 0
     if port == 0:
-        raise RuntimeError(f"cannot listen on {config.listen}")
+        raise ConfigError(f"cannot listen on {config.listen} (gRPC's error above says why)")
     return port
 
 
-def serve(config: Config, wire: Wire, expose_metrics: bool = True) -> None:
+def _refuse_a_taken_address(listen: str) -> None:
+    """ConfigError when something listens on ``listen`` already: one clear line
+    before gRPC tries (and logs its own bind error).
+
+    The probe sets SO_REUSEADDR, as gRPC does, so connections of an earlier
+    server still closing (TIME_WAIT) do not count; a listener does.
+    """
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]") or None, int(port),
+                                       type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)  # fmt: skip
+    except socket.gaierror:
+        return  # gRPC says what is wrong with the address
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"cannot listen on {listen}: address already in use (another server"
+                        " runs there; set POSTS_LISTEN to another port, or stop it)"
+                    ) from None
+
+
+def serve(config: Config, wire: Wire, *, share_port: bool = False) -> None:
     """Runs the server, with the delivery side ``wire`` sets up, until SIGTERM or
-    SIGINT, then drains. With POSTS_METRICS_LISTEN it records metrics, and serves
-    them unless ``expose_metrics`` is False (a child of ``serve_processes``)."""
+    SIGINT, then drains. ``share_port``: see ``create_server`` (a child of
+    ``serve_processes``, whose parent serves the metrics its children record)."""
     if config.metrics_listen:
         metrics.start()
-        if expose_metrics:
+        if not share_port:
             metrics.expose(config.metrics_listen)
-    server, port = create_server(config, *wire(config))
+    server, port = create_server(config, *wire(config), share_port=share_port)
     server.start()
-    log.info("serving posts.v1.PostService on %s (port %d)", config.listen, port)
+    log.info("serving posts.v1.PostService on %s (port %d; %s)", config.listen, port,
+             describe_backend(config))  # fmt: skip
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -202,32 +243,40 @@ def serve(config: Config, wire: Wire, expose_metrics: bool = True) -> None:
     log.info("stopped")
 
 
-def serve_processes(config: Config, processes: int, wire: Wire) -> None:
-    """Runs ``processes`` server processes on one port (SO_REUSEPORT); SIGTERM drains them all.
+def describe_backend(config: Config) -> str:
+    """The database and broker ``config`` names, without credentials, for a log line."""
+    broker = logs.redact(config.broker_url) if config.broker_url else "none (worker in process)"
+    return f"database {logs.redact(config.database_url)}, broker {broker}"
+
+
+def serve_processes(config: Config, processes: int, wire: Wire) -> int:
+    """Runs ``processes`` server processes on one port (SO_REUSEPORT); SIGTERM
+    drains them all. Returns 0, or the exit code of a child that failed.
 
     Needs a real broker: embedded workers in several processes would each
     believe they alone deliver.
     """
     import multiprocessing
 
-    if processes > 1 and config.embedded:
-        from service.config import ConfigError
-
-        raise ConfigError("--processes > 1 needs POSTS_BROKER_URL (the embedded worker is one process)")
-    if processes > 1 and config.listen.endswith(":0"):
-        from service.config import ConfigError
-
+    config.require_broker("--processes > 1")
+    if config.listen.endswith(":0"):
         raise ConfigError("--processes > 1 needs a fixed port in POSTS_LISTEN")
+    # The children share the port with each other, never with another server.
+    _refuse_a_taken_address(config.listen)
     if config.metrics_listen:  # the parent serves what every child records
         metrics.prepare()
         metrics.expose(config.metrics_listen)
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=serve, args=(config, wire, False), name=f"server-{i}")
+    children = [context.Process(target=_serve_child, args=(config, wire), name=f"server-{i}")
                 for i in range(processes)]  # fmt: skip
     for child in children:
         child.start()
+    log.info("serving posts.v1.PostService with %d processes on %s (pids %s; %s)", processes,
+             config.listen, ", ".join(str(child.pid) for child in children),
+             describe_backend(config))  # fmt: skip
 
     def forward(signum, frame):
+        log.info("signal %d: draining the %d server processes", signum, processes)
         for child in children:
             if child.pid and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
@@ -236,3 +285,18 @@ def serve_processes(config: Config, processes: int, wire: Wire) -> None:
     signal.signal(signal.SIGINT, forward)
     for child in children:
         child.join()
+    codes = [child.exitcode for child in children]
+    log.info("stopped: the %d server processes exited (codes %s)", processes,
+             ", ".join(map(str, codes)))  # fmt: skip
+    return next((code for code in codes if code), 0)
+
+
+def _serve_child(config: Config, wire: Wire) -> None:
+    """One ``serve --processes`` child: logs as its parent does; a configuration
+    error is one line and exit code 2, as on the command line."""
+    logs.setup()
+    try:
+        serve(config, wire, share_port=True)
+    except ConfigError as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None

@@ -1,5 +1,9 @@
 """``python -m workers``: the Dramatiq worker processes (same as ``dramatiq workers.broker:setup``).
 
+It checks first what each worker process would need, so that a missing
+POSTS_BROKER_URL, a schema behind or a wrong secret key is one line and exit
+code 2, not a worker that waits on an in-memory broker nobody sends to.
+
 With POSTS_METRICS_LISTEN, Dramatiq's Prometheus middleware serves the metrics
 of every worker process there (its exposition process reads the files they all
 write): the environment naming the files and the address is set here, before
@@ -11,15 +15,21 @@ import sys
 
 from dramatiq.cli import main
 
-from service import metrics
+from service import db, metrics
 from service.config import Config, ConfigError
+from workers import broker
 
 try:
-    listen = Config.from_env().metrics_listen
+    config = Config.from_env()
+    broker.check(config)
 except ConfigError as error:
-    sys.exit(f"error: {error}")
-if listen:
-    host, _, port = listen.rpartition(":")
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+finally:
+    db.close()  # the worker processes are forked: none may share this one's connections
+
+if config.metrics_listen:
+    host, _, port = config.metrics_listen.rpartition(":")
     os.environ.update(dramatiq_prom_db=metrics.prepare(), dramatiq_prom_host=host.strip("[]"),
                       dramatiq_prom_port=port)  # fmt: skip
 sys.argv = ["dramatiq", "workers.broker:setup", *sys.argv[1:]]

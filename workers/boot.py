@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import dramatiq
 
-from service import crypto, db
+from service import admin, crypto, db, logs
 from service.config import Config
 from workers import actors, delivery, queue_depth, scheduler
 
 
 def boot(config: Config, broker: dramatiq.Broker) -> scheduler.Scheduler:
     """Sets this process up to deliver from ``broker`` (database, keys, delivery
-    settings, the actor's time limit); returns its dispatcher and sweeper, not started."""
+    settings, the actor's time limit); returns its dispatcher and sweeper, not started.
+    Raises ConfigError when the schema is behind or the secret key is not the database's."""
+    logs.quiet()
     db.init(config)
     crypto.configure(config)
+    admin.check_database(config)
     delivery.configure(config)
     actors.configure(config, broker)
     # The in-memory queue is lost only with the process, and the server recovers

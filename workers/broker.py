@@ -8,16 +8,23 @@ an in-memory broker whose worker runs inside the server process.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import threading
+import time
 
 import dramatiq
+import dramatiq.errors
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries, default_middleware
 
-from service import metrics
+from service import admin, crypto, db, logs, metrics
 from service.config import Config
 from workers import actors
 from workers.middleware import DatabaseConnection, QueueLag, WorkerBoot
+
+log = logging.getLogger(__name__)
 
 
 def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
@@ -39,20 +46,145 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
     if not url:
         return StubBroker(middleware=middleware)
     if url.startswith("redis://"):
+        import redis.exceptions
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, middleware=middleware)
+        # Redis's client errors reach an enqueue unwrapped.
+        logs.expect_outages(dramatiq.errors.BrokerConnectionError, redis.exceptions.ConnectionError)
+        return _logged(RedisBroker)(url=url, middleware=middleware)
+    import pika.exceptions
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    return RabbitmqBroker(url=url, middleware=middleware)
+    logs.expect_outages(dramatiq.errors.BrokerConnectionError, pika.exceptions.AMQPConnectionError)
+    return _logged(RabbitmqBroker)(url=url, middleware=middleware)
+
+
+def check(config: Config) -> None:
+    """What a worker process needs before it starts, or a ConfigError saying what
+    is missing: a broker (without one the server delivers, and nothing would
+    ever reach this worker), the current schema and the database's secret key."""
+    config.require_broker("python -m workers")
+    db.init(config)
+    crypto.configure(config)
+    admin.check_database(config)
 
 
 def setup() -> dramatiq.Broker:
     """Sets this ``dramatiq`` worker process's broker, for POSTS_BROKER_URL: what
     ``dramatiq workers.broker:setup`` calls before it starts the worker."""
-    url = Config.from_env().broker_url
-    # Booting a worker process sets it up; on the embedded default the server does it.
-    return _set(make_broker(url, worker_process=bool(url)))
+    logs.quiet()  # Dramatiq has set this process's logging up: before any consumer runs
+    config = Config.from_env()
+    config.require_broker("dramatiq workers.broker:setup")
+    return _set(make_broker(config.broker_url, worker_process=True))
+
+
+@functools.cache
+def _logged(broker_class: type[dramatiq.Broker]) -> type[dramatiq.Broker]:
+    """``broker_class`` logging when this process's consumers reach the broker,
+    lose it and reach it again (Dramatiq's consumers reconnect by themselves,
+    and say only that they failed)."""
+    return type(f"Logged{broker_class.__name__}", (_ConnectionLog, broker_class), {})
+
+
+class _ConnectionLog:
+    """A broker mixin: one line when this process first fetches from or sends
+    to the broker, one when it loses it, one when it reaches it again; never one
+    per consumer thread or per retry."""
+
+    def __init__(self, *args, url: str, **kwargs):
+        super().__init__(*args, url=url, **kwargs)
+        self._where = logs.redact(url)
+        self._link_lock = threading.Lock()
+        self._connected = False
+        self._lost_at: float | None = None
+        #: How many times the broker was lost: a consumer made before the last
+        #: loss proves nothing by returning (it may answer from what it prefetched).
+        self._losses = 0
+        #: Whether this process consumes: then only a consumer's fetch tells the
+        #: broker is back (a send may go out on a pooled connection of a broker
+        #: still shutting down); a server, which only sends, has its sends.
+        self._consuming = False
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000):
+        self._consuming = True
+        losses = self._losses
+        try:
+            consumer = super().consume(queue_name, prefetch=prefetch, timeout=timeout)
+        except dramatiq.errors.BrokerConnectionError as error:
+            self._lost(error)
+            raise
+        return _WatchedConsumer(consumer, self, losses)
+
+    def enqueue(self, message, *, delay=None):
+        try:
+            sent = super().enqueue(message, delay=delay)
+        except Exception as error:
+            if logs.outage(error) is not None:
+                self._lost(error)
+            raise
+        if not self._consuming:
+            self._reached()
+        return sent
+
+    def _lost(self, error: BaseException) -> None:
+        with self._link_lock:
+            if self._lost_at is not None:
+                return
+            self._lost_at = time.monotonic()
+            self._losses += 1
+            was = "lost the broker" if self._connected else "cannot reach the broker"
+        log.warning("%s %s (%s); its consumers retry every few seconds", was, self._where,
+                    logs.describe(logs.outage(error) or error))  # fmt: skip
+
+    def _reached(self, losses: int | None = None) -> None:
+        """The broker answered (``losses``: a consumer's, made after that many losses)."""
+        if self._connected and self._lost_at is None:
+            return
+        with self._link_lock:
+            if self._connected and self._lost_at is None:
+                return
+            if losses is not None and losses != self._losses:
+                return
+            lost_at, self._lost_at = self._lost_at, None
+            again, self._connected = self._connected, True
+        if again:
+            log.info("reconnected to the broker %s after %.1f s", self._where,
+                     time.monotonic() - lost_at)  # fmt: skip
+        else:
+            log.info("connected to the broker %s", self._where)
+
+
+class _WatchedConsumer(dramatiq.Consumer):
+    """A consumer that tells its broker's ``_ConnectionLog`` how each fetch went."""
+
+    def __init__(self, consumer: dramatiq.Consumer, link: _ConnectionLog, losses: int):
+        self._consumer = consumer
+        self._link = link
+        self._losses = losses
+
+    def __next__(self):
+        try:
+            message = next(self._consumer)
+        except dramatiq.errors.BrokerConnectionError as error:
+            self._link._lost(error)
+            raise
+        self._link._reached(self._losses)
+        return message
+
+    def ack(self, message) -> None:
+        self._consumer.ack(message)
+
+    def nack(self, message) -> None:
+        self._consumer.nack(message)
+
+    def requeue(self, messages) -> None:
+        self._consumer.requeue(messages)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
 
 
 def use(url: str) -> dramatiq.Broker:

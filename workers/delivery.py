@@ -18,7 +18,7 @@ import time
 
 from google.protobuf import json_format
 
-from service import crypto, db, lifecycle, metrics, posts, rules, store
+from service import crypto, db, lifecycle, logs, metrics, posts, rules, store
 from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
@@ -299,21 +299,43 @@ def _record_live(item: PostItem, published: Published, post_id: str, token: str,
     failure = None
     with db.write():
         _LIVE.execute(published.platform_post_id, published.url, micros(now), item.id, "")
-        owned = False
+        written = None
         try:
             with db.database.atomic():  # a savepoint: a failed finish keeps the item
                 event = Event.SUCCEED if finish else Event.ITEM_LIVE
-                owned = store.apply_job(post_id, token, event, now,
-                                        item_index=item.position) is not None
+                written = store.apply_job(post_id, token, event, now, item_index=item.position)
         except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
             failure = exc
-        if not owned:
+        if written is None:
             # No lifecycle change bumped the version, yet what GetPostStatus answers changed.
             _NEW_VERSION.execute(1, micros(now), post_id)
     if failure is not None:
         raise failure
-    if not owned:
+    if written is None:
         raise LeaseLost(post_id)
+    if finish:
+        log_outcome(written, event)
+
+
+def log_outcome(post: Post, event: Event, wait: float | None = None) -> None:
+    """One line for the end of a delivery attempt, once it committed: the post,
+    network, attempt and what became of it (PUBLISHED, FAILED with its error,
+    RETRY_SCHEDULED with the wait and the error, PACED). ``post`` as written.
+    Never a credential or a token; an error's URLs are cut to scheme, host and path."""
+    status = Status(post.status)
+    where = (f"delivery of {post.id} ({post.platform}, attempt {post.attempts} of"
+             f" {store.policy().max_attempts})")  # fmt: skip
+    error = logs.scrub(f"{post.error_code}: {post.error_message}") if post.error_code else ""
+    if status is Status.PUBLISHED:
+        log.info("%s: PUBLISHED", where)
+    elif status is Status.FAILED:
+        log.warning("%s: FAILED %s", where, error)
+    elif event is Event.PACED:
+        log.info("%s: PACED, the account's posting limit: next attempt in %.1f s", where, wait or 0)
+    else:
+        after = f" after {error}" if error else ""
+        log.info("%s: RETRY_SCHEDULED in %.1f s (%s)%s", where, wait or 0, event.value, after)
+
 
 
 def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = None,
@@ -336,6 +358,7 @@ def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = N
             decision["wait"] = max((until - now).total_seconds(), 0.0)
         if store.apply(post, event, now, **decision) is None:
             raise LeaseLost(post_id)
+    log_outcome(post, event, decision.get("wait"))
 
 
 def _end_quietly(post_id: str, token: str, event: Event, error: DeliveryError) -> None:

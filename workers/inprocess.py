@@ -8,13 +8,16 @@ the tests' server fixture use it, so that ``service/`` never imports ``workers/`
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pathlib
 from collections.abc import Callable
 
 import dramatiq
 
-from service import db
+from service import db, logs
 from service import webhooks as service_webhooks
-from service.config import Config
+from service.config import Config, ConfigError
 from workers import actors, boot, scheduler, webhooks
 from workers import broker as workers_broker
 
@@ -29,6 +32,17 @@ class InProcessDelivery:
     def __init__(self, config: Config, broker: dramatiq.Broker):
         self._embedded = config.embedded
         self._broker = broker
+        # The embedded worker takes every PROCESSING post for its own at start:
+        # a second one on the same database would take the first one's too.
+        self._lock = DatabaseLock.take(config) if config.embedded else None
+        try:
+            self._setup(config, broker)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _setup(self, config: Config, broker: dramatiq.Broker) -> None:
         self._scheduler = boot.boot(config, broker)
         self._webhooks = webhooks.boot(config)
         self._worker = dramatiq.Worker(
@@ -57,6 +71,79 @@ class InProcessDelivery:
         self._worker.stop()
         if self._embedded:
             self._broker.flush_all()
+        if self._lock is not None:
+            self._lock.release()
+
+
+class DatabaseLock:
+    """The embedded worker's exclusive hold on its database, released by ``release``
+    or by the process's death, however it dies.
+
+    On SQLite an flock on ``<database>.lock`` beside the file, which names the
+    holder's pid; on PostgreSQL (without a broker) a session advisory lock, on a
+    connection of its own held open while the server runs.
+    """
+
+    #: The advisory lock's key on PostgreSQL (``migrations`` takes 4242).
+    ADVISORY_KEY = 4243
+
+    def __init__(self, release: Callable[[], None]):
+        self._release: Callable[[], None] | None = release
+
+    @classmethod
+    def take(cls, config: Config) -> DatabaseLock:
+        """The lock on ``config``'s database; ConfigError when another process holds it."""
+        path = db.sqlite_path(config.database_url)
+        return cls._advisory(config.database_url) if path is None else cls._file(path)
+
+    @classmethod
+    def _file(cls, database: pathlib.Path) -> DatabaseLock:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        path = f"{database}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"{database} is in use by another server (pid {holder}, holding {path}): the"
+                " embedded default runs one server per database; stop that one, or use"
+                " PostgreSQL and POSTS_BROKER_URL for several"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+
+        def release() -> None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        return cls(release)
+
+    @classmethod
+    def _advisory(cls, url: str) -> DatabaseLock:
+        import psycopg
+
+        connection = psycopg.connect(url, autocommit=True)
+        try:
+            [(held,)] = connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                           (cls.ADVISORY_KEY,)).fetchall()  # fmt: skip
+        except BaseException:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            raise ConfigError(
+                f"{logs.redact(url)} is in use by another server with its worker inside (no"
+                " POSTS_BROKER_URL): one such server per database; stop that one, or set"
+                " POSTS_BROKER_URL and run workers for several"
+            )
+        return cls(connection.close)
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
 
 
 def wire(config: Config) -> tuple[Callable[[str, str], None], InProcessDelivery | None]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from service import db, events, store
 from service.lifecycle import Event, Job, Status
 from service.models import Post, micros
+from workers import delivery
 from workers.adapters import adapter_class
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,17 @@ def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Ev
     Each move is a compare-and-set on the version read (``service.store``), so
     concurrent dispatchers and sweepers never move the same post twice.
     """
-    jobs = []
+    jobs, ended = [], []
     with db.write():
         for post in candidates.rows(Post, expected.value, *params):
             wait = _fence(post.platform) if event is Event.TAKE_OVER else 0.0
             outcome = store.apply(post, event, now, wait=wait)
             if outcome is not None and outcome.enqueue:
                 jobs.append((post.id, post.job_token))
+            if outcome is not None and expected is Status.PROCESSING:
+                ended.append((post, wait))  # an attempt that ended without its worker
+    for post, wait in ended:
+        delivery.log_outcome(post, event, wait)
     return jobs
 
 

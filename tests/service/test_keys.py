@@ -4,9 +4,14 @@ on every server, expiry, last use)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 
 import grpc
@@ -18,7 +23,7 @@ from service.auth import Authenticator
 from service.config import Config, ConfigError
 from service.crypto import Keyring
 from service.models import ApiKey
-from tests.processes import ServerProcess
+from tests.processes import ROOT, ServerProcess
 from tests.processes import run_cli as run
 from tests.support import DEFAULT_WAIT, Api, Failure, Tenant, utcnow, wait_for
 
@@ -198,6 +203,94 @@ def test_a_page_token_from_before_a_rotation_still_pages_on(tmp_path):
     assert refused.kind == ("INVALID_ARGUMENT", "INVALID_FIELD") and "page_token" in refused.fields
 
 
+# ------------------------------------------------------- the key check at start-up
+
+
+def _first_line_of_a_refusal(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+WRONG = ("error: POSTS_SECRET_KEY is not the key this database's secrets were stored under:"
+         " start with that key (to rotate, put the new key in front of it)")  # fmt: skip
+
+
+def test_a_wrong_secret_key_is_refused_at_start_up_by_the_server_and_the_workers(tmp_path):
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
+           "POSTS_SECRET_KEY": OLD_KEY}  # fmt: skip
+    assert run(env, "migrate").returncode == 0
+    workspace = run(env, "admin", "workspace", "create", "keys").stdout.strip()
+    assert workspace.startswith("wks_")
+    wrong = {**env, "POSTS_SECRET_KEY": NEW_KEY}
+    # When a server starts with another key, it refuses in one line
+    assert _first_line_of_a_refusal(run(wrong, "serve")) == WRONG
+    # And so do the workers (the broker is never reached: nothing listens there)
+    workers = subprocess.run(
+        [sys.executable, "-m", "workers"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **wrong, "POSTS_BROKER_URL": "redis://127.0.0.1:9/0"}, check=False,
+    )  # fmt: skip
+    assert _first_line_of_a_refusal(workers) == WRONG
+    # And an admin command, before it stores anything under the wrong key
+    assert _first_line_of_a_refusal(run(wrong, "admin", "account", "create", "--workspace",
+                                        workspace, "--platform", "x", "--handle", "k",
+                                        "--sandbox")) == WRONG  # fmt: skip
+    # Then with the right key the server starts
+    server = ServerProcess(env, str(tmp_path / "server.log")).start()
+    try:
+        server.wait_serving()
+    finally:
+        assert server.stop() == 0
+    # And a rotation (the new key in front of the known one) makes the new key known
+    rotated = {**env, "POSTS_SECRET_KEY": f"{NEW_KEY},{OLD_KEY}"}
+    assert run(rotated, "admin", "secrets", "rotate").returncode == 0
+    assert run(wrong, "admin", "workspace", "create", "after").returncode == 0
+    # While a list of keys none of which the database knows is refused
+    unknown = "unknown-secret-key-0123456789abcdef-0123456"
+    third = "third-secret-key-0123456789abcdef-0123456789"
+    refused = run({**env, "POSTS_SECRET_KEY": f"{unknown},{third}"}, "serve")
+    assert _first_line_of_a_refusal(refused) == WRONG.replace(
+        "POSTS_SECRET_KEY is not", "none of the 2 keys in POSTS_SECRET_KEY is")
+    assert unknown not in refused.stderr and third not in refused.stderr
+
+
+def test_a_database_from_before_the_check_takes_the_key_that_opens_its_credentials(tmp_path):
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
+           "POSTS_SECRET_KEY": OLD_KEY}  # fmt: skip
+    assert run(env, "migrate").returncode == 0
+    workspace = run(env, "admin", "workspace", "create", "keys").stdout.strip()
+    account = run(env, "admin", "account", "create", "--workspace", workspace, "--platform",
+                  "mastodon", "--handle", "k", "--base-url", "http://127.0.0.1:9",
+                  "--token", "network-token").stdout.strip()  # fmt: skip
+    # Given a database whose credentials were stored before it kept key checks
+    database = sqlite3.connect(f"{tmp_path}/k.db")
+    with database:
+        database.execute("DELETE FROM secret_key_check")
+    # When a process starts with a key that does not open them, it is refused
+    refused = run({**env, "POSTS_SECRET_KEY": NEW_KEY}, "admin", "workspace", "create", "x")
+    assert _first_line_of_a_refusal(refused) == (
+        f"{WRONG} (it does not decrypt account {account}'s credentials)")
+    assert database.execute("SELECT count(*) FROM secret_key_check").fetchall() == [(0,)]
+    # And with the key that opens them, it starts and stores that key's check
+    assert run(env, "admin", "workspace", "create", "y").returncode == 0
+    [(digest,)] = database.execute("SELECT digest FROM secret_key_check").fetchall()
+    assert digest == Keyring([OLD_KEY.encode()]).checks()[0]
+    assert OLD_KEY not in digest
+    database.close()
+
+
+def test_the_embedded_key_file_is_checked_too(tmp_path):
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": ""}
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "admin", "workspace", "create", "keys").returncode == 0
+    # When var/secret.key is replaced (restored from the wrong backup, say)
+    (tmp_path / crypto.KEY_FILE).write_bytes(Fernet.generate_key() + b"\n")
+    assert _first_line_of_a_refusal(run(env, "serve")) == (
+        f"error: the key in {tmp_path / crypto.KEY_FILE} is not the key this database's secrets"
+        " were stored under: start with that key (to rotate, put the new key in front of it)")
+
+
 # ------------------------------------------------------------------- API keys
 
 
@@ -261,25 +354,45 @@ def test_key_list_shows_when_keys_were_made_used_expire_and_were_revoked_never_a
 def test_a_revoked_key_is_refused_by_every_server_within_a_second(server, api, make_tenant,
                                                                  tmp_path):  # fmt: skip
     tenant = make_tenant("revoked")
-    other = ServerProcess(_env(server), str(tmp_path / "other.log")).start()
+    with _other_server(server, tmp_path) as address, grpc.insecure_channel(address) as channel:
+        apis = [api, Api(posts_pb2_grpc.PostServiceStub(channel))]
+        # Given both servers serving the key (and caching that it checked out)
+        assert [_outcome(a, tenant) for a in apis] == ["served", "served"]
+        # When another process revokes it
+        revoked = run(_env(server), "admin", "key", "revoke", tenant.key.partition(".")[0])
+        assert revoked.returncode == 0, revoked.stderr
+        assert " revoked at " in revoked.stdout
+        # Then both refuse it within a second
+        refused = wait_for(
+            lambda: all(_outcome(a, tenant) == "API_KEY_INVALID" for a in apis),
+            timeout=1.5, message="both servers to refuse the revoked key",
+        )  # fmt: skip
+        assert refused
+
+
+@contextlib.contextmanager
+def _other_server(server, tmp_path):
+    """Another server on the test server's database, with its own key cache; the
+    address it serves on. A process of its own, except on the embedded default,
+    where a second server on the file is refused (its worker would take the
+    first one's posts): there a server without a worker, in this process."""
+    if server.backend != "sqlite":
+        other = ServerProcess(_env(server), str(tmp_path / "other.log")).start()
+        try:
+            other.wait_serving()
+            yield other.address
+        finally:
+            other.stop()
+        return
+    from service.server import create_server
+
+    config = dataclasses.replace(server.config, listen="127.0.0.1:0")
+    other, port = create_server(config, lambda post_id, token: None)
+    other.start()
     try:
-        other.wait_serving()
-        with grpc.insecure_channel(other.address) as channel:
-            apis = [api, Api(posts_pb2_grpc.PostServiceStub(channel))]
-            # Given both servers serving the key (and caching that it checked out)
-            assert [_outcome(a, tenant) for a in apis] == ["served", "served"]
-            # When another process revokes it
-            revoked = run(_env(server), "admin", "key", "revoke", tenant.key.partition(".")[0])
-            assert revoked.returncode == 0, revoked.stderr
-            assert " revoked at " in revoked.stdout
-            # Then both refuse it within a second
-            refused = wait_for(
-                lambda: all(_outcome(a, tenant) == "API_KEY_INVALID" for a in apis),
-                timeout=1.5, message="both servers to refuse the revoked key",
-            )  # fmt: skip
-            assert refused
+        yield f"127.0.0.1:{port}"
     finally:
-        other.stop()
+        other.stop(grace=1.0)
 
 
 def test_an_expired_key_is_unauthenticated(api, make_tenant):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 
@@ -173,8 +174,16 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
         except AssertionError as error:
             raise AssertionError(f"{error}; answers by pid: {answered}") from None
         children = _children(server.popen.pid)
+        text = (tmp_path / "server.log").read_text()
     finally:
         code = server.stop(timeout=30)
+    # And the parent logged its start: how many processes (their pids), where, on what
+    started = re.search(r"serving posts\.v1\.PostService with 2 processes on (\S+) \(pids (\d+),"
+                        r" (\d+); database (\S+), broker (\S+)\)", text)  # fmt: skip
+    assert started, text
+    assert started.group(1) == server.address
+    assert {int(started.group(2)), int(started.group(3))} == set(answered)
+    assert started.group(4, 5) == (env["POSTS_DATABASE_URL"], redis_server.url)
     # Then two distinct server processes answered, both children of the started one
     assert len(answered) >= 2 and os.getpid() not in answered, answered
     assert set(answered) <= set(children), (answered, children)
@@ -184,6 +193,10 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
     # (spawn's resource tracker notices its parent gone a moment later)
     wait_for(lambda: not [pid for pid in children if _running(pid)], timeout=10,
              message=f"the children {names} to exit")  # fmt: skip
+    # And its stop, with each child's exit code
+    stopped = (tmp_path / "server.log").read_text()
+    assert "signal 15: draining the 2 server processes" in stopped
+    assert "stopped: the 2 server processes exited (codes 0, 0)" in stopped
 
 
 def _created(result: subprocess.CompletedProcess) -> str:
@@ -225,3 +238,93 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _refused(process: ServerProcess, timeout: float = 30.0) -> str:
+    """What a server process that must refuse to start wrote, once it exited 2."""
+    try:
+        code = process.popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.stop()
+        raise AssertionError(f"{process.args} kept running on {process.address}") from None
+    with open(process.log_path) as log:
+        text = log.read()
+    assert code == 2, text
+    assert "Traceback" not in text, text
+    return text
+
+
+def test_a_second_server_on_the_same_port_is_refused_in_one_line(env, tmp_path):
+    # Given a server on a port
+    first = ServerProcess(env, str(tmp_path / "first.log")).start()
+    try:
+        first.wait_serving()
+        # When a second one, on a database of its own, starts on the same port
+        other = {**env, "POSTS_VAR_DIR": str(tmp_path / "other"),
+                 "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/other/posts.db"}  # fmt: skip
+        assert run(other, "migrate").returncode == 0
+        second = ServerProcess(other, str(tmp_path / "second.log"), port=first.port).start()
+        # Then it exits 2 saying so in one line, and the first one serves on alone
+        text = _refused(second)
+        assert text.splitlines() == [
+            (f"error: cannot listen on {first.address}: address already in use (another server"
+             " runs there; set POSTS_LISTEN to another port, or stop it)")
+        ]
+        with grpc.insecure_channel(first.address) as channel:
+            assert health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            ).status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        assert first.stop() == 0
+
+
+def test_a_second_embedded_server_on_the_same_database_is_refused_until_the_first_stops(
+    env, tmp_path
+):
+    # Given an embedded server (its worker inside) on a database
+    first = ServerProcess(env, str(tmp_path / "first.log")).start()
+    try:
+        first.wait_serving()
+        # When a second one starts on the same database, on another port
+        second = ServerProcess(env, str(tmp_path / "second.log")).start()
+        # Then it exits 2, naming the database and the first one's pid
+        database = env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")
+        assert _refused(second).splitlines() == [
+            (f"error: {database} is in use by another server (pid {first.popen.pid}, holding"
+             f" {database}.lock): the embedded default runs one server per database; stop that"
+             " one, or use PostgreSQL and POSTS_BROKER_URL for several")
+        ]
+    finally:
+        assert first.stop() == 0
+    # And once the first has stopped, (even killed) the database is free again
+    third = ServerProcess(env, str(tmp_path / "third.log")).start()
+    try:
+        third.wait_serving()
+        third.kill()
+        fourth = ServerProcess(env, str(tmp_path / "fourth.log")).start()
+        fourth.wait_serving()
+    finally:
+        fourth.stop()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_embedded_worker_holds_its_database_alone(database, tmp_path, request):
+    from service.config import Config, ConfigError
+    from workers.inprocess import DatabaseLock
+
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY}
+    if database == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        env["POSTS_DATABASE_URL"] = postgres.create_database(f"lock_{uuid.uuid4().hex[:12]}")
+    config = Config.from_env(env)
+    assert config.embedded
+    # Given one embedded worker's lock on the database
+    first = DatabaseLock.take(config)
+    try:
+        # When another takes it (another process, or another open of it here), it is refused
+        with pytest.raises(ConfigError, match="is in use by another server"):
+            DatabaseLock.take(config)
+    finally:
+        first.release()
+    # And once released, it can be taken again
+    DatabaseLock.take(config).release()

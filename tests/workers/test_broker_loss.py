@@ -22,18 +22,25 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
+import os
+import re
+import subprocess
+import sys
 import time
 from typing import Any
 
 import grpc
 import pytest
 
+from service import logs
 from tests.fakes.webhook import FakeWebhook
 from tests.processes import (
     FAKES_EGRESS_ALLOW,
+    ROOT,
     ServerProcess,
     WorkerProcess,
     free_port,
+    provision_tenant,
     provision_webhook_tenant,
     run_cli,
 )
@@ -306,3 +313,80 @@ def test_an_empty_queue_resends_each_message_once_per_quiet_period(make_tenant):
     # Then, the queue still empty one quiet period on, once more (a copy that
     # arrives after the post's claim is dropped there)
     assert sweep(now + dt.timedelta(seconds=2.5)) == sorted(posts.items())
+
+
+def test_python_m_workers_without_a_broker_refuses_to_start(tmp_path):
+    # Without POSTS_BROKER_URL nothing would ever send to this worker: it must not
+    # start, "ready for action" on an in-memory broker of its own
+    result = subprocess.run(
+        [sys.executable, "-m", "workers"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "POSTS_VAR_DIR": str(tmp_path), "POSTS_BROKER_URL": ""}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        ("error: python -m workers needs POSTS_BROKER_URL (without one, the worker runs inside"
+         " the one `python -m service serve` process)")
+    ]
+
+
+#: A line as service.logs writes it: time, level, pid, logger.
+_LOGGED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[\d+\] ")
+
+
+@pytest.mark.timeout(300)
+def test_the_logs_say_in_one_line_each_when_the_broker_is_lost_and_reached_again(
+    broker, tmp_path, postgres_server
+):
+    kind = broker.backend.split("-")[1]
+    env = {
+        "POSTS_DATABASE_URL": postgres_server.create_database(f"broker_log_{next(_databases)}_{kind}"),
+        "POSTS_BROKER_URL": broker.url,
+        "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_VAR_DIR": str(tmp_path),
+    }
+    assert run_cli(env, "migrate").returncode == 0
+    tenant = provision_tenant(env, "broker-log")
+    where = logs.redact(broker.url)
+    server_log, workers_log = tmp_path / "server.log", tmp_path / "workers.log"
+    server = ServerProcess(env, str(server_log), processes=2)
+    workers = WorkerProcess(env, str(workers_log), processes=1, threads=2)
+    try:
+        server.start()
+        workers.start()
+        server.wait_serving(timeout=60)
+        workers.wait_ready(timeout=60)
+        # Given workers that reached the broker
+        wait_for(lambda: f"connected to the broker {where}" in workers_log.read_text(), timeout=30)
+        # When the broker stops, and a post is published meanwhile
+        broker.server._halt()
+        try:
+            with grpc.insecure_channel(server.address) as channel:
+                api = Api(posts_pb2_grpc.PostServiceStub(channel))
+                post = api.create(tenant, text="during the outage", status=pb.STATUS_CHANGE_PUBLISH)
+            wait_for(lambda: f"lost the broker {where}" in workers_log.read_text(), timeout=30)
+            wait_for(lambda: f"enqueue of {post.post_id} failed" in server_log.read_text(),
+                     timeout=30)  # fmt: skip
+        finally:
+            broker.server._launch()
+        # Then the workers say when they reach it again, and the post is delivered
+        wait_for(lambda: f"reconnected to the broker {where} after " in workers_log.read_text(),
+                 timeout=60)  # fmt: skip
+        with grpc.insecure_channel(server.address) as channel:
+            Api(posts_pb2_grpc.PostServiceStub(channel)).wait_published(tenant, post.post_id,
+                                                                        timeout=60)  # fmt: skip
+    finally:
+        for process in (workers, server):
+            process.stop(timeout=20)
+    server_text, workers_text = server_log.read_text(), workers_log.read_text()
+    # And the outage is one line each, with time and level, not a traceback
+    for text in (server_text, workers_text):
+        assert "Traceback" not in text, text
+        assert "guest:guest@" not in text  # the broker's credentials (RabbitMQ's URL has some)
+    assert workers_text.count(f"lost the broker {where}") == 1, workers_text
+    assert workers_text.count(f"reconnected to the broker {where}") == 1, workers_text
+    assert "Restarting consumer" not in workers_text  # (Dramatiq's, per consumer, every 3 s)
+    assert all(_LOGGED.match(line) for line in server_text.splitlines()), server_text
+    [failed] = [line for line in server_text.splitlines() if f"enqueue of {post.post_id}" in line]
+    assert " ERROR " in failed and "the sweeper will retry (" in failed
+    # (and the delivery's own line names the post and its outcome)
+    assert f"delivery of {post.post_id} (x, attempt 1 of 5): PUBLISHED" in workers_text
