@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
     logs.setup()
     try:
         config = Config.from_env()
+        logs.use_format(config.log_format)
         db.init(config)
         crypto.configure(config)
         if args.command != "migrate":

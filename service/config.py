@@ -74,6 +74,8 @@ class Config:
     health_interval: float = 2.0
     #: host:port of the Prometheus metrics endpoint ('' = off).
     metrics_listen: str = ""
+    #: POSTS_LOG_FORMAT: "text" (one line per event) or "json" (one object per line).
+    log_format: str = "text"
     #: Event webhooks: seconds of the first retry's backoff (doubling, with jitter,
     #: at most service.webhooks.RETRY_CAP), and how long after a row's first try its
     #: sends keep being retried before the subscription is disabled.
@@ -113,6 +115,9 @@ class Config:
         if ":" not in listen:
             raise ConfigError(f"POSTS_LISTEN must be host:port, not {listen!r}")
         metrics_listen = env.get("POSTS_METRICS_LISTEN", "")
+        log_format = env.get("POSTS_LOG_FORMAT", "") or cls.log_format
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"POSTS_LOG_FORMAT must be text or json, not {log_format!r}")
         if metrics_listen and not metrics_listen.rpartition(":")[2].isdigit():
             raise ConfigError(f"POSTS_METRICS_LISTEN must be host:port, not {metrics_listen!r}")
         # On SQLite the handlers' work is CPU under the GIL: beyond a few threads
@@ -164,6 +169,7 @@ class Config:
             ),
             health_interval=_number(env, "POSTS_HEALTH_INTERVAL", cls.health_interval, float),
             metrics_listen=metrics_listen,
+            log_format=log_format,
             webhook_retry_base=_number(
                 env, "POSTS_WEBHOOK_RETRY_BASE", cls.webhook_retry_base, float
             ),

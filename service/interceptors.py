@@ -16,7 +16,7 @@ import time
 
 import grpc
 
-from service import db, errors, metrics
+from service import db, errors, logs, metrics
 from service.auth import Authenticator, Principal
 from service.ratelimit import RateLimiter
 
@@ -27,6 +27,8 @@ HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 #: Initial metadata of every health check answer: the answering process's id, so
 #: a client can tell apart the ``serve --processes N`` servers sharing a port.
 PID_METADATA = "posts-server-pid"
+#: A caller's request id, carried by its log lines (one is made when absent).
+REQUEST_ID_HEADER = "x-request-id"
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
 
@@ -111,30 +113,35 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         answers whatever it raises: a domain error as itself, a database outage
         UNAVAILABLE, anything else INTERNAL with an error id (the log line with
         the traceback has it too), never the exception's text."""
-        try:
-            with db.connection():
-                principal = self._authenticator.authenticate(authorization)
-                # After authentication: an unknown key must not fill a bucket of its own.
-                if self._rate_limiter is not None:
-                    wait = self._rate_limiter.acquire(principal.key_id)
-                    if wait > 0:
-                        raise errors.RateLimited(wait)
-                token = _principal.set(principal)
-                try:
-                    yield
-                finally:
-                    _principal.reset(token)
-        except errors.ServiceError as error:
-            context.abort_with_status(errors.to_status(error))
-        except db.UNAVAILABLE as error:
-            log.warning("database unavailable in %s: %s", method, error)
-            context.abort_with_status(errors.to_status(errors.BackendUnavailable("database")))
-        except Exception:
-            if context.code() not in (None, grpc.StatusCode.OK):
-                raise  # the behaviour aborted the call itself: that is its answer
-            error_id = secrets.token_hex(6)
-            log.exception("unexpected error %s in %s", error_id, method)
-            context.abort_with_status(errors.to_status(errors.InternalError(error_id)))
+        request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER) or \
+            secrets.token_hex(8)  # fmt: skip
+        with logs.bound(request_id=request_id[:64]):
+            try:
+                with db.connection():
+                    principal = self._authenticator.authenticate(authorization)
+                    if len(principal.workspace_ids) == 1:
+                        logs.bind(workspace=next(iter(principal.workspace_ids)))
+                    # After authentication: an unknown key must not fill a bucket of its own.
+                    if self._rate_limiter is not None:
+                        wait = self._rate_limiter.acquire(principal.key_id)
+                        if wait > 0:
+                            raise errors.RateLimited(wait)
+                    token = _principal.set(principal)
+                    try:
+                        yield
+                    finally:
+                        _principal.reset(token)
+            except errors.ServiceError as error:
+                context.abort_with_status(errors.to_status(error))
+            except db.UNAVAILABLE as error:
+                log.warning("database unavailable in %s: %s", method, error)
+                context.abort_with_status(errors.to_status(errors.BackendUnavailable("database")))
+            except Exception:
+                if context.code() not in (None, grpc.StatusCode.OK):
+                    raise  # the behaviour aborted the call itself: that is its answer
+                error_id = secrets.token_hex(6)
+                log.exception("unexpected error %s in %s", error_id, method)
+                context.abort_with_status(errors.to_status(errors.InternalError(error_id)))
 
 
 def _count(method: str, context, started: float) -> None:

@@ -11,12 +11,24 @@ stack. Any other exception keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
 import sys
+import types
 import urllib.parse
+from collections.abc import Mapping
 
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
+#: What each JSON line carries beside the context's fields (``bound``).
+JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s"
+#: The context a line may carry: the RPC's request id and workspace; the post,
+#: job token, network and attempt being delivered. Never a secret.
+CONTEXT_FIELDS = ("request_id", "workspace", "post", "job_token", "network", "attempt")
+
+_context: contextvars.ContextVar[Mapping] = contextvars.ContextVar(
+    "log_context", default=types.MappingProxyType({}))
 
 #: Exception types that mean a server we talk to is out of reach; the broker
 #: adds its client's (``expect_outages``).
@@ -32,11 +44,54 @@ def setup(level: int = logging.INFO) -> None:
 
 def quiet() -> None:
     """Keeps httpx's per-request INFO lines (full URLs) out, and gives every
-    handler of the root logger the one-line outage filter."""
+    handler of the root logger the one-line outage filter and the context."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, OutageFilter) for f in handler.filters):
-            handler.addFilter(OutageFilter())
+        for kind in (OutageFilter, ContextFilter):
+            if not any(isinstance(f, kind) for f in handler.filters):
+                handler.addFilter(kind())
+
+
+def use_format(log_format: str) -> None:
+    """POSTS_LOG_FORMAT for every handler of the root logger: ``text`` (FORMAT)
+    or ``json``, one object per line with the time, level, logger, pid,
+    message and the context's fields (``bound``)."""
+    quiet()
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        formatter = JsonFormatter(JSON_FIELDS, timestamp="time",
+                                  rename_fields={"levelname": "level", "name": "logger"})  # fmt: skip
+    else:
+        formatter = logging.Formatter(FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
+
+
+@contextlib.contextmanager
+def bound(**fields):
+    """Adds ``fields`` (CONTEXT_FIELDS, None left out) to every line logged in
+    this context (a thread, or an RPC) until the block ends."""
+    token = _context.set(dict(_context.get()) | {k: v for k, v in fields.items() if v is not None})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**fields) -> None:
+    """Adds ``fields`` to the current ``bound`` block's lines, from here on."""
+    _context.set(dict(_context.get()) | {k: v for k, v in fields.items() if v is not None})
+
+
+class ContextFilter(logging.Filter):
+    """Puts the context's fields on each record (the JSON format shows them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 def expect_outages(*kinds: type[BaseException]) -> None:
@@ -74,7 +129,8 @@ class OutageFilter(logging.Filter):
     left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg in _CONSUMER_RETRIES and record.name.startswith("dramatiq.worker."):
+        if isinstance(record.msg, str) and record.msg in _CONSUMER_RETRIES \
+                and record.name.startswith("dramatiq.worker."):  # fmt: skip
             return False
         if record.exc_info and record.exc_info[1] is not None:
             found = outage(record.exc_info[1])

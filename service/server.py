@@ -295,6 +295,7 @@ def _serve_child(config: Config, wire: Wire) -> None:
     """One ``serve --processes`` child: logs as its parent does; a configuration
     error is one line and exit code 2, as on the command line."""
     logs.setup()
+    logs.use_format(config.log_format)
     try:
         serve(config, wire, share_port=True)
     except ConfigError as error:

@@ -72,8 +72,8 @@ def check(config: Config) -> None:
 def setup() -> dramatiq.Broker:
     """Sets this ``dramatiq`` worker process's broker, for POSTS_BROKER_URL: what
     ``dramatiq workers.broker:setup`` calls before it starts the worker."""
-    logs.quiet()  # Dramatiq has set this process's logging up: before any consumer runs
     config = Config.from_env()
+    logs.use_format(config.log_format)  # Dramatiq has set this process's logging up
     config.require_broker("dramatiq workers.broker:setup")
     return _set(make_broker(config.broker_url, worker_process=True))
 

@@ -87,6 +87,11 @@ def compute_backoff(attempts: int, retry_after: float | None = None,
 
 def deliver(post_id: str, token: str) -> None:
     """Delivers ``post_id`` if ``token`` is still its job token; drops the message otherwise."""
+    with logs.bound(post=post_id, job_token=token):
+        _deliver(post_id, token)
+
+
+def _deliver(post_id: str, token: str) -> None:
     for hook in hooks.before_claim:
         hook(post_id, token)
     with db.connection():
@@ -97,6 +102,7 @@ def deliver(post_id: str, token: str) -> None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
             metrics.stale_message()
             return
+        logs.bind(workspace=post.workspace_id, network=post.platform, attempt=post.attempts)
         try:
             _send_items(post, Lease(post_id, token))
         except LeaseLost:
