@@ -152,6 +152,13 @@ MUTATIONS = [
         ("tests/service/test_watch.py::test_the_first_watcher_of_a_workspace_opened_mid_poll_misses_nothing",),
     ),
     Mutation(
+        "token-refresh-without-claim",
+        "workers/credentials.py",
+        "            claimed = row.refreshing_until is None or row.refreshing_until <= now\n",
+        "            claimed = True\n",
+        ("tests/workers/adapters/test_credentials.py::test_two_workers_refreshing_at_once_spend_the_refresh_token_once",),
+    ),
+    Mutation(
         "event-without-outbox",
         "service/migrations/0004_webhook_subscriptions.sqlite.sql",
         "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",

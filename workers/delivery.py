@@ -18,15 +18,14 @@ import time
 
 from google.protobuf import json_format
 
-from service import crypto, db, lifecycle, posts, rules, store
+from service import db, lifecycle, posts, rules, store
 from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Post, PostItem, micros
-from workers import pacing
+from workers import credentials, pacing
 from workers.adapters import adapter_for
 from workers.adapters.base import (
-    AccountRef,
     DeliveryError,
     ItemRequest,
     LeaseLost,
@@ -200,11 +199,7 @@ def _send_items(post: Post, lease: Lease) -> None:
     if violations:
         detail = "; ".join(f"{k}: {v}" for k, v in violations.items())
         return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
-    ref = AccountRef(
-        account.id, account.platform, account.handle, account.base_url,
-        crypto.keyring().decrypt(account.credentials) if account.credentials else "",
-    )  # fmt: skip
-    adapter = adapter_for(ref, account.sandbox)
+    adapter = adapter_for(credentials.account_ref(account), account.sandbox)
     if adapter is None:
         return _end(post_id, token, Event.FAIL, PermanentError(
             "PLATFORM_NOT_SUPPORTED", f"{post.platform} has no adapter yet"))  # fmt: skip

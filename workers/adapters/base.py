@@ -55,7 +55,14 @@ class AccountRef:
     platform: str
     handle: str
     base_url: str
-    token: str
+    token: str = dataclasses.field(repr=False)
+    #: What renews an access token that expires (workers.credentials), where stored.
+    refresh_token: str = dataclasses.field(default="", repr=False)
+    client_id: str = ""
+    client_secret: str = dataclasses.field(default="", repr=False)
+    token_expires_at: datetime.datetime | None = None
+    #: The stored credentials' version these were read at (a refresh's compare-and-set).
+    credentials_version: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
