@@ -148,6 +148,9 @@ class PostItem(BaseModel):
     platform_post_id = peewee.TextField(default="")
     platform_url = peewee.TextField(default="")
     send_started_at = UTCTimeField(null=True)  # set before a send: a crash leaves it
+    #: The network's handle of a send under way (an Instagram container id), recorded
+    #: as soon as it exists so that the next attempt resumes it ('' for none).
+    send_handle = peewee.TextField(default="")
     published_at = UTCTimeField(null=True)
 
     class Meta:

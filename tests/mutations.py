@@ -159,6 +159,20 @@ MUTATIONS = [
         ("tests/workers/adapters/test_credentials.py::test_two_workers_refreshing_at_once_spend_the_refresh_token_once",),
     ),
     Mutation(
+        "instagram-container-not-recorded",
+        "workers/adapters/instagram.py",
+        "                lease.record_handle(container_id)\n",
+        "                pass\n",
+        ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",),
+    ),
+    Mutation(
+        "instagram-publishing-limit-ignored",
+        "workers/adapters/instagram.py",
+        "            self._check_quota(user_id, lease)\n",
+        "            pass\n",
+        ("tests/workers/adapters/test_instagram.py::test_a_full_publishing_quota_waits_without_spending_an_attempt",),
+    ),
+    Mutation(
         "event-without-outbox",
         "service/migrations/0004_webhook_subscriptions.sqlite.sql",
         "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",

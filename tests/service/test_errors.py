@@ -518,7 +518,6 @@ def test_editing_a_published_post_is_invalid_transition(api, tenant, published):
 
 
 LIVE_ONLY = [
-    pytest.param("instagram", {"post_type": pb.POST_TYPE_FEED, "media": [image()]}, id="instagram"),
     pytest.param("tiktok", {"post_type": pb.POST_TYPE_VIDEO, "media": [video()]}, id="tiktok"),
     pytest.param(
         "youtube",
