@@ -163,7 +163,8 @@ MUTATIONS = [
         "workers/adapters/instagram.py",
         "                lease.record_handle(container_id)\n",
         "                pass\n",
-        ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",),
+        ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",
+         "tests/workers/test_instagram_kills.py"),
     ),
     Mutation(
         "instagram-publishing-limit-ignored",
