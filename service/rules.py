@@ -296,8 +296,11 @@ COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code p
 UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code points": "characters"}
 
 
-def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> dict[str, str]:
+def check(platform: str, post_type: str, title: str,
+          items: Sequence[Item]) -> dict[str, str | tuple[str, ...]]:  # fmt: skip
     """Returns {field_path: description} for every broken rule; empty when the post is fine.
+    Where several rules break at one path, its descriptions are a tuple, one per rule
+    (``descriptions`` reads either form).
 
     Paths: ``title``, ``post_type``, ``items`` (item count), ``items[i]`` (empty item),
     ``items[i].text`` and ``items[i].media``. Raises ValueError for an unknown platform.
@@ -311,7 +314,7 @@ def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> d
 
     def add(path: str, description: str) -> None:
         old = violations.get(path)
-        violations[path] = f"{old}; {description}" if old else description
+        violations[path] = description if old is None else (*descriptions(old), description)
 
     title = title or ""
     if "title" in rules:
@@ -344,6 +347,11 @@ def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> d
             have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
             add(f"items[{i}].media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
     return violations
+
+
+def descriptions(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The descriptions of one path of ``check``'s answer, one per broken rule."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _media_fits(media: Sequence[Media], rule: dict) -> bool:

@@ -211,7 +211,8 @@ def _send_items(post: Post, lease: Lease) -> None:
     if not items:
         violations = {"items": "a post needs at least one item"}
     if violations:
-        detail = "; ".join(f"{k}: {v}" for k, v in violations.items())
+        detail = "; ".join(f"{k}: {d}" for k, v in violations.items()
+                           for d in rules.descriptions(v))  # fmt: skip
         return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
     adapter = adapter_for(credentials.account_ref(account), account.sandbox)
     if adapter is None:

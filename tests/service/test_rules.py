@@ -109,6 +109,14 @@ def test_instagram_takes_at_most_30_hashtags():
     assert check("tiktok", "video", "", [item(thirty + " #one_more", "video")]) == {}
 
 
+def test_several_rules_broken_at_one_path_are_each_described():
+    caption = " ".join(f"#t{n}" for n in range(31)).ljust(2201, "a")
+    violations = check("instagram", "feed", "", [item(caption, "image")])
+    assert violations == {"items[0].text": ("2201 characters; limit 2200", "31 hashtags; limit 30")}
+    assert rules.descriptions(violations["items[0].text"]) == violations["items[0].text"]
+    assert rules.descriptions("one") == ("one",)
+
+
 @pytest.mark.parametrize(
     ("platform", "at_limit", "over_limit"),
     [

@@ -305,17 +305,21 @@ def test_31_hashtags_are_refused_at_publish_and_allowed_in_a_draft(api, tenant, 
     assert fake.log == []
 
 
-def test_a_reel_without_video_and_a_long_caption_are_refused_one_violation_each(
+def test_a_reel_without_video_and_a_long_caption_are_refused_one_violation_per_rule(
     api, tenant, account, fake
 ):
+    caption = " ".join(f"#t{n}" for n in range(31)).ljust(2201, "a")
     failure = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_REEL,
-                          text="a" * 2201, media=[image(fake)],
+                          text=caption, media=[image(fake)],
                           status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
 
     assert failure.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
-    assert set(failure.field_violations) == {"text", "media"}
-    assert failure.field_violations["text"] == "2201 characters; limit 2200"
-    assert "video" in failure.field_violations["media"]
+    assert failure.violations == [
+        ("text", "2201 characters; limit 2200"),
+        ("text", "31 hashtags; limit 30"),
+        ("media", "has 1 image; allowed: exactly 1 video"),
+    ]
+    assert "3 rule(s)" in failure.message
     carousel = api.refused("CreatePost", tenant, account_id=account,
                            post_type=pb.POST_TYPE_CAROUSEL, text="one",
                            media=[image(fake)] * 11, status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
