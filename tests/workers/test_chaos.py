@@ -4,8 +4,9 @@ On the embedded default the worker lives in the server process, so the server
 is what gets killed, each time while a send is in flight at a fake network;
 each restart takes over what the dead one had claimed. Every round queues a
 fresh post per network first, so the work never runs out before the kills do.
-Networks that honour idempotency keys (the webhook, Mastodon) end with every
-item live exactly once and every post PUBLISHED; the others (X and Bluesky look
+Networks that honour idempotency keys (the webhook, Mastodon), and Instagram,
+whose recorded container says whether it was published, end with every item
+live exactly once and every post PUBLISHED; the others (X and Bluesky look
 posts up, LinkedIn cannot) never show an item twice, and each post is
 PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
 """
@@ -16,6 +17,7 @@ import grpc
 import pytest
 
 from tests.fakes.bluesky import FakeBluesky
+from tests.fakes.instagram import USER_ID, FakeInstagram
 from tests.fakes.linkedin import AUTHOR, FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.webhook import FakeWebhook
@@ -41,6 +43,7 @@ def networks():
         "x": FakeX(token="x-token", username="chaos"),
         "bluesky": FakeBluesky(handle="chaos.test", password="b-pass"),
         "linkedin": FakeLinkedIn(token="li-token"),
+        "instagram": FakeInstagram(token="ig-token"),
     }
     for fake in fakes.values():
         fake.delay = 0.08  # slow enough that kills land between and inside sends
@@ -59,6 +62,7 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "x": ("chaos", fakes["x"].base_url, "x-token"),
         "bluesky": ("chaos.test", fakes["bluesky"].base_url, "b-pass"),
         "linkedin": (AUTHOR, fakes["linkedin"].base_url, "li-token"),
+        "instagram": (USER_ID, fakes["instagram"].base_url, "ig-token"),
     }
     return {
         name: admin.create_account(workspace_id, platform=name, handle=handle,
@@ -67,8 +71,12 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
     }  # fmt: skip
 
 
+#: Networks whose posts are one item (the others get threads).
+SINGLE = ("linkedin", "instagram")
+
+
 def _texts(network: str, n: int) -> list[str]:
-    items = 1 if network == "linkedin" else THREAD_ITEMS
+    items = 1 if network in SINGLE else THREAD_ITEMS
     return [f"chaos {network} post {n} item {i}" for i in range(items)]
 
 
@@ -76,6 +84,8 @@ def _live_texts(name: str, fake) -> list[str]:
     with fake.lock:
         if name == "webhook":
             return [e["body"]["post"]["items"][e["item_index"]]["text"] for e in fake.live]
+        if name == "instagram":
+            return [e["caption"] for e in fake.live]
         return [e["text"] for e in fake.live]
 
 
@@ -105,16 +115,21 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     expected: dict[str, tuple[str, list[str]]] = {}  # post id -> (network, texts)
 
     def queue_round(n: int) -> None:
-        """One thread (a post, on LinkedIn) per network, queued for delivery now."""
+        """One thread (a post, on LinkedIn and Instagram) per network, queued for delivery now."""
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
+                post_type = (posts_pb2.POST_TYPE_FEED if name == "instagram"
+                             else posts_pb2.POST_TYPE_POST if len(texts) == 1
+                             else posts_pb2.POST_TYPE_THREAD)  # fmt: skip
+                media = ([posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
+                                          kind=posts_pb2.MEDIA_KIND_IMAGE)]
+                         if name == "instagram" else [])  # fmt: skip
                 post = stub.CreatePost(posts_pb2.CreatePostRequest(
                     account_id=account_id,
-                    post_type=posts_pb2.POST_TYPE_POST if len(texts) == 1
-                    else posts_pb2.POST_TYPE_THREAD,
-                    items=[posts_pb2.PostItem(text=t) for t in texts],
+                    post_type=post_type,
+                    items=[posts_pb2.PostItem(text=t, media=media) for t in texts],
                     status=posts_pb2.STATUS_CHANGE_PUBLISH,
                 ), metadata=metadata, timeout=10).post  # fmt: skip
                 expected[post.post_id] = (name, texts)
@@ -191,8 +206,9 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     for post_id, (name, texts) in expected.items():
         post = final[post_id]
         on_network = [t for t in texts if t in live[name]]
-        if name in ("webhook", "mastodon"):
-            # And where the network honours idempotency keys, everything went out once
+        if name in ("webhook", "mastodon", "instagram"):
+            # And where the network honours idempotency keys, or (Instagram) a
+            # container says whether it was published, everything went out once
             assert post.status == posts_pb2.POST_STATUS_PUBLISHED, (name, post.error)
             assert on_network == texts
         elif post.status == posts_pb2.POST_STATUS_PUBLISHED:
