@@ -174,6 +174,14 @@ MUTATIONS = [
         ("tests/workers/adapters/test_instagram.py::test_a_full_publishing_quota_waits_without_spending_an_attempt",),
     ),
     Mutation(
+        "tiktok-publish-id-not-recorded",
+        "workers/adapters/tiktok.py",
+        "            lease.record_handle(publish_id)\n",
+        "            pass\n",
+        ("tests/workers/adapters/test_tiktok.py::test_a_transient_fail_reason_polls_again_without_a_second_init",
+         "tests/workers/test_kills_per_step.py"),
+    ),
+    Mutation(
         "event-without-outbox",
         "service/migrations/0004_webhook_subscriptions.sqlite.sql",
         "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",

@@ -32,8 +32,8 @@ Graph API takes either):
   a ``revoke``\\ d one is refused by both (190).
 
 Every API route checks the bearer token (``Authorization: Bearer``).
-``hold_when`` keeps chosen requests in flight (a worker killed meanwhile never
-learns their outcome) until ``release_held``.
+The base's ``hold_when`` keeps chosen requests in flight (a worker killed
+meanwhile never learns their outcome).
 ``live`` lists every published post (``caption``, ``media_type``,
 ``children``: the media URLs); ``containers`` every container.
 """
@@ -43,9 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-import threading
 import urllib.parse
-from collections.abc import Callable
 from typing import ClassVar
 
 from tests.fakes.base import MEDIA_ROUTE, FakeNetwork, Request, Response
@@ -101,28 +99,12 @@ class FakeInstagram(FakeNetwork):
         #: The account's media list leaves out what was published (a look-up finds nothing).
         self.hide_media = False
         self._expire_on = ""
-        self._hold_predicate: Callable[[Request], bool] | None = None
-        self._hold_for = 0.0
-        self._released = threading.Event()
-        self.held = 0
 
     def expire_on(self, path: str) -> None:
         """Expires the valid tokens when the next request whose path contains
         ``path`` arrives, before it is served: they expire mid-delivery."""
         with self.lock:
             self._expire_on = path
-
-    def hold_when(self, predicate: Callable[[Request], bool], timeout: float = 60.0) -> None:
-        """Holds each request ``predicate`` picks, before it is served, until
-        ``release_held()`` (at most ``timeout`` seconds); ``held`` counts them."""
-        with self.lock:
-            self._hold_predicate, self._hold_for = predicate, timeout
-            self._released.clear()
-
-    def release_held(self) -> None:
-        with self.lock:
-            self._hold_predicate = None
-        self._released.set()
 
     def dispatch(self, request: Request) -> tuple[Response, bool]:
         with self.lock:
@@ -131,11 +113,6 @@ class FakeInstagram(FakeNetwork):
                 for token, state in list(self.tokens.items()):
                     if state == "valid":
                         self.tokens[token] = "expired"
-            hold = self._hold_predicate is not None and self._hold_predicate(request)
-            if hold:
-                self.held += 1
-        if hold:
-            self._released.wait(self._hold_for)
         return super().dispatch(request)
 
     # ------------------------------------------------------------------ for tests

@@ -518,7 +518,6 @@ def test_editing_a_published_post_is_invalid_transition(api, tenant, published):
 
 
 LIVE_ONLY = [
-    pytest.param("tiktok", {"post_type": pb.POST_TYPE_VIDEO, "media": [video()]}, id="tiktok"),
     pytest.param(
         "youtube",
         {"post_type": pb.POST_TYPE_VIDEO, "title": "Title", "media": [video()]},

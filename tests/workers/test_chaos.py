@@ -7,8 +7,8 @@ fresh post per network first, so the work never runs out before the kills do.
 Networks that honour idempotency keys (the webhook, Mastodon), and Instagram,
 whose recorded container says whether it was published, end with every item
 live exactly once and every post PUBLISHED; the others (X and Bluesky look
-posts up, LinkedIn cannot) never show an item twice, and each post is
-PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
+posts up; LinkedIn cannot, nor TikTok once its init is sent) never show an
+item twice, and each post is PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tests.fakes.bluesky import FakeBluesky
 from tests.fakes.instagram import USER_ID, FakeInstagram
 from tests.fakes.linkedin import AUTHOR, FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.tiktok import FakeTikTok
 from tests.fakes.webhook import FakeWebhook
 from tests.fakes.x import FakeX
 from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess
@@ -44,6 +45,7 @@ def networks():
         "bluesky": FakeBluesky(handle="chaos.test", password="b-pass"),
         "linkedin": FakeLinkedIn(token="li-token"),
         "instagram": FakeInstagram(token="ig-token"),
+        "tiktok": FakeTikTok(token="tt-token"),
     }
     for fake in fakes.values():
         fake.delay = 0.08  # slow enough that kills land between and inside sends
@@ -63,6 +65,7 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "bluesky": ("chaos.test", fakes["bluesky"].base_url, "b-pass"),
         "linkedin": (AUTHOR, fakes["linkedin"].base_url, "li-token"),
         "instagram": (USER_ID, fakes["instagram"].base_url, "ig-token"),
+        "tiktok": ("creator", fakes["tiktok"].base_url, "tt-token"),
     }
     return {
         name: admin.create_account(workspace_id, platform=name, handle=handle,
@@ -72,7 +75,7 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
 
 
 #: Networks whose posts are one item (the others get threads).
-SINGLE = ("linkedin", "instagram")
+SINGLE = ("linkedin", "instagram", "tiktok")
 
 
 def _texts(network: str, n: int) -> list[str]:
@@ -84,7 +87,7 @@ def _live_texts(name: str, fake) -> list[str]:
     with fake.lock:
         if name == "webhook":
             return [e["body"]["post"]["items"][e["item_index"]]["text"] for e in fake.live]
-        if name == "instagram":
+        if name in ("instagram", "tiktok"):
             return [e["caption"] for e in fake.live]
         return [e["text"] for e in fake.live]
 
@@ -115,17 +118,20 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     expected: dict[str, tuple[str, list[str]]] = {}  # post id -> (network, texts)
 
     def queue_round(n: int) -> None:
-        """One thread (a post, on LinkedIn and Instagram) per network, queued for delivery now."""
+        """One thread (a post, on LinkedIn, Instagram and TikTok) per network, queued now."""
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
-                post_type = (posts_pb2.POST_TYPE_FEED if name == "instagram"
-                             else posts_pb2.POST_TYPE_POST if len(texts) == 1
-                             else posts_pb2.POST_TYPE_THREAD)  # fmt: skip
-                media = ([posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
-                                          kind=posts_pb2.MEDIA_KIND_IMAGE)]
-                         if name == "instagram" else [])  # fmt: skip
+                post_type = {"instagram": posts_pb2.POST_TYPE_FEED,
+                             "tiktok": posts_pb2.POST_TYPE_VIDEO}.get(name, (
+                    posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
+                media = {
+                    "instagram": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
+                                                  kind=posts_pb2.MEDIA_KIND_IMAGE)],
+                    "tiktok": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.mp4"),
+                                               kind=posts_pb2.MEDIA_KIND_VIDEO)],
+                }.get(name, [])  # fmt: skip
                 post = stub.CreatePost(posts_pb2.CreatePostRequest(
                     account_id=account_id,
                     post_type=post_type,
