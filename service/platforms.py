@@ -20,4 +20,4 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
 }
 
 #: Networks whose real delivery has no adapter yet (sandbox accounts still work).
-WITHOUT_ADAPTER = frozenset({"youtube"})
+WITHOUT_ADAPTER: frozenset[str] = frozenset()

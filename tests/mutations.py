@@ -182,6 +182,21 @@ MUTATIONS = [
          "tests/workers/test_kills_per_step.py"),
     ),
     Mutation(
+        "youtube-session-not-recorded",
+        "workers/adapters/youtube.py",
+        "                    lease.record_handle(session)\n",
+        "                    pass\n",
+        ("tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",
+         "tests/workers/test_kills_per_step.py"),
+    ),
+    Mutation(
+        "youtube-resume-from-the-start",
+        "workers/adapters/youtube.py",
+        "            return None, _held(response)\n",
+        "            return None, 0\n",
+        ("tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",),
+    ),
+    Mutation(
         "event-without-outbox",
         "service/migrations/0004_webhook_subscriptions.sqlite.sql",
         "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",

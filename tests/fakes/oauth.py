@@ -9,6 +9,7 @@ pair, and the refresh token sent is spent: sent again, or revoked
 ``{"error": "invalid_grant", "error_description": …}``; a wrong client is 401
 ``invalid_client``.
 
+``expire_when`` makes every access token lapse when a chosen request arrives.
 ``exchanges`` lists every accepted refresh as (refresh token spent, access
 token issued); ``refused`` every refused one. ``valid(token)`` says whether an
 access token it issued (or was given with ``issue``) is still good.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import urllib.parse
+from collections.abc import Callable
 from typing import ClassVar
 
 from tests.fakes.base import FakeNetwork, Request, Response
@@ -37,6 +39,7 @@ class FakeTokenEndpoint(FakeNetwork):
         self.exchanges: list[tuple[str, str]] = []
         self.refused: list[str] = []
         self._numbers = itertools.count(1)
+        self._expire_when: Callable[[Request], bool] | None = None
 
     # ------------------------------------------------------------------ for tests
     def issue(self, refresh_token: str, access_token: str = "") -> None:
@@ -45,6 +48,19 @@ class FakeTokenEndpoint(FakeNetwork):
             self._refresh_tokens.add(refresh_token)
             if access_token:
                 self._access_tokens.add(access_token)
+
+    def expire_when(self, predicate: Callable[[Request], bool]) -> None:
+        """Expires every access token when the next request ``predicate`` picks
+        arrives, before it is served: they lapse mid-delivery."""
+        with self.lock:
+            self._expire_when = predicate
+
+    def dispatch(self, request: Request) -> tuple[Response, bool]:
+        with self.lock:
+            if self._expire_when is not None and self._expire_when(request):
+                self._expire_when = None
+                self._access_tokens.clear()
+        return super().dispatch(request)
 
     def revoke(self, refresh_token: str) -> None:
         with self.lock:

@@ -22,7 +22,7 @@ Routes, in TikTok's shapes (JSON bodies; every answer ``{"data": …, "error":
 
 Media URLs must be ones the fake serves (``media_url``); otherwise the post
 fails with ``video_pull_failed`` / ``photo_pull_failed``. Every API route
-checks the bearer token: an unknown or ``expire``\\ d one (``expire_on``: all
+checks the bearer token: an unknown or ``expire``\\ d one (``expire_when``: all
 of them, once a chosen request arrives) is 401 ``access_token_invalid``.
 """
 
@@ -63,26 +63,12 @@ class FakeTikTok(FakeTokenEndpoint):
         self.privacy_options = list(PUBLIC)
         self.publishes: dict[str, dict] = {}
         self._fail_reasons: list[str] = []
-        self._expire_on = ""
         self._ids = itertools.count(7_300_000_000_000_000_001)
 
     # ------------------------------------------------------------------ for tests
     def expire(self, access_token: str) -> None:
         with self.lock:
             self._access_tokens.discard(access_token)
-
-    def expire_on(self, path: str) -> None:
-        """Expires every access token when the next request whose path contains
-        ``path`` arrives, before it is served: they lapse mid-delivery."""
-        with self.lock:
-            self._expire_on = path
-
-    def dispatch(self, request: Request) -> tuple[Response, bool]:
-        with self.lock:
-            if self._expire_on and self._expire_on in request.path:
-                self._expire_on = ""
-                self._access_tokens.clear()
-        return super().dispatch(request)
 
     def fail_next_publish(self, reason: str) -> None:
         """The next post accepted ends FAILED with ``fail_reason`` ``reason``."""

@@ -4,8 +4,9 @@ On the embedded default the worker lives in the server process, so the server
 is what gets killed, each time while a send is in flight at a fake network;
 each restart takes over what the dead one had claimed. Every round queues a
 fresh post per network first, so the work never runs out before the kills do.
-Networks that honour idempotency keys (the webhook, Mastodon), and Instagram,
-whose recorded container says whether it was published, end with every item
+Networks that honour idempotency keys (the webhook, Mastodon), Instagram,
+whose recorded container says whether it was published, and YouTube, whose
+recorded upload session says what it holds, end with every item
 live exactly once and every post PUBLISHED; the others (X and Bluesky look
 posts up; LinkedIn cannot, nor TikTok once its init is sent) never show an
 item twice, and each post is PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
@@ -23,6 +24,7 @@ from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.tiktok import FakeTikTok
 from tests.fakes.webhook import FakeWebhook
 from tests.fakes.x import FakeX
+from tests.fakes.youtube import FakeYouTube
 from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess
 from tests.support import wait_for
 
@@ -46,6 +48,7 @@ def networks():
         "linkedin": FakeLinkedIn(token="li-token"),
         "instagram": FakeInstagram(token="ig-token"),
         "tiktok": FakeTikTok(token="tt-token"),
+        "youtube": FakeYouTube(token="yt-token"),
     }
     for fake in fakes.values():
         fake.delay = 0.08  # slow enough that kills land between and inside sends
@@ -66,6 +69,7 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "linkedin": (AUTHOR, fakes["linkedin"].base_url, "li-token"),
         "instagram": (USER_ID, fakes["instagram"].base_url, "ig-token"),
         "tiktok": ("creator", fakes["tiktok"].base_url, "tt-token"),
+        "youtube": ("channel", fakes["youtube"].base_url, "yt-token"),
     }
     return {
         name: admin.create_account(workspace_id, platform=name, handle=handle,
@@ -75,7 +79,7 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
 
 
 #: Networks whose posts are one item (the others get threads).
-SINGLE = ("linkedin", "instagram", "tiktok")
+SINGLE = ("linkedin", "instagram", "tiktok", "youtube")
 
 
 def _texts(network: str, n: int) -> list[str]:
@@ -89,6 +93,8 @@ def _live_texts(name: str, fake) -> list[str]:
             return [e["body"]["post"]["items"][e["item_index"]]["text"] for e in fake.live]
         if name in ("instagram", "tiktok"):
             return [e["caption"] for e in fake.live]
+        if name == "youtube":
+            return [e["description"] for e in fake.live]
         return [e["text"] for e in fake.live]
 
 
@@ -105,6 +111,8 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         "POSTS_RETRY_BASE": "0.1",
         "POSTS_MAX_ATTEMPTS": "100",
         "POSTS_DISPATCH_INTERVAL": "0.1",
+        # YouTube's default pace (a few uploads a day per channel) is below KILLS.
+        "POSTS_PACING_OVERRIDES": "youtube=100/1d",
     }
     config = Config.from_env(env)
     db.init(config)
@@ -124,17 +132,21 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
                 post_type = {"instagram": posts_pb2.POST_TYPE_FEED,
-                             "tiktok": posts_pb2.POST_TYPE_VIDEO}.get(name, (
+                             "tiktok": posts_pb2.POST_TYPE_VIDEO,
+                             "youtube": posts_pb2.POST_TYPE_VIDEO}.get(name, (
                     posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
                 media = {
                     "instagram": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
                                                   kind=posts_pb2.MEDIA_KIND_IMAGE)],
                     "tiktok": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.mp4"),
                                                kind=posts_pb2.MEDIA_KIND_VIDEO)],
+                    "youtube": [posts_pb2.Media(url=networks[name].media_url("chaos.mp4"),
+                                                kind=posts_pb2.MEDIA_KIND_VIDEO)],
                 }.get(name, [])  # fmt: skip
                 post = stub.CreatePost(posts_pb2.CreatePostRequest(
                     account_id=account_id,
                     post_type=post_type,
+                    title=f"chaos {n}" if name == "youtube" else "",
                     items=[posts_pb2.PostItem(text=t, media=media) for t in texts],
                     status=posts_pb2.STATUS_CHANGE_PUBLISH,
                 ), metadata=metadata, timeout=10).post  # fmt: skip
@@ -212,9 +224,10 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     for post_id, (name, texts) in expected.items():
         post = final[post_id]
         on_network = [t for t in texts if t in live[name]]
-        if name in ("webhook", "mastodon", "instagram"):
-            # And where the network honours idempotency keys, or (Instagram) a
-            # container says whether it was published, everything went out once
+        if name in ("webhook", "mastodon", "instagram", "youtube"):
+            # And where the network honours idempotency keys, or a recorded container
+            # (Instagram) or upload session (YouTube) says whether it went out,
+            # everything went out once
             assert post.status == posts_pb2.POST_STATUS_PUBLISHED, (name, post.error)
             assert on_network == texts
         elif post.status == posts_pb2.POST_STATUS_PUBLISHED:

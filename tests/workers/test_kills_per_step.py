@@ -1,5 +1,5 @@
 """A delivery whose worker is SIGKILLed at each step of a network's publish flow
-ends with the post live once on the network (Instagram, TikTok).
+ends with the post live once on the network (Instagram, TikTok, YouTube).
 
 The fake holds the step's request in flight; the worker (on the embedded
 default, the server it lives in; on PostgreSQL with Redis, the worker
@@ -13,6 +13,10 @@ over once its lease expires.
 - TikTok: the creator info read, the init (which makes the post: its answer
   lost, nothing can tell, so the post FAILS as DELIVERY_OUTCOME_UNKNOWN and is
   never sent again), the status read (the recorded publish_id is polled again).
+- YouTube: the session's creation (its answer lost: a new session is made), a
+  chunk half-way through the upload and the last one (the recorded session is
+  asked where it stands and the upload goes on from there, or is found done):
+  the video's session receives every byte once.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pytest
 from tests.fakes.base import FakeNetwork, Request
 from tests.fakes.instagram import USER_ID, FakeInstagram
 from tests.fakes.tiktok import FakeTikTok
+from tests.fakes.youtube import UPLOAD_PATH, FakeYouTube
 from tests.processes import (
     FAKES_EGRESS_ALLOW,
     ServerProcess,
@@ -34,6 +39,7 @@ from tests.processes import (
     run_cli,
 )
 from tests.support import Api, wait_for
+from workers.adapters.youtube import CHUNK
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -120,8 +126,39 @@ TIKTOK = Network(
     },
     unknown_at=("init",),
 )
+def _youtube_fake() -> FakeYouTube:
+    fake = FakeYouTube(TOKEN)
+    fake.add_file("clip.mp4", "v" * (CHUNK * 5 // 2))  # two chunks and a half
+    return fake
+
+
+def _youtube_account(fake: FakeNetwork) -> tuple[str, ...]:
+    return ("--platform", "youtube", "--base-url", fake.base_url, "--token", TOKEN)
+
+
+def _youtube_post(fake: FakeNetwork, step: str) -> dict:
+    clip = pb.Media(url=fake.media_url("clip.mp4"), kind=pb.MEDIA_KIND_VIDEO)
+    return {"post_type": pb.POST_TYPE_VIDEO, "title": f"killed at {step}", "media": [clip]}
+
+
+def _chunk_from(offset: int) -> Predicate:
+    return lambda r: (r.method == "PUT"
+                      and r.headers.get("content-range", "").startswith(f"bytes {offset}-"))  # fmt: skip
+
+
+YOUTUBE = Network(
+    "youtube",
+    _youtube_fake,
+    _youtube_account,
+    _youtube_post,
+    {
+        "session": lambda fake: _post_to(UPLOAD_PATH),
+        "half_way": lambda fake: _chunk_from(CHUNK),
+        "last_chunk": lambda fake: _chunk_from(2 * CHUNK),
+    },
+)
 CASES = [pytest.param(network, step, id=f"{network.platform}-{step}")
-         for network in (INSTAGRAM, TIKTOK) for step in network.steps]  # fmt: skip
+         for network in (INSTAGRAM, TIKTOK, YOUTUBE) for step in network.steps]  # fmt: skip
 
 
 @pytest.mark.timeout(180)
@@ -196,7 +233,18 @@ def test_a_worker_killed_at_each_step_leaves_the_post_live_once(request, tmp_pat
             # The publish that went through was found among the account's media
             (published,) = fake.publishes()
             assert [a for a in fake.calls(f"/{USER_ID}/media", "GET") if a.at > published.at]
-    else:
+    elif network is TIKTOK:
         (publish,) = fake.publishes.values()
         assert done.platform_post_id == publish["post_id"]
         assert len(fake.inits()) == 1
+    else:
+        assert done.platform_post_id == fake.live[0]["id"]
+        made = [s for s in fake.sessions.values() if s["video_id"]]
+        assert len(made) == 1 and fake.overlaps == 0
+        (session,) = made
+        # The video's session got every byte once, in order
+        assert bytes(session["data"]) == fake.served("clip.mp4")
+        ends = [0] + [end for _, end in session["ranges"]]
+        assert [start for start, _ in session["ranges"]] == ends[:-1], session["ranges"]
+        if step != "session":
+            assert len(fake.sessions) == 1, "the upload was not resumed on its session"

@@ -188,7 +188,7 @@ def test_a_refused_init_fails_with_the_networks_code(api, tenant, account, fake,
 def test_an_expired_token_is_refreshed_mid_delivery_and_stored_encrypted(api, tenant, account,
                                                                          fake):  # fmt: skip
     # The token lapses once the post is on its way: the status read refreshes it.
-    fake.expire_on("/status/fetch/")
+    fake.expire_when(lambda r: r.path.endswith("/status/fetch/"))
     post = publish(api, tenant, account, text="Fresh", media=[video(fake)])
 
     done = api.wait_published(tenant, post.post_id)
