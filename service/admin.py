@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import operator
 import re
 
 from service import auth, crypto, db, egress, ids, migrations, platforms
@@ -118,17 +120,24 @@ def revoke_api_key(key_id: str) -> tuple[dt.datetime, bool]:
         return now, True
 
 
+#: The Account columns stored encrypted: the access token and what refreshes it.
+ENCRYPTED = ("credentials", "refresh_token", "client_id", "client_secret")
+
+
 def rotate_credentials() -> int:
-    """Encrypts every account's stored credentials again under the first secret
-    key; returns how many. Changes nothing when some cannot be decrypted."""
+    """Encrypts every account's stored credentials (ENCRYPTED) again under the
+    first secret key; returns how many accounts. Changes nothing when some cannot
+    be decrypted."""
     keyring = crypto.keyring()
+    columns = [getattr(Account, name) for name in ENCRYPTED]
     with db.connection(), db.write():
-        rows = db.locked(Account.select(Account.id, Account.credentials)
-                         .where(Account.credentials != ""))  # fmt: skip
+        stored = functools.reduce(operator.or_, [column != "" for column in columns])
+        rows = db.locked(Account.select(Account.id, *columns).where(stored))
         rotated, unreadable = {}, []
         for row in rows:
             try:
-                rotated[row.id] = keyring.rotate(row.credentials)
+                rotated[row.id] = {name: keyring.rotate(getattr(row, name))
+                                   for name in ENCRYPTED if getattr(row, name)}  # fmt: skip
             except ValueError:
                 unreadable.append(row.id)
         if unreadable:
@@ -137,8 +146,8 @@ def rotate_credentials() -> int:
                 f" ({', '.join(unreadable[:5])}{', …' if len(unreadable) > 5 else ''}):"
                 " nothing was changed; add their key to POSTS_SECRET_KEY"
             )
-        for account_id, credentials in rotated.items():
-            Account.update(credentials=credentials).where(Account.id == account_id).execute()
+        for account_id, values in rotated.items():
+            Account.update(values).where(Account.id == account_id).execute()
     return len(rotated)
 
 
@@ -220,10 +229,15 @@ def create_account(
     base_url: str | None = None,
     token: str | None = None,
     sandbox: bool = True,
+    refresh_token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
 ) -> str:
     """Connects a network identity to a workspace; returns the account id.
 
-    ``token`` (the network credentials) is stored encrypted.
+    ``token`` (the network credentials) is stored encrypted, and so are
+    ``refresh_token``, ``client_id`` and ``client_secret``, with which workers
+    renew an access token that expires (workers.credentials).
     """
     platform = platform.lower()
     if platform not in platforms.PLATFORMS:
@@ -231,7 +245,7 @@ def create_account(
     if not handle.strip():
         raise AdminError("an account needs a handle")
     _check_delivery_settings(platform, base_url, token, sandbox)
-    credentials = crypto.keyring().encrypt(token) if token else ""
+    keyring = crypto.keyring()
     with db.connection(), db.write():
         if not Workspace.get_or_none(Workspace.id == workspace_id):
             raise AdminError(f"no workspace {workspace_id}")
@@ -241,7 +255,10 @@ def create_account(
             platform=platform,
             handle=handle,
             base_url=base_url or "",
-            credentials=credentials,
+            credentials=keyring.encrypt(token or ""),
+            refresh_token=keyring.encrypt(refresh_token or ""),
+            client_id=keyring.encrypt(client_id or ""),
+            client_secret=keyring.encrypt(client_secret or ""),
             sandbox=sandbox,
             created_at=db.utcnow(),
         ).id

@@ -15,6 +15,15 @@ from service import admin, crypto, db, logs, migrations, platforms
 from service.config import Config, ConfigError
 from service.server import Wire
 
+#: The secrets ``account create`` takes, each as --NAME VALUE, --NAME - (stdin) or
+#: --NAME-file PATH: the access token, and what renews it where it expires.
+SECRETS = {
+    "token": "credentials",
+    "refresh-token": "refresh token",
+    "client-id": "OAuth client id",
+    "client-secret": "OAuth client secret",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
@@ -51,12 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--base-url", default=None,
                         help="where the network is reached (its API, instance, PDS, or the "
                              "webhook's URL); a real account needs it and a token")  # fmt: skip
-    token = create.add_mutually_exclusive_group()
-    token.add_argument("--token-file", metavar="PATH",
-                       help="read the network credentials (stored encrypted) from PATH")  # fmt: skip
-    token.add_argument("--token", metavar="VALUE", default=None,
-                       help="'-': read the credentials from stdin; a VALUE itself shows in the "
-                            "process list and shell history, so prefer - or --token-file")  # fmt: skip
+    for name, what in SECRETS.items():
+        given = create.add_mutually_exclusive_group()
+        given.add_argument(f"--{name}-file", metavar="PATH",
+                           help=f"read the network {what} (stored encrypted) from PATH")  # fmt: skip
+        given.add_argument(f"--{name}", metavar="VALUE", default=None,
+                           help=f"'-': read the {what} from stdin; a VALUE itself shows in the "
+                                f"process list and shell history, so prefer - or --{name}-file")  # fmt: skip
     create.add_argument("--sandbox", action="store_true", help="simulate deliveries")
     secrets = things.add_parser("secrets").add_subparsers(dest="action", required=True)
     secrets.add_parser(
@@ -97,8 +107,12 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
             count = admin.rotate_credentials()
             print(f"re-encrypted the credentials of {count} account(s) with the first secret key")
         else:
+            given = _secrets(args)
             print(admin.create_account(args.workspace, args.platform, args.handle,
-                                       base_url=args.base_url, token=_token(args),
+                                       base_url=args.base_url, token=given["token"],
+                                       refresh_token=given["refresh-token"],
+                                       client_id=given["client-id"],
+                                       client_secret=given["client-secret"],
                                        sandbox=args.sandbox))  # fmt: skip
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -135,24 +149,39 @@ def _when(value, otherwise: str) -> str:
     return admin.iso_utc(value) if value else otherwise
 
 
-def _token(args: argparse.Namespace) -> str | None:
-    """The credentials from --token-file, stdin (--token -) or --token, without
-    surrounding whitespace (the newline a file or echo ends with)."""
-    if args.token_file:
+def _secrets(args: argparse.Namespace) -> dict[str, str | None]:
+    """Each of SECRETS as given: from its file, from stdin (``-``; one of them at
+    most) or as a value, without surrounding whitespace (the newline a file or
+    echo ends with); None when not given."""
+    from_stdin = [f"--{name}" for name in SECRETS if _arg(args, name) == "-"]
+    if len(from_stdin) > 1:
+        raise admin.AdminError(f"{' and '.join(from_stdin)} both read stdin: give all but one"
+                               " of them with --…-file")  # fmt: skip
+    return {name: _secret(args, name) for name in SECRETS}
+
+
+def _arg(args: argparse.Namespace, name: str) -> str | None:
+    return getattr(args, name.replace("-", "_"))
+
+
+def _secret(args: argparse.Namespace, name: str) -> str | None:
+    path = _arg(args, f"{name}-file")
+    if path:
         try:
-            token = pathlib.Path(args.token_file).read_text().strip()
+            value = pathlib.Path(path).read_text().strip()
         except OSError as error:
-            raise admin.AdminError(f"--token-file {args.token_file}: {error.strerror}") from None
-        if not token:
-            raise admin.AdminError(f"--token-file {args.token_file} is empty")
-        return token
-    if args.token == "-":
+            raise admin.AdminError(f"--{name}-file {path}: {error.strerror}") from None
+        if not value:
+            raise admin.AdminError(f"--{name}-file {path} is empty")
+        return value
+    value = _arg(args, name)
+    if value == "-":
         # At a terminal, not echoed; piped, read whole.
-        token = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
-        if not token:
-            raise admin.AdminError("--token -: no credentials on stdin")
-        return token
-    return args.token
+        value = (getpass.getpass(f"{name}: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
+        if not value:
+            raise admin.AdminError(f"--{name} -: no {SECRETS[name]} on stdin")
+        return value
+    return value
 
 
 def _demo(config: Config) -> str:

@@ -22,8 +22,9 @@ DOMAIN = "posts.v1"
 class ServiceError(Exception):
     """An error answered to the caller.
 
-    ``violations`` maps field paths (``items[2].text``) to descriptions and
-    becomes a BadRequest; ``precondition`` (type, subject, description) a
+    ``violations`` maps field paths (``items[2].text``) to descriptions (a tuple
+    of them where several rules break at one path) and becomes a BadRequest, one
+    violation per description; ``precondition`` (type, subject, description) a
     PreconditionFailure.
     """
 
@@ -37,7 +38,7 @@ class ServiceError(Exception):
         message: str,
         *,
         metadata: dict[str, str] | None = None,
-        violations: dict[str, str] | None = None,
+        violations: dict[str, str | tuple[str, ...]] | None = None,
         precondition: tuple[str, str, str] | None = None,
     ):
         super().__init__(message)
@@ -90,9 +91,10 @@ class InvalidField(ServiceError):
 class PlatformRuleViolated(ServiceError):
     reason = "PLATFORM_RULE_VIOLATED"
 
-    def __init__(self, platform: str, violations: dict[str, str]):
+    def __init__(self, platform: str, violations: dict[str, str | tuple[str, ...]]):
+        broken = sum(len(d) if isinstance(d, tuple) else 1 for d in violations.values())
         super().__init__(
-            f"the content breaks {len(violations)} rule(s) of {platform}",
+            f"the content breaks {broken} rule(s) of {platform}",
             metadata={"platform": platform},
             violations=violations,
         )
@@ -269,7 +271,8 @@ def to_status(error: ServiceError) -> grpc.Status:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                    for f, d in error.violations.items()
+                    for f, ds in error.violations.items()
+                    for d in (ds if isinstance(ds, tuple) else (ds,))
                 ]
             )
         )

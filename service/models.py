@@ -85,6 +85,17 @@ class Account(BaseModel):
     credentials = peewee.TextField(default="")  # encrypted (service.crypto)
     sandbox = peewee.BooleanField(default=False)
     created_at = UTCTimeField()
+    # What renews an access token that expires (workers.credentials), each
+    # encrypted as ``credentials`` is; empty where the network needs none of them.
+    refresh_token = peewee.TextField(default="")
+    client_id = peewee.TextField(default="")
+    client_secret = peewee.TextField(default="")
+    #: When the access token expires, where the network said (null: unknown).
+    token_expires_at = UTCTimeField(null=True)
+    #: Bumped by every refresh: the compare-and-set that lets one refresh win.
+    credentials_version = peewee.IntegerField(default=0)
+    #: A refresh under way holds the account's tokens until then (its claim).
+    refreshing_until = UTCTimeField(null=True)
 
     class Meta:
         indexes = ((("workspace", "platform", "handle"), False),)
@@ -137,6 +148,9 @@ class PostItem(BaseModel):
     platform_post_id = peewee.TextField(default="")
     platform_url = peewee.TextField(default="")
     send_started_at = UTCTimeField(null=True)  # set before a send: a crash leaves it
+    #: The network's handle of a send under way (an Instagram container id), recorded
+    #: as soon as it exists so that the next attempt resumes it ('' for none).
+    send_handle = peewee.TextField(default="")
     published_at = UTCTimeField(null=True)
 
     class Meta:

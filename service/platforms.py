@@ -29,7 +29,7 @@ def wrong_type(platform: str, post_type: str, allowed) -> str:
 
 
 #: Networks whose real delivery has no adapter yet (sandbox accounts still work).
-WITHOUT_ADAPTER = frozenset({"instagram", "tiktok", "youtube"})
+WITHOUT_ADAPTER: frozenset[str] = frozenset()
 
 #: What a real (not sandbox) account of each network with an adapter is given:
 #: (its base URL, its token). ``admin account create`` refuses one without both.
@@ -39,4 +39,7 @@ ACCOUNT_SETTINGS: dict[str, tuple[str, str]] = {
     "mastodon": ("the instance, such as https://mastodon.social", "an access token"),
     "bluesky": ("the account's PDS, such as https://bsky.social", "an app password"),
     "webhook": ("the receiver's URL, which each item is POSTed to", "the signing secret"),
+    "instagram": ("the API's root, https://graph.instagram.com", "a long-lived user access token"),
+    "tiktok": ("the API's root, https://open.tiktokapis.com", "a user access token"),
+    "youtube": ("the API's root, https://www.googleapis.com", "an OAuth 2.0 access token"),
 }

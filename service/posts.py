@@ -326,7 +326,7 @@ class Posts:
         return record.post_id
 
     def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now,
-                account: Account | None, violations: dict[str, str] | None) -> LoadedPost:  # fmt: skip
+                account: Account | None, violations: dict | None) -> LoadedPost:  # fmt: skip
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED:
             lifecycle.check_schedule(new.scheduled_at, now)
@@ -596,7 +596,7 @@ def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] |
 
 
 def _check_deliverable(account: Account, post_type, title, items, shorthand: bool,
-                       violations: dict[str, str] | None = None) -> None:  # fmt: skip
+                       violations: dict | None = None) -> None:  # fmt: skip
     """Raises what stops the content going out. ``violations``: ``rules.check``'s
     answer for it, computed before the write lock (None: computed here)."""
     if not any(item.text.strip() or item.media for item in items):

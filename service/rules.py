@@ -36,7 +36,8 @@ ONE_PHOTO_OR_VIDEO = {"min": 1, "one_of": {"image|video": 1}}
 ONE_VIDEO = {"min": 1, "one_of": {"video": 1}}
 
 #: platform -> how text is counted, the text limit, an optional title limit (the title
-#: is then required), and per post type the item count (min, max) and the media rule.
+#: is then required), an optional limit of hashtags per item, and per post type the
+#: item count (min, max) and the media rule.
 #: ``None`` means no rules beyond the service's general limits.
 RULES: dict[str, dict | None] = {
     "x": {
@@ -47,7 +48,7 @@ RULES: dict[str, dict | None] = {
         },
     },
     "instagram": {
-        "count": "code points", "text": 2200,
+        "count": "code points", "text": 2200, "hashtags": 30,
         "types": {
             "feed": {"items": (1, 1), "media": ONE_PHOTO_OR_VIDEO},
             "reel": {"items": (1, 1), "media": ONE_VIDEO},
@@ -284,12 +285,24 @@ def grapheme_length(text: str) -> int:
     return sum(len(_GRAPHEME.findall(piece)) for piece in _pieces(text))
 
 
+# A hashtag as Instagram counts them: # and a word, not glued to a word before it.
+_HASHTAG = regex.compile(r"(?<![\w#])#\w+")
+
+
+def hashtag_count(text: str) -> int:
+    """The hashtags in ``text`` (``#tag``; ``a#b`` and ``##`` are none)."""
+    return len(_HASHTAG.findall(text)) if "#" in text else 0
+
+
 COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code points": len}
 UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code points": "characters"}
 
 
-def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> dict[str, str]:
+def check(platform: str, post_type: str, title: str,
+          items: Sequence[Item]) -> dict[str, str | tuple[str, ...]]:  # fmt: skip
     """Returns {field_path: description} for every broken rule; empty when the post is fine.
+    Where several rules break at one path, its descriptions are a tuple, one per rule
+    (``descriptions`` reads either form).
 
     Paths: ``title``, ``post_type``, ``items`` (item count), ``items[i]`` (empty item),
     ``items[i].text`` and ``items[i].media``. Raises ValueError for an unknown platform.
@@ -303,7 +316,7 @@ def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> d
 
     def add(path: str, description: str) -> None:
         old = violations.get(path)
-        violations[path] = f"{old}; {description}" if old else description
+        violations[path] = description if old is None else (*descriptions(old), description)
 
     title = title or ""
     if "title" in rules:
@@ -327,11 +340,20 @@ def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> d
         length = count(item.text)
         if length > limit:
             add(f"items[{i}].text", f"{length} {UNITS[rules['count']]}; limit {limit}")
+        if "hashtags" in rules:
+            tags = hashtag_count(item.text)
+            if tags > rules["hashtags"]:
+                add(f"items[{i}].text", f"{tags} hashtags; limit {rules['hashtags']}")
         if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
             kinds = Counter(m.kind for m in item.media)
             have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
             add(f"items[{i}].media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
     return violations
+
+
+def descriptions(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The descriptions of one path of ``check``'s answer, one per broken rule."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _media_fits(media: Sequence[Media], rule: dict) -> bool:

@@ -101,6 +101,8 @@ class Failure:
     reason: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     field_violations: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Every BadRequest violation as (field, description), in order, repeats included.
+    violations: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     precondition_violations: list = dataclasses.field(default_factory=list)
 
     @property
@@ -130,6 +132,7 @@ class Failure:
                 detail.Unpack(bad)
                 for violation in bad.field_violations:
                     failure.field_violations[violation.field] = violation.description
+                    failure.violations.append((violation.field, violation.description))
             elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
                 pre = error_details_pb2.PreconditionFailure()
                 detail.Unpack(pre)

@@ -18,20 +18,21 @@ import time
 
 from google.protobuf import json_format
 
-from service import crypto, db, lifecycle, logs, metrics, posts, rules, store
+from service import db, lifecycle, logs, metrics, posts, rules, store
 from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
 from service.models import Post, PostItem, micros
-from workers import pacing
+from workers import credentials, pacing
 from workers.adapters import adapter_for
 from workers.adapters.base import (
-    AccountRef,
+    CannotTell,
     DeliveryError,
     ItemRequest,
     LeaseLost,
     MediaRef,
     OutcomeUnknown,
+    Paced,
     PermanentError,
     Published,
     TransientError,
@@ -159,6 +160,15 @@ class Lease:
                     return
         self._renew(mark=self.mark and self.item is not None)
 
+    def record_handle(self, handle: str) -> None:
+        """Stores ``handle`` with the item being sent, in the transaction that renews
+        the lease: only while the post is this worker's (LeaseLost otherwise)."""
+        with db.connection(), db.write():
+            if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
+                raise LeaseLost(self.post_id)
+            _HANDLE.execute(handle, self.item.id)
+        self._renewed = time.monotonic()
+
     def _renew(self, mark: bool = False) -> None:
         """Moves the lease on (and, with ``mark``, marks the item being sent in the
         same transaction); LeaseLost when the post is no longer this worker's."""
@@ -179,6 +189,9 @@ _HELD = db.Compiled(
 )
 _MARK = db.Compiled(
     lambda at, item_id: PostItem.update(send_started_at=at).where(PostItem.id == item_id)
+)
+_HANDLE = db.Compiled(
+    lambda handle, item_id: PostItem.update(send_handle=handle).where(PostItem.id == item_id)
 )
 _UNMARK = db.Compiled(
     lambda none, item_id: PostItem.update(send_started_at=none).where(PostItem.id == item_id)
@@ -205,13 +218,10 @@ def _send_items(post: Post, lease: Lease) -> None:
     if not items:
         violations = {"items": "a post needs at least one item"}
     if violations:
-        detail = "; ".join(f"{k}: {v}" for k, v in violations.items())
+        detail = "; ".join(f"{k}: {d}" for k, v in violations.items()
+                           for d in rules.descriptions(v))  # fmt: skip
         return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
-    ref = AccountRef(
-        account.id, account.platform, account.handle, account.base_url,
-        crypto.keyring().decrypt(account.credentials) if account.credentials else "",
-    )  # fmt: skip
-    adapter = adapter_for(ref, account.sandbox)
+    adapter = adapter_for(credentials.account_ref(account), account.sandbox)
     if adapter is None:
         return _end(post_id, token, Event.FAIL, PermanentError(
             "PLATFORM_NOT_SUPPORTED", f"{post.platform} has no adapter yet"))  # fmt: skip
@@ -243,10 +253,15 @@ def _send_items(post: Post, lease: Lease) -> None:
             idempotency_key=delivery_key(post, index),
             post_json=post_json,
             send_started_at=item.send_started_at,
+            handle=item.send_handle,
             lease=lease,
         )
         try:
             published = _send_one(adapter, item, request, lease)
+        except Paced as exc:
+            log.info("%s: the network's posting limit: %s", post_id, exc.message)
+            return _end(post_id, token, Event.PACED,
+                        until=db.utcnow() + dt.timedelta(seconds=exc.retry_after))  # fmt: skip
         except TransientError as exc:
             return _end(post_id, token, Event.RETRY, exc)
         except OutcomeUnknown as exc:
@@ -273,7 +288,10 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, lease: Lease) -> Pu
     if item.send_started_at is not None and not adapter.honours_idempotency_keys:
         if not adapter.can_look_up:
             return None
-        found = adapter.look_up(request)
+        try:
+            found = adapter.look_up(request)
+        except CannotTell:
+            return None
         if found:
             return found
     for hook in hooks.before_send:

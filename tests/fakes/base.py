@@ -132,6 +132,10 @@ class FakeNetwork:
         self._open = threading.Event()  # cleared by ``hold()``
         self._open.set()
         self._hold_timeout = 0.0
+        self._hold_predicate: Callable[[Request], bool] | None = None
+        self._hold_for = 0.0
+        self._released = threading.Event()
+        self.held = 0  # requests ``hold_when`` held
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -162,6 +166,18 @@ class FakeNetwork:
 
     def release(self) -> None:
         self._open.set()
+
+    def hold_when(self, predicate: Callable[[Request], bool], timeout: float = 60.0) -> None:
+        """Holds each request ``predicate`` picks, before its route runs, until
+        ``release_held()`` (never longer than ``timeout`` seconds); ``held`` counts them."""
+        with self.lock:
+            self._hold_predicate, self._hold_for = predicate, timeout
+            self._released.clear()
+
+    def release_held(self) -> None:
+        with self.lock:
+            self._hold_predicate = None
+        self._released.set()
 
     def _take_fault(self, request: Request) -> Fault | None:
         with self.lock:
@@ -224,6 +240,11 @@ class FakeNetwork:
             time.sleep(self.delay)
         if not self._open.is_set():
             self._open.wait(self._hold_timeout)
+        with self.lock:
+            hold = self._hold_predicate is not None and self._hold_predicate(request)
+            self.held += hold
+        if hold:
+            self._released.wait(self._hold_for)
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)

@@ -172,6 +172,50 @@ def test_an_account_with_what_it_needs_is_stored(env, options):
     assert _accounts(env) == 1
 
 
+def _stored(env, account_id: str, column: str) -> str:
+    with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
+        (row,) = database.execute(f"SELECT {column} FROM account WHERE id = ?", (account_id,))
+    return row[0]
+
+
+def test_refresh_credentials_come_from_stdin_files_or_arguments_and_are_stored_encrypted(
+    env, tmp_path
+):
+    workspace = _workspace(env)
+    (tmp_path / "client-secret").write_text("client-secret-0123456789\n")
+    created = _create_account(
+        env, workspace, "--token", "access-token-0123456789",
+        "--refresh-token", "-", "--client-id", "client-id-0123456789",
+        "--client-secret-file", str(tmp_path / "client-secret"),
+        stdin="refresh-token-0123456789\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    account = created.stdout.strip()
+    keyring = Keyring([SECRET_KEY.encode()])
+    for column, value in [("credentials", "access-token-0123456789"),
+                          ("refresh_token", "refresh-token-0123456789"),
+                          ("client_id", "client-id-0123456789"),
+                          ("client_secret", "client-secret-0123456789")]:  # fmt: skip
+        stored = _stored(env, account, column)
+        assert value not in stored, column
+        assert keyring.decrypt(stored) == value, column
+    # Two of them cannot both read stdin; an empty one is named
+    both = _create_account(env, workspace, "--token", "-", "--refresh-token", "-", stdin="x\n")
+    assert both.returncode == 2
+    assert both.stderr.startswith("error: --token and --refresh-token both read stdin"), both.stderr
+    empty = _create_account(env, workspace, "--client-secret", "-", stdin="\n")
+    assert empty.returncode == 2
+    assert empty.stderr.startswith("error: --client-secret -: no OAuth client secret on stdin")
+    # And a rotation re-encrypts them all, not only the access token
+    new_key = "rotated-secret-key-0123456789abcdef-01234567"
+    rotated = run({**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}, "admin", "secrets",
+                  "rotate")  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    new_only = Keyring([new_key.encode()])
+    assert new_only.decrypt(_stored(env, account, "refresh_token")) == "refresh-token-0123456789"
+    assert new_only.decrypt(_stored(env, account, "client_secret")) == "client-secret-0123456789"
+
+
 def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     new_key = "rotated-secret-key-0123456789abcdef-01234567"
     workspace = _workspace(env)

@@ -10,7 +10,7 @@ import pytest
 import regex
 
 from service import rules
-from service.rules import check, grapheme_length, weighted_length_x
+from service.rules import check, grapheme_length, hashtag_count, weighted_length_x
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
 CJK = "\u4f60"  # 你
@@ -95,6 +95,26 @@ def test_weighted_length_x(text, expected):
 )
 def test_grapheme_length(text, expected):
     assert grapheme_length(text) == expected
+
+
+def test_instagram_takes_at_most_30_hashtags():
+    thirty = " ".join(f"#tag{n}" for n in range(30))
+    assert check("instagram", "feed", "", [item(thirty, "image")]) == {}
+    # Not hashtags: a # glued to a word, a doubled #, a # alone
+    assert check("instagram", "feed", "", [item(thirty + " a#b ##c # x", "image")]) == {}
+    assert hashtag_count(thirty + " a#b ##c # x") == 30
+    violations = check("instagram", "feed", "", [item(thirty + " #one_more", "image")])
+    assert violations == {"items[0].text": "31 hashtags; limit 30"}
+    # Other networks count none
+    assert check("tiktok", "video", "", [item(thirty + " #one_more", "video")]) == {}
+
+
+def test_several_rules_broken_at_one_path_are_each_described():
+    caption = " ".join(f"#t{n}" for n in range(31)).ljust(2201, "a")
+    violations = check("instagram", "feed", "", [item(caption, "image")])
+    assert violations == {"items[0].text": ("2201 characters; limit 2200", "31 hashtags; limit 30")}
+    assert rules.descriptions(violations["items[0].text"]) == violations["items[0].text"]
+    assert rules.descriptions("one") == ("one",)
 
 
 @pytest.mark.parametrize(

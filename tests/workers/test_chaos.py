@@ -4,10 +4,12 @@ On the embedded default the worker lives in the server process, so the server
 is what gets killed, each time while a send is in flight at a fake network;
 each restart takes over what the dead one had claimed. Every round queues a
 fresh post per network first, so the work never runs out before the kills do.
-Networks that honour idempotency keys (the webhook, Mastodon) end with every
-item live exactly once and every post PUBLISHED; the others (X and Bluesky look
-posts up, LinkedIn cannot) never show an item twice, and each post is
-PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
+Networks that honour idempotency keys (the webhook, Mastodon), Instagram,
+whose recorded container says whether it was published, and YouTube, whose
+recorded upload session says what it holds, end with every item
+live exactly once and every post PUBLISHED; the others (X and Bluesky look
+posts up; LinkedIn cannot, nor TikTok once its init is sent) never show an
+item twice, and each post is PUBLISHED or FAILED with DELIVERY_OUTCOME_UNKNOWN.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import grpc
 import pytest
 
 from tests.fakes.bluesky import FakeBluesky
+from tests.fakes.instagram import USER_ID, FakeInstagram
 from tests.fakes.linkedin import AUTHOR, FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.tiktok import FakeTikTok
 from tests.fakes.webhook import FakeWebhook
 from tests.fakes.x import FakeX
+from tests.fakes.youtube import FakeYouTube
 from tests.processes import FAKES_EGRESS_ALLOW, ServerProcess
 from tests.support import wait_for
 
@@ -41,6 +46,9 @@ def networks():
         "x": FakeX(token="x-token", username="chaos"),
         "bluesky": FakeBluesky(handle="chaos.test", password="b-pass"),
         "linkedin": FakeLinkedIn(token="li-token"),
+        "instagram": FakeInstagram(token="ig-token"),
+        "tiktok": FakeTikTok(token="tt-token"),
+        "youtube": FakeYouTube(token="yt-token"),
     }
     for fake in fakes.values():
         fake.delay = 0.08  # slow enough that kills land between and inside sends
@@ -59,6 +67,9 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "x": ("chaos", fakes["x"].base_url, "x-token"),
         "bluesky": ("chaos.test", fakes["bluesky"].base_url, "b-pass"),
         "linkedin": (AUTHOR, fakes["linkedin"].base_url, "li-token"),
+        "instagram": (USER_ID, fakes["instagram"].base_url, "ig-token"),
+        "tiktok": ("creator", fakes["tiktok"].base_url, "tt-token"),
+        "youtube": ("channel", fakes["youtube"].base_url, "yt-token"),
     }
     return {
         name: admin.create_account(workspace_id, platform=name, handle=handle,
@@ -67,8 +78,12 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
     }  # fmt: skip
 
 
+#: Networks whose posts are one item (the others get threads).
+SINGLE = ("linkedin", "instagram", "tiktok", "youtube")
+
+
 def _texts(network: str, n: int) -> list[str]:
-    items = 1 if network == "linkedin" else THREAD_ITEMS
+    items = 1 if network in SINGLE else THREAD_ITEMS
     return [f"chaos {network} post {n} item {i}" for i in range(items)]
 
 
@@ -76,6 +91,10 @@ def _live_texts(name: str, fake) -> list[str]:
     with fake.lock:
         if name == "webhook":
             return [e["body"]["post"]["items"][e["item_index"]]["text"] for e in fake.live]
+        if name in ("instagram", "tiktok"):
+            return [e["caption"] for e in fake.live]
+        if name == "youtube":
+            return [e["description"] for e in fake.live]
         return [e["text"] for e in fake.live]
 
 
@@ -92,6 +111,8 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         "POSTS_RETRY_BASE": "0.1",
         "POSTS_MAX_ATTEMPTS": "100",
         "POSTS_DISPATCH_INTERVAL": "0.1",
+        # YouTube's default pace (a few uploads a day per channel) is below KILLS.
+        "POSTS_PACING_OVERRIDES": "youtube=100/1d",
     }
     config = Config.from_env(env)
     db.init(config)
@@ -105,16 +126,28 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     expected: dict[str, tuple[str, list[str]]] = {}  # post id -> (network, texts)
 
     def queue_round(n: int) -> None:
-        """One thread (a post, on LinkedIn) per network, queued for delivery now."""
+        """One thread (a post, on LinkedIn, Instagram and TikTok) per network, queued now."""
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
+                post_type = {"instagram": posts_pb2.POST_TYPE_FEED,
+                             "tiktok": posts_pb2.POST_TYPE_VIDEO,
+                             "youtube": posts_pb2.POST_TYPE_VIDEO}.get(name, (
+                    posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
+                media = {
+                    "instagram": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
+                                                  kind=posts_pb2.MEDIA_KIND_IMAGE)],
+                    "tiktok": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.mp4"),
+                                               kind=posts_pb2.MEDIA_KIND_VIDEO)],
+                    "youtube": [posts_pb2.Media(url=networks[name].media_url("chaos.mp4"),
+                                                kind=posts_pb2.MEDIA_KIND_VIDEO)],
+                }.get(name, [])  # fmt: skip
                 post = stub.CreatePost(posts_pb2.CreatePostRequest(
                     account_id=account_id,
-                    post_type=posts_pb2.POST_TYPE_POST if len(texts) == 1
-                    else posts_pb2.POST_TYPE_THREAD,
-                    items=[posts_pb2.PostItem(text=t) for t in texts],
+                    post_type=post_type,
+                    title=f"chaos {n}" if name == "youtube" else "",
+                    items=[posts_pb2.PostItem(text=t, media=media) for t in texts],
                     status=posts_pb2.STATUS_CHANGE_PUBLISH,
                 ), metadata=metadata, timeout=10).post  # fmt: skip
                 expected[post.post_id] = (name, texts)
@@ -191,8 +224,10 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
     for post_id, (name, texts) in expected.items():
         post = final[post_id]
         on_network = [t for t in texts if t in live[name]]
-        if name in ("webhook", "mastodon"):
-            # And where the network honours idempotency keys, everything went out once
+        if name in ("webhook", "mastodon", "instagram", "youtube"):
+            # And where the network honours idempotency keys, or a recorded container
+            # (Instagram) or upload session (YouTube) says whether it went out,
+            # everything went out once
             assert post.status == posts_pb2.POST_STATUS_PUBLISHED, (name, post.error)
             assert on_network == texts
         elif post.status == posts_pb2.POST_STATUS_PUBLISHED:

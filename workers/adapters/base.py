@@ -25,6 +25,12 @@ class Lease(Protocol):
 
     def before_create(self) -> None: ...
 
+    def record_handle(self, handle: str) -> None:
+        """Stores the network's handle of the item's send under way (a container,
+        an upload session) with the item, proving the lease as ``renew`` does: the
+        next attempt finds it in ``ItemRequest.handle`` and resumes it."""
+        ...
+
 
 class _NoLease:
     """For adapters used outside a delivery (tests, tools): always held."""
@@ -33,6 +39,9 @@ class _NoLease:
         pass
 
     def before_create(self) -> None:
+        pass
+
+    def record_handle(self, handle: str) -> None:
         pass
 
 
@@ -55,7 +64,14 @@ class AccountRef:
     platform: str
     handle: str
     base_url: str
-    token: str
+    token: str = dataclasses.field(repr=False)
+    #: What renews an access token that expires (workers.credentials), where stored.
+    refresh_token: str = dataclasses.field(default="", repr=False)
+    client_id: str = ""
+    client_secret: str = dataclasses.field(default="", repr=False)
+    token_expires_at: datetime.datetime | None = None
+    #: The stored credentials' version these were read at (a refresh's compare-and-set).
+    credentials_version: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +93,8 @@ class ItemRequest:
     post_json: dict | None = None
     #: When an earlier attempt started sending this item (its outcome unknown), if one did.
     send_started_at: datetime.datetime | None = None
+    #: The handle an earlier attempt recorded (``Lease.record_handle``), '' if none.
+    handle: str = ""
     #: This worker's hold on the post: renew it while waiting, check it before the create.
     lease: Lease = dataclasses.field(default_factory=lambda: NO_LEASE, compare=False, repr=False)
 
@@ -122,6 +140,16 @@ class DestinationRefused(PermanentError):
         super().__init__(DESTINATION_REFUSED, message)
 
 
+class Paced(DeliveryError):
+    """The network's own posting limit is reached: wait ``retry_after`` seconds,
+    nothing sent and the attempt not counted (as a posting limit of
+    workers.pacing)."""
+
+    def __init__(self, code: str, message: str, retry_after: float):
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
 class OutcomeUnknown(DeliveryError):
     """The request went out and no answer came: it may or may not be live.
 
@@ -131,6 +159,11 @@ class OutcomeUnknown(DeliveryError):
     def __init__(self, code: str, message: str, retry_after: float | None = None):
         super().__init__(code, message)
         self.retry_after = retry_after
+
+
+class CannotTell(OutcomeUnknown):
+    """From ``look_up``: the item may be live and the network cannot say where, so
+    it must never be sent again (the post fails as DELIVERY_OUTCOME_UNKNOWN)."""
 
 
 class Adapter(Protocol):
@@ -152,5 +185,6 @@ class Adapter(Protocol):
         ...
 
     def look_up(self, request: ItemRequest) -> Published | None:
-        """The item if it is already live on the network, else None."""
+        """The item if it is already live on the network, else None; CannotTell
+        when it may be live and the network cannot say where."""
         ...

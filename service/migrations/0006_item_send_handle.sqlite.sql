@@ -1,0 +1,1 @@
+ALTER TABLE "post_item" ADD COLUMN "send_handle" TEXT NOT NULL DEFAULT ''
