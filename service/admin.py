@@ -124,10 +124,11 @@ def revoke_api_key(key_id: str) -> tuple[dt.datetime, bool]:
 ENCRYPTED = ("credentials", "refresh_token", "client_id", "client_secret")
 
 
-def rotate_credentials() -> int:
-    """Encrypts every account's stored credentials (ENCRYPTED) again under the
-    first secret key; returns how many accounts. Changes nothing when some cannot
-    be decrypted."""
+def rotate_credentials() -> tuple[int, int]:
+    """Encrypts every stored secret again under the first secret key: each
+    account's credentials (ENCRYPTED) and each webhook subscription's signing
+    secret. Returns how many accounts and subscriptions. Changes nothing when
+    some cannot be decrypted."""
     keyring = crypto.keyring()
     columns = [getattr(Account, name) for name in ENCRYPTED]
     with db.connection(), db.write():
@@ -140,15 +141,29 @@ def rotate_credentials() -> int:
                                    for name in ENCRYPTED if getattr(row, name)}  # fmt: skip
             except ValueError:
                 unreadable.append(row.id)
+        # A subscription's secret left under the old key would fail every send
+        # once that key is dropped.
+        subscriptions = db.locked(WebhookSubscription.select(WebhookSubscription.id,
+                                                             WebhookSubscription.secret))
+        secrets = {}
+        for row in subscriptions:
+            try:
+                secrets[row.id] = keyring.rotate(row.secret)
+            except ValueError:
+                unreadable.append(row.id)
         if unreadable:
             raise AdminError(
-                f"no configured key decrypts the credentials of {len(unreadable)} account(s)"
+                f"no configured key decrypts the secrets of {len(unreadable)} account(s) or"
+                f" webhook subscription(s)"
                 f" ({', '.join(unreadable[:5])}{', …' if len(unreadable) > 5 else ''}):"
                 " nothing was changed; add their key to POSTS_SECRET_KEY"
             )
         for account_id, values in rotated.items():
             Account.update(values).where(Account.id == account_id).execute()
-    return len(rotated)
+        for subscription_id, secret in secrets.items():
+            (WebhookSubscription.update(secret=secret)
+             .where(WebhookSubscription.id == subscription_id).execute())  # fmt: skip
+    return len(rotated), len(secrets)
 
 
 def check_database(config: Config) -> None:

@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--sandbox", action="store_true", help="simulate deliveries")
     secrets = things.add_parser("secrets").add_subparsers(dest="action", required=True)
     secrets.add_parser(
-        "rotate", help="encrypt every stored credential again with POSTS_SECRET_KEY's first key"
+        "rotate", help="encrypt every stored secret again with POSTS_SECRET_KEY's first key"
     )
     return parser
 
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
         elif args.thing == "key":
             _key(args)
         elif args.thing == "secrets":
-            count = admin.rotate_credentials()
-            print(f"re-encrypted the credentials of {count} account(s) with the first secret key")
+            accounts, subscriptions = admin.rotate_credentials()
+            print(f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
+                  f" of {subscriptions} webhook subscription(s) with the first secret key")
         else:
             given = _secrets(args)
             print(admin.create_account(args.workspace, args.platform, args.handle,

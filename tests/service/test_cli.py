@@ -63,6 +63,26 @@ def _stored_credentials(env, account_id: str) -> str:
     return row[0]
 
 
+def _store_subscription(env, workspace: str, keyring: Keyring) -> str:
+    """A webhook subscription whose signing secret is "whsec_rotation" under
+    ``keyring``, written straight into the file (made by the API otherwise)."""
+    with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
+        database.execute(
+            "INSERT INTO webhook_subscription (id, workspace_id, url, event_types, description,"
+            " state, secret, last_error, consecutive_failures, created_at)"
+            " VALUES ('whs_rotation', ?, 'http://127.0.0.1:9/', '', '', 'active', ?, '', 0, 0)",
+            (workspace, keyring.encrypt("whsec_rotation")),
+        )  # fmt: skip
+    return "whs_rotation"
+
+
+def _stored_subscription_secret(env, subscription_id: str) -> str:
+    with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
+        (row,) = database.execute("SELECT secret FROM webhook_subscription WHERE id = ?",
+                                  (subscription_id,))  # fmt: skip
+    return row[0]
+
+
 def _workspace(env) -> str:
     assert run(env, "migrate").returncode == 0
     return run(env, "admin", "workspace", "create", "acme").stdout.strip()
@@ -222,16 +242,20 @@ def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     accounts = [_create_account(env, workspace, "--token", "-", stdin=f"token-{n}").stdout.strip()
                 for n in range(3)]  # fmt: skip
     bare = _create_account(env, workspace, "--sandbox").stdout.strip()  # nothing to rotate
+    subscription = _store_subscription(env, workspace, Keyring([SECRET_KEY.encode()]))
     # When the new key is put in front of the old one, and the credentials rotated
     rotated_env = {**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}
     result = run(rotated_env, "admin", "secrets", "rotate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "re-encrypted the credentials of 3 account(s) with the first secret key\n"
-    # Then the new key alone opens them all: the old one can be retired
+    assert result.stdout == ("re-encrypted the credentials of 3 account(s) and the signing secrets"
+                             " of 1 webhook subscription(s) with the first secret key\n")  # fmt: skip
+    # Then the new key alone opens them all, a webhook's signing secret too: the
+    # old one can be retired
     new_only = Keyring([new_key.encode()])
     for n, account in enumerate(accounts):
         assert new_only.decrypt(_stored_credentials(env, account)) == f"token-{n}"
     assert _stored_credentials(env, bare) == ""
+    assert new_only.decrypt(_stored_subscription_secret(env, subscription)) == "whsec_rotation"
     # And with no key that opens them, nothing changes and the error names no secret:
     # a key the database never knew is refused at start-up; beside a known key
     # that no longer opens the credentials, by the rotation itself
@@ -239,7 +263,7 @@ def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     other = "unrelated-secret-key-0123456789abcdef-0123"
     for keys, complaint in [
         (other, "error: POSTS_SECRET_KEY is not the key this database's secrets were stored under"),
-        (f"{other},{SECRET_KEY}", "error: no configured key decrypts the credentials of 3"),
+        (f"{other},{SECRET_KEY}", "error: no configured key decrypts the secrets of 4"),
     ]:
         refused = run({**env, "POSTS_SECRET_KEY": keys}, "admin", "secrets", "rotate")
         assert refused.returncode == 2 and refused.stderr.startswith(complaint), refused.stderr
