@@ -178,9 +178,9 @@ def test_an_account_that_could_never_deliver_is_refused_and_not_stored(env, opti
         ("--platform", "x", "--sandbox"),  # the sandbox needs neither
         ("--platform", "webhook", "--sandbox"),
         ("--platform", "x", "--base-url", "https://api.x.com", "--token", "x-token"),
-        ("--platform", "instagram", "--token", "t"),  # no adapter yet: refused at publish
+        ("--platform", "instagram", "--base-url", "https://graph.instagram.com", "--token", "t"),
     ],
-    ids=["sandbox-x", "sandbox-webhook", "real-x", "real-without-an-adapter"],
+    ids=["sandbox-x", "sandbox-webhook", "real-x", "real-instagram"],
 )
 def test_an_account_with_what_it_needs_is_stored(env, options):
     workspace = _workspace(env)
