@@ -175,15 +175,13 @@ def enqueue(delivery_id: int, token: str) -> None:
 
 def worker(broker: dramatiq.Broker, config: Config) -> dramatiq.Worker:
     """A Dramatiq worker consuming the webhook queue alone, on threads of its own."""
-    # Each Worker adds its own _WorkerMiddleware (it consumes the queues declared
-    # later, its own only), and the broker warns at the second: expected here.
-    quiet = _SecondWorkerMiddleware()
-    broker.logger.addFilter(quiet)
-    try:
-        made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE},
-                               worker_threads=config.webhook_threads, worker_timeout=100)
-    finally:
-        broker.logger.removeFilter(quiet)
+    # Each Worker adds its own _WorkerMiddleware when it starts (it consumes the
+    # queues declared later, its own only), and the broker warns at the second:
+    # expected here, so that one warning is kept out of this broker's log.
+    if not any(isinstance(f, _SecondWorkerMiddleware) for f in broker.logger.filters):
+        broker.logger.addFilter(_SecondWorkerMiddleware())
+    made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE},
+                           worker_threads=config.webhook_threads, worker_timeout=100)
     made.posts_webhooks = True  # workers.middleware.WorkerBoot leaves it alone
     return made
 

@@ -59,6 +59,20 @@ def test_reflection_and_health_need_no_key(env, tmp_path):
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_a_clean_start_and_stop_log_no_warning(env, tmp_path):
+    # The in-process worker runs two Dramatiq workers (deliveries, webhooks) on one
+    # broker, which warns at the second's middleware unless told it is expected.
+    log = tmp_path / "server.log"
+    server = ServerProcess(env, str(log)).start()
+    try:
+        server.wait_serving()
+    finally:
+        assert server.stop() == 0
+    text = log.read_text()
+    assert "serving posts.v1.PostService on" in text
+    assert [line for line in text.splitlines() if " WARNING " in line or " ERROR " in line] == []
+
+
 def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
     env, tmp_path, postgres_server
 ):
