@@ -170,9 +170,11 @@ def setup_problem(error: BaseException) -> str | None:
         return (f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
                 f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}')  # fmt: skip
     if reason.startswith("password authentication failed"):
+        # PostgreSQL answers the same for a role that does not exist.
         return (f'PostgreSQL at {where} refused the password of role "{role}"'
                 f" (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE \"{role}\""
-                f" PASSWORD '…'")  # fmt: skip
+                f" PASSWORD '…'; if there is no such role, as a superuser, run CREATE ROLE"
+                f" \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
     return f"cannot connect to PostgreSQL at {where} (POSTS_DATABASE_URL): {reason}"
 
 

@@ -12,8 +12,11 @@ import sqlite3
 import subprocess
 import sys
 
+import peewee
 import pytest
 
+from service import db
+from service.config import Config
 from service.crypto import Keyring
 from tests.processes import ROOT, ServerProcess
 from tests.processes import run_cli as run
@@ -410,6 +413,26 @@ def test_a_role_without_create_on_schema_public_is_one_line_and_its_remedy_works
     migrated = run(env, "migrate")
     assert migrated.returncode == 0, (line, migrated.stderr)
     assert run(env, "admin", "workspace", "create", "acme").returncode == 0
+
+
+def test_a_refused_password_says_how_to_set_it_or_create_the_role():
+    # The session's PostgreSQL trusts every role, so the refusal is PostgreSQL's
+    # own text, as a server with password authentication gives it for a wrong
+    # password and for a role that does not exist alike.
+    config = Config.from_env({"POSTS_DATABASE_URL": "postgresql://posts:pw@127.0.0.1:9/posts",
+                              "POSTS_SECRET_KEY": SECRET_KEY})  # fmt: skip
+    db.init(config)
+    try:
+        refused = peewee.OperationalError(
+            'connection failed: connection to server at "127.0.0.1", port 9 failed: FATAL:  '
+            'password authentication failed for user "posts"'
+        )
+        line = db.setup_problem(refused)
+    finally:
+        db.close()
+    assert line.startswith('PostgreSQL at 127.0.0.1:9 refused the password of role "posts"')
+    assert """ALTER ROLE "posts" PASSWORD '…'""" in line
+    assert """CREATE ROLE "posts" LOGIN PASSWORD '…'""" in line
 
 
 def test_an_unreachable_postgres_is_one_line(tmp_path):
