@@ -43,9 +43,13 @@ def setup(level: int = logging.INFO) -> None:
 
 
 def quiet() -> None:
-    """Keeps httpx's per-request INFO lines (full URLs) out, and gives every
-    handler of the root logger the one-line outage filter and the context."""
+    """Keeps httpx's per-request INFO lines (full URLs) and pika's lines of each
+    AMQP connection's steps out (a dozen per refused connection: workers.broker
+    says in one line when the broker is reached, lost and back, with the cause),
+    and gives every handler of the root logger the one-line outage filter and
+    the context."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     for handler in logging.getLogger().handlers:
         for kind in (OutageFilter, ContextFilter):
             if not any(isinstance(f, kind) for f in handler.filters):

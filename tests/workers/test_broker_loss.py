@@ -386,6 +386,9 @@ def test_the_logs_say_in_one_line_each_when_the_broker_is_lost_and_reached_again
     assert workers_text.count(f"reconnected to the broker {where}") == 1, workers_text
     assert "Restarting consumer" not in workers_text  # (Dramatiq's, per consumer, every 3 s)
     assert all(_LOGGED.match(line) for line in server_text.splitlines()), server_text
+    # (and not pika's dozen lines for each step of each refused connection)
+    for text in (server_text, workers_text):
+        assert " pika." not in text, text
     [failed] = [line for line in server_text.splitlines() if f"enqueue of {post.post_id}" in line]
     assert " ERROR " in failed and "the sweeper will retry (" in failed
     # (and the delivery's own line names the post and its outcome)
