@@ -124,7 +124,7 @@ def revoke_api_key(key_id: str) -> tuple[dt.datetime, bool]:
 ENCRYPTED = ("credentials", "refresh_token", "client_id", "client_secret")
 
 
-def rotate_credentials() -> tuple[int, int]:
+def rotate_secrets() -> tuple[int, int]:
     """Encrypts every stored secret again under the first secret key: each
     account's credentials (ENCRYPTED) and each webhook subscription's signing
     secret. Returns how many accounts and subscriptions. Changes nothing when

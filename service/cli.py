@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
         elif args.thing == "key":
             _key(args)
         elif args.thing == "secrets":
-            accounts, subscriptions = admin.rotate_credentials()
+            accounts, subscriptions = admin.rotate_secrets()
             print(f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
                   f" of {subscriptions} webhook subscription(s) with the first secret key")
         else:
