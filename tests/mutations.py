@@ -182,6 +182,13 @@ MUTATIONS = [
          "tests/workers/test_kills_per_step.py"),
     ),
     Mutation(
+        "tiktok-duration-unchecked",
+        "workers/adapters/tiktok.py",
+        "        if seconds is not None and seconds > longest:\n",
+        "        if seconds is not None and seconds > longest * 2:\n",
+        ("tests/workers/adapters/test_tiktok.py::test_a_video_longer_than_the_creator_may_post_fails_before_the_init",),
+    ),
+    Mutation(
         "youtube-session-not-recorded",
         "workers/adapters/youtube.py",
         "                    lease.record_handle(session)\n",
