@@ -164,7 +164,7 @@ MUTATIONS = [
         "                lease.record_handle(container_id)\n",
         "                pass\n",
         ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",
-         "tests/workers/test_instagram_kills.py"),
+         "tests/workers/test_kills_per_step.py"),
     ),
     Mutation(
         "instagram-publishing-limit-ignored",
