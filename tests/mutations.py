@@ -173,7 +173,7 @@ MUTATIONS = [
         "                lease.record_handle(container_id)\n",
         "                pass\n",
         ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",
-         "tests/workers/test_instagram_kills.py"),
+         "tests/workers/test_kills_per_step.py"),
     ),
     Mutation(
         "instagram-publishing-limit-ignored",
@@ -189,6 +189,13 @@ MUTATIONS = [
         "            pass\n",
         ("tests/workers/adapters/test_tiktok.py::test_a_transient_fail_reason_polls_again_without_a_second_init",
          "tests/workers/test_kills_per_step.py"),
+    ),
+    Mutation(
+        "tiktok-duration-unchecked",
+        "workers/adapters/tiktok.py",
+        "        if seconds is not None and seconds > longest:\n",
+        "        if seconds is not None and seconds > longest * 2:\n",
+        ("tests/workers/adapters/test_tiktok.py::test_a_video_longer_than_the_creator_may_post_fails_before_the_init",),
     ),
     Mutation(
         "youtube-session-not-recorded",

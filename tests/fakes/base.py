@@ -208,8 +208,9 @@ class FakeNetwork:
             self.arrivals.append(Arrival(time.monotonic(), request))
 
     # ------------------------------------------------------------ media files
-    def add_file(self, name: str, content: str = "") -> str:
-        """Serves ``content`` (made up if empty) at ``GET /media/<name>``; returns the URL."""
+    def add_file(self, name: str, content: str | bytes = "") -> str:
+        """Serves ``content`` (made up if empty; bytes as they are, a string as JSON)
+        at ``GET /media/<name>``; returns the URL."""
         with self.lock:
             self._files[name] = content or _made_up(name)
         return self.media_url(name)
@@ -218,9 +219,10 @@ class FakeNetwork:
         return f"{self.base_url}/media/{name}"
 
     def served(self, name: str) -> bytes:
-        """The exact bytes ``GET /media/<name>`` answers (contents as a JSON string:
-        the fake serves JSON only)."""
-        return json.dumps(self._file(name)).encode()
+        """The exact bytes ``GET /media/<name>`` answers (contents given as a string
+        are served as a JSON string)."""
+        content = self._file(name)
+        return content if isinstance(content, bytes) else json.dumps(content).encode()
 
     def serve_media(self, request: Request, name: str) -> Response:
         content = self._file(name)
@@ -228,7 +230,7 @@ class FakeNetwork:
             return Response(404, {"error": "Not found"})
         return Response(200, content)
 
-    def _file(self, name: str) -> str | None:
+    def _file(self, name: str) -> str | bytes | None:
         with self.lock:
             content = self._files.get(name)
         return _made_up(name) if content is None and self.serves_any_file else content
@@ -287,11 +289,14 @@ class FakeNetwork:
                     self.close_connection = True
                     self.connection.close()
                     return
-                body = b"" if response.body is None else json.dumps(response.body).encode()
+                raw = isinstance(response.body, bytes)
+                body = (response.body if raw else b"" if response.body is None
+                        else json.dumps(response.body).encode())  # fmt: skip
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type",
+                                 "application/octet-stream" if raw else "application/json")  # fmt: skip
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

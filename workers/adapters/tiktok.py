@@ -7,7 +7,8 @@ a refresh token TikTok replaces at each use: workers.credentials makes one
 worker spend it). A post goes out in three steps:
 
 1. ``POST /v2/post/publish/creator_info/query/``: the creator's privacy
-   options (the most public one offered is used) and whether they may post now.
+   options (the most public one offered is used) and the longest video they may
+   post (checked against the MP4's own header: VIDEO_TOO_LONG).
 2. ``POST /v2/post/publish/video/init/`` (``post_info``, ``source_info
    {source: PULL_FROM_URL, video_url}``), or for photos ``POST
    /v2/post/publish/content/init/`` (``media_type: PHOTO``, 2–35
@@ -43,9 +44,11 @@ from workers.adapters.base import (
 )
 from workers.adapters.http import (
     MESSAGE_CHARS,
+    Download,
     answer,
     client,
     deadline,
+    download,
     json_object,
     nothing_live_yet,
     pause,
@@ -93,7 +96,9 @@ class TikTokAdapter:
             with nothing_live_yet("creator info"):
                 if credentials.expiring(self._account, REFRESH_MARGIN):
                     self._refresh(lease)
-                privacy = self._privacy(lease)
+                privacy, longest = self._creator(lease)
+                if item.post_type != "photo" and longest:
+                    self._check_duration(item, longest)
             path, body = self._init(item, privacy)
             lease.before_create()
             data = self._call(path, body, lease, creates=True)
@@ -115,14 +120,29 @@ class TikTokAdapter:
         return _published(item.handle, status) if status.get("status") == "PUBLISH_COMPLETE" else None
 
     # ------------------------------------------------------------------ steps
-    def _privacy(self, lease: Lease) -> str:
+    def _creator(self, lease: Lease) -> tuple[str, float]:
+        """The most public privacy level the creator is offered, and the longest
+        video they may post (seconds; 0 when TikTok does not say)."""
         info = self._call("/v2/post/publish/creator_info/query/", {}, lease)
         offered = info.get("privacy_level_options") or []
+        longest = info.get("max_video_post_duration_sec")
+        longest = float(longest) if isinstance(longest, (int, float)) else 0.0
         for level in PRIVACY_LEVELS:
             if level in offered:
-                return level
+                return level, longest
         raise PermanentError("PRIVACY_LEVEL_UNAVAILABLE",
                              "TikTok offers this creator no privacy level to post with")  # fmt: skip
+
+    def _check_duration(self, item: ItemRequest, longest: float) -> None:
+        """VIDEO_TOO_LONG when the video is longer than the creator may post: read
+        from its MP4 header (the file downloaded, not held in memory); a video whose
+        length cannot be read is left for TikTok to judge."""
+        with download(item.media[0], item.lease) as medium:
+            seconds = mp4_duration(medium)
+        if seconds is not None and seconds > longest:
+            raise PermanentError("VIDEO_TOO_LONG",
+                                 f"the video lasts {seconds:.0f} s; this creator may post"
+                                 f" {longest:.0f} s at most")  # fmt: skip
 
     def _init(self, item: ItemRequest, privacy: str) -> tuple[str, dict]:
         kinds = {m.kind for m in item.media}
@@ -221,6 +241,41 @@ class TikTokAdapter:
 
 
 Adapter = TikTokAdapter
+
+
+#: Boxes an MP4 header is read through at most (a malformed file cannot loop for ever).
+MP4_BOXES = 1000
+
+
+def mp4_duration(medium: Download) -> float | None:
+    """An MP4 (or QuickTime) file's duration in seconds, from its ``moov/mvhd`` box;
+    None when it has none (not an MP4, or malformed). Reads a few bytes per box."""
+    start, end = 0, medium.size
+    for _ in range(MP4_BOXES):
+        if start + 8 > end:
+            return None
+        header = medium.read(start, 16)
+        size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        body = start + 8
+        if size == 1 and len(header) == 16:
+            size, body = int.from_bytes(header[8:16], "big"), start + 16
+        elif size == 0:
+            size = end - start
+        if size < body - start:
+            return None
+        if kind == b"moov":
+            start, end = body, start + size  # its children
+            continue
+        if kind == b"mvhd":
+            fields = medium.read(body, 32)
+            if fields[:1] == b"\x01":  # version 1: 64-bit times and duration
+                scale, length = fields[20:24], fields[24:32]
+            else:
+                scale, length = fields[12:16], fields[16:20]
+            timescale = int.from_bytes(scale, "big")
+            return int.from_bytes(length, "big") / timescale if timescale else None
+        start += size
+    return None
 
 
 def _published(publish_id: str, status: dict) -> Published:

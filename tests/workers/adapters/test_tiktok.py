@@ -8,6 +8,8 @@ an init whose answer was lost, expiring and revoked tokens, and the rules.
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from service import crypto, db
@@ -76,9 +78,12 @@ def test_publishes_a_video_pulled_from_its_url(api, tenant, account, fake):
     assert done.platform_post_id == post_id
     assert done.platform_url == f"https://www.tiktok.com/video/{post_id}"
     assert done.delivery.attempts == 1
-    # creator_info came first; the publish_id was recorded before polling
-    assert [a.path for a in fake.log][:2] == ["/v2/post/publish/creator_info/query/",
+    # creator_info came first, then the video's length was read; the publish_id was
+    # recorded before polling
+    assert [a.path for a in fake.log][:3] == ["/v2/post/publish/creator_info/query/",
+                                              "/media/clip.mp4",
                                               "/v2/post/publish/video/init/"]  # fmt: skip
+    assert "authorization" not in fake.log[1].headers
     assert handle_of(post.post_id) == live["publish_id"]
     assert all(a.headers["authorization"] == f"Bearer {TOKEN}" for a in fake.log
                if a.path.startswith("/v2/post/"))  # fmt: skip
@@ -108,6 +113,34 @@ def test_the_most_public_privacy_level_offered_is_used(api, tenant, account, fak
     assert fake.live[0]["privacy"] == "SELF_ONLY"
     # A private post has no public id: the publish_id names it
     assert done.platform_post_id == fake.live[0]["publish_id"] and done.platform_url == ""
+
+
+def mp4(seconds: int, timescale: int = 1000) -> bytes:
+    """A minimal MP4: ftyp, then moov with its mvhd saying how long it lasts, then mdat."""
+
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", b"\0" * 12 + struct.pack(">II", timescale, seconds * timescale)
+               + b"\0" * 80)  # fmt: skip
+    return box(b"ftyp", b"isom\0\0\0\0isom") + box(b"moov", mvhd) + box(b"mdat", b"\0" * 64)
+
+
+def test_a_video_longer_than_the_creator_may_post_fails_before_the_init(
+    api, tenant, account, fake, wait_failed
+):
+    long = pb.Media(url=fake.add_file("long.mp4", mp4(700)), kind=pb.MEDIA_KIND_VIDEO)
+    post = publish(api, tenant, account, text="Too long", media=[long])
+
+    done = wait_failed(tenant, post.post_id)
+
+    assert done.error.code == "VIDEO_TOO_LONG"
+    assert done.error.message == "the video lasts 700 s; this creator may post 600 s at most"
+    assert fake.inits() == [] and fake.live == []
+    # One within the limit goes out
+    short = pb.Media(url=fake.add_file("short.mp4", mp4(30)), kind=pb.MEDIA_KIND_VIDEO)
+    api.wait_published(tenant, publish(api, tenant, account, text="Fine", media=[short]).post_id)
+    assert len(fake.live) == 1
 
 
 # ------------------------------------------------------------------- failures
