@@ -567,7 +567,8 @@ def test_a_network_without_an_adapter_is_platform_not_supported(
     api, tenant, without_adapter, platform, content, status
 ):
     without_adapter(platform)
-    account_id = tenant.add_account(platform, sandbox=False, token="live-token")
+    account_id = tenant.add_account(platform, sandbox=False, token="live-token",
+                                    base_url="https://api.example.com")  # fmt: skip
 
     failure = api.refused(
         "CreatePost",
@@ -588,7 +589,8 @@ def test_a_draft_for_a_network_without_an_adapter_cannot_be_published(
     api, tenant, without_adapter, platform, content
 ):
     without_adapter(platform)
-    account_id = tenant.add_account(platform, sandbox=False, token="live-token")
+    account_id = tenant.add_account(platform, sandbox=False, token="live-token",
+                                    base_url="https://api.example.com")  # fmt: skip
     draft = api.create(tenant, account_id=account_id, text="caption", status=DRAFT, **content)
 
     failure = api.refused("UpdatePost", tenant, post_id=draft.post_id, status=PUBLISH)

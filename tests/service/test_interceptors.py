@@ -39,6 +39,9 @@ class FakeContext:
     def code(self):
         return self.status.code if self.status else None
 
+    def invocation_metadata(self):
+        return ()
+
     def reason(self) -> str:
         details = dict(self.status.trailing_metadata)["grpc-status-details-bin"]
         info = error_details_pb2.ErrorInfo()
