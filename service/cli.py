@@ -139,7 +139,7 @@ def _key(args: argparse.Namespace) -> None:
                          _when(key.revoked_at, "-")))  # fmt: skip
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     else:
         when, fresh = admin.revoke_api_key(args.key_id)
         print(f"{args.key_id} {'revoked' if fresh else 'was already revoked'} at"

@@ -311,7 +311,7 @@ class Compiled:
         found = []
         for row in cursor.fetchall():
             instance = model(__no_default__=1)
-            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
             instance.__data__ = dict(instance._read)
             found.append(instance)
         return found
@@ -337,7 +337,7 @@ def insert(row: peewee.Model) -> peewee.Model:
     key = (model, tuple(f.name for f in fields))
     statement = _inserts.get(key)
     if statement is None:
-        statement = _inserts[key] = Compiled(lambda *values: model.insert(dict(zip(fields, values))))
+        statement = _inserts[key] = Compiled(lambda *values: model.insert(dict(zip(fields, values, strict=True))))
     params = [f.db_value(row.__data__[f.name]) for f in fields]
     cursor = database.execute_sql(statement.sql(*params), params)
     primary_key = model._meta.primary_key
@@ -375,12 +375,12 @@ def update_changed(row: peewee.Model, **expected) -> int:
     if statement is None:
 
         def build(*values):
-            where = [f == v for f, v in zip(conditions, values[len(changed):])]
-            return model.update(dict(zip(changed, values))).where(*where)
+            where = [f == v for f, v in zip(conditions, values[len(changed):], strict=True)]
+            return model.update(dict(zip(changed, values[: len(changed)], strict=True))).where(*where)
 
         statement = _updates[key] = Compiled(build)
     params = [f.db_value(row.__data__.get(f.name)) for f in changed]
-    params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()])]
+    params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()], strict=True)]
     updated = statement.execute(*params)
     row._dirty.clear()
     row._read = dict(row.__data__)

@@ -138,6 +138,11 @@ def address_refusal(address: IPAddress) -> str | None:
         if embedded is not None:
             kind = address_refusal(embedded)
             return f"{form} {kind}" if kind else None
+    return _non_public_kind(address)
+
+
+def _non_public_kind(address: IPAddress) -> str | None:
+    """``address_refusal`` of an address taken as it is (no embedded IPv4 looked at)."""
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:

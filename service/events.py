@@ -127,7 +127,7 @@ _COLUMNS = (PostEvent.workspace, PostEvent.post, PostEvent.at, PostEvent.type,
             PostEvent.from_status, PostEvent.to_status, PostEvent.cause, PostEvent.origin,
             PostEvent.attempt, PostEvent.item_index, PostEvent.error_code,
             PostEvent.error_message, PostEvent.job_token, PostEvent.snapshot)  # fmt: skip
-_INSERT = db.Compiled(lambda *values: PostEvent.insert(dict(zip(_COLUMNS, values))))
+_INSERT = db.Compiled(lambda *values: PostEvent.insert(dict(zip(_COLUMNS, values, strict=True))))
 
 
 # ---------------------------------------------------------------- reading

@@ -204,22 +204,8 @@ class Posts:
         At most MAX_PAGE_SIZE posts: a larger ``page_size`` is taken as that.
         """
         size = min(query.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        violations = {}
-        if size < 1:
-            violations["page_size"] = "must not be negative"
-        if len(query.statuses) > MAX_FILTER_ENTRIES:
-            violations["statuses"] = f"at most {MAX_FILTER_ENTRIES} entries"
-        if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
-            violations["account_id"] = "not an account id (acc_…)"
         scope = _list_scope(workspace_id, query)
-        cursor = None
-        if query.page_token:
-            if len(query.page_token) <= MAX_PAGE_TOKEN_LENGTH:
-                cursor = self._read_page_token(query.page_token, scope)
-            if cursor is None:
-                violations["page_token"] = "not a page token of this query"
-        if violations:
-            raise errors.InvalidField(violations)
+        cursor = self._checked_query(query, size, scope)
         select = Post.select().where(Post.workspace == workspace_id)
         if not query.show_deleted:
             select = select.where(Post.deleted_at.is_null())
@@ -241,6 +227,26 @@ class Posts:
             page = load_items(rows[:size])
         token = self._page_token(scope, rows[size - 1]) if len(rows) > size else ""
         return page, token
+
+    def _checked_query(self, query: ListQuery, size: int, scope: str) -> tuple[int, str] | None:
+        """The cursor of ``query``'s page token (None on the first page); raises
+        InvalidField for every field of the query that is wrong."""
+        violations: dict[str, str] = {}
+        if size < 1:
+            violations["page_size"] = "must not be negative"
+        if len(query.statuses) > MAX_FILTER_ENTRIES:
+            violations["statuses"] = f"at most {MAX_FILTER_ENTRIES} entries"
+        if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
+            violations["account_id"] = "not an account id (acc_…)"
+        cursor = None
+        if query.page_token:
+            if len(query.page_token) <= MAX_PAGE_TOKEN_LENGTH:
+                cursor = self._read_page_token(query.page_token, scope)
+            if cursor is None:
+                violations["page_token"] = "not a page token of this query"
+        if violations:
+            raise errors.InvalidField(violations)
+        return cursor
 
     def page_token_after(self, workspace_id: str, query: ListQuery, post: Post) -> str:
         """The token of the page after ``post`` in ``query``'s listing: for a page

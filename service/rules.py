@@ -14,7 +14,7 @@ import collections
 import itertools
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import regex
@@ -333,22 +333,28 @@ def check(platform: str, post_type: str, title: str,
         if not low <= len(items) <= high:
             add("items", f"{len(items)} items; allowed: {_range(low, high)}")
 
-    count, limit = COUNTERS[rules["count"]], rules["text"]
     for i, item in enumerate(items):
-        if not item.text.strip() and not item.media:
-            add(f"items[{i}]", "empty")
-        length = count(item.text)
-        if length > limit:
-            add(f"items[{i}].text", f"{length} {UNITS[rules['count']]}; limit {limit}")
-        if "hashtags" in rules:
-            tags = hashtag_count(item.text)
-            if tags > rules["hashtags"]:
-                add(f"items[{i}].text", f"{tags} hashtags; limit {rules['hashtags']}")
-        if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
-            kinds = Counter(m.kind for m in item.media)
-            have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
-            add(f"items[{i}].media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
+        _check_item(f"items[{i}]", item, rules, type_rules, add)
     return violations
+
+
+def _check_item(path: str, item: Item, rules: dict, type_rules: dict | None,
+                add: Callable[[str, str], None]) -> None:  # fmt: skip
+    """``add``s each rule that ``item`` (at ``path``) breaks."""
+    if not item.text.strip() and not item.media:
+        add(path, "empty")
+    count, limit = COUNTERS[rules["count"]], rules["text"]
+    length = count(item.text)
+    if length > limit:
+        add(f"{path}.text", f"{length} {UNITS[rules['count']]}; limit {limit}")
+    if "hashtags" in rules:
+        tags = hashtag_count(item.text)
+        if tags > rules["hashtags"]:
+            add(f"{path}.text", f"{tags} hashtags; limit {rules['hashtags']}")
+    if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
+        kinds = Counter(m.kind for m in item.media)
+        have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
+        add(f"{path}.media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
 
 
 def descriptions(value: str | tuple[str, ...]) -> tuple[str, ...]:

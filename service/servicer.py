@@ -297,6 +297,38 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
 
 def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
+    paths = _edited_paths(request)
+    changes: dict[str, object] = {}
+    immutable: dict[str, str] = {}
+    for path in paths:
+        if path in ("text", "title", "idempotency_key"):  # strings, taken as they are
+            changes[path] = getattr(request, path)
+        elif path == "media":
+            changes["media"] = _media(request.media, "media")
+        elif path == "items":
+            changes["items"] = _items(request.items)
+        elif path == "scheduled_at":
+            changes["scheduled_at"] = (
+                _time(request.scheduled_at, "scheduled_at")
+                if request.HasField("scheduled_at")
+                else None
+            )
+        elif path == "status":
+            status = _enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status")
+            if status:
+                changes["status"] = status
+        elif path == "account_id":
+            immutable["account_id"] = request.account_id
+        elif path == "platform":
+            immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
+        elif path == "post_type":
+            immutable["post_type"] = _enum(pb.PostType, request.post_type, "POST_TYPE_", "post_type")
+    return PostEdit(request.post_id, request.etag, changes, immutable)
+
+
+def _edited_paths(request: pb.UpdatePostRequest) -> list[str]:
+    """The fields an UpdatePostRequest changes: its update_mask's paths, or without
+    a mask, the fields it sets."""
     if request.HasField("update_mask"):
         # Paths name fields in snake_case, as FieldMask says; the lowerCamel
         # spelling a JSON client writes (grpcurl's "scheduledAt") means the same.
@@ -321,33 +353,4 @@ def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
             "post_type": request.post_type != 0,
         }
         paths = [p for p, on in present.items() if on]
-    changes: dict[str, object] = {}
-    immutable: dict[str, str] = {}
-    for path in paths:
-        if path == "text":
-            changes["text"] = request.text
-        elif path == "media":
-            changes["media"] = _media(request.media, "media")
-        elif path == "items":
-            changes["items"] = _items(request.items)
-        elif path == "title":
-            changes["title"] = request.title
-        elif path == "scheduled_at":
-            changes["scheduled_at"] = (
-                _time(request.scheduled_at, "scheduled_at")
-                if request.HasField("scheduled_at")
-                else None
-            )
-        elif path == "status":
-            status = _enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status")
-            if status:
-                changes["status"] = status
-        elif path == "idempotency_key":
-            changes["idempotency_key"] = request.idempotency_key
-        elif path == "account_id":
-            immutable["account_id"] = request.account_id
-        elif path == "platform":
-            immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
-        elif path == "post_type":
-            immutable["post_type"] = _enum(pb.PostType, request.post_type, "POST_TYPE_", "post_type")
-    return PostEdit(request.post_id, request.etag, changes, immutable)
+    return paths

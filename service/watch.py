@@ -328,10 +328,7 @@ class Hub:
                 elif join is not None:
                     self._replay_page(watcher, join)
                 else:
-                    for event in live:
-                        if event.event_id > watcher.last:
-                            watcher.send(pb.WatchPostEventsResponse(event=event))
-                            watcher.last = event.event_id
+                    self._send_live(watcher, live)
             except Exception:
                 log.exception("WatchPostEvents: sending failed; the stream ends")
                 watcher.context.cancel()
@@ -341,6 +338,13 @@ class Hub:
                     self._forget(watcher)
                 elif watcher.has_work():
                     self._schedule(watcher)
+
+    def _send_live(self, watcher: Watcher, live: list) -> None:
+        """Sends the events taken from ``watcher``'s queue that it has not had yet."""
+        for event in live:
+            if event.event_id > watcher.last:
+                watcher.send(pb.WatchPostEventsResponse(event=event))
+                watcher.last = event.event_id
 
     def _replay_page(self, watcher: Watcher, join: int) -> None:
         """Sends one page of the replay (events after ``watcher.last`` up to ``join``)."""

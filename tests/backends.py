@@ -171,10 +171,8 @@ class _Server:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 (os.killpg if group else os.kill)(process.pid, sig)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
         if group:  # whatever the leader left behind in its session
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)

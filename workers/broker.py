@@ -38,7 +38,8 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
     middleware += [DatabaseConnection(), QueueLag()]
     if worker_process:
         middleware.append(WorkerBoot())
-        if os.environ.get("dramatiq_prom_db"):  # POSTS_METRICS_LISTEN (see workers.__main__)
+        # Dramatiq's own (lower-case) name, set from POSTS_METRICS_LISTEN (see workers.__main__).
+        if os.environ.get("dramatiq_prom_db"):  # noqa: SIM112
             from dramatiq.middleware.prometheus import Prometheus
 
             middleware.append(Prometheus())

@@ -209,18 +209,23 @@ _NEW_VERSION = db.Compiled(
 )
 
 
-def _send_items(post: Post, lease: Lease) -> None:
-    loaded = posts.with_items(post)
-    post_id, token = post.id, lease.token
-    account = posts.find_account(post.account_id, post.workspace_id)
+def _broken_rules(post: Post, loaded: posts.LoadedPost) -> str:
+    """The network's rules that the post breaks, in words ('' when it keeps them all)."""
     items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
     violations = rules.check(post.platform, post.post_type, post.title, items)
     if not items:
         violations = {"items": "a post needs at least one item"}
-    if violations:
-        detail = "; ".join(f"{k}: {d}" for k, v in violations.items()
-                           for d in rules.descriptions(v))  # fmt: skip
-        return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
+    return "; ".join(f"{k}: {d}" for k, v in violations.items()
+                     for d in rules.descriptions(v))  # fmt: skip
+
+
+def _send_items(post: Post, lease: Lease) -> None:
+    loaded = posts.with_items(post)
+    post_id, token = post.id, lease.token
+    account = posts.find_account(post.account_id, post.workspace_id)
+    broken = _broken_rules(post, loaded)
+    if broken:
+        return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", broken))
     adapter = adapter_for(credentials.account_ref(account), account.sandbox)
     if adapter is None:
         return _end(post_id, token, Event.FAIL, PermanentError(

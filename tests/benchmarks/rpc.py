@@ -151,7 +151,7 @@ def make_scheduled_posts(address: str, tenant, count: int) -> list[str]:
     return ids
 
 
-def run(args) -> dict:
+def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, read top down
     t0 = header(f"1. RPC throughput and latency (closed loop, concurrency {args.concurrency})")
     scratch = Scratch("rpc").open()
     describe_database(scratch)

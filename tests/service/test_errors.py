@@ -557,7 +557,7 @@ def test_every_network_has_an_adapter():
     from service import platforms
     from workers.adapters import adapter_class
 
-    assert platforms.WITHOUT_ADAPTER == frozenset()
+    assert not platforms.WITHOUT_ADAPTER, platforms.WITHOUT_ADAPTER
     assert all(adapter_class(p) for p in platforms.PLATFORMS)
 
 

@@ -105,7 +105,7 @@ def test_each_event_arrives_once_in_order_signed_after_three_500s(api, make_tena
     for post_id in posts:
         got = [entry["id"] for entry in received if entry["post_id"] == post_id]
         assert got == [str(e.event_id) for e in expected[post_id]]
-        for entry, event in zip(subscriber.received("retried", post_id), expected[post_id]):
+        for entry, event in zip(subscriber.received("retried", post_id), expected[post_id], strict=True):
             assert entry["header_id"] == entry["id"]
             assert entry["type"] == WEBHOOK_NAMES[event.type]
             assert entry["event"] == json_format.MessageToDict(event)
