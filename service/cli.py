@@ -169,12 +169,12 @@ def _secret(args: argparse.Namespace, name: str) -> str | None:
     path = _arg(args, f"{name}-file")
     if path:
         try:
-            value = pathlib.Path(path).read_text().strip()
+            text = pathlib.Path(path).read_text().strip()
         except OSError as error:
             raise admin.AdminError(f"--{name}-file {path}: {error.strerror}") from None
-        if not value:
+        if not text:
             raise admin.AdminError(f"--{name}-file {path} is empty")
-        return value
+        return text
     value = _arg(args, name)
     if value == "-":
         # At a terminal, not echoed; piped, read whole.

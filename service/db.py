@@ -15,6 +15,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -230,9 +231,9 @@ def write():
     SQLite allows one writer: BEGIN IMMEDIATE takes the write lock up front
     instead of failing with "database is locked" on the first write.
     """
-    pending = getattr(_local, "after_commit", None)
+    pending: list[Callable[[], None]] | None = getattr(_local, "after_commit", None)
     outer = pending is None
-    if outer:
+    if pending is None:
         pending = _local.after_commit = []
     mark = len(pending)
     try:
@@ -271,7 +272,10 @@ def locked(query: peewee.Select) -> peewee.Select:
 def claimable(query: peewee.Select) -> peewee.Select:
     """``query`` skipping rows another transaction has locked (PostgreSQL's
     SKIP LOCKED), so concurrent dispatchers and sweepers split the work."""
-    return query if is_sqlite() else query.for_update("FOR UPDATE SKIP LOCKED")
+    return query if is_sqlite() else query.for_update(skip_locked=True)
+
+
+_Row = TypeVar("_Row", bound=peewee.Model)
 
 
 class Compiled:
@@ -299,7 +303,7 @@ class Compiled:
             self._sql[key] = sql
         return sql
 
-    def rows(self, model: type[peewee.Model], *params) -> list:
+    def rows(self, model: type[_Row], *params) -> list[_Row]:
         """The selected rows as ``model`` instances (as peewee would make them)."""
         cursor = database.execute_sql(self.sql(*params), params)
         key = (database.obj, len(params), model)
@@ -310,7 +314,7 @@ class Compiled:
             self._columns[key] = fields
         found = []
         for row in cursor.fetchall():
-            instance = model(__no_default__=1)
+            instance: Any = model(__no_default__=1)  # with our _read, which Model lacks
             instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
             instance.__data__ = dict(instance._read)
             found.append(instance)
@@ -329,9 +333,10 @@ class Compiled:
 _inserts: dict[tuple, Compiled] = {}
 
 
-def insert(row: peewee.Model) -> peewee.Model:
+def insert(row: _Row) -> _Row:
     """Inserts a new ``row`` (as ``Model.create`` would), with SQL compiled once
     per model and set of columns; fills in an auto-increment id."""
+    state: Any = row  # peewee's private _dirty, which its stubs leave out
     model = type(row)
     fields = [f for f in model._meta.sorted_fields if f.name in row.__data__]
     key = (model, tuple(f.name for f in fields))
@@ -341,11 +346,11 @@ def insert(row: peewee.Model) -> peewee.Model:
     params = [f.db_value(row.__data__[f.name]) for f in fields]
     cursor = database.execute_sql(statement.sql(*params), params)
     primary_key = model._meta.primary_key
-    if primary_key.name not in row.__data__:
+    if primary_key is not False and primary_key.name not in row.__data__:
         # PostgreSQL answers the new id through the INSERT's RETURNING clause.
         returning = database.obj.returning_clause
         row.__data__[primary_key.name] = cursor.fetchone()[0] if returning else cursor.lastrowid
-    row._dirty.clear()
+    state._dirty.clear()
     return row
 
 
@@ -360,12 +365,13 @@ def update_changed(row: peewee.Model, **expected) -> int:
     SQLite rewrites an index's page for every column set, even to the same
     value. The SQL is compiled once per model and set of fields.
     """
+    state: Any = row  # peewee's private _dirty and _pk, which its stubs leave out, and our _read
     model = type(row)
     meta = model._meta
     read = getattr(row, "_read", {})
     changed = [
         f for f in meta.sorted_fields
-        if f.name in row._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
+        if f.name in state._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
     ]  # fmt: skip
     if not changed:  # as peewee's save(only_dirty=True): nothing to write
         return 0
@@ -380,10 +386,10 @@ def update_changed(row: peewee.Model, **expected) -> int:
 
         statement = _updates[key] = Compiled(build)
     params = [f.db_value(row.__data__.get(f.name)) for f in changed]
-    params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()], strict=True)]
+    params += [f.db_value(v) for f, v in zip(conditions, [state._pk, *expected.values()], strict=True)]
     updated = statement.execute(*params)
-    row._dirty.clear()
-    row._read = dict(row.__data__)
+    state._dirty.clear()
+    state._read = dict(row.__data__)
     return updated
 
 

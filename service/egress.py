@@ -89,10 +89,11 @@ def url_refusal(url: str, allowed: EgressAllow,
     if refusal:
         return refusal
     parts = urllib.parse.urlsplit(url)
-    address = literal_address(parts.hostname)
+    host = parts.hostname or ""  # never empty: form_refusal refuses a URL without a host
+    address = literal_address(host)
     if address is None:
         return None
-    return _refused(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme.lower()], [address],
+    return _refused(host, parts.port or DEFAULT_PORTS[parts.scheme.lower()], [address],
                     allowed)  # fmt: skip
 
 

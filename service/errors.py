@@ -8,6 +8,7 @@ with the order in which the checks run.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -38,7 +39,7 @@ class ServiceError(Exception):
         message: str,
         *,
         metadata: dict[str, str] | None = None,
-        violations: dict[str, str | tuple[str, ...]] | None = None,
+        violations: Mapping[str, str | tuple[str, ...]] | None = None,
         precondition: tuple[str, str, str] | None = None,
     ):
         super().__init__(message)
@@ -83,7 +84,7 @@ class WorkspaceRequired(ServiceError):
 class InvalidField(ServiceError):
     reason = "INVALID_FIELD"
 
-    def __init__(self, violations: dict[str, str]):
+    def __init__(self, violations: Mapping[str, str | tuple[str, ...]]):
         first = next(iter(violations))
         super().__init__(f"invalid {first}: {violations[first]}", violations=violations)
 

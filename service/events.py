@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Collection
+from typing import cast
 
 from posts.v1 import posts_pb2 as pb
 
@@ -138,7 +139,7 @@ def cursor_field():
     return PostEvent.id if db.is_sqlite() else PostEvent.seq
 
 
-def event_id(row: PostEvent) -> int:
+def event_id(row: PostEvent) -> int | None:
     return row.id if db.is_sqlite() else row.seq
 
 
@@ -236,7 +237,7 @@ def encode(row: PostEvent) -> pb.PostEvent:
         event_id=event_id(row),
         post_id=row.post_id,
         workspace_id=row.workspace,
-        type=row.type,
+        type=cast("pb.PostEventType", row.type),  # see service.codec on the casts
         status=codec.status_value(row.to_status),
         create_time=codec.timestamp(row.at),
         attempt=row.attempt,
@@ -295,7 +296,8 @@ def prune(before: dt.datetime, batch: int = 500, max_batches: int = 20) -> int:
                 for row in oldest.objects():
                     if row.at >= before:
                         break
-                    rows.append((row.id, row.cursor))
+                    # The aliased column, which .objects() sets on the row.
+                    rows.append((row.id, row.cursor))  # type: ignore[attr-defined]
                 if not rows:
                     break
                 PostEvent.delete().where(PostEvent.id.in_([r[0] for r in rows])).execute()

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -83,10 +84,11 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
                 return grpc.unary_unary_rpc_method_handler(answer, **codecs)
             return grpc.stream_unary_rpc_method_handler(answer, **codecs)
         behaviour = handler.unary_stream or handler.stream_stream
+        stream: Callable
         if getattr(behaviour, "experimental_non_blocking", False):
             # gRPC's non-blocking stream (WatchPostEvents): the behaviour returns at
             # once, and its answers go out later through the callback.
-            def stream(request, context, send_response_callback):
+            def non_blocking(request, context, send_response_callback):
                 # Counted as it opens (or is refused): it ends later, from the hub.
                 started = time.perf_counter()
                 try:
@@ -95,7 +97,9 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
                 finally:
                     _count(name, context, started)
 
-            stream.experimental_non_blocking = True
+            # gRPC reads this mark off the function; no stub declares it.
+            non_blocking.experimental_non_blocking = True  # type: ignore[attr-defined]
+            stream = non_blocking
         else:
 
             def stream(request, context):

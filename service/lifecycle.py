@@ -198,17 +198,18 @@ def decide_update(
     if event is E.SCHEDULE and current is S.DRAFT:
         check_schedule(scheduled_at, now)
     target = next_status(current, event)
-    # A scheduled post always has a time: nothing would ever move one without.
-    if target is S.SCHEDULED and scheduled_at is None:
-        raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
-                                   "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
-    if target is S.SCHEDULED and time_moved and scheduled_at < now - CLOCK_SKEW:
-        raise errors.InvalidField(
-            {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
-        )
-    # On a scheduled post, a time now or past means publish now.
-    if target is S.SCHEDULED and scheduled_at <= now:
-        target = S.PENDING
+    if target is S.SCHEDULED:
+        # A scheduled post always has a time: nothing would ever move one without.
+        if scheduled_at is None:
+            raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
+                                       "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
+        if time_moved and scheduled_at < now - CLOCK_SKEW:
+            raise errors.InvalidField(
+                {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
+            )
+        # On a scheduled post, a time now or past means publish now.
+        if scheduled_at <= now:
+            target = S.PENDING
     noop = target is current and not edits
     if noop:
         return Decision(current, noop=True, new_token=False, check_rules=False, enqueue=False)

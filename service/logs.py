@@ -61,6 +61,7 @@ def use_format(log_format: str) -> None:
     or ``json``, one object per line with the time, level, logger, pid,
     message and the context's fields (``bound``)."""
     quiet()
+    formatter: logging.Formatter
     if log_format == "json":
         from pythonjsonlogger.json import JsonFormatter
 

@@ -8,12 +8,14 @@ after the commit hands new delivery jobs to ``enqueue``. Lifecycle columns
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import peewee
 
@@ -30,6 +32,9 @@ from service.models import (
     load_items,
     with_items,
 )
+
+if TYPE_CHECKING:
+    from posts.v1 import posts_pb2
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +93,25 @@ class NewPost:
     shorthand: bool = False
 
 
+class PostChanges(TypedDict, total=False):
+    """The fields an UpdatePost changes, each present only when it changes."""
+
+    text: str
+    media: tuple[MediaInput, ...]
+    items: tuple[ItemInput, ...]
+    title: str
+    scheduled_at: dt.datetime | None  # None: the time is cleared
+    status: str  # a StatusChange's lower-case name
+    idempotency_key: str
+
+
 @dataclasses.dataclass(frozen=True)
 class PostEdit:
     """An UpdatePost request, decoded: ``changes`` holds only the fields to change."""
 
     post_id: str
     etag: str
-    changes: dict[str, object]
+    changes: PostChanges
     immutable: dict[str, str]
 
 
@@ -147,6 +164,14 @@ def find_account(account_id: str, workspace_id: str) -> Account | None:
     """The account, if it is in the workspace."""
     rows = _ACCOUNT.rows(Account, account_id, workspace_id)
     return rows[0] if rows else None
+
+
+def post_account(post: Post) -> Account:
+    """The post's account (a foreign key keeps it, in the post's workspace)."""
+    account = find_account(post.account_id, post.workspace_id)
+    if account is None:
+        raise LookupError(f"{post.id}: its account {post.account_id} is gone")
+    return account
 
 
 def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> LoadedPost:
@@ -271,7 +296,7 @@ class Posts:
         return created, post_id
 
     def events(self, which: events.Filter, page_size: int,
-               page_token: str) -> tuple[list, str]:  # fmt: skip
+               page_token: str) -> tuple[builtins.list[posts_pb2.PostEvent], str]:  # fmt: skip
         """A page of ``which.workspace_id``'s events (ListPostEvents) and the next
         page's token ('' on the last)."""
         scope = json.dumps(["events", which.workspace_id, which.post_ids, which.types])
@@ -279,11 +304,12 @@ class Posts:
         if page_token:
             payload = self._keyring.verify(page_token)
             try:
-                token_scope, after = json.loads(payload) if payload else (None, None)
+                token_scope, token_after = json.loads(payload) if payload else (None, None)
             except (ValueError, TypeError):
-                token_scope = None
-            if token_scope != scope or not isinstance(after, int):
+                token_scope, token_after = None, None
+            if token_scope != scope or not isinstance(token_after, int):
                 raise errors.InvalidField({"page_token": "not a token of this listing"})
+            after = token_after
         with db.connection():
             found, last = events.page(which, page_size, after)
         token = self._keyring.sign(json.dumps([scope, last]).encode()) if last else ""
@@ -390,7 +416,7 @@ class Posts:
         return loaded
 
     def _rules_before_lock(self, workspace_id: str, edit: PostEdit,
-                           now) -> tuple[int, dict[str, str]] | None:  # fmt: skip
+                           now) -> tuple[int, rules.Violations] | None:  # fmt: skip
         """(version read, rules.check's violations) when the edit, applied to the post
         as read now, would check the platform rules; else None."""
         changes = edit.changes
@@ -415,11 +441,11 @@ class Posts:
         current = with_items(post)
         items = _edited_items(current, changes)
         violations = rules.check(post.platform, post.post_type, changes.get("title", post.title),
-                                 items if items is not None else _as_inputs(current))  # fmt: skip
+                                 items if items is not None else as_inputs(current))  # fmt: skip
         return post.version, violations
 
     def _edit(self, workspace_id: str, edit: PostEdit, now,
-              early: tuple[int, dict[str, str]] | None, retry: bool) -> tuple[LoadedPost, bool]:  # fmt: skip
+              early: tuple[int, rules.Violations] | None, retry: bool) -> tuple[LoadedPost, bool]:  # fmt: skip
         """The edit, in the write transaction: the post as answered, and whether it changed.
 
         Raises _ChangedSinceChecked, when ``retry``, if the rules are due and the
@@ -457,10 +483,10 @@ class Posts:
             elif early is not None and retry:
                 raise _ChangedSinceChecked()
             _check_deliverable(
-                find_account(post.account_id, workspace_id),
+                post_account(post),
                 post.post_type,
                 title,
-                items if items is not None else _as_inputs(current),
+                items if items is not None else as_inputs(current),
                 shorthand=False,
                 violations=violations,
             )
@@ -472,7 +498,7 @@ class Posts:
             PostItem.delete().where(PostItem.post == post.id).execute()
             written = _write_items(post, items)
             content["content_revision"] = post.content_revision + 1
-        event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
+        event = lifecycle.CHANGE_EVENTS.get(changes.get("status", ""), lifecycle.Event.EDIT)
         loaded = LoadedPost(post, written)
         if store.apply(post, event, now, target=decision.status, content=content,
                        loaded=loaded) is None:  # fmt: skip
@@ -569,40 +595,40 @@ def _write_items(post: Post, items: Sequence[ItemInput]) -> list[tuple[PostItem,
     return written
 
 
-def _as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
+def as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
     return tuple(
         ItemInput(item.text, tuple(MediaInput(m.url, m.kind, m.mime_type, m.alt_text) for m in ms))
         for item, ms in loaded.items
     )
 
 
-def _edit_scope(changes: dict) -> tuple[bool, bool]:
+def _edit_scope(changes: PostChanges) -> tuple[bool, bool]:
     """Whether an edit's ``changes`` change the content (items or title), and
     whether they change anything besides the status."""
     content_edited = any(k in changes for k in ("items", "text", "media", "title"))
     return content_edited, content_edited or "scheduled_at" in changes or "idempotency_key" in changes
 
 
-def _time_moved(post: Post, changes: dict) -> bool:
+def _time_moved(post: Post, changes: PostChanges) -> bool:
     """Whether an edit gives the post another scheduled time (a time sent again
     unchanged moves nothing)."""
     return "scheduled_at" in changes and changes["scheduled_at"] != post.scheduled_at
 
 
-def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] | None:
+def _edited_items(current: LoadedPost, changes: PostChanges) -> tuple[ItemInput, ...] | None:
     """The post's items after the edit, or None when the content does not change."""
     if "items" in changes:
         return changes["items"]
     if "text" not in changes and "media" not in changes:
         return None
-    items = list(_as_inputs(current)) or [ItemInput("")]
+    items = list(as_inputs(current)) or [ItemInput("")]
     first = items[0]
     items[0] = ItemInput(changes.get("text", first.text), changes.get("media", first.media))
     return tuple(items)
 
 
 def _check_deliverable(account: Account, post_type, title, items, shorthand: bool,
-                       violations: dict | None = None) -> None:  # fmt: skip
+                       violations: rules.Violations | None = None) -> None:  # fmt: skip
     """Raises what stops the content going out. ``violations``: ``rules.check``'s
     answer for it, computed before the write lock (None: computed here)."""
     if not any(item.text.strip() or item.media for item in items):

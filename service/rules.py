@@ -23,12 +23,19 @@ from service import platforms
 
 
 class Media(Protocol):
-    kind: str  # image, video, gif, document
+    @property
+    def kind(self) -> str: ...  # image, video, gif, document
 
 
 class Item(Protocol):
-    text: str
-    media: Sequence[Media]
+    @property
+    def text(self) -> str: ...
+    @property
+    def media(self) -> Sequence[Media]: ...
+
+
+#: ``check``'s answer: {field path: description, or a tuple of them}.
+Violations = dict[str, str | tuple[str, ...]]
 
 
 X_MEDIA = {"min": 0, "one_of": {"image": 4, "video": 1, "gif": 1}}
@@ -299,7 +306,7 @@ UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code poin
 
 
 def check(platform: str, post_type: str, title: str,
-          items: Sequence[Item]) -> dict[str, str | tuple[str, ...]]:  # fmt: skip
+          items: Sequence[Item]) -> Violations:  # fmt: skip
     """Returns {field_path: description} for every broken rule; empty when the post is fine.
     Where several rules break at one path, its descriptions are a tuple, one per rule
     (``descriptions`` reads either form).
@@ -312,7 +319,7 @@ def check(platform: str, post_type: str, title: str,
     rules = RULES[platform]
     if rules is None:
         return {}
-    violations: dict[str, str] = {}
+    violations: Violations = {}
 
     def add(path: str, description: str) -> None:
         old = violations.get(path)

@@ -178,7 +178,7 @@ def _bind(server: grpc.Server, config: Config) -> int:
             pair, root_certificates=client_ca, require_client_auth=client_ca is not None
         )
     try:
-        if config.tls_cert:
+        if credentials is not None:  # config.tls_cert
             port = server.add_secure_port(config.listen, credentials)
         else:
             port = server.add_insecure_port(config.listen)

@@ -24,6 +24,7 @@ from service.posts import (
     ListQuery,
     MediaInput,
     NewPost,
+    PostChanges,
     PostEdit,
     Posts,
 )
@@ -101,7 +102,8 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
         if request.page_size < 0:
             raise errors.InvalidField({"page_size": "must not be negative"})
         page, token = self._posts.list(workspace, query)
-        posts, size = [], 0
+        posts: list[pb.Post] = []
+        size = 0
         for n, loaded in enumerate(page):
             post = encode_post(loaded)
             size += post.ByteSize() + 8  # with its tag and length
@@ -133,7 +135,8 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
             raise errors.BackendUnavailable("event stream")
         self._hub.follow(which, after, send_response_callback, context)
 
-    WatchPostEvents.experimental_non_blocking = True
+    # gRPC reads this mark off the method; no stub declares it.
+    WatchPostEvents.experimental_non_blocking = True  # type: ignore[attr-defined]
 
     def CreateWebhookSubscription(self, request, context):
         workspace = _workspace(request)
@@ -209,7 +212,7 @@ def check_strings(message: protobuf_message.Message, path: str = "") -> dict[str
     """The violations of what every string of a request must keep to, wherever it
     is: no NUL (PostgreSQL cannot store one), and ids (``…_id``) of at most
     MAX_ID_LENGTH characters. The other limits are the domain's."""
-    violations = {}
+    violations: dict[str, str] = {}
     for field, value in message.ListFields():
         name = path + field.name
         if field.type == field.TYPE_MESSAGE:
@@ -298,11 +301,20 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
 def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
     paths = _edited_paths(request)
-    changes: dict[str, object] = {}
-    immutable: dict[str, str] = {}
+    return PostEdit(request.post_id, request.etag, _changes(request, paths),
+                    _immutable(request, paths))  # fmt: skip
+
+
+def _changes(request: pb.UpdatePostRequest, paths: list[str]) -> PostChanges:
+    """The editable fields of ``paths``, decoded."""
+    changes: PostChanges = {}
     for path in paths:
-        if path in ("text", "title", "idempotency_key"):  # strings, taken as they are
-            changes[path] = getattr(request, path)
+        if path == "text":
+            changes["text"] = request.text
+        elif path == "title":
+            changes["title"] = request.title
+        elif path == "idempotency_key":
+            changes["idempotency_key"] = request.idempotency_key
         elif path == "media":
             changes["media"] = _media(request.media, "media")
         elif path == "items":
@@ -317,13 +329,20 @@ def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
             status = _enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status")
             if status:
                 changes["status"] = status
-        elif path == "account_id":
+    return changes
+
+
+def _immutable(request: pb.UpdatePostRequest, paths: list[str]) -> dict[str, str]:
+    """The fields of ``paths`` that cannot change, as sent (compared with the post's)."""
+    immutable: dict[str, str] = {}
+    for path in paths:
+        if path == "account_id":
             immutable["account_id"] = request.account_id
         elif path == "platform":
             immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
         elif path == "post_type":
             immutable["post_type"] = _enum(pb.PostType, request.post_type, "POST_TYPE_", "post_type")
-    return PostEdit(request.post_id, request.etag, changes, immutable)
+    return immutable
 
 
 def _edited_paths(request: pb.UpdatePostRequest) -> list[str]:

@@ -84,7 +84,10 @@ class Watcher:
 
     def __init__(self, which: events.Filter, send: Callable, context, after: int | None,
                  join: int):  # fmt: skip
+        if which.workspace_id is None:  # every workspace: only the hub's own read
+            raise ValueError("a stream watches one workspace")
         self.which = which
+        self.workspace_id = which.workspace_id
         self.send = send  # the stream's callback: a response, or None to end it
         self.context = context
         self.queue: collections.deque[pb.PostEvent] = collections.deque()
@@ -185,7 +188,7 @@ class Hub:
             # Registered at ``through``: from here its queue gets every event above it.
             watcher = Watcher(which, send, context, after, self._through)
             self._watchers.add(watcher)
-            self._by_workspace.setdefault(which.workspace_id, set()).add(watcher)
+            self._by_workspace.setdefault(watcher.workspace_id, set()).add(watcher)
             if watcher.has_work():
                 self._schedule(watcher)
         if not context.add_callback(lambda: self._closed(watcher)):
@@ -202,11 +205,11 @@ class Hub:
         watcher.closed = True
         watcher.queue.clear()
         self._watchers.discard(watcher)
-        workspace = self._by_workspace.get(watcher.which.workspace_id)
+        workspace = self._by_workspace.get(watcher.workspace_id)
         if workspace is not None:
             workspace.discard(watcher)
             if not workspace:
-                del self._by_workspace[watcher.which.workspace_id]
+                del self._by_workspace[watcher.workspace_id]
         self._lock.notify_all()
 
     def _schedule(self, watcher: Watcher) -> None:
@@ -215,7 +218,7 @@ class Hub:
             self._ready.append(watcher)
             self._lock.notify_all()
 
-    def _end(self, watcher: Watcher, why: type[errors.ServiceError]) -> None:
+    def _end(self, watcher: Watcher, why: Callable[[int], errors.ServiceError]) -> None:
         """Ends the stream with ``why`` at its next send; what was queued is
         dropped (the client resumes from the last event it was sent)."""
         if watcher.ended is None and not watcher.closed:

@@ -27,6 +27,7 @@ import datetime as dt
 import enum
 import random
 import secrets
+from typing import cast
 
 from posts.v1 import posts_pb2 as pb
 
@@ -140,8 +141,9 @@ def delete(workspace_id: str, subscription_id: str) -> None:
         raise errors.SubscriptionNotFound(subscription_id)
 
 
-def event_types_of(subscription: WebhookSubscription) -> list[int]:
-    return [int(t) for t in subscription.event_types.split(",") if t]
+def event_types_of(subscription: WebhookSubscription) -> list[pb.PostEventType]:
+    # A cast, as in service.codec: the stored ints are the enum's values.
+    return [cast("pb.PostEventType", int(t)) for t in subscription.event_types.split(",") if t]
 
 
 def encode(subscription: WebhookSubscription) -> pb.WebhookSubscription:
@@ -342,9 +344,11 @@ def start(delivery_id: int, token: str, now: dt.datetime, policy: Policy) -> Sen
         if advance(delivery_id, token, Change.START, now, policy) is None:
             return None
         row = WebhookDelivery.get_or_none(WebhookDelivery.id == delivery_id)
-        subscription = row and WebhookSubscription.get_or_none(
+        if row is None:
+            return None
+        subscription = WebhookSubscription.get_or_none(
             WebhookSubscription.id == row.subscription_id)
-        event = row and PostEvent.get_or_none(PostEvent.id == row.event_id)
+        event = PostEvent.get_or_none(PostEvent.id == row.event_id)
     if subscription is None or event is None or subscription.state != ACTIVE:
         return None
     return Send(delivery_id, token, subscription.url,

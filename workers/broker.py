@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dramatiq
 import dramatiq.errors
@@ -80,20 +82,28 @@ def setup() -> dramatiq.Broker:
 
 
 @functools.cache
-def _logged(broker_class: type[dramatiq.Broker]) -> type[dramatiq.Broker]:
+def _logged(broker_class: type[dramatiq.Broker]) -> Callable[..., dramatiq.Broker]:
     """``broker_class`` logging when this process's consumers reach the broker,
     lose it and reach it again (Dramatiq's consumers reconnect by themselves,
     and say only that they failed)."""
     return type(f"Logged{broker_class.__name__}", (_ConnectionLog, broker_class), {})
 
 
-class _ConnectionLog:
+# For the type checker the mixin is a broker; at run time its bases come from _logged.
+if TYPE_CHECKING:
+    _Broker = dramatiq.Broker
+else:
+    _Broker = object
+
+
+class _ConnectionLog(_Broker):
     """A broker mixin: one line when this process first fetches from or sends
     to the broker, one when it loses it, one when it reaches it again; never one
     per consumer thread or per retry."""
 
     def __init__(self, *args, url: str, **kwargs):
-        super().__init__(*args, url=url, **kwargs)
+        # The next class is RedisBroker or RabbitmqBroker, which take a url.
+        super().__init__(*args, url=url, **kwargs)  # type: ignore[call-arg]
         self._where = logs.redact(url)
         self._link_lock = threading.Lock()
         self._connected = False
@@ -148,7 +158,7 @@ class _ConnectionLog:
                 return
             lost_at, self._lost_at = self._lost_at, None
             again, self._connected = self._connected, True
-        if again:
+        if again and lost_at is not None:  # again: it was lost, so lost_at is set
             log.info("reconnected to the broker %s after %.1f s", self._where,
                      time.monotonic() - lost_at)  # fmt: skip
         else:
@@ -192,7 +202,7 @@ def use(url: str) -> dramatiq.Broker:
     """Points this process (a server) at the broker for ``url``, and closes the
     one it used before; a no-op when it already uses that broker."""
     global _server_url
-    if url == _server_url:
+    if url == _server_url and _current is not None:
         return _current
     old = _current
     broker = _set(make_broker(url, worker_process=False))

@@ -158,7 +158,7 @@ class Lease:
                 if _HELD.value(self.post_id, self.token, Status.PROCESSING.value,
                                micros(now + left)):  # fmt: skip
                     return
-        self._renew(mark=self.mark and self.item is not None)
+        self._renew(mark=self.item if self.mark else None)
 
     def record_handle(self, handle: str) -> None:
         """Stores ``handle`` with the item being sent, in the transaction that renews
@@ -166,17 +166,19 @@ class Lease:
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
+            if self.item is None:
+                raise RuntimeError("record_handle: no item is being sent")
             _HANDLE.execute(handle, self.item.id)
         self._renewed = time.monotonic()
 
-    def _renew(self, mark: bool = False) -> None:
-        """Moves the lease on (and, with ``mark``, marks the item being sent in the
-        same transaction); LeaseLost when the post is no longer this worker's."""
+    def _renew(self, mark: PostItem | None = None) -> None:
+        """Moves the lease on (and marks ``mark``, the item being sent, in the same
+        transaction); LeaseLost when the post is no longer this worker's."""
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
-            if mark:
-                _MARK.execute(micros(db.utcnow()), self.item.id)
+            if mark is not None:
+                _MARK.execute(micros(db.utcnow()), mark.id)
                 self.marked = True
         self._renewed = time.monotonic()
 
@@ -211,7 +213,7 @@ _NEW_VERSION = db.Compiled(
 
 def _broken_rules(post: Post, loaded: posts.LoadedPost) -> str:
     """The network's rules that the post breaks, in words ('' when it keeps them all)."""
-    items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
+    items = posts.as_inputs(loaded)
     violations = rules.check(post.platform, post.post_type, post.title, items)
     if not items:
         violations = {"items": "a post needs at least one item"}
@@ -222,7 +224,7 @@ def _broken_rules(post: Post, loaded: posts.LoadedPost) -> str:
 def _send_items(post: Post, lease: Lease) -> None:
     loaded = posts.with_items(post)
     post_id, token = post.id, lease.token
-    account = posts.find_account(post.account_id, post.workspace_id)
+    account = posts.post_account(post)
     broken = _broken_rules(post, loaded)
     if broken:
         return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", broken))

@@ -161,9 +161,9 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     """Declares ``send_webhook`` on ``broker`` (its own queue, WEBHOOK_QUEUE)."""
     global _actor
     _actor = dramatiq.actor(
-        send_webhook, broker=broker, queue_name=WEBHOOK_QUEUE, actor_name="send_webhook",
+        broker=broker, queue_name=WEBHOOK_QUEUE, actor_name="send_webhook",
         time_limit=120_000,
-    )  # fmt: skip
+    )(send_webhook)  # fmt: skip
     return _actor
 
 
@@ -182,7 +182,8 @@ def worker(broker: dramatiq.Broker, config: Config) -> dramatiq.Worker:
         broker.logger.addFilter(_SecondWorkerMiddleware())
     made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE},
                            worker_threads=config.webhook_threads, worker_timeout=100)
-    made.posts_webhooks = True  # workers.middleware.WorkerBoot leaves it alone
+    # A mark of ours on Dramatiq's Worker: workers.middleware.WorkerBoot leaves it alone.
+    made.posts_webhooks = True  # type: ignore[attr-defined]
     return made
 
 

@@ -317,8 +317,8 @@ class BlueskyAdapter:
         if parent is None or not parent.get("cid"):
             raise PermanentError("REPLY_TARGET_NOT_FOUND", f"{parent_uri} is not on Bluesky")
         parent_ref = {"uri": parent.get("uri") or parent_uri, "cid": parent["cid"]}
-        value = parent.get("value") if isinstance(parent.get("value"), dict) else {}
-        reply = value.get("reply") if isinstance(value.get("reply"), dict) else {}
+        value = found if isinstance(found := parent.get("value"), dict) else {}
+        reply = found if isinstance(found := value.get("reply"), dict) else {}
         root = reply.get("root")
         if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
             root = parent_ref
@@ -383,7 +383,7 @@ def _raise_xrpc_error(response: httpx.Response) -> None:
     body = http.json_object(response)
     if not isinstance(body.get("error"), str):
         return
-    message = body.get("message") if isinstance(body.get("message"), str) else ""
+    message = found if isinstance(found := body.get("message"), str) else ""
     authenticated = "authorization" in response.request.headers
     raise XrpcError(response.status_code, http.network_text(body["error"]),
                     http.network_text(message), authenticated)  # fmt: skip

@@ -568,8 +568,9 @@ def _resolve(host: str, port: int) -> list[str]:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
     addresses: list[str] = []
     for *_, sockaddr in found:
-        if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+        address = str(sockaddr[0])  # already a str for the IPv4 and IPv6 families asked
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 

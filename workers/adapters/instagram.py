@@ -175,10 +175,9 @@ class InstagramAdapter:
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
                       "caption": item.text}  # fmt: skip
         else:
-            (media,) = item.media[:1] or (None,)
-            if media is None:
+            if not item.media:
                 raise PermanentError("PLATFORM_RULE_VIOLATED", "an Instagram post needs a medium")
-            fields = _source(media, post_type=item.post_type)
+            fields = _source(item.media[0], post_type=item.post_type)
             if item.post_type != "story":  # stories take no caption
                 fields["caption"] = item.text
         return self._made(self._call("POST", f"/{user_id}/media", lease, data=fields))

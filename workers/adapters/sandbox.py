@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 
 from ulid import ULID
 
@@ -32,7 +33,7 @@ class Ledger:
         self._sends: list[Send] = []
         self._by_key: dict[str, Published] = {}
 
-    def record(self, request: ItemRequest, make: callable) -> Published:
+    def record(self, request: ItemRequest, make: Callable[[], Published]) -> Published:
         with self._lock:
             published = self._by_key.get(request.idempotency_key) or make()
             self._by_key[request.idempotency_key] = published

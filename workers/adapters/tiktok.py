@@ -208,7 +208,7 @@ class TikTokAdapter:
             with self._client() as api:
                 response = answer(api, "POST", path, within=deadline(), json=body)
             payload = json_object(response)
-            error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+            error = found if isinstance(found := payload.get("error"), dict) else {}
             code = str(error.get("code") or "")
             if response.is_success and code in ("", "ok"):
                 data = payload.get("data")

@@ -94,7 +94,7 @@ class YouTubeAdapter:
             if credentials.expiring(self._account, REFRESH_MARGIN):
                 self._refresh(lease)
             with download(item.media[0], lease) as medium:
-                session, offset = item.handle, 0
+                session, offset = item.handle, 0  # type: str, int | None
                 if session:
                     done, offset = self._resume_at(session, medium, lease)
                     if done is not None:
@@ -244,6 +244,7 @@ def _refusal(response: httpx.Response, label: str = "", message: str = "") -> Ex
 
 def until_quota_resets(now: dt.datetime | None = None) -> float:
     """Seconds until the next midnight Pacific time, when YouTube's daily quota resets."""
+    pacific: dt.tzinfo
     try:
         pacific = zoneinfo.ZoneInfo("America/Los_Angeles")
     except zoneinfo.ZoneInfoNotFoundError:  # no time zone data: standard time, an hour late at most
