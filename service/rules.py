@@ -46,6 +46,8 @@ ONE_VIDEO = {"min": 1, "one_of": {"video": 1}}
 #: is then required), an optional limit of hashtags per item, and per post type the
 #: item count (min, max) and the media rule.
 #: ``None`` means no rules beyond the service's general limits.
+# Laid out by hand: one network per block, its limits on one line.
+# fmt: off
 RULES: dict[str, dict | None] = {
     "x": {
         "count": "weighted", "text": 280,
@@ -102,7 +104,8 @@ RULES: dict[str, dict | None] = {
         },
     },
     "webhook": None,
-}  # fmt: skip
+}
+# fmt: on
 
 # twitter-text v3: these code points weigh 1, all others 2; a URL weighs 23.
 X_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))

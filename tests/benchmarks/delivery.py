@@ -118,12 +118,15 @@ def deliver_batch(args, server, tenant, account_id: str, post_type: str, label: 
     from service import db
     from service.models import Post
 
+    # Laid out by hand: flags beside their values.
+    # fmt: off
     command = [
         sys.executable, "-m", "tests.benchmarks.loadgen", "--address", server.address,
         "--key", tenant.key, "--workspace", tenant.workspace_id, "--account", account_id,
         "--rpc", "CreatePost", "--status", "publish", "--post-type", post_type,
         "--concurrency", str(args.concurrency), "--count", str(args.posts),
-    ]  # fmt: skip
+    ]
+    # fmt: on
     spy = None
     if args.profile:
         spy = profiling.record(server.popen.pid, None,

@@ -188,12 +188,15 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
                     spy = profiling.record(process.popen.pid, args.warmup + args.duration,
                                            os.path.join(args.profile, f"rpc-{slug}.txt"))
                 cpu0, wall0 = cpu_seconds(process.popen.pid), time.monotonic()
+                # Laid out by hand: flags beside their values.
+                # fmt: off
                 results[name, target] = run_child("tests.benchmarks.loadgen", [
                     "--address", process.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
                     "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
                     "--warmup", args.warmup, "--duration", args.duration,
-                ])  # fmt: skip
+                ])
+                # fmt: on
                 results[name, target]["server_cpu"] = (
                     cpu_seconds(process.popen.pid) - cpu0
                 ) / (time.monotonic() - wall0)
@@ -212,12 +215,15 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
                 if name not in WATCHED_RUNS:
                     continue
                 note(f"rpc: {name} against service with {args.watchers} watchers")
+                # Laid out by hand: flags beside their values.
+                # fmt: off
                 watched[name] = run_child("tests.benchmarks.loadgen", [
                     "--address", server.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
                     "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
                     "--warmup", args.warmup, "--duration", args.duration,
-                ])  # fmt: skip
+                ])
+                # fmt: on
             watched["threads_after"] = status_field(pid, "Threads")
             holder.stop(timeout=15)
         server_peak = peak_rss_kib(server.popen.pid)

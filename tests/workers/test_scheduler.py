@@ -56,6 +56,8 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
     def ago(seconds: float) -> dt.datetime:
         return now - dt.timedelta(seconds=seconds)
 
+    # Laid out by hand, as a table: one state per line.
+    # fmt: off
     states = {
         "due": {"status": "scheduled", "scheduled_at": ago(1)},
         "retry": {"status": "pending", "attempts": 1,
@@ -63,7 +65,8 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
         "lost": {"status": "pending", "queued_at": ago(3600), "next_attempt_at": ago(3600)},
         "expired": {"status": "processing", "attempts": 1, "last_attempt_at": ago(120),
                     "lease_expires_at": ago(1), "queued_at": ago(180), "next_attempt_at": None},
-    }  # fmt: skip
+    }
+    # fmt: on
     made = {}
     with db.connection(), db.write():
         for n in range(count):
