@@ -49,7 +49,9 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
                     pb.Media(
                         media_id=m.id,
                         url=m.url,
-                        kind=cast("pb.MediaKind", pb.MediaKind.Value(f"MEDIA_KIND_{m.kind.upper()}")),
+                        kind=cast(
+                            "pb.MediaKind", pb.MediaKind.Value(f"MEDIA_KIND_{m.kind.upper()}")
+                        ),
                         mime_type=m.mime_type,
                         alt_text=m.alt_text,
                     )

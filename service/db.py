@@ -76,9 +76,13 @@ def init(config: Config) -> peewee.Database:
         # A pool: each unit of work checks a connection out and back in, so no
         # thread holds one for ever, and none pays for a new one every call.
         target = PooledSqliteDatabase(
-            str(path), pragmas=_SQLITE_PRAGMAS, timeout=10, check_same_thread=False,
-            max_connections=config.max_workers + config.worker_threads + 4, stale_timeout=300,
-        )  # fmt: skip
+            str(path),
+            pragmas=_SQLITE_PRAGMAS,
+            timeout=10,
+            check_same_thread=False,
+            max_connections=config.max_workers + config.worker_threads + 4,
+            stale_timeout=300,
+        )
     else:
         parts = urllib.parse.urlsplit(url)
         target = _PostgresPool(
@@ -154,28 +158,38 @@ def setup_problem(error: BaseException) -> str | None:
     if getattr(original, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
         refusal = getattr(getattr(original, "diag", None), "message_primary", None) or text
         if "schema public" in refusal:
-            return (f'role "{role}" may not create tables in schema public of database "{name}"'
-                    f" (since PostgreSQL 15, only the database's owner may): as a superuser, run"
-                    f' ALTER DATABASE "{name}" OWNER TO "{role}" (or, in database "{name}",'
-                    f' GRANT CREATE ON SCHEMA public TO "{role}"), then migrate; {_SETUP_DOC}')  # fmt: skip
-        return (f'role "{role}" is refused in database "{name}" ({refusal}): migrate and serve'
-                f' as the role that owns the database and its tables; {_SETUP_DOC}')  # fmt: skip
+            return (
+                f'role "{role}" may not create tables in schema public of database "{name}"'
+                f" (since PostgreSQL 15, only the database's owner may): as a superuser, run"
+                f' ALTER DATABASE "{name}" OWNER TO "{role}" (or, in database "{name}",'
+                f' GRANT CREATE ON SCHEMA public TO "{role}"), then migrate; {_SETUP_DOC}'
+            )
+        return (
+            f'role "{role}" is refused in database "{name}" ({refusal}): migrate and serve'
+            f" as the role that owns the database and its tables; {_SETUP_DOC}"
+        )
     if not text.startswith("connection failed"):
         return None
     fatal = _FATAL.search(text)
     reason = fatal.group(1) if fatal else text.splitlines()[0].rsplit(" failed: ", 1)[-1]
     if re.fullmatch(r'role ".*" does not exist', reason):
-        return (f'PostgreSQL at {where} has no role "{role}" (the user of POSTS_DATABASE_URL):'
-                f" as a superuser, run CREATE ROLE \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
+        return (
+            f'PostgreSQL at {where} has no role "{role}" (the user of POSTS_DATABASE_URL):'
+            f" as a superuser, run CREATE ROLE \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}"
+        )
     if re.fullmatch(r'database ".*" does not exist', reason):
-        return (f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
-                f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}')  # fmt: skip
+        return (
+            f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
+            f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}'
+        )
     if reason.startswith("password authentication failed"):
         # PostgreSQL answers the same for a role that does not exist.
-        return (f'PostgreSQL at {where} refused the password of role "{role}"'
-                f" (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE \"{role}\""
-                f" PASSWORD '…'; if there is no such role, as a superuser, run CREATE ROLE"
-                f" \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
+        return (
+            f'PostgreSQL at {where} refused the password of role "{role}"'
+            f' (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE "{role}"'
+            f" PASSWORD '…'; if there is no such role, as a superuser, run CREATE ROLE"
+            f" \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}"
+        )
     return f"cannot connect to PostgreSQL at {where} (POSTS_DATABASE_URL): {reason}"
 
 
@@ -205,8 +219,9 @@ class WalCheckpoints:
                 with connection():
                     database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except UNAVAILABLE as error:
-                log.warning("WAL checkpoint failed (%s); the next commit past the mark will do it",
-                            error)  # fmt: skip
+                log.warning(
+                    "WAL checkpoint failed (%s); the next commit past the mark will do it", error
+                )
 
 
 _sqlite_writer = threading.RLock()
@@ -342,7 +357,9 @@ def insert(row: _Row) -> _Row:
     key = (model, tuple(f.name for f in fields))
     statement = _inserts.get(key)
     if statement is None:
-        statement = _inserts[key] = Compiled(lambda *values: model.insert(dict(zip(fields, values, strict=True))))
+        statement = _inserts[key] = Compiled(
+            lambda *values: model.insert(dict(zip(fields, values, strict=True)))
+        )
     params = [f.db_value(row.__data__[f.name]) for f in fields]
     cursor = database.execute_sql(statement.sql(*params), params)
     primary_key = model._meta.primary_key
@@ -370,9 +387,11 @@ def update_changed(row: peewee.Model, **expected) -> int:
     meta = model._meta
     read = getattr(row, "_read", {})
     changed = [
-        f for f in meta.sorted_fields
-        if f.name in state._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
-    ]  # fmt: skip
+        f
+        for f in meta.sorted_fields
+        if f.name in state._dirty
+        and (f.name not in read or read[f.name] != row.__data__.get(f.name))
+    ]
     if not changed:  # as peewee's save(only_dirty=True): nothing to write
         return 0
     conditions = [meta.primary_key, *(meta.fields[name] for name in expected)]
@@ -381,12 +400,16 @@ def update_changed(row: peewee.Model, **expected) -> int:
     if statement is None:
 
         def build(*values):
-            where = [f == v for f, v in zip(conditions, values[len(changed):], strict=True)]
-            return model.update(dict(zip(changed, values[: len(changed)], strict=True))).where(*where)
+            where = [f == v for f, v in zip(conditions, values[len(changed) :], strict=True)]
+            return model.update(dict(zip(changed, values[: len(changed)], strict=True))).where(
+                *where
+            )
 
         statement = _updates[key] = Compiled(build)
     params = [f.db_value(row.__data__.get(f.name)) for f in changed]
-    params += [f.db_value(v) for f, v in zip(conditions, [state._pk, *expected.values()], strict=True)]
+    params += [
+        f.db_value(v) for f, v in zip(conditions, [state._pk, *expected.values()], strict=True)
+    ]
     updated = statement.execute(*params)
     state._dirty.clear()
     state._read = dict(row.__data__)

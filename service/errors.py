@@ -61,9 +61,11 @@ class WorkspaceAccessDenied(ServiceError):
 
     def __init__(self, workspace_id: str):
         # A name where the id belongs ("demo") is a likely slip: say what is expected.
-        hint = "" if ids.is_valid(workspace_id, ids.WORKSPACE) else (
-            ": workspace_id takes a workspace's id (wks_…), not its name"
-        )  # fmt: skip
+        hint = (
+            ""
+            if ids.is_valid(workspace_id, ids.WORKSPACE)
+            else (": workspace_id takes a workspace's id (wks_…), not its name")
+        )
         super().__init__(
             f"the API key is not granted workspace {workspace_id!r}{hint}",
             metadata={"workspaceId": workspace_id},
@@ -206,8 +208,10 @@ class SubscriptionNotFound(ServiceError):
     code, reason = grpc.StatusCode.NOT_FOUND, "SUBSCRIPTION_NOT_FOUND"
 
     def __init__(self, subscription_id: str):
-        super().__init__(f"webhook subscription {subscription_id!r} not found",
-                         metadata={"subscriptionId": subscription_id})  # fmt: skip
+        super().__init__(
+            f"webhook subscription {subscription_id!r} not found",
+            metadata={"subscriptionId": subscription_id},
+        )
 
 
 class SubscriptionLimitReached(ServiceError):

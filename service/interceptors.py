@@ -66,8 +66,10 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
             return handler
         authorization = dict(handler_call_details.invocation_metadata or ()).get("authorization")
         serving = self._serving
-        codecs = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}  # fmt: skip
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         name = method.removeprefix(SERVICE_PREFIX)
         if handler.unary_unary or handler.stream_unary:
             behaviour = handler.unary_unary or handler.stream_unary
@@ -117,8 +119,9 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         answers whatever it raises: a domain error as itself, a database outage
         UNAVAILABLE, anything else INTERNAL with an error id (the log line with
         the traceback has it too), never the exception's text."""
-        request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER) or \
-            secrets.token_hex(8)  # fmt: skip
+        request_id = dict(context.invocation_metadata() or ()).get(
+            REQUEST_ID_HEADER
+        ) or secrets.token_hex(8)
         with logs.bound(request_id=request_id[:64]):
             try:
                 with db.connection():

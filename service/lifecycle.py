@@ -201,8 +201,12 @@ def decide_update(
     if target is S.SCHEDULED:
         # A scheduled post always has a time: nothing would ever move one without.
         if scheduled_at is None:
-            raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
-                                       "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
+            raise errors.InvalidField(
+                {
+                    "scheduled_at": "a scheduled post needs a time; to clear "
+                    "it, move the post to STATUS_CHANGE_DRAFT too"
+                }
+            )
         if time_moved and scheduled_at < now - CLOCK_SKEW:
             raise errors.InvalidField(
                 {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
@@ -289,9 +293,18 @@ class Outcome:
     cause: str
 
 
-def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), *,
-           target: Status | None = None, new_token: str = "", error: tuple[str, str] = ("", ""),
-           wait: float = 0.0, resolvable: bool = True) -> Outcome:  # fmt: skip
+def decide(
+    job: Job,
+    event: Event,
+    now: dt.datetime,
+    policy: Policy = Policy(),
+    *,
+    target: Status | None = None,
+    new_token: str = "",
+    error: tuple[str, str] = ("", ""),
+    wait: float = 0.0,
+    resolvable: bool = True,
+) -> Outcome:
     """Everything ``event`` does to a post whose lifecycle columns are ``job``.
 
     ``target``: the status a caller's request leads to (decide_update decides
@@ -312,8 +325,9 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     enqueue_now = False
     if event in _ATTEMPT_OVER and before is S.PROCESSING:
         status, code, message = _attempt_over(job, event, status, policy, error, resolvable)
-        change.update(status=status, lease_expires_at=None, error_code=code,
-                      error_message=message[:2000])  # fmt: skip
+        change.update(
+            status=status, lease_expires_at=None, error_code=code, error_message=message[:2000]
+        )
         cause = f"{cause}:{code}" if code else cause
         if status is S.PENDING:
             change["job_token"] = new_token
@@ -321,12 +335,15 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     elif event is E.PACED:
         # Nothing was tried: the claim's attempt is given back, so waiting out a
         # posting limit never brings a post closer to FAILED.
-        change.update(attempts=max(job.attempts - 1, 0), lease_expires_at=None,
-                      job_token=new_token)  # fmt: skip
+        change.update(attempts=max(job.attempts - 1, 0), lease_expires_at=None, job_token=new_token)
         enqueue_now = _next_attempt(change, now, wait)
     elif event is E.CLAIM:
-        change.update(attempts=job.attempts + 1, last_attempt_at=now, next_attempt_at=None,
-                      lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds))  # fmt: skip
+        change.update(
+            attempts=job.attempts + 1,
+            last_attempt_at=now,
+            next_attempt_at=None,
+            lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds),
+        )
     elif event in (E.RENEW, E.ITEM_LIVE):
         change["lease_expires_at"] = now + dt.timedelta(seconds=policy.lease_seconds)
     elif event is E.SUCCEED:
@@ -350,8 +367,9 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     return Outcome(Job(**(vars(job) | change)), enqueue=enqueue_now, cause=cause)
 
 
-def _attempt_over(job: Job, event: Event, status: Status, policy: Policy,
-                  error: tuple[str, str], resolvable: bool) -> tuple[Status, str, str]:  # fmt: skip
+def _attempt_over(
+    job: Job, event: Event, status: Status, policy: Policy, error: tuple[str, str], resolvable: bool
+) -> tuple[Status, str, str]:
     """The status, error code and message after an attempt that ``event`` ended:
     FAILED once the attempts are spent, or when nothing can tell whether it went out."""
     code, message = error
@@ -364,8 +382,14 @@ def _attempt_over(job: Job, event: Event, status: Status, policy: Policy,
     return status, code, message
 
 
-def _request(change: dict, event: Event, before: Status | None, status: Status,
-             now: dt.datetime, new_token: str) -> bool:  # fmt: skip
+def _request(
+    change: dict,
+    event: Event,
+    before: Status | None,
+    status: Status,
+    now: dt.datetime,
+    new_token: str,
+) -> bool:
     """Fills in ``change`` for a caller's request; True when it queues the post now."""
     if event is E.DELETE:
         change["deleted_at"] = now

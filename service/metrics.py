@@ -100,8 +100,9 @@ def expose(listen: str):
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=prepare())
     host, _, port = listen.rpartition(":")
-    server, _ = prom.start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0",
-                                       registry=registry)  # fmt: skip
+    server, _ = prom.start_http_server(
+        int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry
+    )
     return server
 
 

@@ -246,22 +246,26 @@ class LoadedPost:
         """Part of the post is already on the network."""
         return any(item.platform_post_id for item, _ in self.items)
 
+
 def etag(post: Post) -> str:
     """The opaque etag of a post's current version."""
     return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
 
 
-
 _ITEMS = db.Compiled(
-    lambda *post_ids: PostItem.select()
-    .where(PostItem.post.in_(post_ids))
-    .order_by(PostItem.post, PostItem.position)
+    lambda *post_ids: (
+        PostItem.select()
+        .where(PostItem.post.in_(post_ids))
+        .order_by(PostItem.post, PostItem.position)
+    )
 )
 _MEDIA = db.Compiled(
-    lambda *post_ids: Media.select(Media)
-    .join(PostItem)
-    .where(PostItem.post.in_(post_ids))
-    .order_by(Media.item, Media.position)
+    lambda *post_ids: (
+        Media.select(Media)
+        .join(PostItem)
+        .where(PostItem.post.in_(post_ids))
+        .order_by(Media.item, Media.position)
+    )
 )
 
 #: Posts whose items one query loads at most: a bounded number of bound parameters
@@ -278,8 +282,11 @@ def load_items(posts: Sequence[Post]) -> list[LoadedPost]:
     if len(posts) > _LOAD_CHUNK:
         # One bound parameter per id: a page's worth per query, far below SQLite's
         # limit on them (32,766), and a bounded number of compiled statements.
-        return [loaded for start in range(0, len(posts), _LOAD_CHUNK)
-                for loaded in load_items(posts[start : start + _LOAD_CHUNK])]  # fmt: skip
+        return [
+            loaded
+            for start in range(0, len(posts), _LOAD_CHUNK)
+            for loaded in load_items(posts[start : start + _LOAD_CHUNK])
+        ]
     if not posts:
         return []
     post_ids = [p.id for p in posts]
@@ -376,6 +383,16 @@ class WebhookDelivery(BaseModel):
 
 
 MODELS = [
-    Workspace, ApiKey, ApiKeyGrant, Account, Post, PostItem, Media, PostEvent, EventLog,
-    IdempotencyRecord, WebhookSubscription, WebhookDelivery,
-]  # fmt: skip
+    Workspace,
+    ApiKey,
+    ApiKeyGrant,
+    Account,
+    Post,
+    PostItem,
+    Media,
+    PostEvent,
+    EventLog,
+    IdempotencyRecord,
+    WebhookSubscription,
+    WebhookDelivery,
+]

@@ -295,8 +295,9 @@ class Posts:
             return None
         return created, post_id
 
-    def events(self, which: events.Filter, page_size: int,
-               page_token: str) -> tuple[builtins.list[posts_pb2.PostEvent], str]:  # fmt: skip
+    def events(
+        self, which: events.Filter, page_size: int, page_token: str
+    ) -> tuple[builtins.list[posts_pb2.PostEvent], str]:
         """A page of ``which.workspace_id``'s events (ListPostEvents) and the next
         page's token ('' on the last)."""
         scope = json.dumps(["events", which.workspace_id, which.post_ids, which.types])
@@ -336,8 +337,7 @@ class Posts:
                     replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
                     if replay:
                         return load(replay)
-                    loaded = self._insert(workspace_id, new, fingerprint, now, account,
-                                          violations)  # fmt: skip
+                    loaded = self._insert(workspace_id, new, fingerprint, now, account, violations)
             except peewee.IntegrityError:
                 # A concurrent create with the same key won the race: answer as a replay.
                 replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
@@ -357,19 +357,32 @@ class Posts:
             raise errors.IdempotencyKeyReused(key, record.post_id)
         return record.post_id
 
-    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now,
-                account: Account | None, violations: dict | None) -> LoadedPost:  # fmt: skip
+    def _insert(
+        self,
+        workspace_id: str,
+        new: NewPost,
+        fingerprint: str,
+        now,
+        account: Account | None,
+        violations: dict | None,
+    ) -> LoadedPost:
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED:
             lifecycle.check_schedule(new.scheduled_at, now)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
-            raise errors.InvalidField({"post_type": platforms.wrong_type(
-                account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform])})  # fmt: skip
+            raise errors.InvalidField(
+                {
+                    "post_type": platforms.wrong_type(
+                        account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform]
+                    )
+                }
+            )
         if status in lifecycle.QUEUED:
-            _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand,
-                               violations)  # fmt: skip
+            _check_deliverable(
+                account, new.post_type, new.title, new.items, new.shorthand, violations
+            )
         post = Post(
             id=ids.new(ids.POST),
             workspace=workspace_id,
@@ -380,8 +393,9 @@ class Posts:
             scheduled_at=new.scheduled_at,
             idempotency_key=new.idempotency_key,
         )
-        loaded = store.insert(post, status, now,
-                              lambda post: LoadedPost(post, _write_items(post, new.items)))
+        loaded = store.insert(
+            post, status, now, lambda post: LoadedPost(post, _write_items(post, new.items))
+        )
         if new.idempotency_key:
             db.insert(
                 IdempotencyRecord(
@@ -406,8 +420,9 @@ class Posts:
                 early = self._rules_before_lock(workspace_id, edit, now)
                 try:
                     with db.write():
-                        loaded, changed = self._edit(workspace_id, edit, now, early,
-                                                     retry=attempt < _UPDATE_ATTEMPTS)  # fmt: skip
+                        loaded, changed = self._edit(
+                            workspace_id, edit, now, early, retry=attempt < _UPDATE_ATTEMPTS
+                        )
                     break
                 except _ChangedSinceChecked:
                     continue
@@ -415,8 +430,9 @@ class Posts:
             self._after_commit(loaded.post)
         return loaded
 
-    def _rules_before_lock(self, workspace_id: str, edit: PostEdit,
-                           now) -> tuple[int, rules.Violations] | None:  # fmt: skip
+    def _rules_before_lock(
+        self, workspace_id: str, edit: PostEdit, now
+    ) -> tuple[int, rules.Violations] | None:
         """(version read, rules.check's violations) when the edit, applied to the post
         as read now, would check the platform rules; else None."""
         changes = edit.changes
@@ -430,22 +446,36 @@ class Posts:
         post = rows[0]
         try:
             decision = lifecycle.decide_update(
-                Status(post.status), changes.get("status"),
-                edits=edits, scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
-                content_edited=content_edited, time_moved=_time_moved(post, changes),
-            )  # fmt: skip
+                Status(post.status),
+                changes.get("status"),
+                edits=edits,
+                scheduled_at=changes.get("scheduled_at", post.scheduled_at),
+                now=now,
+                content_edited=content_edited,
+                time_moved=_time_moved(post, changes),
+            )
         except errors.ServiceError:
             return None  # answered in its turn, under the lock
         if not decision.check_rules:
             return None
         current = with_items(post)
         items = _edited_items(current, changes)
-        violations = rules.check(post.platform, post.post_type, changes.get("title", post.title),
-                                 items if items is not None else as_inputs(current))  # fmt: skip
+        violations = rules.check(
+            post.platform,
+            post.post_type,
+            changes.get("title", post.title),
+            items if items is not None else as_inputs(current),
+        )
         return post.version, violations
 
-    def _edit(self, workspace_id: str, edit: PostEdit, now,
-              early: tuple[int, rules.Violations] | None, retry: bool) -> tuple[LoadedPost, bool]:  # fmt: skip
+    def _edit(
+        self,
+        workspace_id: str,
+        edit: PostEdit,
+        now,
+        early: tuple[int, rules.Violations] | None,
+        retry: bool,
+    ) -> tuple[LoadedPost, bool]:
         """The edit, in the write transaction: the post as answered, and whether it changed.
 
         Raises _ChangedSinceChecked, when ``retry``, if the rules are due and the
@@ -500,8 +530,10 @@ class Posts:
             content["content_revision"] = post.content_revision + 1
         event = lifecycle.CHANGE_EVENTS.get(changes.get("status", ""), lifecycle.Event.EDIT)
         loaded = LoadedPost(post, written)
-        if store.apply(post, event, now, target=decision.status, content=content,
-                       loaded=loaded) is None:  # fmt: skip
+        if (
+            store.apply(post, event, now, target=decision.status, content=content, loaded=loaded)
+            is None
+        ):
             raise errors.EtagMismatch("")  # the row is locked: cannot happen
         return loaded, True
 
@@ -513,8 +545,11 @@ class Posts:
                     # A savepoint: on PostgreSQL a failed statement would spoil the
                     # whole transaction.
                     with db.database.atomic():
-                        db.insert(IdempotencyRecord(workspace=workspace_id, key=key,
-                                                    post=post.id, created_at=now))  # fmt: skip
+                        db.insert(
+                            IdempotencyRecord(
+                                workspace=workspace_id, key=key, post=post.id, created_at=now
+                            )
+                        )
                 except peewee.IntegrityError:
                     # Another post's request took the key since the read (its row
                     # lock is not this one's): the key is that post's.
@@ -558,9 +593,16 @@ class Posts:
 def _list_scope(workspace_id: str, query: ListQuery) -> str:
     """What a page token is good for: the listing of these filters in this workspace."""
     return hashlib.sha256(
-        json.dumps([workspace_id, sorted(query.statuses), query.account_id,
-                    query.platform, query.show_deleted]).encode()
-    ).hexdigest()[:16]  # fmt: skip
+        json.dumps(
+            [
+                workspace_id,
+                sorted(query.statuses),
+                query.account_id,
+                query.platform,
+                query.show_deleted,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
 
 
 #: Rule checks before the write lock an UpdatePost makes while the post keeps
@@ -606,7 +648,10 @@ def _edit_scope(changes: PostChanges) -> tuple[bool, bool]:
     """Whether an edit's ``changes`` change the content (items or title), and
     whether they change anything besides the status."""
     content_edited = any(k in changes for k in ("items", "text", "media", "title"))
-    return content_edited, content_edited or "scheduled_at" in changes or "idempotency_key" in changes
+    return (
+        content_edited,
+        content_edited or "scheduled_at" in changes or "idempotency_key" in changes,
+    )
 
 
 def _time_moved(post: Post, changes: PostChanges) -> bool:
@@ -627,15 +672,22 @@ def _edited_items(current: LoadedPost, changes: PostChanges) -> tuple[ItemInput,
     return tuple(items)
 
 
-def _check_deliverable(account: Account, post_type, title, items, shorthand: bool,
-                       violations: rules.Violations | None = None) -> None:  # fmt: skip
+def _check_deliverable(
+    account: Account,
+    post_type,
+    title,
+    items,
+    shorthand: bool,
+    violations: rules.Violations | None = None,
+) -> None:
     """Raises what stops the content going out. ``violations``: ``rules.check``'s
     answer for it, computed before the write lock (None: computed here)."""
     if not any(item.text.strip() or item.media for item in items):
         # Nothing to send: it would sit queued, or fail at the network.
         field = "text" if shorthand else "items"
-        raise errors.InvalidField({field: "a post needs text or media to be published or "
-                                          "scheduled"})  # fmt: skip
+        raise errors.InvalidField(
+            {field: "a post needs text or media to be published or scheduled"}
+        )
     if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
         raise errors.PlatformNotSupported(account.platform)
     if violations is None:

@@ -308,8 +308,7 @@ COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code p
 UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code points": "characters"}
 
 
-def check(platform: str, post_type: str, title: str,
-          items: Sequence[Item]) -> Violations:  # fmt: skip
+def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> Violations:
     """Returns {field_path: description} for every broken rule; empty when the post is fine.
     Where several rules break at one path, its descriptions are a tuple, one per rule
     (``descriptions`` reads either form).
@@ -348,8 +347,9 @@ def check(platform: str, post_type: str, title: str,
     return violations
 
 
-def _check_item(path: str, item: Item, rules: dict, type_rules: dict | None,
-                add: Callable[[str, str], None]) -> None:  # fmt: skip
+def _check_item(
+    path: str, item: Item, rules: dict, type_rules: dict | None, add: Callable[[str, str], None]
+) -> None:
     """``add``s each rule that ``item`` (at ``path``) breaks."""
     if not item.text.strip() and not item.media:
         add(path, "empty")

@@ -50,8 +50,13 @@ MAX_WATCHED_POSTS = 100
 class PostServicer(posts_pb2_grpc.PostServiceServicer):
     """The gRPC face of the posts domain."""
 
-    def __init__(self, posts: Posts, cached_answers: int = 4096,
-                 cached_bytes: int = 16 * 1024 * 1024, hub: Hub | None = None):  # fmt: skip
+    def __init__(
+        self,
+        posts: Posts,
+        cached_answers: int = 4096,
+        cached_bytes: int = 16 * 1024 * 1024,
+        hub: Hub | None = None,
+    ):
         self._posts = posts
         self._hub = hub  # WatchPostEvents' fan-out (service.watch); None: not served
         # Clients poll GetPostStatus: each version of a post is encoded once.
@@ -119,8 +124,9 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
             raise errors.InvalidField({"page_size": "must not be negative"})
         if request.post_id and not ids.is_valid(request.post_id, ids.POST):
             raise errors.InvalidField({"post_id": "not a post id (pst_…)"})
-        which = decode_event_filter(workspace, [request.post_id] if request.post_id else [],
-                                    request.types)  # fmt: skip
+        which = decode_event_filter(
+            workspace, [request.post_id] if request.post_id else [], request.types
+        )
         found, token = self._posts.events(which, request.page_size, request.page_token)
         return pb.ListPostEventsResponse(events=found, next_page_token=token)
 
@@ -141,19 +147,23 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
     def CreateWebhookSubscription(self, request, context):
         workspace = _workspace(request)
         subscription, secret = webhooks.create(
-            workspace, request.url, list(request.event_types), request.description)
+            workspace, request.url, list(request.event_types), request.description
+        )
         return pb.CreateWebhookSubscriptionResponse(
-            subscription=webhooks.encode(subscription), secret=secret)
+            subscription=webhooks.encode(subscription), secret=secret
+        )
 
     def ListWebhookSubscriptions(self, request, context):
         workspace = _workspace(request)
         return pb.ListWebhookSubscriptionsResponse(
-            subscriptions=[webhooks.encode(s) for s in webhooks.list_all(workspace)])
+            subscriptions=[webhooks.encode(s) for s in webhooks.list_all(workspace)]
+        )
 
     def DeleteWebhookSubscription(self, request, context):
         workspace = _workspace(request)
         webhooks.delete(workspace, request.subscription_id)
         return pb.DeleteWebhookSubscriptionResponse()
+
 
 class AnswerCache:
     """Encoded answers by key, the least recently used dropped first: at most
@@ -249,14 +259,20 @@ def _time(ts: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
 
 def _media(media, path: str) -> tuple[MediaInput, ...]:
     return tuple(
-        MediaInput(m.url, _enum(pb.MediaKind, m.kind, "MEDIA_KIND_", f"{path}[{i}].kind"),
-                   m.mime_type, m.alt_text)
+        MediaInput(
+            m.url,
+            _enum(pb.MediaKind, m.kind, "MEDIA_KIND_", f"{path}[{i}].kind"),
+            m.mime_type,
+            m.alt_text,
+        )
         for i, m in enumerate(media)
-    )  # fmt: skip
+    )
 
 
 def _items(items) -> tuple[ItemInput, ...]:
-    return tuple(ItemInput(i.text, _media(i.media, f"items[{n}].media")) for n, i in enumerate(items))
+    return tuple(
+        ItemInput(i.text, _media(i.media, f"items[{n}].media")) for n, i in enumerate(items)
+    )
 
 
 def decode_event_filter(workspace: str, post_ids, types) -> events.Filter:
@@ -291,7 +307,9 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
         title=request.title,
         status=_enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status"),
         scheduled_at=(
-            _time(request.scheduled_at, "scheduled_at") if request.HasField("scheduled_at") else None
+            _time(request.scheduled_at, "scheduled_at")
+            if request.HasField("scheduled_at")
+            else None
         ),
         idempotency_key=request.idempotency_key,
         shorthand=shorthand,
@@ -301,8 +319,9 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
 def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
     paths = _edited_paths(request)
-    return PostEdit(request.post_id, request.etag, _changes(request, paths),
-                    _immutable(request, paths))  # fmt: skip
+    return PostEdit(
+        request.post_id, request.etag, _changes(request, paths), _immutable(request, paths)
+    )
 
 
 def _changes(request: pb.UpdatePostRequest, paths: list[str]) -> PostChanges:
@@ -341,7 +360,9 @@ def _immutable(request: pb.UpdatePostRequest, paths: list[str]) -> dict[str, str
         elif path == "platform":
             immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
         elif path == "post_type":
-            immutable["post_type"] = _enum(pb.PostType, request.post_type, "POST_TYPE_", "post_type")
+            immutable["post_type"] = _enum(
+                pb.PostType, request.post_type, "POST_TYPE_", "post_type"
+            )
     return immutable
 
 

@@ -82,8 +82,7 @@ class Watcher:
     one watcher at a time (``busy``).
     """
 
-    def __init__(self, which: events.Filter, send: Callable, context, after: int | None,
-                 join: int):  # fmt: skip
+    def __init__(self, which: events.Filter, send: Callable, context, after: int | None, join: int):
         if which.workspace_id is None:  # every workspace: only the hub's own read
             raise ValueError("a stream watches one workspace")
         self.which = which
@@ -100,8 +99,9 @@ class Watcher:
         self.closed = False  # the call is over: nothing more to do
 
     def has_work(self) -> bool:
-        return not self.closed and (bool(self.queue) or self.join is not None
-                                    or self.ended is not None)  # fmt: skip
+        return not self.closed and (
+            bool(self.queue) or self.join is not None or self.ended is not None
+        )
 
 
 class Hub:
@@ -139,8 +139,10 @@ class Hub:
         global _running
         self._through = events.last_event_id()
         self._threads = [threading.Thread(target=self._poll, name="event-hub", daemon=True)]
-        self._threads += [threading.Thread(target=self._send, name=f"event-sender-{n}",
-                                           daemon=True) for n in range(self._senders_count)]  # fmt: skip
+        self._threads += [
+            threading.Thread(target=self._send, name=f"event-sender-{n}", daemon=True)
+            for n in range(self._senders_count)
+        ]
         for thread in self._threads:
             thread.start()
         _running = self
@@ -300,8 +302,11 @@ class Hub:
         """Cancels the calls whose send has waited on the client for too long."""
         now = time.monotonic()
         with self._lock:
-            stuck = [w for w in self._watchers
-                     if w.busy_since is not None and now - w.busy_since > STUCK_SECONDS]  # fmt: skip
+            stuck = [
+                w
+                for w in self._watchers
+                if w.busy_since is not None and now - w.busy_since > STUCK_SECONDS
+            ]
         for watcher in stuck:
             log.warning("a WatchPostEvents client stopped reading: its call is cancelled")
             watcher.context.cancel()
@@ -374,4 +379,3 @@ class Hub:
         watcher.send(None)
         with self._lock:
             self._forget(watcher)
-

@@ -31,9 +31,11 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     global _actor
     webhooks.declare(broker)
     _actor = dramatiq.actor(
-        broker=broker, queue_name=DELIVERY_QUEUE, actor_name="deliver_post",
+        broker=broker,
+        queue_name=DELIVERY_QUEUE,
+        actor_name="deliver_post",
         time_limit=15 * 60_000,
-    )(deliver_post)  # fmt: skip
+    )(deliver_post)
     return _actor
 
 

@@ -144,8 +144,12 @@ class _ConnectionLog(_Broker):
             self._lost_at = time.monotonic()
             self._losses += 1
             was = "lost the broker" if self._connected else "cannot reach the broker"
-        log.warning("%s %s (%s); its consumers retry every few seconds", was, self._where,
-                    logs.describe(logs.outage(error) or error))  # fmt: skip
+        log.warning(
+            "%s %s (%s); its consumers retry every few seconds",
+            was,
+            self._where,
+            logs.describe(logs.outage(error) or error),
+        )
 
     def _reached(self, losses: int | None = None) -> None:
         """The broker answered (``losses``: a consumer's, made after that many losses)."""
@@ -159,8 +163,9 @@ class _ConnectionLog(_Broker):
             lost_at, self._lost_at = self._lost_at, None
             again, self._connected = self._connected, True
         if again and lost_at is not None:  # again: it was lost, so lost_at is set
-            log.info("reconnected to the broker %s after %.1f s", self._where,
-                     time.monotonic() - lost_at)  # fmt: skip
+            log.info(
+                "reconnected to the broker %s after %.1f s", self._where, time.monotonic() - lost_at
+            )
         else:
             log.info("connected to the broker %s", self._where)
 

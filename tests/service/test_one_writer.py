@@ -30,8 +30,11 @@ def writes_in(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for target in targets:
-            if (isinstance(target, ast.Attribute) and target.attr in COLUMNS
-                    and getattr(target.value, "id", "") != "self"):  # fmt: skip
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr in COLUMNS
+                and getattr(target.value, "id", "") != "self"
+            ):
                 found.append((node.lineno, f".{target.attr} = …"))
         if isinstance(node, ast.Call):
             found += _call_writes(node)
@@ -44,8 +47,11 @@ def _call_writes(node: ast.Call) -> list[tuple[int, str]]:
     func = node.func
     if isinstance(func, ast.Name) and func.id == "Post":
         name = "Post"
-    elif (isinstance(func, ast.Attribute) and func.attr in WRITES
-          and getattr(func.value, "id", "") == "Post"):  # fmt: skip
+    elif (
+        isinstance(func, ast.Attribute)
+        and func.attr in WRITES
+        and getattr(func.value, "id", "") == "Post"
+    ):
         name = f"Post.{func.attr}"
     else:
         return []

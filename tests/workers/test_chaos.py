@@ -72,10 +72,11 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "youtube": ("channel", fakes["youtube"].base_url, "yt-token"),
     }
     return {
-        name: admin.create_account(workspace_id, platform=name, handle=handle,
-                                   base_url=url, token=token, sandbox=False)
+        name: admin.create_account(
+            workspace_id, platform=name, handle=handle, base_url=url, token=token, sandbox=False
+        )
         for name, (handle, url, token) in specs.items()
-    }  # fmt: skip
+    }
 
 
 #: Networks whose posts are one item (the others get threads).
@@ -110,21 +111,32 @@ def _read_posts(address: str, metadata, post_ids) -> dict[str, posts_pb2.Post]:
         }
 
 
-def _create_request(networks, name: str, account_id: str, n: int,
-                    texts: list[str]) -> posts_pb2.CreatePostRequest:  # fmt: skip
+def _create_request(
+    networks, name: str, account_id: str, n: int, texts: list[str]
+) -> posts_pb2.CreatePostRequest:
     """Round ``n``'s post on network ``name``, published at once."""
-    post_type = {"instagram": posts_pb2.POST_TYPE_FEED,
-                 "tiktok": posts_pb2.POST_TYPE_VIDEO,
-                 "youtube": posts_pb2.POST_TYPE_VIDEO}.get(name, (
-        posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
+    post_type = {
+        "instagram": posts_pb2.POST_TYPE_FEED,
+        "tiktok": posts_pb2.POST_TYPE_VIDEO,
+        "youtube": posts_pb2.POST_TYPE_VIDEO,
+    }.get(name, (posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
     media = {
-        "instagram": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
-                                      kind=posts_pb2.MEDIA_KIND_IMAGE)],
-        "tiktok": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.mp4"),
-                                   kind=posts_pb2.MEDIA_KIND_VIDEO)],
-        "youtube": [posts_pb2.Media(url=networks[name].media_url("chaos.mp4"),
-                                    kind=posts_pb2.MEDIA_KIND_VIDEO)],
-    }.get(name, [])  # fmt: skip
+        "instagram": [
+            posts_pb2.Media(
+                url=networks[name].media_url(f"chaos-{n}.jpg"), kind=posts_pb2.MEDIA_KIND_IMAGE
+            )
+        ],
+        "tiktok": [
+            posts_pb2.Media(
+                url=networks[name].media_url(f"chaos-{n}.mp4"), kind=posts_pb2.MEDIA_KIND_VIDEO
+            )
+        ],
+        "youtube": [
+            posts_pb2.Media(
+                url=networks[name].media_url("chaos.mp4"), kind=posts_pb2.MEDIA_KIND_VIDEO
+            )
+        ],
+    }.get(name, [])
     return posts_pb2.CreatePostRequest(
         account_id=account_id,
         post_type=post_type,
@@ -190,8 +202,11 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         for n in range(KILLS):
             queue_round(n)
             seen = requests_seen()
-            wait_for(lambda s=seen: requests_seen() >= s + 3 and in_flight() > 0,
-                     timeout=ROUND_TIMEOUT, message=f"kill {n + 1}: a send in flight")  # fmt: skip
+            wait_for(
+                lambda s=seen: requests_seen() >= s + 3 and in_flight() > 0,
+                timeout=ROUND_TIMEOUT,
+                message=f"kill {n + 1}: a send in flight",
+            )
             server.kill()
             kills += 1
             # The server is dead (its group reaped): a request still in flight
@@ -215,10 +230,14 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
             )
         }
 
-    outcomes = [(expected[p][0], posts_pb2.PostStatus.Name(final[p].status), final[p].error.code)
-                for p in expected]  # fmt: skip
-    print(f"{kills} kills, {mid_send} mid-send, {len(taken_over)} posts taken over; outcomes:",
-          sorted({(o, outcomes.count(o)) for o in outcomes}))  # fmt: skip
+    outcomes = [
+        (expected[p][0], posts_pb2.PostStatus.Name(final[p].status), final[p].error.code)
+        for p in expected
+    ]
+    print(
+        f"{kills} kills, {mid_send} mid-send, {len(taken_over)} posts taken over; outcomes:",
+        sorted({(o, outcomes.count(o)) for o in outcomes}),
+    )
 
     # Then every kill landed, interrupting deliveries, and no item went out twice
     assert kills == KILLS

@@ -38,9 +38,13 @@ class Ledger:
             published = self._by_key.get(request.idempotency_key) or make()
             self._by_key[request.idempotency_key] = published
             self._sends.append(
-                Send(request.post_id, request.item_index, request.idempotency_key,
-                     published.platform_post_id)
-            )  # fmt: skip
+                Send(
+                    request.post_id,
+                    request.item_index,
+                    request.idempotency_key,
+                    published.platform_post_id,
+                )
+            )
             return published
 
     def find(self, key: str) -> Published | None:
@@ -73,7 +77,9 @@ class SandboxAdapter:
     def publish(self, request: ItemRequest) -> Published:
         def make() -> Published:
             post_id = f"sbx_{ULID()}"
-            url = f"https://sandbox.invalid/{self._account.platform}/{self._account.handle}/{post_id}"
+            url = (
+                f"https://sandbox.invalid/{self._account.platform}/{self._account.handle}/{post_id}"
+            )
             return Published(post_id, url)
 
         request.lease.before_create()
