@@ -147,8 +147,8 @@ MUTATIONS = [
     Mutation(
         "second-server-never-started",
         "service/server.py",
-        "                for i in range(processes)]  # fmt: skip\n",
-        "                for i in range(min(processes, 1))]  # fmt: skip\n",
+        "        for i in range(processes)\n",
+        "        for i in range(min(processes, 1))\n",
         ("tests/service/test_server.py::test_serve_processes_share_one_port_and_stop_together",),
     ),
     Mutation(
