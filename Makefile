@@ -36,8 +36,13 @@ clients: $(STAMP) $(NODE_STAMP) client-deps
 buf-lint: $(BUF)
 	$(BUF) lint
 
+# Lint and type checks, every tool from the venv and node_modules (pinned): ruff's
+# rules and formatting, buf lint on the proto, mypy on service/ and workers/
+# (its settings are in pyproject.toml).
 lint: $(STAMP) buf-lint
 	$(VENV)/bin/ruff check service workers tests
+	$(VENV)/bin/ruff format --check service workers tests
+	$(VENV)/bin/mypy
 
 run: $(STAMP)
 	$(PY) -m service migrate
@@ -86,7 +91,7 @@ client-deps:
 	done; \
 	$(APT_INSTALL_MISSING)
 
-test: $(STAMP) $(NODE_STAMP) test-deps client-deps
+test: lint $(STAMP) $(NODE_STAMP) test-deps client-deps
 	$(PY) -m pytest -q
 
 # Property-based fuzzing of every RPC with many more (randomly seeded) examples than

@@ -47,8 +47,9 @@ def create_api_key(workspace_ids: list[str], expires_at: dt.datetime | None = No
         for workspace_id in workspace_ids:
             if not Workspace.get_or_none(Workspace.id == workspace_id):
                 raise AdminError(f"no workspace {workspace_id}")
-        ApiKey.create(id=key_id, secret_hash=hash_secret(secret), created_at=now,
-                      expires_at=expires_at)  # fmt: skip
+        ApiKey.create(
+            id=key_id, secret_hash=hash_secret(secret), created_at=now, expires_at=expires_at
+        )
         for workspace_id in dict.fromkeys(workspace_ids):
             ApiKeyGrant.create(api_key=key_id, workspace=workspace_id)
     return secret
@@ -92,12 +93,17 @@ def list_api_keys(workspace_id: str) -> list[KeyInfo]:
         if not Workspace.get_or_none(Workspace.id == workspace_id):
             raise AdminError(f"no workspace {workspace_id}")
         keys = (
-            ApiKey.select(ApiKey.id, ApiKey.created_at, ApiKey.last_used_at, ApiKey.expires_at,
-                          ApiKey.revoked_at)
+            ApiKey.select(
+                ApiKey.id,
+                ApiKey.created_at,
+                ApiKey.last_used_at,
+                ApiKey.expires_at,
+                ApiKey.revoked_at,
+            )
             .join(ApiKeyGrant)
             .where(ApiKeyGrant.workspace == workspace_id)
             .order_by(ApiKey.created_at, ApiKey.id)
-        )  # fmt: skip
+        )
         return [
             KeyInfo(k.id, f"{k.id}.", k.created_at, k.last_used_at, k.expires_at, k.revoked_at)
             for k in keys
@@ -137,14 +143,18 @@ def rotate_secrets() -> tuple[int, int]:
         rotated, unreadable = {}, []
         for row in rows:
             try:
-                rotated[row.id] = {name: keyring.rotate(getattr(row, name))
-                                   for name in ENCRYPTED if getattr(row, name)}  # fmt: skip
+                rotated[row.id] = {
+                    name: keyring.rotate(getattr(row, name))
+                    for name in ENCRYPTED
+                    if getattr(row, name)
+                }
             except ValueError:
                 unreadable.append(row.id)
         # A subscription's secret left under the old key would fail every send
         # once that key is dropped.
-        subscriptions = db.locked(WebhookSubscription.select(WebhookSubscription.id,
-                                                             WebhookSubscription.secret))
+        subscriptions = db.locked(
+            WebhookSubscription.select(WebhookSubscription.id, WebhookSubscription.secret)
+        )
         secrets = {}
         for row in subscriptions:
             try:
@@ -161,8 +171,11 @@ def rotate_secrets() -> tuple[int, int]:
         for account_id, values in rotated.items():
             Account.update(values).where(Account.id == account_id).execute()
         for subscription_id, secret in secrets.items():
-            (WebhookSubscription.update(secret=secret)
-             .where(WebhookSubscription.id == subscription_id).execute())  # fmt: skip
+            (
+                WebhookSubscription.update(secret=secret)
+                .where(WebhookSubscription.id == subscription_id)
+                .execute()
+            )
     return len(rotated), len(secrets)
 
 
@@ -197,8 +210,9 @@ def check_secret_keys(config: Config) -> None:
                 try:
                     keyring.decrypt(stored[1])
                 except ValueError:
-                    raise ConfigError(f"{_not_the_key(config, len(checks))}"
-                                      f" (it does not decrypt {stored[0]})") from None  # fmt: skip
+                    raise ConfigError(
+                        f"{_not_the_key(config, len(checks))} (it does not decrypt {stored[0]})"
+                    ) from None
         new = [digest for digest in checks if digest not in known]
         if new:
             now = db.utcnow()
@@ -215,18 +229,27 @@ def _not_the_key(config: Config, count: int) -> str:
         subject = "POSTS_SECRET_KEY is not"
     else:
         subject = f"none of the {count} keys in POSTS_SECRET_KEY is"
-    return (f"{subject} the key this database's secrets were stored under: start with that"
-            " key (to rotate, put the new key in front of it)")  # fmt: skip
+    return (
+        f"{subject} the key this database's secrets were stored under: start with that"
+        " key (to rotate, put the new key in front of it)"
+    )
 
 
 def _newest_secret() -> tuple[str, str] | None:
     """(its owner's id, the stored ciphertext) of the newest stored secret, if any."""
-    account = (Account.select(Account.id, Account.credentials).where(Account.credentials != "")
-               .order_by(Account.created_at.desc()).first())  # fmt: skip
+    account = (
+        Account.select(Account.id, Account.credentials)
+        .where(Account.credentials != "")
+        .order_by(Account.created_at.desc())
+        .first()
+    )
     if account is not None:
         return f"account {account.id}'s credentials", account.credentials
-    subscription = (WebhookSubscription.select(WebhookSubscription.id, WebhookSubscription.secret)
-                    .order_by(WebhookSubscription.created_at.desc()).first())  # fmt: skip
+    subscription = (
+        WebhookSubscription.select(WebhookSubscription.id, WebhookSubscription.secret)
+        .order_by(WebhookSubscription.created_at.desc())
+        .first()
+    )
     if subscription is not None:
         return f"webhook subscription {subscription.id}'s secret", subscription.secret
     return None
@@ -279,8 +302,9 @@ def create_account(
         ).id
 
 
-def _check_delivery_settings(platform: str, base_url: str | None, token: str | None,
-                             sandbox: bool) -> None:  # fmt: skip
+def _check_delivery_settings(
+    platform: str, base_url: str | None, token: str | None, sandbox: bool
+) -> None:
     """Refuses an account that could never deliver: a base URL that is not an
     http(s) URL, or a real account without the base URL and token its network
     needs (platforms.ACCOUNT_SETTINGS)."""
@@ -297,8 +321,10 @@ def _check_delivery_settings(platform: str, base_url: str | None, token: str | N
     if not token:
         missing.append(f"a token ({token_is}) with --token-file PATH or --token -")
     if missing:
-        raise AdminError(f"a real {platform} account needs {' and '.join(missing)}; or add"
-                         " --sandbox to simulate its deliveries")  # fmt: skip
+        raise AdminError(
+            f"a real {platform} account needs {' and '.join(missing)}; or add"
+            " --sandbox to simulate its deliveries"
+        )
 
 
 def ensure_demo() -> tuple[str, str]:
@@ -311,7 +337,5 @@ def ensure_demo() -> tuple[str, str]:
                 (Account.workspace == workspace.id) & (Account.sandbox == True)
             )
     workspace_id = workspace.id if workspace else create_workspace("demo")
-    account_id = account.id if account else create_account(
-        workspace_id, "x", "demo", sandbox=True
-    )
+    account_id = account.id if account else create_account(workspace_id, "x", "demo", sandbox=True)
     return workspace_id, account_id

@@ -29,8 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gRPC server (SIGTERM drains)")
-    serve.add_argument("--processes", type=int, default=1,
-                       help="server processes sharing the port (needs POSTS_BROKER_URL)")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes sharing the port (needs POSTS_BROKER_URL)",
+    )
     commands.add_parser("migrate", help="apply the pending schema migrations")
     commands.add_parser(
         "demo", help="provision the demo workspace, account and a fresh key; print grpcurl lines"
@@ -43,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     key_create = key.add_parser("create", help="print a new key's secret (shown once)")
     key_create.add_argument("--workspace", action="append", required=True)
     key_create.add_argument(
-        "--expires", metavar="WHEN",
+        "--expires",
+        metavar="WHEN",
         help="an ISO 8601 time (UTC unless it has an offset) or a duration: 30d, 12h, 90m",
-    )  # fmt: skip
+    )
     key.add_parser("list", help="a workspace's keys (never their secrets)").add_argument(
         "--workspace", required=True
     )
@@ -57,16 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--workspace", required=True)
     create.add_argument("--platform", required=True, choices=platforms.PLATFORMS)
     create.add_argument("--handle", required=True)
-    create.add_argument("--base-url", default=None,
-                        help="where the network is reached (its API, instance, PDS, or the "
-                             "webhook's URL); a real account needs it and a token")  # fmt: skip
+    create.add_argument(
+        "--base-url",
+        default=None,
+        help="where the network is reached (its API, instance, PDS, or the "
+        "webhook's URL); a real account needs it and a token",
+    )
     for name, what in SECRETS.items():
         given = create.add_mutually_exclusive_group()
-        given.add_argument(f"--{name}-file", metavar="PATH",
-                           help=f"read the network {what} (stored encrypted) from PATH")  # fmt: skip
-        given.add_argument(f"--{name}", metavar="VALUE", default=None,
-                           help=f"'-': read the {what} from stdin; a VALUE itself shows in the "
-                                f"process list and shell history, so prefer - or --{name}-file")  # fmt: skip
+        given.add_argument(
+            f"--{name}-file",
+            metavar="PATH",
+            help=f"read the network {what} (stored encrypted) from PATH",
+        )
+        given.add_argument(
+            f"--{name}",
+            metavar="VALUE",
+            default=None,
+            help=f"'-': read the {what} from stdin; a VALUE itself shows in the "
+            f"process list and shell history, so prefer - or --{name}-file",
+        )
     create.add_argument("--sandbox", action="store_true", help="simulate deliveries")
     secrets = things.add_parser("secrets").add_subparsers(dest="action", required=True)
     secrets.add_parser(
@@ -95,8 +110,11 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
             return 0
         if args.command == "migrate":
             applied = migrations.migrate()
-            print(f"schema at version {migrations.current_version()}"
-                  f" (applied: {', '.join(map(str, applied)) or 'none'})", file=sys.stderr)  # fmt: skip
+            print(
+                f"schema at version {migrations.current_version()}"
+                f" (applied: {', '.join(map(str, applied)) or 'none'})",
+                file=sys.stderr,
+            )
         elif args.command == "demo":
             print(_demo(config))
         elif args.thing == "workspace":
@@ -105,16 +123,25 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
             _key(args)
         elif args.thing == "secrets":
             accounts, subscriptions = admin.rotate_secrets()
-            print(f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
-                  f" of {subscriptions} webhook subscription(s) with the first secret key")
+            print(
+                f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
+                f" of {subscriptions} webhook subscription(s) with the first secret key"
+            )
         else:
             given = _secrets(args)
-            print(admin.create_account(args.workspace, args.platform, args.handle,
-                                       base_url=args.base_url, token=given["token"],
-                                       refresh_token=given["refresh-token"],
-                                       client_id=given["client-id"],
-                                       client_secret=given["client-secret"],
-                                       sandbox=args.sandbox))  # fmt: skip
+            print(
+                admin.create_account(
+                    args.workspace,
+                    args.platform,
+                    args.handle,
+                    base_url=args.base_url,
+                    token=given["token"],
+                    refresh_token=given["refresh-token"],
+                    client_id=given["client-id"],
+                    client_secret=given["client-secret"],
+                    sandbox=args.sandbox,
+                )
+            )
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -134,16 +161,29 @@ def _key(args: argparse.Namespace) -> None:
     elif args.action == "list":
         rows = [("ID", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "REVOKED")]
         for key in admin.list_api_keys(args.workspace):
-            rows.append((key.id, key.prefix, admin.iso_utc(key.created_at),
-                         _when(key.last_used_at, "never"), _when(key.expires_at, "never"),
-                         _when(key.revoked_at, "-")))  # fmt: skip
+            rows.append(
+                (
+                    key.id,
+                    key.prefix,
+                    admin.iso_utc(key.created_at),
+                    _when(key.last_used_at, "never"),
+                    _when(key.expires_at, "never"),
+                    _when(key.revoked_at, "-"),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            print(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
     else:
         when, fresh = admin.revoke_api_key(args.key_id)
-        print(f"{args.key_id} {'revoked' if fresh else 'was already revoked'} at"
-              f" {admin.iso_utc(when)}")  # fmt: skip
+        print(
+            f"{args.key_id} {'revoked' if fresh else 'was already revoked'} at"
+            f" {admin.iso_utc(when)}"
+        )
 
 
 def _when(value, otherwise: str) -> str:
@@ -156,8 +196,9 @@ def _secrets(args: argparse.Namespace) -> dict[str, str | None]:
     echo ends with); None when not given."""
     from_stdin = [f"--{name}" for name in SECRETS if _arg(args, name) == "-"]
     if len(from_stdin) > 1:
-        raise admin.AdminError(f"{' and '.join(from_stdin)} both read stdin: give all but one"
-                               " of them with --…-file")  # fmt: skip
+        raise admin.AdminError(
+            f"{' and '.join(from_stdin)} both read stdin: give all but one of them with --…-file"
+        )
     return {name: _secret(args, name) for name in SECRETS}
 
 
@@ -169,12 +210,12 @@ def _secret(args: argparse.Namespace, name: str) -> str | None:
     path = _arg(args, f"{name}-file")
     if path:
         try:
-            value = pathlib.Path(path).read_text().strip()
+            text = pathlib.Path(path).read_text().strip()
         except OSError as error:
             raise admin.AdminError(f"--{name}-file {path}: {error.strerror}") from None
-        if not value:
+        if not text:
             raise admin.AdminError(f"--{name}-file {path} is empty")
-        return value
+        return text
     value = _arg(args, name)
     if value == "-":
         # At a terminal, not echoed; piped, read whole.
@@ -194,7 +235,7 @@ def _demo(config: Config) -> str:
     grpcurl = str(beside) if beside.exists() else shutil.which("grpcurl") or "grpcurl"
     host = config.listen
     call = f'{grpcurl} -plaintext -H "authorization: Bearer $KEY"'
-    pick = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"post\"][\"post_id\"])'"
+    pick = 'python3 -c \'import json,sys; print(json.load(sys.stdin)["post"]["post_id"])\''
     svc = "posts.v1.PostService"
     return f"""
 # The service is starting on {host}. In another shell, paste these lines:

@@ -4,6 +4,7 @@ webhook body a delivery sends, encoded the same way."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast, overload
 
 from google.protobuf import timestamp_pb2
 from posts.v1 import posts_pb2
@@ -12,7 +13,15 @@ from service.models import LoadedPost
 
 pb = posts_pb2
 
+# The generated stubs type an enum field as its enum class; the ints that
+# EnumTypeWrapper.Value() and the database answer are its values at run time,
+# which the casts (no-ops at run time) say.
 
+
+@overload
+def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp: ...
+@overload
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None: ...
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
@@ -21,8 +30,8 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def status_value(name: str) -> int:
-    return pb.PostStatus.Value(f"POST_STATUS_{name.upper()}")
+def status_value(name: str) -> pb.PostStatus:
+    return cast("pb.PostStatus", pb.PostStatus.Value(f"POST_STATUS_{name.upper()}"))
 
 
 def encode_post(loaded: LoadedPost) -> pb.Post:
@@ -40,7 +49,9 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
                     pb.Media(
                         media_id=m.id,
                         url=m.url,
-                        kind=pb.MediaKind.Value(f"MEDIA_KIND_{m.kind.upper()}"),
+                        kind=cast(
+                            "pb.MediaKind", pb.MediaKind.Value(f"MEDIA_KIND_{m.kind.upper()}")
+                        ),
                         mime_type=m.mime_type,
                         alt_text=m.alt_text,
                     )
@@ -56,8 +67,8 @@ def encode_post(loaded: LoadedPost) -> pb.Post:
         post_id=post.id,
         workspace_id=post.workspace_id,
         account_id=post.account_id,
-        platform=pb.Platform.Value(f"PLATFORM_{post.platform.upper()}"),
-        post_type=pb.PostType.Value(f"POST_TYPE_{post.post_type.upper()}"),
+        platform=cast("pb.Platform", pb.Platform.Value(f"PLATFORM_{post.platform.upper()}")),
+        post_type=cast("pb.PostType", pb.PostType.Value(f"POST_TYPE_{post.post_type.upper()}")),
         title=post.title,
         items=items,
         text=first.text,

@@ -143,9 +143,7 @@ class Config:
             var_dir=var_dir,
             max_workers=_number(env, "POSTS_MAX_WORKERS", max_workers, int),
             worker_threads=_number(env, "POSTS_WORKER_THREADS", cls.worker_threads, int),
-            dispatch_interval=_number(
-                env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float
-            ),
+            dispatch_interval=_number(env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float),
             lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
             requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),

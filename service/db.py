@@ -15,6 +15,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -75,9 +76,13 @@ def init(config: Config) -> peewee.Database:
         # A pool: each unit of work checks a connection out and back in, so no
         # thread holds one for ever, and none pays for a new one every call.
         target = PooledSqliteDatabase(
-            str(path), pragmas=_SQLITE_PRAGMAS, timeout=10, check_same_thread=False,
-            max_connections=config.max_workers + config.worker_threads + 4, stale_timeout=300,
-        )  # fmt: skip
+            str(path),
+            pragmas=_SQLITE_PRAGMAS,
+            timeout=10,
+            check_same_thread=False,
+            max_connections=config.max_workers + config.worker_threads + 4,
+            stale_timeout=300,
+        )
     else:
         parts = urllib.parse.urlsplit(url)
         target = _PostgresPool(
@@ -153,28 +158,38 @@ def setup_problem(error: BaseException) -> str | None:
     if getattr(original, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
         refusal = getattr(getattr(original, "diag", None), "message_primary", None) or text
         if "schema public" in refusal:
-            return (f'role "{role}" may not create tables in schema public of database "{name}"'
-                    f" (since PostgreSQL 15, only the database's owner may): as a superuser, run"
-                    f' ALTER DATABASE "{name}" OWNER TO "{role}" (or, in database "{name}",'
-                    f' GRANT CREATE ON SCHEMA public TO "{role}"), then migrate; {_SETUP_DOC}')  # fmt: skip
-        return (f'role "{role}" is refused in database "{name}" ({refusal}): migrate and serve'
-                f' as the role that owns the database and its tables; {_SETUP_DOC}')  # fmt: skip
+            return (
+                f'role "{role}" may not create tables in schema public of database "{name}"'
+                f" (since PostgreSQL 15, only the database's owner may): as a superuser, run"
+                f' ALTER DATABASE "{name}" OWNER TO "{role}" (or, in database "{name}",'
+                f' GRANT CREATE ON SCHEMA public TO "{role}"), then migrate; {_SETUP_DOC}'
+            )
+        return (
+            f'role "{role}" is refused in database "{name}" ({refusal}): migrate and serve'
+            f" as the role that owns the database and its tables; {_SETUP_DOC}"
+        )
     if not text.startswith("connection failed"):
         return None
     fatal = _FATAL.search(text)
     reason = fatal.group(1) if fatal else text.splitlines()[0].rsplit(" failed: ", 1)[-1]
     if re.fullmatch(r'role ".*" does not exist', reason):
-        return (f'PostgreSQL at {where} has no role "{role}" (the user of POSTS_DATABASE_URL):'
-                f" as a superuser, run CREATE ROLE \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
+        return (
+            f'PostgreSQL at {where} has no role "{role}" (the user of POSTS_DATABASE_URL):'
+            f" as a superuser, run CREATE ROLE \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}"
+        )
     if re.fullmatch(r'database ".*" does not exist', reason):
-        return (f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
-                f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}')  # fmt: skip
+        return (
+            f'PostgreSQL at {where} has no database "{name}" (POSTS_DATABASE_URL): as a'
+            f' superuser, run CREATE DATABASE "{name}" OWNER "{role}"; {_SETUP_DOC}'
+        )
     if reason.startswith("password authentication failed"):
         # PostgreSQL answers the same for a role that does not exist.
-        return (f'PostgreSQL at {where} refused the password of role "{role}"'
-                f" (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE \"{role}\""
-                f" PASSWORD '…'; if there is no such role, as a superuser, run CREATE ROLE"
-                f" \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}")  # fmt: skip
+        return (
+            f'PostgreSQL at {where} refused the password of role "{role}"'
+            f' (POSTS_DATABASE_URL): check it, or set it with ALTER ROLE "{role}"'
+            f" PASSWORD '…'; if there is no such role, as a superuser, run CREATE ROLE"
+            f" \"{role}\" LOGIN PASSWORD '…'; {_SETUP_DOC}"
+        )
     return f"cannot connect to PostgreSQL at {where} (POSTS_DATABASE_URL): {reason}"
 
 
@@ -204,8 +219,9 @@ class WalCheckpoints:
                 with connection():
                     database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except UNAVAILABLE as error:
-                log.warning("WAL checkpoint failed (%s); the next commit past the mark will do it",
-                            error)  # fmt: skip
+                log.warning(
+                    "WAL checkpoint failed (%s); the next commit past the mark will do it", error
+                )
 
 
 _sqlite_writer = threading.RLock()
@@ -230,9 +246,9 @@ def write():
     SQLite allows one writer: BEGIN IMMEDIATE takes the write lock up front
     instead of failing with "database is locked" on the first write.
     """
-    pending = getattr(_local, "after_commit", None)
+    pending: list[Callable[[], None]] | None = getattr(_local, "after_commit", None)
     outer = pending is None
-    if outer:
+    if pending is None:
         pending = _local.after_commit = []
     mark = len(pending)
     try:
@@ -271,7 +287,10 @@ def locked(query: peewee.Select) -> peewee.Select:
 def claimable(query: peewee.Select) -> peewee.Select:
     """``query`` skipping rows another transaction has locked (PostgreSQL's
     SKIP LOCKED), so concurrent dispatchers and sweepers split the work."""
-    return query if is_sqlite() else query.for_update("FOR UPDATE SKIP LOCKED")
+    return query if is_sqlite() else query.for_update(skip_locked=True)
+
+
+_Row = TypeVar("_Row", bound=peewee.Model)
 
 
 class Compiled:
@@ -299,7 +318,7 @@ class Compiled:
             self._sql[key] = sql
         return sql
 
-    def rows(self, model: type[peewee.Model], *params) -> list:
+    def rows(self, model: type[_Row], *params) -> list[_Row]:
         """The selected rows as ``model`` instances (as peewee would make them)."""
         cursor = database.execute_sql(self.sql(*params), params)
         key = (database.obj, len(params), model)
@@ -310,8 +329,8 @@ class Compiled:
             self._columns[key] = fields
         found = []
         for row in cursor.fetchall():
-            instance = model(__no_default__=1)
-            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+            instance: Any = model(__no_default__=1)  # with our _read, which Model lacks
+            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
             instance.__data__ = dict(instance._read)
             found.append(instance)
         return found
@@ -329,23 +348,26 @@ class Compiled:
 _inserts: dict[tuple, Compiled] = {}
 
 
-def insert(row: peewee.Model) -> peewee.Model:
+def insert(row: _Row) -> _Row:
     """Inserts a new ``row`` (as ``Model.create`` would), with SQL compiled once
     per model and set of columns; fills in an auto-increment id."""
+    state: Any = row  # peewee's private _dirty, which its stubs leave out
     model = type(row)
     fields = [f for f in model._meta.sorted_fields if f.name in row.__data__]
     key = (model, tuple(f.name for f in fields))
     statement = _inserts.get(key)
     if statement is None:
-        statement = _inserts[key] = Compiled(lambda *values: model.insert(dict(zip(fields, values))))
+        statement = _inserts[key] = Compiled(
+            lambda *values: model.insert(dict(zip(fields, values, strict=True)))
+        )
     params = [f.db_value(row.__data__[f.name]) for f in fields]
     cursor = database.execute_sql(statement.sql(*params), params)
     primary_key = model._meta.primary_key
-    if primary_key.name not in row.__data__:
+    if primary_key is not False and primary_key.name not in row.__data__:
         # PostgreSQL answers the new id through the INSERT's RETURNING clause.
         returning = database.obj.returning_clause
         row.__data__[primary_key.name] = cursor.fetchone()[0] if returning else cursor.lastrowid
-    row._dirty.clear()
+    state._dirty.clear()
     return row
 
 
@@ -360,13 +382,16 @@ def update_changed(row: peewee.Model, **expected) -> int:
     SQLite rewrites an index's page for every column set, even to the same
     value. The SQL is compiled once per model and set of fields.
     """
+    state: Any = row  # peewee's private _dirty and _pk, which its stubs leave out, and our _read
     model = type(row)
     meta = model._meta
     read = getattr(row, "_read", {})
     changed = [
-        f for f in meta.sorted_fields
-        if f.name in row._dirty and (f.name not in read or read[f.name] != row.__data__.get(f.name))
-    ]  # fmt: skip
+        f
+        for f in meta.sorted_fields
+        if f.name in state._dirty
+        and (f.name not in read or read[f.name] != row.__data__.get(f.name))
+    ]
     if not changed:  # as peewee's save(only_dirty=True): nothing to write
         return 0
     conditions = [meta.primary_key, *(meta.fields[name] for name in expected)]
@@ -375,15 +400,19 @@ def update_changed(row: peewee.Model, **expected) -> int:
     if statement is None:
 
         def build(*values):
-            where = [f == v for f, v in zip(conditions, values[len(changed):])]
-            return model.update(dict(zip(changed, values))).where(*where)
+            where = [f == v for f, v in zip(conditions, values[len(changed) :], strict=True)]
+            return model.update(dict(zip(changed, values[: len(changed)], strict=True))).where(
+                *where
+            )
 
         statement = _updates[key] = Compiled(build)
     params = [f.db_value(row.__data__.get(f.name)) for f in changed]
-    params += [f.db_value(v) for f, v in zip(conditions, [row._pk, *expected.values()])]
+    params += [
+        f.db_value(v) for f, v in zip(conditions, [state._pk, *expected.values()], strict=True)
+    ]
     updated = statement.execute(*params)
-    row._dirty.clear()
-    row._read = dict(row.__data__)
+    state._dirty.clear()
+    state._read = dict(row.__data__)
     return updated
 
 

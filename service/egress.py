@@ -78,8 +78,9 @@ def media_max_bytes() -> int:
 # ---------------------------------------------------------------------- decisions
 
 
-def url_refusal(url: str, allowed: EgressAllow,
-                max_length: int | None = MAX_URL_LENGTH) -> str | None:  # fmt: skip
+def url_refusal(
+    url: str, allowed: EgressAllow, max_length: int | None = MAX_URL_LENGTH
+) -> str | None:
     """Why the URL alone is refused, or None when only resolving its host can tell.
 
     ``max_length``: None for URLs the networks' own APIs hand out (upload URLs),
@@ -89,11 +90,11 @@ def url_refusal(url: str, allowed: EgressAllow,
     if refusal:
         return refusal
     parts = urllib.parse.urlsplit(url)
-    address = literal_address(parts.hostname)
+    host = parts.hostname or ""  # never empty: form_refusal refuses a URL without a host
+    address = literal_address(host)
     if address is None:
         return None
-    return _refused(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme.lower()], [address],
-                    allowed)  # fmt: skip
+    return _refused(host, parts.port or DEFAULT_PORTS[parts.scheme.lower()], [address], allowed)
 
 
 def form_refusal(url: str, max_length: int | None = MAX_URL_LENGTH) -> str | None:
@@ -115,8 +116,9 @@ def form_refusal(url: str, max_length: int | None = MAX_URL_LENGTH) -> str | Non
     return None
 
 
-def resolution_refusal(host: str, port: int, addresses: Iterable[IPAddress | str],
-                       allowed: EgressAllow) -> str | None:  # fmt: skip
+def resolution_refusal(
+    host: str, port: int, addresses: Iterable[IPAddress | str], allowed: EgressAllow
+) -> str | None:
     """Why a connection to ``host``:``port`` is refused, given every address the
     host resolved to (one refused address is enough), or None when it may go."""
     checked = []
@@ -138,6 +140,11 @@ def address_refusal(address: IPAddress) -> str | None:
         if embedded is not None:
             kind = address_refusal(embedded)
             return f"{form} {kind}" if kind else None
+    return _non_public_kind(address)
+
+
+def _non_public_kind(address: IPAddress) -> str | None:
+    """``address_refusal`` of an address taken as it is (no embedded IPv4 looked at)."""
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:
@@ -165,16 +172,21 @@ def is_allowed(host: str, port: int, address: IPAddress, allowed: EgressAllow) -
     """Whether POSTS_EGRESS_ALLOW names ``host`` (with ``port``, or any port) or a
     CIDR block containing ``address``."""
     names = {_normal_host(host), str(address)}
-    embedded, _ = (_embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address)
-                   else (None, ""))  # fmt: skip
+    embedded, _ = (
+        _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else (None, "")
+    )
     if embedded is not None:
         names.add(str(embedded))
     for name, allowed_port in allowed.hosts:
         if name in names and allowed_port in (None, port):
             return True
     candidates = [address] if embedded is None else [address, embedded]
-    return any(candidate in network for network in allowed.networks for candidate in candidates
-               if candidate.version == network.version)  # fmt: skip
+    return any(
+        candidate in network
+        for network in allowed.networks
+        for candidate in candidates
+        if candidate.version == network.version
+    )
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -193,14 +205,14 @@ def literal_address(host: str) -> IPAddress | None:
     return None
 
 
-def _refused(host: str, port: int, addresses: list[IPAddress],
-             allowed: EgressAllow) -> str | None:  # fmt: skip
+def _refused(host: str, port: int, addresses: list[IPAddress], allowed: EgressAllow) -> str | None:
     for address in addresses:
         kind = address_refusal(address)
         if kind and not is_allowed(host, port, address, allowed):
             shown = "" if _normal_host(host) == str(address) else f"{host} resolves to "
-            return (f"refused destination: {shown}{address} "
-                    f"({kind} address, not on POSTS_EGRESS_ALLOW)")  # fmt: skip
+            return (
+                f"refused destination: {shown}{address} ({kind} address, not on POSTS_EGRESS_ALLOW)"
+            )
     return None
 
 

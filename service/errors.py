@@ -8,6 +8,7 @@ with the order in which the checks run.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -38,7 +39,7 @@ class ServiceError(Exception):
         message: str,
         *,
         metadata: dict[str, str] | None = None,
-        violations: dict[str, str | tuple[str, ...]] | None = None,
+        violations: Mapping[str, str | tuple[str, ...]] | None = None,
         precondition: tuple[str, str, str] | None = None,
     ):
         super().__init__(message)
@@ -60,9 +61,11 @@ class WorkspaceAccessDenied(ServiceError):
 
     def __init__(self, workspace_id: str):
         # A name where the id belongs ("demo") is a likely slip: say what is expected.
-        hint = "" if ids.is_valid(workspace_id, ids.WORKSPACE) else (
-            ": workspace_id takes a workspace's id (wks_…), not its name"
-        )  # fmt: skip
+        hint = (
+            ""
+            if ids.is_valid(workspace_id, ids.WORKSPACE)
+            else (": workspace_id takes a workspace's id (wks_…), not its name")
+        )
         super().__init__(
             f"the API key is not granted workspace {workspace_id!r}{hint}",
             metadata={"workspaceId": workspace_id},
@@ -83,7 +86,7 @@ class WorkspaceRequired(ServiceError):
 class InvalidField(ServiceError):
     reason = "INVALID_FIELD"
 
-    def __init__(self, violations: dict[str, str]):
+    def __init__(self, violations: Mapping[str, str | tuple[str, ...]]):
         first = next(iter(violations))
         super().__init__(f"invalid {first}: {violations[first]}", violations=violations)
 
@@ -205,8 +208,10 @@ class SubscriptionNotFound(ServiceError):
     code, reason = grpc.StatusCode.NOT_FOUND, "SUBSCRIPTION_NOT_FOUND"
 
     def __init__(self, subscription_id: str):
-        super().__init__(f"webhook subscription {subscription_id!r} not found",
-                         metadata={"subscriptionId": subscription_id})  # fmt: skip
+        super().__init__(
+            f"webhook subscription {subscription_id!r} not found",
+            metadata={"subscriptionId": subscription_id},
+        )
 
 
 class SubscriptionLimitReached(ServiceError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Collection
+from typing import cast
 
 from posts.v1 import posts_pb2 as pb
 
@@ -32,11 +33,33 @@ T = pb.PostEventType
 
 #: Who causes each lifecycle event: ``cause`` in the API.
 ORIGINS = {
-    **dict.fromkeys((Event.CREATE, Event.PUBLISH, Event.SCHEDULE, Event.DRAFT, Event.CANCEL,
-                     Event.DELETE, Event.EDIT), "api"),
+    **dict.fromkeys(
+        (
+            Event.CREATE,
+            Event.PUBLISH,
+            Event.SCHEDULE,
+            Event.DRAFT,
+            Event.CANCEL,
+            Event.DELETE,
+            Event.EDIT,
+        ),
+        "api",
+    ),
     **dict.fromkeys((Event.DUE, Event.RETRY_DUE), "dispatcher"),
-    **dict.fromkeys((Event.CLAIM, Event.RENEW, Event.ITEM_LIVE, Event.SUCCEED, Event.FAIL,
-                     Event.RETRY, Event.UNKNOWN, Event.CRASH, Event.PACED), "worker"),
+    **dict.fromkeys(
+        (
+            Event.CLAIM,
+            Event.RENEW,
+            Event.ITEM_LIVE,
+            Event.SUCCEED,
+            Event.FAIL,
+            Event.RETRY,
+            Event.UNKNOWN,
+            Event.CRASH,
+            Event.PACED,
+        ),
+        "worker",
+    ),
     **dict.fromkeys((Event.LOST_MESSAGE, Event.TAKE_OVER, Event.RESTART), "sweeper"),
 }
 
@@ -83,9 +106,16 @@ def event_type(event: Event, before: Status | None, after: Status) -> int:
     return T.POST_EVENT_TYPE_UPDATED
 
 
-def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
-           now: dt.datetime, *, loaded: LoadedPost | None = None,
-           item_index: int | None = None) -> None:  # fmt: skip
+def record(
+    post: Post,
+    event: Event,
+    before: Status | None,
+    outcome: Outcome,
+    now: dt.datetime,
+    *,
+    loaded: LoadedPost | None = None,
+    item_index: int | None = None,
+) -> None:
     """Writes the events ``event`` makes of ``post`` (already written, in this
     transaction); the database adds the webhook outbox rows they make.
 
@@ -111,23 +141,44 @@ def record(post: Post, event: Event, before: Status | None, outcome: Outcome,
     at = micros(now)
     for each in kinds:
         params = (
-            post.workspace_id, post.id, at, each, before.value if before else "", post.status,
-            outcome.cause, ORIGINS[event], post.attempts or 0,
+            post.workspace_id,
+            post.id,
+            at,
+            each,
+            before.value if before else "",
+            post.status,
+            outcome.cause,
+            ORIGINS[event],
+            post.attempts or 0,
             item_index if each == T.POST_EVENT_TYPE_ITEM_PUBLISHED else None,
-            post.error_code if failed else "", post.error_message if failed else "",
-            post.job_token or "", snapshot,
-        )  # fmt: skip
+            post.error_code if failed else "",
+            post.error_message if failed else "",
+            post.job_token or "",
+            snapshot,
+        )
         # The database writes the event's webhook outbox rows (a trigger: service.webhooks).
         _INSERT.execute(*params)
 
 
 #: The columns ``record`` writes, in its parameters' order (a hot path: no
 #: model instance per row).
-_COLUMNS = (PostEvent.workspace, PostEvent.post, PostEvent.at, PostEvent.type,
-            PostEvent.from_status, PostEvent.to_status, PostEvent.cause, PostEvent.origin,
-            PostEvent.attempt, PostEvent.item_index, PostEvent.error_code,
-            PostEvent.error_message, PostEvent.job_token, PostEvent.snapshot)  # fmt: skip
-_INSERT = db.Compiled(lambda *values: PostEvent.insert(dict(zip(_COLUMNS, values))))
+_COLUMNS = (
+    PostEvent.workspace,
+    PostEvent.post,
+    PostEvent.at,
+    PostEvent.type,
+    PostEvent.from_status,
+    PostEvent.to_status,
+    PostEvent.cause,
+    PostEvent.origin,
+    PostEvent.attempt,
+    PostEvent.item_index,
+    PostEvent.error_code,
+    PostEvent.error_message,
+    PostEvent.job_token,
+    PostEvent.snapshot,
+)
+_INSERT = db.Compiled(lambda *values: PostEvent.insert(dict(zip(_COLUMNS, values, strict=True))))
 
 
 # ---------------------------------------------------------------- reading
@@ -138,7 +189,7 @@ def cursor_field():
     return PostEvent.id if db.is_sqlite() else PostEvent.seq
 
 
-def event_id(row: PostEvent) -> int:
+def event_id(row: PostEvent) -> int | None:
     return row.id if db.is_sqlite() else row.seq
 
 
@@ -157,12 +208,17 @@ def sequence(wait: bool = True, limit: int = 5000) -> int:
             with db.database.atomic():
                 lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
                 row = db.database.execute_sql(
-                    f'SELECT "last_seq" FROM "event_log" WHERE "id" = 1 {lock}').fetchone()  # fmt: skip
+                    f'SELECT "last_seq" FROM "event_log" WHERE "id" = 1 {lock}'
+                ).fetchone()
                 if row is None:
                     return numbered
-                ids = [r[0] for r in db.database.execute_sql(
-                    'SELECT "id" FROM "post_event" WHERE "seq" IS NULL ORDER BY "id" LIMIT %s',
-                    (limit,))]  # fmt: skip
+                ids = [
+                    r[0]
+                    for r in db.database.execute_sql(
+                        'SELECT "id" FROM "post_event" WHERE "seq" IS NULL ORDER BY "id" LIMIT %s',
+                        (limit,),
+                    )
+                ]
                 if not ids:
                     return numbered
                 base = row[0]
@@ -170,9 +226,10 @@ def sequence(wait: bool = True, limit: int = 5000) -> int:
                     'UPDATE "post_event" SET "seq" = %s + t.n FROM unnest(%s::bigint[]) '
                     'WITH ORDINALITY AS t(id, n) WHERE "post_event"."id" = t.id',
                     (base, ids),
-                )  # fmt: skip
+                )
                 db.database.execute_sql(
-                    'UPDATE "event_log" SET "last_seq" = %s WHERE "id" = 1', (base + len(ids),))
+                    'UPDATE "event_log" SET "last_seq" = %s WHERE "id" = 1', (base + len(ids),)
+                )
             numbered += len(ids)
             if len(ids) < limit:
                 return numbered
@@ -202,13 +259,21 @@ class Filter:
     types: tuple[int, ...] = ()
 
     def matches(self, event: pb.PostEvent) -> bool:
-        return ((self.workspace_id is None or event.workspace_id == self.workspace_id)
-                and (not self.post_ids or event.post_id in self.post_ids)
-                and (not self.types or event.type in self.types))  # fmt: skip
+        return (
+            (self.workspace_id is None or event.workspace_id == self.workspace_id)
+            and (not self.post_ids or event.post_id in self.post_ids)
+            and (not self.types or event.type in self.types)
+        )
 
 
-def read(after: int, which: Filter, limit: int, *, upto: int | None = None,
-         workspaces: Collection[str] = ()) -> list[pb.PostEvent]:  # fmt: skip
+def read(
+    after: int,
+    which: Filter,
+    limit: int,
+    *,
+    upto: int | None = None,
+    workspaces: Collection[str] = (),
+) -> list[pb.PostEvent]:
     """Up to ``limit`` events with an event_id above ``after`` (and at most
     ``upto``) that ``which`` wants (and of one of ``workspaces``, when given),
     oldest first. Only numbered events: call ``sequence`` first."""
@@ -236,7 +301,7 @@ def encode(row: PostEvent) -> pb.PostEvent:
         event_id=event_id(row),
         post_id=row.post_id,
         workspace_id=row.workspace,
-        type=row.type,
+        type=cast("pb.PostEventType", row.type),  # see service.codec on the casts
         status=codec.status_value(row.to_status),
         create_time=codec.timestamp(row.at),
         attempt=row.attempt,
@@ -289,19 +354,25 @@ def prune(before: dt.datetime, batch: int = 500, max_batches: int = 20) -> int:
     with db.connection():
         for _ in range(max_batches):
             with db.write():
-                oldest = (PostEvent.select(PostEvent.id, PostEvent.at, cursor.alias("cursor"))
-                          .where(cursor.is_null(False)).order_by(cursor).limit(batch))  # fmt: skip
+                oldest = (
+                    PostEvent.select(PostEvent.id, PostEvent.at, cursor.alias("cursor"))
+                    .where(cursor.is_null(False))
+                    .order_by(cursor)
+                    .limit(batch)
+                )
                 rows = []
                 for row in oldest.objects():
                     if row.at >= before:
                         break
-                    rows.append((row.id, row.cursor))
+                    # The aliased column, which .objects() sets on the row.
+                    rows.append((row.id, row.cursor))  # type: ignore[attr-defined]
                 if not rows:
                     break
                 PostEvent.delete().where(PostEvent.id.in_([r[0] for r in rows])).execute()
                 newest = rows[-1][1]
                 EventLog.update(pruned_through=newest).where(
-                    (EventLog.id == 1) & (EventLog.pruned_through < newest)).execute()  # fmt: skip
+                    (EventLog.id == 1) & (EventLog.pruned_through < newest)
+                ).execute()
             deleted += len(rows)
             if len(rows) < batch:
                 break

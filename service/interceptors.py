@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -65,8 +66,10 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
             return handler
         authorization = dict(handler_call_details.invocation_metadata or ()).get("authorization")
         serving = self._serving
-        codecs = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}  # fmt: skip
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         name = method.removeprefix(SERVICE_PREFIX)
         if handler.unary_unary or handler.stream_unary:
             behaviour = handler.unary_unary or handler.stream_unary
@@ -83,10 +86,11 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
                 return grpc.unary_unary_rpc_method_handler(answer, **codecs)
             return grpc.stream_unary_rpc_method_handler(answer, **codecs)
         behaviour = handler.unary_stream or handler.stream_stream
+        stream: Callable
         if getattr(behaviour, "experimental_non_blocking", False):
             # gRPC's non-blocking stream (WatchPostEvents): the behaviour returns at
             # once, and its answers go out later through the callback.
-            def stream(request, context, send_response_callback):
+            def non_blocking(request, context, send_response_callback):
                 # Counted as it opens (or is refused): it ends later, from the hub.
                 started = time.perf_counter()
                 try:
@@ -95,7 +99,9 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
                 finally:
                     _count(name, context, started)
 
-            stream.experimental_non_blocking = True
+            # gRPC reads this mark off the function; no stub declares it.
+            non_blocking.experimental_non_blocking = True  # type: ignore[attr-defined]
+            stream = non_blocking
         else:
 
             def stream(request, context):
@@ -113,8 +119,9 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         answers whatever it raises: a domain error as itself, a database outage
         UNAVAILABLE, anything else INTERNAL with an error id (the log line with
         the traceback has it too), never the exception's text."""
-        request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER) or \
-            secrets.token_hex(8)  # fmt: skip
+        request_id = dict(context.invocation_metadata() or ()).get(
+            REQUEST_ID_HEADER
+        ) or secrets.token_hex(8)
         with logs.bound(request_id=request_id[:64]):
             try:
                 with db.connection():

@@ -198,17 +198,22 @@ def decide_update(
     if event is E.SCHEDULE and current is S.DRAFT:
         check_schedule(scheduled_at, now)
     target = next_status(current, event)
-    # A scheduled post always has a time: nothing would ever move one without.
-    if target is S.SCHEDULED and scheduled_at is None:
-        raise errors.InvalidField({"scheduled_at": "a scheduled post needs a time; to clear "
-                                   "it, move the post to STATUS_CHANGE_DRAFT too"})  # fmt: skip
-    if target is S.SCHEDULED and time_moved and scheduled_at < now - CLOCK_SKEW:
-        raise errors.InvalidField(
-            {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
-        )
-    # On a scheduled post, a time now or past means publish now.
-    if target is S.SCHEDULED and scheduled_at <= now:
-        target = S.PENDING
+    if target is S.SCHEDULED:
+        # A scheduled post always has a time: nothing would ever move one without.
+        if scheduled_at is None:
+            raise errors.InvalidField(
+                {
+                    "scheduled_at": "a scheduled post needs a time; to clear "
+                    "it, move the post to STATUS_CHANGE_DRAFT too"
+                }
+            )
+        if time_moved and scheduled_at < now - CLOCK_SKEW:
+            raise errors.InvalidField(
+                {"scheduled_at": f"more than a minute in the past; {PUBLISH_NOW}"}
+            )
+        # On a scheduled post, a time now or past means publish now.
+        if scheduled_at <= now:
+            target = S.PENDING
     noop = target is current and not edits
     if noop:
         return Decision(current, noop=True, new_token=False, check_rules=False, enqueue=False)
@@ -288,9 +293,18 @@ class Outcome:
     cause: str
 
 
-def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), *,
-           target: Status | None = None, new_token: str = "", error: tuple[str, str] = ("", ""),
-           wait: float = 0.0, resolvable: bool = True) -> Outcome:  # fmt: skip
+def decide(
+    job: Job,
+    event: Event,
+    now: dt.datetime,
+    policy: Policy = Policy(),
+    *,
+    target: Status | None = None,
+    new_token: str = "",
+    error: tuple[str, str] = ("", ""),
+    wait: float = 0.0,
+    resolvable: bool = True,
+) -> Outcome:
     """Everything ``event`` does to a post whose lifecycle columns are ``job``.
 
     ``target``: the status a caller's request leads to (decide_update decides
@@ -310,36 +324,26 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     change: dict = {"status": status}
     enqueue_now = False
     if event in _ATTEMPT_OVER and before is S.PROCESSING:
-        code, message = error
-        if event is E.UNKNOWN and not resolvable:  # nothing can tell: never send again
-            status, code = S.FAILED, OUTCOME_UNKNOWN
-        elif event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:
-            status, code = S.FAILED, CRASHED
-            message = message or f"{job.attempts} attempts ended without an answer"
-        elif job.attempts >= policy.max_attempts:
-            status = S.FAILED
-        change.update(status=status, lease_expires_at=None, error_code=code,
-                      error_message=message[:2000])  # fmt: skip
-        if code:
-            cause = f"{cause}:{code}"
+        status, code, message = _attempt_over(job, event, status, policy, error, resolvable)
+        change.update(
+            status=status, lease_expires_at=None, error_code=code, error_message=message[:2000]
+        )
+        cause = f"{cause}:{code}" if code else cause
         if status is S.PENDING:
             change["job_token"] = new_token
-            if wait > 0:
-                change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
-            else:
-                enqueue_now = True
+            enqueue_now = _next_attempt(change, now, wait)
     elif event is E.PACED:
         # Nothing was tried: the claim's attempt is given back, so waiting out a
         # posting limit never brings a post closer to FAILED.
-        change.update(attempts=max(job.attempts - 1, 0), lease_expires_at=None,
-                      job_token=new_token)  # fmt: skip
-        if wait > 0:
-            change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
-        else:
-            enqueue_now = True
+        change.update(attempts=max(job.attempts - 1, 0), lease_expires_at=None, job_token=new_token)
+        enqueue_now = _next_attempt(change, now, wait)
     elif event is E.CLAIM:
-        change.update(attempts=job.attempts + 1, last_attempt_at=now, next_attempt_at=None,
-                      lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds))  # fmt: skip
+        change.update(
+            attempts=job.attempts + 1,
+            last_attempt_at=now,
+            next_attempt_at=None,
+            lease_expires_at=now + dt.timedelta(seconds=policy.lease_seconds),
+        )
     elif event in (E.RENEW, E.ITEM_LIVE):
         change["lease_expires_at"] = now + dt.timedelta(seconds=policy.lease_seconds)
     elif event is E.SUCCEED:
@@ -353,16 +357,52 @@ def decide(job: Job, event: Event, now: dt.datetime, policy: Policy = Policy(), 
     elif event in (E.DUE, E.RETRY_DUE, E.RESTART):  # RESTART of a PENDING post
         change["job_token"] = new_token
         enqueue_now = True
-    else:  # a caller's request
-        if event is E.DELETE:
-            change["deleted_at"] = now
-        # Any change of a queued post, or into the queue, drops the outstanding job.
-        if before in QUEUED or status in QUEUED or event is E.DELETE:
-            change["job_token"] = new_token
-        enqueue_now = status is S.PENDING
+    else:
+        enqueue_now = _request(change, event, before, status, now, new_token)
     if enqueue_now:
         change.update(queued_at=now, next_attempt_at=now)
     if "job_token" in change and not change["job_token"]:
         raise ValueError(f"{event.value} issues a new job token: pass new_token")
     # vars() | change rather than dataclasses.replace: this runs on every write.
     return Outcome(Job(**(vars(job) | change)), enqueue=enqueue_now, cause=cause)
+
+
+def _attempt_over(
+    job: Job, event: Event, status: Status, policy: Policy, error: tuple[str, str], resolvable: bool
+) -> tuple[Status, str, str]:
+    """The status, error code and message after an attempt that ``event`` ended:
+    FAILED once the attempts are spent, or when nothing can tell whether it went out."""
+    code, message = error
+    if event is E.UNKNOWN and not resolvable:  # nothing can tell: never send again
+        return S.FAILED, OUTCOME_UNKNOWN, message
+    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:
+        return S.FAILED, CRASHED, message or f"{job.attempts} attempts ended without an answer"
+    if job.attempts >= policy.max_attempts:
+        return S.FAILED, code, message
+    return status, code, message
+
+
+def _request(
+    change: dict,
+    event: Event,
+    before: Status | None,
+    status: Status,
+    now: dt.datetime,
+    new_token: str,
+) -> bool:
+    """Fills in ``change`` for a caller's request; True when it queues the post now."""
+    if event is E.DELETE:
+        change["deleted_at"] = now
+    # Any change of a queued post, or into the queue, drops the outstanding job.
+    if before in QUEUED or status in QUEUED or event is E.DELETE:
+        change["job_token"] = new_token
+    return status is S.PENDING
+
+
+def _next_attempt(change: dict, now: dt.datetime, wait: float) -> bool:
+    """Sets the next attempt ``wait`` seconds from ``now`` in ``change``; True when
+    there is no wait, so the job is to be enqueued at once."""
+    if wait > 0:
+        change["next_attempt_at"] = now + dt.timedelta(seconds=wait)
+        return False
+    return True

@@ -28,7 +28,8 @@ JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s"
 CONTEXT_FIELDS = ("request_id", "workspace", "post", "job_token", "network", "attempt")
 
 _context: contextvars.ContextVar[Mapping] = contextvars.ContextVar(
-    "log_context", default=types.MappingProxyType({}))
+    "log_context", default=types.MappingProxyType({})
+)
 
 #: Exception types that mean a server we talk to is out of reach; the broker
 #: adds its client's (``expect_outages``).
@@ -61,11 +62,13 @@ def use_format(log_format: str) -> None:
     or ``json``, one object per line with the time, level, logger, pid,
     message and the context's fields (``bound``)."""
     quiet()
+    formatter: logging.Formatter
     if log_format == "json":
         from pythonjsonlogger.json import JsonFormatter
 
-        formatter = JsonFormatter(JSON_FIELDS, timestamp="time",
-                                  rename_fields={"levelname": "level", "name": "logger"})  # fmt: skip
+        formatter = JsonFormatter(
+            JSON_FIELDS, timestamp="time", rename_fields={"levelname": "level", "name": "logger"}
+        )
     else:
         formatter = logging.Formatter(FORMAT)
     for handler in logging.getLogger().handlers:
@@ -123,8 +126,9 @@ def describe(error: BaseException) -> str:
 
 #: What each of Dramatiq's consumer threads says every few seconds while the
 #: broker is out of reach: the broker's own lines (workers.broker) say it once.
-_CONSUMER_RETRIES = frozenset({"Consumer encountered a connection error: %s",
-                               "Restarting consumer in %0.2f seconds."})  # fmt: skip
+_CONSUMER_RETRIES = frozenset(
+    {"Consumer encountered a connection error: %s", "Restarting consumer in %0.2f seconds."}
+)
 
 
 class OutageFilter(logging.Filter):
@@ -133,8 +137,11 @@ class OutageFilter(logging.Filter):
     left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg in _CONSUMER_RETRIES \
-                and record.name.startswith("dramatiq.worker."):  # fmt: skip
+        if (
+            isinstance(record.msg, str)
+            and record.msg in _CONSUMER_RETRIES
+            and record.name.startswith("dramatiq.worker.")
+        ):
             return False
         if record.exc_info and record.exc_info[1] is not None:
             found = outage(record.exc_info[1])

@@ -59,6 +59,8 @@ def start() -> None:
     def histogram(name: str, doc: str, buckets, *labels: str):
         return prom.Histogram(name, doc, labels, buckets=buckets, registry=None)
 
+    # Laid out by hand, as a table: one metric per entry.
+    # fmt: off
     _metrics = {
         "rpcs": counter("posts_rpc_requests", "PostService calls by method and status code.",
                         "method", "code"),
@@ -82,7 +84,8 @@ def start() -> None:
                          "token was no longer the post's."),
         "webhooks": counter("posts_event_webhook_deliveries", "Event webhook sends, by "
                             "outcome.", "outcome"),
-    }  # fmt: skip
+    }
+    # fmt: on
 
 
 def enabled() -> bool:
@@ -97,8 +100,9 @@ def expose(listen: str):
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=prepare())
     host, _, port = listen.rpartition(":")
-    server, _ = prom.start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0",
-                                       registry=registry)  # fmt: skip
+    server, _ = prom.start_http_server(
+        int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry
+    )
     return server
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from typing import overload
 
 import peewee
 
@@ -19,6 +20,10 @@ from service.db import database
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+@overload
+def micros(value: dt.datetime | int) -> int: ...
+@overload
+def micros(value: None) -> None: ...
 def micros(value: dt.datetime | int | None) -> int | None:
     """An aware datetime as stored: integer microseconds since the epoch."""
     if value is None or isinstance(value, int):
@@ -69,6 +74,9 @@ class ApiKeyGrant(BaseModel):
 
     api_key = peewee.ForeignKeyField(ApiKey, backref="grants", on_delete="CASCADE")
     workspace = peewee.ForeignKeyField(Workspace, on_delete="CASCADE")
+    # The foreign keys' columns, which peewee adds as ``<field>_id`` (for the type checker).
+    api_key_id: str
+    workspace_id: str
 
     class Meta:
         indexes = ((("api_key", "workspace"), True),)
@@ -79,6 +87,7 @@ class Account(BaseModel):
 
     id = peewee.CharField(primary_key=True, max_length=30)
     workspace = peewee.ForeignKeyField(Workspace, backref="accounts")
+    workspace_id: str
     platform = peewee.CharField(max_length=16)
     handle = peewee.TextField()
     base_url = peewee.TextField(default="")
@@ -107,6 +116,8 @@ class Post(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=30)
     workspace = peewee.ForeignKeyField(Workspace, backref="posts")
     account = peewee.ForeignKeyField(Account, backref="posts")
+    workspace_id: str
+    account_id: str
     platform = peewee.CharField(max_length=16)
     post_type = peewee.CharField(max_length=16)
     title = peewee.TextField(default="")
@@ -142,7 +153,9 @@ class Post(BaseModel):
 class PostItem(BaseModel):
     """One content item of a post (one tweet of a thread), with its own result."""
 
+    id = peewee.AutoField()
     post = peewee.ForeignKeyField(Post, backref="items", on_delete="CASCADE")
+    post_id: str
     position = peewee.IntegerField()
     text = peewee.TextField(default="")
     platform_post_id = peewee.TextField(default="")
@@ -162,6 +175,7 @@ class Media(BaseModel):
 
     id = peewee.CharField(primary_key=True, max_length=30)
     item = peewee.ForeignKeyField(PostItem, backref="media", on_delete="CASCADE")
+    item_id: int
     position = peewee.IntegerField()
     url = peewee.TextField()
     kind = peewee.CharField(max_length=16)
@@ -185,6 +199,7 @@ class PostEvent(BaseModel):
     seq = peewee.BigIntegerField(null=True)
     workspace = peewee.CharField(max_length=30, column_name="workspace_id")
     post = peewee.ForeignKeyField(Post, backref="events", on_delete="CASCADE")
+    post_id: str
     at = UTCTimeField()
     type = peewee.SmallIntegerField(default=0)  # posts.v1.PostEventType
     from_status = peewee.CharField(max_length=16, default="")
@@ -231,22 +246,26 @@ class LoadedPost:
         """Part of the post is already on the network."""
         return any(item.platform_post_id for item, _ in self.items)
 
+
 def etag(post: Post) -> str:
     """The opaque etag of a post's current version."""
     return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
 
 
-
 _ITEMS = db.Compiled(
-    lambda *post_ids: PostItem.select()
-    .where(PostItem.post.in_(post_ids))
-    .order_by(PostItem.post, PostItem.position)
+    lambda *post_ids: (
+        PostItem.select()
+        .where(PostItem.post.in_(post_ids))
+        .order_by(PostItem.post, PostItem.position)
+    )
 )
 _MEDIA = db.Compiled(
-    lambda *post_ids: Media.select(Media)
-    .join(PostItem)
-    .where(PostItem.post.in_(post_ids))
-    .order_by(Media.item, Media.position)
+    lambda *post_ids: (
+        Media.select(Media)
+        .join(PostItem)
+        .where(PostItem.post.in_(post_ids))
+        .order_by(Media.item, Media.position)
+    )
 )
 
 #: Posts whose items one query loads at most: a bounded number of bound parameters
@@ -263,8 +282,11 @@ def load_items(posts: Sequence[Post]) -> list[LoadedPost]:
     if len(posts) > _LOAD_CHUNK:
         # One bound parameter per id: a page's worth per query, far below SQLite's
         # limit on them (32,766), and a bounded number of compiled statements.
-        return [loaded for start in range(0, len(posts), _LOAD_CHUNK)
-                for loaded in load_items(posts[start : start + _LOAD_CHUNK])]  # fmt: skip
+        return [
+            loaded
+            for start in range(0, len(posts), _LOAD_CHUNK)
+            for loaded in load_items(posts[start : start + _LOAD_CHUNK])
+        ]
     if not posts:
         return []
     post_ids = [p.id for p in posts]
@@ -286,6 +308,8 @@ class IdempotencyRecord(BaseModel):
     request_hash = peewee.CharField(max_length=64, default="")  # empty: set by UpdatePost
     post = peewee.ForeignKeyField(Post, on_delete="CASCADE")
     created_at = UTCTimeField()
+    workspace_id: str
+    post_id: str
 
     class Meta:
         indexes = ((("workspace", "key"), True),)
@@ -315,6 +339,7 @@ class WebhookSubscription(BaseModel):
 
     id = peewee.CharField(primary_key=True, max_length=30)
     workspace = peewee.ForeignKeyField(Workspace, on_delete="CASCADE")
+    workspace_id: str
     url = peewee.TextField()
     event_types = peewee.TextField(default="")
     description = peewee.TextField(default="")
@@ -341,6 +366,8 @@ class WebhookDelivery(BaseModel):
     id = peewee.BigAutoField()
     subscription = peewee.ForeignKeyField(WebhookSubscription, on_delete="CASCADE")
     event = peewee.ForeignKeyField(PostEvent, on_delete="CASCADE")  # its insertion id
+    subscription_id: str
+    event_id: int
     post = peewee.CharField(max_length=30, column_name="post_id")
     next_at = UTCTimeField()
     token = peewee.CharField(max_length=32, default="")
@@ -356,6 +383,16 @@ class WebhookDelivery(BaseModel):
 
 
 MODELS = [
-    Workspace, ApiKey, ApiKeyGrant, Account, Post, PostItem, Media, PostEvent, EventLog,
-    IdempotencyRecord, WebhookSubscription, WebhookDelivery,
-]  # fmt: skip
+    Workspace,
+    ApiKey,
+    ApiKeyGrant,
+    Account,
+    Post,
+    PostItem,
+    Media,
+    PostEvent,
+    EventLog,
+    IdempotencyRecord,
+    WebhookSubscription,
+    WebhookDelivery,
+]

@@ -3,9 +3,18 @@
 PLATFORMS = ("x", "instagram", "linkedin", "tiktok", "youtube", "bluesky", "mastodon", "webhook")
 
 POST_TYPES = (
-    "tweet", "thread", "feed", "reel", "story", "carousel",
-    "post", "document", "video", "photo", "short",
-)  # fmt: skip
+    "tweet",
+    "thread",
+    "feed",
+    "reel",
+    "story",
+    "carousel",
+    "post",
+    "document",
+    "video",
+    "photo",
+    "short",
+)
 
 #: Post types per platform; the webhook takes any.
 ALLOWED_TYPES: dict[str, frozenset[str]] = {
@@ -18,6 +27,7 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     "mastodon": frozenset({"post", "thread"}),
     "webhook": frozenset(POST_TYPES),
 }
+
 
 def wrong_type(platform: str, post_type: str, allowed) -> str:
     """Why ``platform``, which takes the ``allowed`` post types, refuses

@@ -8,12 +8,14 @@ after the commit hands new delivery jobs to ``enqueue``. Lifecycle columns
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import peewee
 
@@ -30,6 +32,9 @@ from service.models import (
     load_items,
     with_items,
 )
+
+if TYPE_CHECKING:
+    from posts.v1 import posts_pb2
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +93,25 @@ class NewPost:
     shorthand: bool = False
 
 
+class PostChanges(TypedDict, total=False):
+    """The fields an UpdatePost changes, each present only when it changes."""
+
+    text: str
+    media: tuple[MediaInput, ...]
+    items: tuple[ItemInput, ...]
+    title: str
+    scheduled_at: dt.datetime | None  # None: the time is cleared
+    status: str  # a StatusChange's lower-case name
+    idempotency_key: str
+
+
 @dataclasses.dataclass(frozen=True)
 class PostEdit:
     """An UpdatePost request, decoded: ``changes`` holds only the fields to change."""
 
     post_id: str
     etag: str
-    changes: dict[str, object]
+    changes: PostChanges
     immutable: dict[str, str]
 
 
@@ -147,6 +164,14 @@ def find_account(account_id: str, workspace_id: str) -> Account | None:
     """The account, if it is in the workspace."""
     rows = _ACCOUNT.rows(Account, account_id, workspace_id)
     return rows[0] if rows else None
+
+
+def post_account(post: Post) -> Account:
+    """The post's account (a foreign key keeps it, in the post's workspace)."""
+    account = find_account(post.account_id, post.workspace_id)
+    if account is None:
+        raise LookupError(f"{post.id}: its account {post.account_id} is gone")
+    return account
 
 
 def load(post_id: str, workspace_id: str | None = None, lock: bool = False) -> LoadedPost:
@@ -204,22 +229,8 @@ class Posts:
         At most MAX_PAGE_SIZE posts: a larger ``page_size`` is taken as that.
         """
         size = min(query.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        violations = {}
-        if size < 1:
-            violations["page_size"] = "must not be negative"
-        if len(query.statuses) > MAX_FILTER_ENTRIES:
-            violations["statuses"] = f"at most {MAX_FILTER_ENTRIES} entries"
-        if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
-            violations["account_id"] = "not an account id (acc_…)"
         scope = _list_scope(workspace_id, query)
-        cursor = None
-        if query.page_token:
-            if len(query.page_token) <= MAX_PAGE_TOKEN_LENGTH:
-                cursor = self._read_page_token(query.page_token, scope)
-            if cursor is None:
-                violations["page_token"] = "not a page token of this query"
-        if violations:
-            raise errors.InvalidField(violations)
+        cursor = self._checked_query(query, size, scope)
         select = Post.select().where(Post.workspace == workspace_id)
         if not query.show_deleted:
             select = select.where(Post.deleted_at.is_null())
@@ -241,6 +252,26 @@ class Posts:
             page = load_items(rows[:size])
         token = self._page_token(scope, rows[size - 1]) if len(rows) > size else ""
         return page, token
+
+    def _checked_query(self, query: ListQuery, size: int, scope: str) -> tuple[int, str] | None:
+        """The cursor of ``query``'s page token (None on the first page); raises
+        InvalidField for every field of the query that is wrong."""
+        violations: dict[str, str] = {}
+        if size < 1:
+            violations["page_size"] = "must not be negative"
+        if len(query.statuses) > MAX_FILTER_ENTRIES:
+            violations["statuses"] = f"at most {MAX_FILTER_ENTRIES} entries"
+        if query.account_id and not ids.is_valid(query.account_id, ids.ACCOUNT):
+            violations["account_id"] = "not an account id (acc_…)"
+        cursor = None
+        if query.page_token:
+            if len(query.page_token) <= MAX_PAGE_TOKEN_LENGTH:
+                cursor = self._read_page_token(query.page_token, scope)
+            if cursor is None:
+                violations["page_token"] = "not a page token of this query"
+        if violations:
+            raise errors.InvalidField(violations)
+        return cursor
 
     def page_token_after(self, workspace_id: str, query: ListQuery, post: Post) -> str:
         """The token of the page after ``post`` in ``query``'s listing: for a page
@@ -264,8 +295,9 @@ class Posts:
             return None
         return created, post_id
 
-    def events(self, which: events.Filter, page_size: int,
-               page_token: str) -> tuple[list, str]:  # fmt: skip
+    def events(
+        self, which: events.Filter, page_size: int, page_token: str
+    ) -> tuple[builtins.list[posts_pb2.PostEvent], str]:
         """A page of ``which.workspace_id``'s events (ListPostEvents) and the next
         page's token ('' on the last)."""
         scope = json.dumps(["events", which.workspace_id, which.post_ids, which.types])
@@ -273,11 +305,12 @@ class Posts:
         if page_token:
             payload = self._keyring.verify(page_token)
             try:
-                token_scope, after = json.loads(payload) if payload else (None, None)
+                token_scope, token_after = json.loads(payload) if payload else (None, None)
             except (ValueError, TypeError):
-                token_scope = None
-            if token_scope != scope or not isinstance(after, int):
+                token_scope, token_after = None, None
+            if token_scope != scope or not isinstance(token_after, int):
                 raise errors.InvalidField({"page_token": "not a token of this listing"})
+            after = token_after
         with db.connection():
             found, last = events.page(which, page_size, after)
         token = self._keyring.sign(json.dumps([scope, last]).encode()) if last else ""
@@ -304,8 +337,7 @@ class Posts:
                     replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
                     if replay:
                         return load(replay)
-                    loaded = self._insert(workspace_id, new, fingerprint, now, account,
-                                          violations)  # fmt: skip
+                    loaded = self._insert(workspace_id, new, fingerprint, now, account, violations)
             except peewee.IntegrityError:
                 # A concurrent create with the same key won the race: answer as a replay.
                 replay = self._replay(workspace_id, new.idempotency_key, fingerprint)
@@ -325,19 +357,32 @@ class Posts:
             raise errors.IdempotencyKeyReused(key, record.post_id)
         return record.post_id
 
-    def _insert(self, workspace_id: str, new: NewPost, fingerprint: str, now,
-                account: Account | None, violations: dict | None) -> LoadedPost:  # fmt: skip
+    def _insert(
+        self,
+        workspace_id: str,
+        new: NewPost,
+        fingerprint: str,
+        now,
+        account: Account | None,
+        violations: dict | None,
+    ) -> LoadedPost:
         status = lifecycle.CREATE_STATUSES[new.status]
         if status is Status.SCHEDULED:
             lifecycle.check_schedule(new.scheduled_at, now)
         if account is None:
             raise errors.AccountNotFound(new.account_id)
         if new.post_type not in platforms.ALLOWED_TYPES[account.platform]:
-            raise errors.InvalidField({"post_type": platforms.wrong_type(
-                account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform])})  # fmt: skip
+            raise errors.InvalidField(
+                {
+                    "post_type": platforms.wrong_type(
+                        account.platform, new.post_type, platforms.ALLOWED_TYPES[account.platform]
+                    )
+                }
+            )
         if status in lifecycle.QUEUED:
-            _check_deliverable(account, new.post_type, new.title, new.items, new.shorthand,
-                               violations)  # fmt: skip
+            _check_deliverable(
+                account, new.post_type, new.title, new.items, new.shorthand, violations
+            )
         post = Post(
             id=ids.new(ids.POST),
             workspace=workspace_id,
@@ -348,8 +393,9 @@ class Posts:
             scheduled_at=new.scheduled_at,
             idempotency_key=new.idempotency_key,
         )
-        loaded = store.insert(post, status, now,
-                              lambda post: LoadedPost(post, _write_items(post, new.items)))
+        loaded = store.insert(
+            post, status, now, lambda post: LoadedPost(post, _write_items(post, new.items))
+        )
         if new.idempotency_key:
             db.insert(
                 IdempotencyRecord(
@@ -374,8 +420,9 @@ class Posts:
                 early = self._rules_before_lock(workspace_id, edit, now)
                 try:
                     with db.write():
-                        loaded, changed = self._edit(workspace_id, edit, now, early,
-                                                     retry=attempt < _UPDATE_ATTEMPTS)  # fmt: skip
+                        loaded, changed = self._edit(
+                            workspace_id, edit, now, early, retry=attempt < _UPDATE_ATTEMPTS
+                        )
                     break
                 except _ChangedSinceChecked:
                     continue
@@ -383,8 +430,9 @@ class Posts:
             self._after_commit(loaded.post)
         return loaded
 
-    def _rules_before_lock(self, workspace_id: str, edit: PostEdit,
-                           now) -> tuple[int, dict[str, str]] | None:  # fmt: skip
+    def _rules_before_lock(
+        self, workspace_id: str, edit: PostEdit, now
+    ) -> tuple[int, rules.Violations] | None:
         """(version read, rules.check's violations) when the edit, applied to the post
         as read now, would check the platform rules; else None."""
         changes = edit.changes
@@ -398,22 +446,36 @@ class Posts:
         post = rows[0]
         try:
             decision = lifecycle.decide_update(
-                Status(post.status), changes.get("status"),
-                edits=edits, scheduled_at=changes.get("scheduled_at", post.scheduled_at), now=now,
-                content_edited=content_edited, time_moved=_time_moved(post, changes),
-            )  # fmt: skip
+                Status(post.status),
+                changes.get("status"),
+                edits=edits,
+                scheduled_at=changes.get("scheduled_at", post.scheduled_at),
+                now=now,
+                content_edited=content_edited,
+                time_moved=_time_moved(post, changes),
+            )
         except errors.ServiceError:
             return None  # answered in its turn, under the lock
         if not decision.check_rules:
             return None
         current = with_items(post)
         items = _edited_items(current, changes)
-        violations = rules.check(post.platform, post.post_type, changes.get("title", post.title),
-                                 items if items is not None else _as_inputs(current))  # fmt: skip
+        violations = rules.check(
+            post.platform,
+            post.post_type,
+            changes.get("title", post.title),
+            items if items is not None else as_inputs(current),
+        )
         return post.version, violations
 
-    def _edit(self, workspace_id: str, edit: PostEdit, now,
-              early: tuple[int, dict[str, str]] | None, retry: bool) -> tuple[LoadedPost, bool]:  # fmt: skip
+    def _edit(
+        self,
+        workspace_id: str,
+        edit: PostEdit,
+        now,
+        early: tuple[int, rules.Violations] | None,
+        retry: bool,
+    ) -> tuple[LoadedPost, bool]:
         """The edit, in the write transaction: the post as answered, and whether it changed.
 
         Raises _ChangedSinceChecked, when ``retry``, if the rules are due and the
@@ -451,10 +513,10 @@ class Posts:
             elif early is not None and retry:
                 raise _ChangedSinceChecked()
             _check_deliverable(
-                find_account(post.account_id, workspace_id),
+                post_account(post),
                 post.post_type,
                 title,
-                items if items is not None else _as_inputs(current),
+                items if items is not None else as_inputs(current),
                 shorthand=False,
                 violations=violations,
             )
@@ -466,10 +528,12 @@ class Posts:
             PostItem.delete().where(PostItem.post == post.id).execute()
             written = _write_items(post, items)
             content["content_revision"] = post.content_revision + 1
-        event = lifecycle.CHANGE_EVENTS.get(changes.get("status"), lifecycle.Event.EDIT)
+        event = lifecycle.CHANGE_EVENTS.get(changes.get("status", ""), lifecycle.Event.EDIT)
         loaded = LoadedPost(post, written)
-        if store.apply(post, event, now, target=decision.status, content=content,
-                       loaded=loaded) is None:  # fmt: skip
+        if (
+            store.apply(post, event, now, target=decision.status, content=content, loaded=loaded)
+            is None
+        ):
             raise errors.EtagMismatch("")  # the row is locked: cannot happen
         return loaded, True
 
@@ -481,8 +545,11 @@ class Posts:
                     # A savepoint: on PostgreSQL a failed statement would spoil the
                     # whole transaction.
                     with db.database.atomic():
-                        db.insert(IdempotencyRecord(workspace=workspace_id, key=key,
-                                                    post=post.id, created_at=now))  # fmt: skip
+                        db.insert(
+                            IdempotencyRecord(
+                                workspace=workspace_id, key=key, post=post.id, created_at=now
+                            )
+                        )
                 except peewee.IntegrityError:
                     # Another post's request took the key since the read (its row
                     # lock is not this one's): the key is that post's.
@@ -526,9 +593,16 @@ class Posts:
 def _list_scope(workspace_id: str, query: ListQuery) -> str:
     """What a page token is good for: the listing of these filters in this workspace."""
     return hashlib.sha256(
-        json.dumps([workspace_id, sorted(query.statuses), query.account_id,
-                    query.platform, query.show_deleted]).encode()
-    ).hexdigest()[:16]  # fmt: skip
+        json.dumps(
+            [
+                workspace_id,
+                sorted(query.statuses),
+                query.account_id,
+                query.platform,
+                query.show_deleted,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
 
 
 #: Rule checks before the write lock an UpdatePost makes while the post keeps
@@ -563,47 +637,57 @@ def _write_items(post: Post, items: Sequence[ItemInput]) -> list[tuple[PostItem,
     return written
 
 
-def _as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
+def as_inputs(loaded: LoadedPost) -> tuple[ItemInput, ...]:
     return tuple(
         ItemInput(item.text, tuple(MediaInput(m.url, m.kind, m.mime_type, m.alt_text) for m in ms))
         for item, ms in loaded.items
     )
 
 
-def _edit_scope(changes: dict) -> tuple[bool, bool]:
+def _edit_scope(changes: PostChanges) -> tuple[bool, bool]:
     """Whether an edit's ``changes`` change the content (items or title), and
     whether they change anything besides the status."""
     content_edited = any(k in changes for k in ("items", "text", "media", "title"))
-    return content_edited, content_edited or "scheduled_at" in changes or "idempotency_key" in changes
+    return (
+        content_edited,
+        content_edited or "scheduled_at" in changes or "idempotency_key" in changes,
+    )
 
 
-def _time_moved(post: Post, changes: dict) -> bool:
+def _time_moved(post: Post, changes: PostChanges) -> bool:
     """Whether an edit gives the post another scheduled time (a time sent again
     unchanged moves nothing)."""
     return "scheduled_at" in changes and changes["scheduled_at"] != post.scheduled_at
 
 
-def _edited_items(current: LoadedPost, changes: dict) -> tuple[ItemInput, ...] | None:
+def _edited_items(current: LoadedPost, changes: PostChanges) -> tuple[ItemInput, ...] | None:
     """The post's items after the edit, or None when the content does not change."""
     if "items" in changes:
         return changes["items"]
     if "text" not in changes and "media" not in changes:
         return None
-    items = list(_as_inputs(current)) or [ItemInput("")]
+    items = list(as_inputs(current)) or [ItemInput("")]
     first = items[0]
     items[0] = ItemInput(changes.get("text", first.text), changes.get("media", first.media))
     return tuple(items)
 
 
-def _check_deliverable(account: Account, post_type, title, items, shorthand: bool,
-                       violations: dict | None = None) -> None:  # fmt: skip
+def _check_deliverable(
+    account: Account,
+    post_type,
+    title,
+    items,
+    shorthand: bool,
+    violations: rules.Violations | None = None,
+) -> None:
     """Raises what stops the content going out. ``violations``: ``rules.check``'s
     answer for it, computed before the write lock (None: computed here)."""
     if not any(item.text.strip() or item.media for item in items):
         # Nothing to send: it would sit queued, or fail at the network.
         field = "text" if shorthand else "items"
-        raise errors.InvalidField({field: "a post needs text or media to be published or "
-                                          "scheduled"})  # fmt: skip
+        raise errors.InvalidField(
+            {field: "a post needs text or media to be published or scheduled"}
+        )
     if not account.sandbox and account.platform in platforms.WITHOUT_ADAPTER:
         raise errors.PlatformNotSupported(account.platform)
     if violations is None:

@@ -14,7 +14,7 @@ import collections
 import itertools
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import regex
@@ -23,12 +23,19 @@ from service import platforms
 
 
 class Media(Protocol):
-    kind: str  # image, video, gif, document
+    @property
+    def kind(self) -> str: ...  # image, video, gif, document
 
 
 class Item(Protocol):
-    text: str
-    media: Sequence[Media]
+    @property
+    def text(self) -> str: ...
+    @property
+    def media(self) -> Sequence[Media]: ...
+
+
+#: ``check``'s answer: {field path: description, or a tuple of them}.
+Violations = dict[str, str | tuple[str, ...]]
 
 
 X_MEDIA = {"min": 0, "one_of": {"image": 4, "video": 1, "gif": 1}}
@@ -39,6 +46,8 @@ ONE_VIDEO = {"min": 1, "one_of": {"video": 1}}
 #: is then required), an optional limit of hashtags per item, and per post type the
 #: item count (min, max) and the media rule.
 #: ``None`` means no rules beyond the service's general limits.
+# Laid out by hand: one network per block, its limits on one line.
+# fmt: off
 RULES: dict[str, dict | None] = {
     "x": {
         "count": "weighted", "text": 280,
@@ -95,7 +104,8 @@ RULES: dict[str, dict | None] = {
         },
     },
     "webhook": None,
-}  # fmt: skip
+}
+# fmt: on
 
 # twitter-text v3: these code points weigh 1, all others 2; a URL weighs 23.
 X_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
@@ -298,8 +308,7 @@ COUNTERS = {"weighted": weighted_length_x, "graphemes": grapheme_length, "code p
 UNITS = {"weighted": "weighted characters", "graphemes": "graphemes", "code points": "characters"}
 
 
-def check(platform: str, post_type: str, title: str,
-          items: Sequence[Item]) -> dict[str, str | tuple[str, ...]]:  # fmt: skip
+def check(platform: str, post_type: str, title: str, items: Sequence[Item]) -> Violations:
     """Returns {field_path: description} for every broken rule; empty when the post is fine.
     Where several rules break at one path, its descriptions are a tuple, one per rule
     (``descriptions`` reads either form).
@@ -312,7 +321,7 @@ def check(platform: str, post_type: str, title: str,
     rules = RULES[platform]
     if rules is None:
         return {}
-    violations: dict[str, str] = {}
+    violations: Violations = {}
 
     def add(path: str, description: str) -> None:
         old = violations.get(path)
@@ -333,22 +342,29 @@ def check(platform: str, post_type: str, title: str,
         if not low <= len(items) <= high:
             add("items", f"{len(items)} items; allowed: {_range(low, high)}")
 
-    count, limit = COUNTERS[rules["count"]], rules["text"]
     for i, item in enumerate(items):
-        if not item.text.strip() and not item.media:
-            add(f"items[{i}]", "empty")
-        length = count(item.text)
-        if length > limit:
-            add(f"items[{i}].text", f"{length} {UNITS[rules['count']]}; limit {limit}")
-        if "hashtags" in rules:
-            tags = hashtag_count(item.text)
-            if tags > rules["hashtags"]:
-                add(f"items[{i}].text", f"{tags} hashtags; limit {rules['hashtags']}")
-        if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
-            kinds = Counter(m.kind for m in item.media)
-            have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
-            add(f"items[{i}].media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
+        _check_item(f"items[{i}]", item, rules, type_rules, add)
     return violations
+
+
+def _check_item(
+    path: str, item: Item, rules: dict, type_rules: dict | None, add: Callable[[str, str], None]
+) -> None:
+    """``add``s each rule that ``item`` (at ``path``) breaks."""
+    if not item.text.strip() and not item.media:
+        add(path, "empty")
+    count, limit = COUNTERS[rules["count"]], rules["text"]
+    length = count(item.text)
+    if length > limit:
+        add(f"{path}.text", f"{length} {UNITS[rules['count']]}; limit {limit}")
+    if "hashtags" in rules:
+        tags = hashtag_count(item.text)
+        if tags > rules["hashtags"]:
+            add(f"{path}.text", f"{tags} hashtags; limit {rules['hashtags']}")
+    if type_rules is not None and not _media_fits(item.media, type_rules["media"]):
+        kinds = Counter(m.kind for m in item.media)
+        have = ", ".join(_plural(n, k) for k, n in kinds.items()) or "no media"
+        add(f"{path}.media", f"has {have}; allowed: {_allowed(type_rules['media'])}")
 
 
 def descriptions(value: str | tuple[str, ...]) -> tuple[str, ...]:

@@ -69,8 +69,14 @@ Wire = Callable[[Config], tuple[Enqueue, Delivery | None]]
 class PostServer:
     """A bound server; ``start`` serves, ``stop`` drains and stops everything it started."""
 
-    def __init__(self, config: Config, server: grpc.Server, health_servicer,
-                 delivery: Delivery | None, hub: watch.Hub):  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        server: grpc.Server,
+        health_servicer,
+        delivery: Delivery | None,
+        hub: watch.Hub,
+    ):
         self.config = config
         self.hub = hub
         self._server = server
@@ -91,8 +97,11 @@ class PostServer:
         self._probe.start()
 
     def _set_health(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else \
-            health_pb2.HealthCheckResponse.NOT_SERVING  # fmt: skip
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", SERVICE_NAME):
             self._health.set(name, status)  # ignored once draining
 
@@ -129,8 +138,9 @@ class PostServer:
         self._server.wait_for_termination()
 
 
-def create_server(config: Config, enqueue: Enqueue, delivery: Delivery | None = None, *,
-                  share_port: bool = False) -> tuple[PostServer, int]:  # fmt: skip
+def create_server(
+    config: Config, enqueue: Enqueue, delivery: Delivery | None = None, *, share_port: bool = False
+) -> tuple[PostServer, int]:
     """Builds the server for ``config`` and binds it; returns it with the bound port.
 
     Committed jobs go to ``enqueue``; ``delivery`` starts and stops with the server.
@@ -153,14 +163,18 @@ def create_server(config: Config, enqueue: Enqueue, delivery: Delivery | None = 
     )
     hub = watch.Hub(config.event_poll_interval)
     posts_pb2_grpc.add_PostServiceServicer_to_server(
-        PostServicer(Posts(keyring, enqueue), hub=hub), server)
+        PostServicer(Posts(keyring, enqueue), hub=hub), server
+    )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
-    )  # fmt: skip
+    )
     port = _bind(server, config)
     return PostServer(config, server, health_servicer, delivery, hub), port
 
@@ -178,7 +192,7 @@ def _bind(server: grpc.Server, config: Config) -> int:
             pair, root_certificates=client_ca, require_client_auth=client_ca is not None
         )
     try:
-        if config.tls_cert:
+        if credentials is not None:  # config.tls_cert
             port = server.add_secure_port(config.listen, credentials)
         else:
             port = server.add_insecure_port(config.listen)
@@ -200,8 +214,9 @@ def _refuse_a_taken_address(listen: str) -> None:
     if not port.isdigit() or int(port) == 0:
         return
     try:
-        addresses = socket.getaddrinfo(host.strip("[]") or None, int(port),
-                                       type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)  # fmt: skip
+        addresses = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror:
         return  # gRPC says what is wrong with the address
     for family, kind, proto, _, address in addresses:
@@ -227,8 +242,12 @@ def serve(config: Config, wire: Wire, *, share_port: bool = False) -> None:
             metrics.expose(config.metrics_listen)
     server, port = create_server(config, *wire(config), share_port=share_port)
     server.start()
-    log.info("serving posts.v1.PostService on %s (port %d; %s)", config.listen, port,
-             describe_backend(config))  # fmt: skip
+    log.info(
+        "serving posts.v1.PostService on %s (port %d; %s)",
+        config.listen,
+        port,
+        describe_backend(config),
+    )
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -267,13 +286,19 @@ def serve_processes(config: Config, processes: int, wire: Wire) -> int:
         metrics.prepare()
         metrics.expose(config.metrics_listen)
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_serve_child, args=(config, wire), name=f"server-{i}")
-                for i in range(processes)]  # fmt: skip
+    children = [
+        context.Process(target=_serve_child, args=(config, wire), name=f"server-{i}")
+        for i in range(processes)
+    ]
     for child in children:
         child.start()
-    log.info("serving posts.v1.PostService with %d processes on %s (pids %s; %s)", processes,
-             config.listen, ", ".join(str(child.pid) for child in children),
-             describe_backend(config))  # fmt: skip
+    log.info(
+        "serving posts.v1.PostService with %d processes on %s (pids %s; %s)",
+        processes,
+        config.listen,
+        ", ".join(str(child.pid) for child in children),
+        describe_backend(config),
+    )
 
     def forward(signum, frame):
         log.info("signal %d: draining the %d server processes", signum, processes)
@@ -286,8 +311,9 @@ def serve_processes(config: Config, processes: int, wire: Wire) -> int:
     for child in children:
         child.join()
     codes = [child.exitcode for child in children]
-    log.info("stopped: the %d server processes exited (codes %s)", processes,
-             ", ".join(map(str, codes)))  # fmt: skip
+    log.info(
+        "stopped: the %d server processes exited (codes %s)", processes, ", ".join(map(str, codes))
+    )
     return next((code for code in codes if code), 0)
 
 

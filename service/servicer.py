@@ -24,6 +24,7 @@ from service.posts import (
     ListQuery,
     MediaInput,
     NewPost,
+    PostChanges,
     PostEdit,
     Posts,
 )
@@ -49,8 +50,13 @@ MAX_WATCHED_POSTS = 100
 class PostServicer(posts_pb2_grpc.PostServiceServicer):
     """The gRPC face of the posts domain."""
 
-    def __init__(self, posts: Posts, cached_answers: int = 4096,
-                 cached_bytes: int = 16 * 1024 * 1024, hub: Hub | None = None):  # fmt: skip
+    def __init__(
+        self,
+        posts: Posts,
+        cached_answers: int = 4096,
+        cached_bytes: int = 16 * 1024 * 1024,
+        hub: Hub | None = None,
+    ):
         self._posts = posts
         self._hub = hub  # WatchPostEvents' fan-out (service.watch); None: not served
         # Clients poll GetPostStatus: each version of a post is encoded once.
@@ -101,7 +107,8 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
         if request.page_size < 0:
             raise errors.InvalidField({"page_size": "must not be negative"})
         page, token = self._posts.list(workspace, query)
-        posts, size = [], 0
+        posts: list[pb.Post] = []
+        size = 0
         for n, loaded in enumerate(page):
             post = encode_post(loaded)
             size += post.ByteSize() + 8  # with its tag and length
@@ -117,8 +124,9 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
             raise errors.InvalidField({"page_size": "must not be negative"})
         if request.post_id and not ids.is_valid(request.post_id, ids.POST):
             raise errors.InvalidField({"post_id": "not a post id (pst_…)"})
-        which = decode_event_filter(workspace, [request.post_id] if request.post_id else [],
-                                    request.types)  # fmt: skip
+        which = decode_event_filter(
+            workspace, [request.post_id] if request.post_id else [], request.types
+        )
         found, token = self._posts.events(which, request.page_size, request.page_token)
         return pb.ListPostEventsResponse(events=found, next_page_token=token)
 
@@ -133,24 +141,29 @@ class PostServicer(posts_pb2_grpc.PostServiceServicer):
             raise errors.BackendUnavailable("event stream")
         self._hub.follow(which, after, send_response_callback, context)
 
-    WatchPostEvents.experimental_non_blocking = True
+    # gRPC reads this mark off the method; no stub declares it.
+    WatchPostEvents.experimental_non_blocking = True  # type: ignore[attr-defined]
 
     def CreateWebhookSubscription(self, request, context):
         workspace = _workspace(request)
         subscription, secret = webhooks.create(
-            workspace, request.url, list(request.event_types), request.description)
+            workspace, request.url, list(request.event_types), request.description
+        )
         return pb.CreateWebhookSubscriptionResponse(
-            subscription=webhooks.encode(subscription), secret=secret)
+            subscription=webhooks.encode(subscription), secret=secret
+        )
 
     def ListWebhookSubscriptions(self, request, context):
         workspace = _workspace(request)
         return pb.ListWebhookSubscriptionsResponse(
-            subscriptions=[webhooks.encode(s) for s in webhooks.list_all(workspace)])
+            subscriptions=[webhooks.encode(s) for s in webhooks.list_all(workspace)]
+        )
 
     def DeleteWebhookSubscription(self, request, context):
         workspace = _workspace(request)
         webhooks.delete(workspace, request.subscription_id)
         return pb.DeleteWebhookSubscriptionResponse()
+
 
 class AnswerCache:
     """Encoded answers by key, the least recently used dropped first: at most
@@ -209,7 +222,7 @@ def check_strings(message: protobuf_message.Message, path: str = "") -> dict[str
     """The violations of what every string of a request must keep to, wherever it
     is: no NUL (PostgreSQL cannot store one), and ids (``…_id``) of at most
     MAX_ID_LENGTH characters. The other limits are the domain's."""
-    violations = {}
+    violations: dict[str, str] = {}
     for field, value in message.ListFields():
         name = path + field.name
         if field.type == field.TYPE_MESSAGE:
@@ -246,14 +259,20 @@ def _time(ts: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
 
 def _media(media, path: str) -> tuple[MediaInput, ...]:
     return tuple(
-        MediaInput(m.url, _enum(pb.MediaKind, m.kind, "MEDIA_KIND_", f"{path}[{i}].kind"),
-                   m.mime_type, m.alt_text)
+        MediaInput(
+            m.url,
+            _enum(pb.MediaKind, m.kind, "MEDIA_KIND_", f"{path}[{i}].kind"),
+            m.mime_type,
+            m.alt_text,
+        )
         for i, m in enumerate(media)
-    )  # fmt: skip
+    )
 
 
 def _items(items) -> tuple[ItemInput, ...]:
-    return tuple(ItemInput(i.text, _media(i.media, f"items[{n}].media")) for n, i in enumerate(items))
+    return tuple(
+        ItemInput(i.text, _media(i.media, f"items[{n}].media")) for n, i in enumerate(items)
+    )
 
 
 def decode_event_filter(workspace: str, post_ids, types) -> events.Filter:
@@ -288,7 +307,9 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
         title=request.title,
         status=_enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status"),
         scheduled_at=(
-            _time(request.scheduled_at, "scheduled_at") if request.HasField("scheduled_at") else None
+            _time(request.scheduled_at, "scheduled_at")
+            if request.HasField("scheduled_at")
+            else None
         ),
         idempotency_key=request.idempotency_key,
         shorthand=shorthand,
@@ -297,6 +318,57 @@ def decode_new_post(request: pb.CreatePostRequest) -> NewPost:
 
 def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
     """An UpdatePostRequest as the domain's PostEdit: only the fields it changes."""
+    paths = _edited_paths(request)
+    return PostEdit(
+        request.post_id, request.etag, _changes(request, paths), _immutable(request, paths)
+    )
+
+
+def _changes(request: pb.UpdatePostRequest, paths: list[str]) -> PostChanges:
+    """The editable fields of ``paths``, decoded."""
+    changes: PostChanges = {}
+    for path in paths:
+        if path == "text":
+            changes["text"] = request.text
+        elif path == "title":
+            changes["title"] = request.title
+        elif path == "idempotency_key":
+            changes["idempotency_key"] = request.idempotency_key
+        elif path == "media":
+            changes["media"] = _media(request.media, "media")
+        elif path == "items":
+            changes["items"] = _items(request.items)
+        elif path == "scheduled_at":
+            changes["scheduled_at"] = (
+                _time(request.scheduled_at, "scheduled_at")
+                if request.HasField("scheduled_at")
+                else None
+            )
+        elif path == "status":
+            status = _enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status")
+            if status:
+                changes["status"] = status
+    return changes
+
+
+def _immutable(request: pb.UpdatePostRequest, paths: list[str]) -> dict[str, str]:
+    """The fields of ``paths`` that cannot change, as sent (compared with the post's)."""
+    immutable: dict[str, str] = {}
+    for path in paths:
+        if path == "account_id":
+            immutable["account_id"] = request.account_id
+        elif path == "platform":
+            immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
+        elif path == "post_type":
+            immutable["post_type"] = _enum(
+                pb.PostType, request.post_type, "POST_TYPE_", "post_type"
+            )
+    return immutable
+
+
+def _edited_paths(request: pb.UpdatePostRequest) -> list[str]:
+    """The fields an UpdatePostRequest changes: its update_mask's paths, or without
+    a mask, the fields it sets."""
     if request.HasField("update_mask"):
         # Paths name fields in snake_case, as FieldMask says; the lowerCamel
         # spelling a JSON client writes (grpcurl's "scheduledAt") means the same.
@@ -321,33 +393,4 @@ def decode_edit(request: pb.UpdatePostRequest) -> PostEdit:
             "post_type": request.post_type != 0,
         }
         paths = [p for p, on in present.items() if on]
-    changes: dict[str, object] = {}
-    immutable: dict[str, str] = {}
-    for path in paths:
-        if path == "text":
-            changes["text"] = request.text
-        elif path == "media":
-            changes["media"] = _media(request.media, "media")
-        elif path == "items":
-            changes["items"] = _items(request.items)
-        elif path == "title":
-            changes["title"] = request.title
-        elif path == "scheduled_at":
-            changes["scheduled_at"] = (
-                _time(request.scheduled_at, "scheduled_at")
-                if request.HasField("scheduled_at")
-                else None
-            )
-        elif path == "status":
-            status = _enum(pb.StatusChange, request.status, "STATUS_CHANGE_", "status")
-            if status:
-                changes["status"] = status
-        elif path == "idempotency_key":
-            changes["idempotency_key"] = request.idempotency_key
-        elif path == "account_id":
-            immutable["account_id"] = request.account_id
-        elif path == "platform":
-            immutable["platform"] = _enum(pb.Platform, request.platform, "PLATFORM_", "platform")
-        elif path == "post_type":
-            immutable["post_type"] = _enum(pb.PostType, request.post_type, "POST_TYPE_", "post_type")
-    return PostEdit(request.post_id, request.etag, changes, immutable)
+    return paths

@@ -51,13 +51,15 @@ def job_of(post: Post) -> Job:
     return Job(**values)
 
 
-def insert(post: Post, target: Status, now: dt.datetime,
-           write_items: Callable[[Post], LoadedPost]) -> LoadedPost:  # fmt: skip
+def insert(
+    post: Post, target: Status, now: dt.datetime, write_items: Callable[[Post], LoadedPost]
+) -> LoadedPost:
     """Inserts a new ``post`` (content set, lifecycle columns not) in ``target``
     status, then its items (``write_items(post)``, which the event shows); the
     post as written."""
-    outcome = lifecycle.decide(Job(target), Event.CREATE, now, _policy, target=target,
-                               new_token=new_token())  # fmt: skip
+    outcome = lifecycle.decide(
+        Job(target), Event.CREATE, now, _policy, target=target, new_token=new_token()
+    )
     _set(post, outcome.job)
     post.created_at = post.updated_at = now
     db.insert(post)
@@ -68,9 +70,16 @@ def insert(post: Post, target: Status, now: dt.datetime,
     return loaded
 
 
-def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = None,
-          loaded: LoadedPost | None = None, item_index: int | None = None,
-          **decision) -> Outcome | None:  # fmt: skip
+def apply(
+    post: Post,
+    event: Event,
+    now: dt.datetime,
+    *,
+    content: dict | None = None,
+    loaded: LoadedPost | None = None,
+    item_index: int | None = None,
+    **decision,
+) -> Outcome | None:
     """Applies ``event`` to ``post`` (as read in this transaction), with any
     ``content`` column changes; the outcome, or None when the post changed
     since it was read (the compare-and-set on its version lost).
@@ -85,8 +94,7 @@ def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = 
         raise ValueError(f"lifecycle columns are decided, not passed: {sorted(content)}")
     job = job_of(post)
     before = job.status
-    outcome = lifecycle.decide(job, event, now, _policy, new_token=new_token(),
-                               **decision)  # fmt: skip
+    outcome = lifecycle.decide(job, event, now, _policy, new_token=new_token(), **decision)
     _set(post, outcome.job)
     for name, value in (content or {}).items():
         setattr(post, name, value)
@@ -103,9 +111,15 @@ def apply(post: Post, event: Event, now: dt.datetime, *, content: dict | None = 
 
 
 #: A worker's events that end a delivery attempt, and the outcome metrics name them by.
-_ATTEMPT_ENDS = {Event.SUCCEED: "published", Event.FAIL: "failed", Event.RETRY: "retry",
-                 Event.UNKNOWN: "unknown", Event.CRASH: "crashed", Event.PACED: "paced",
-                 Event.TAKE_OVER: "taken over"}  # fmt: skip
+_ATTEMPT_ENDS = {
+    Event.SUCCEED: "published",
+    Event.FAIL: "failed",
+    Event.RETRY: "retry",
+    Event.UNKNOWN: "unknown",
+    Event.CRASH: "crashed",
+    Event.PACED: "paced",
+    Event.TAKE_OVER: "taken over",
+}
 
 
 def _observe(post: Post, event: Event, before: Job, outcome: Outcome, now: dt.datetime) -> None:
@@ -118,8 +132,11 @@ def _observe(post: Post, event: Event, before: Job, outcome: Outcome, now: dt.da
         if event is Event.CLAIM:
             # Due: its scheduled time on a scheduled post's first attempt, else
             # when it was queued (published now, or a retry come due).
-            due = post.scheduled_at if post.scheduled_at and not before.attempts else \
-                before.next_attempt_at  # fmt: skip
+            due = (
+                post.scheduled_at
+                if post.scheduled_at and not before.attempts
+                else before.next_attempt_at
+            )
             if due is not None:
                 metrics.lateness((now - due).total_seconds())
         elif event in _ATTEMPT_ENDS:
@@ -147,8 +164,7 @@ def job(post_id: str, token: str, status: Status) -> Post | None:
     return rows[0] if rows else None
 
 
-def apply_job(post_id: str, token: str, event: Event, now: dt.datetime,
-              **decision) -> Post | None:  # fmt: skip
+def apply_job(post_id: str, token: str, event: Event, now: dt.datetime, **decision) -> Post | None:
     """A worker's event: applied only while ``token`` is the post's job token and
     the post is in the status the event expects (PENDING for a claim, else
     PROCESSING); the post as written, or None when it is not this job's."""

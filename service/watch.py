@@ -82,9 +82,11 @@ class Watcher:
     one watcher at a time (``busy``).
     """
 
-    def __init__(self, which: events.Filter, send: Callable, context, after: int | None,
-                 join: int):  # fmt: skip
+    def __init__(self, which: events.Filter, send: Callable, context, after: int | None, join: int):
+        if which.workspace_id is None:  # every workspace: only the hub's own read
+            raise ValueError("a stream watches one workspace")
         self.which = which
+        self.workspace_id = which.workspace_id
         self.send = send  # the stream's callback: a response, or None to end it
         self.context = context
         self.queue: collections.deque[pb.PostEvent] = collections.deque()
@@ -97,8 +99,9 @@ class Watcher:
         self.closed = False  # the call is over: nothing more to do
 
     def has_work(self) -> bool:
-        return not self.closed and (bool(self.queue) or self.join is not None
-                                    or self.ended is not None)  # fmt: skip
+        return not self.closed and (
+            bool(self.queue) or self.join is not None or self.ended is not None
+        )
 
 
 class Hub:
@@ -136,8 +139,10 @@ class Hub:
         global _running
         self._through = events.last_event_id()
         self._threads = [threading.Thread(target=self._poll, name="event-hub", daemon=True)]
-        self._threads += [threading.Thread(target=self._send, name=f"event-sender-{n}",
-                                           daemon=True) for n in range(self._senders_count)]  # fmt: skip
+        self._threads += [
+            threading.Thread(target=self._send, name=f"event-sender-{n}", daemon=True)
+            for n in range(self._senders_count)
+        ]
         for thread in self._threads:
             thread.start()
         _running = self
@@ -185,7 +190,7 @@ class Hub:
             # Registered at ``through``: from here its queue gets every event above it.
             watcher = Watcher(which, send, context, after, self._through)
             self._watchers.add(watcher)
-            self._by_workspace.setdefault(which.workspace_id, set()).add(watcher)
+            self._by_workspace.setdefault(watcher.workspace_id, set()).add(watcher)
             if watcher.has_work():
                 self._schedule(watcher)
         if not context.add_callback(lambda: self._closed(watcher)):
@@ -202,11 +207,11 @@ class Hub:
         watcher.closed = True
         watcher.queue.clear()
         self._watchers.discard(watcher)
-        workspace = self._by_workspace.get(watcher.which.workspace_id)
+        workspace = self._by_workspace.get(watcher.workspace_id)
         if workspace is not None:
             workspace.discard(watcher)
             if not workspace:
-                del self._by_workspace[watcher.which.workspace_id]
+                del self._by_workspace[watcher.workspace_id]
         self._lock.notify_all()
 
     def _schedule(self, watcher: Watcher) -> None:
@@ -215,7 +220,7 @@ class Hub:
             self._ready.append(watcher)
             self._lock.notify_all()
 
-    def _end(self, watcher: Watcher, why: type[errors.ServiceError]) -> None:
+    def _end(self, watcher: Watcher, why: Callable[[int], errors.ServiceError]) -> None:
         """Ends the stream with ``why`` at its next send; what was queued is
         dropped (the client resumes from the last event it was sent)."""
         if watcher.ended is None and not watcher.closed:
@@ -297,8 +302,11 @@ class Hub:
         """Cancels the calls whose send has waited on the client for too long."""
         now = time.monotonic()
         with self._lock:
-            stuck = [w for w in self._watchers
-                     if w.busy_since is not None and now - w.busy_since > STUCK_SECONDS]  # fmt: skip
+            stuck = [
+                w
+                for w in self._watchers
+                if w.busy_since is not None and now - w.busy_since > STUCK_SECONDS
+            ]
         for watcher in stuck:
             log.warning("a WatchPostEvents client stopped reading: its call is cancelled")
             watcher.context.cancel()
@@ -328,10 +336,7 @@ class Hub:
                 elif join is not None:
                     self._replay_page(watcher, join)
                 else:
-                    for event in live:
-                        if event.event_id > watcher.last:
-                            watcher.send(pb.WatchPostEventsResponse(event=event))
-                            watcher.last = event.event_id
+                    self._send_live(watcher, live)
             except Exception:
                 log.exception("WatchPostEvents: sending failed; the stream ends")
                 watcher.context.cancel()
@@ -341,6 +346,13 @@ class Hub:
                     self._forget(watcher)
                 elif watcher.has_work():
                     self._schedule(watcher)
+
+    def _send_live(self, watcher: Watcher, live: list) -> None:
+        """Sends the events taken from ``watcher``'s queue that it has not had yet."""
+        for event in live:
+            if event.event_id > watcher.last:
+                watcher.send(pb.WatchPostEventsResponse(event=event))
+                watcher.last = event.event_id
 
     def _replay_page(self, watcher: Watcher, join: int) -> None:
         """Sends one page of the replay (events after ``watcher.last`` up to ``join``)."""
@@ -367,4 +379,3 @@ class Hub:
         watcher.send(None)
         with self._lock:
             self._forget(watcher)
-

@@ -27,6 +27,7 @@ import datetime as dt
 import enum
 import random
 import secrets
+from typing import cast
 
 from posts.v1 import posts_pb2 as pb
 
@@ -91,24 +92,34 @@ def check_new(url: str, event_types, description: str) -> tuple[int, ...]:
     return tuple(sorted(set(event_types)))
 
 
-def create(workspace_id: str, url: str, event_types, description: str,
-           now: dt.datetime | None = None) -> tuple[WebhookSubscription, str]:  # fmt: skip
+def create(
+    workspace_id: str, url: str, event_types, description: str, now: dt.datetime | None = None
+) -> tuple[WebhookSubscription, str]:
     """Makes a subscription; it and its secret (the only time the secret is
     shown). Raises InvalidField, SubscriptionLimitReached."""
     types = check_new(url, event_types, description)
     now = now or db.utcnow()
     secret = new_secret()
     subscription = WebhookSubscription(
-        id=ids.new(PREFIX), workspace=workspace_id, url=url,
+        id=ids.new(PREFIX),
+        workspace=workspace_id,
+        url=url,
         event_types="".join(f",{t}" for t in types) + ("," if types else ""),
-        description=description, state=ACTIVE, secret=crypto.keyring().encrypt(secret),
-        last_error="", consecutive_failures=0, created_at=now,
-    )  # fmt: skip
+        description=description,
+        state=ACTIVE,
+        secret=crypto.keyring().encrypt(secret),
+        last_error="",
+        consecutive_failures=0,
+        created_at=now,
+    )
     with db.connection(), db.write():
         # The workspace's row, locked: concurrent creates count one at a time.
         list(db.locked(Workspace.select(Workspace.id).where(Workspace.id == workspace_id)))
-        count = (WebhookSubscription.select()
-                 .where(WebhookSubscription.workspace == workspace_id).count())  # fmt: skip
+        count = (
+            WebhookSubscription.select()
+            .where(WebhookSubscription.workspace == workspace_id)
+            .count()
+        )
         if count >= MAX_SUBSCRIPTIONS:
             raise errors.SubscriptionLimitReached(MAX_SUBSCRIPTIONS)
         db.insert(subscription)
@@ -132,16 +143,21 @@ def delete(workspace_id: str, subscription_id: str) -> None:
         raise errors.InvalidField({"subscription_id": "not a subscription id (whs_…)"})
     with db.connection(), db.write():
         # Its undelivered rows go with it (ON DELETE CASCADE).
-        gone = (WebhookSubscription.delete()
-                .where((WebhookSubscription.id == subscription_id)
-                       & (WebhookSubscription.workspace == workspace_id))
-                .execute())  # fmt: skip
+        gone = (
+            WebhookSubscription.delete()
+            .where(
+                (WebhookSubscription.id == subscription_id)
+                & (WebhookSubscription.workspace == workspace_id)
+            )
+            .execute()
+        )
     if not gone:
         raise errors.SubscriptionNotFound(subscription_id)
 
 
-def event_types_of(subscription: WebhookSubscription) -> list[int]:
-    return [int(t) for t in subscription.event_types.split(",") if t]
+def event_types_of(subscription: WebhookSubscription) -> list[pb.PostEventType]:
+    # A cast, as in service.codec: the stored ints are the enum's values.
+    return [cast("pb.PostEventType", int(t)) for t in subscription.event_types.split(",") if t]
 
 
 def encode(subscription: WebhookSubscription) -> pb.WebhookSubscription:
@@ -203,11 +219,12 @@ def backoff(tries: int, base: float) -> float:
     return random.uniform(delay / 2, delay)
 
 
-_ROW = "SELECT \"id\", \"subscription_id\", \"event_id\", \"tries\", \"first_try_at\" FROM \"webhook_delivery\" WHERE \"id\" = ? AND \"token\" = ?"
+_ROW = 'SELECT "id", "subscription_id", "event_id", "tries", "first_try_at" FROM "webhook_delivery" WHERE "id" = ? AND "token" = ?'
 
 
-def advance(delivery_id: int, token: str, change: Change, now: dt.datetime, policy: Policy,
-            error: str = "") -> str | None:  # fmt: skip
+def advance(
+    delivery_id: int, token: str, change: Change, now: dt.datetime, policy: Policy, error: str = ""
+) -> str | None:
     """Applies ``change`` to the outbox row ``delivery_id`` while ``token`` is its
     token (a compare-and-set: a sender whose claim was taken over changes
     nothing); in a transaction of the caller's (``db.write()``).
@@ -218,29 +235,39 @@ def advance(delivery_id: int, token: str, change: Change, now: dt.datetime, poli
     at = micros(now)
     if change is Change.CLAIM:
         fresh = secrets.token_hex(8)
-        changed = db.database.execute_sql(_sql(
-            'UPDATE "webhook_delivery" SET "token" = ?, "next_at" = ? WHERE "id" = ? AND "token" = ?'),
+        changed = db.database.execute_sql(
+            _sql(
+                'UPDATE "webhook_delivery" SET "token" = ?, "next_at" = ? WHERE "id" = ? AND "token" = ?'
+            ),
             (fresh, micros(now + dt.timedelta(seconds=policy.lease)), delivery_id, token),
-        ).rowcount  # fmt: skip
+        ).rowcount
         return fresh if changed == 1 else None
     if change is Change.START:
-        changed = db.database.execute_sql(_sql(
-            'UPDATE "webhook_delivery" SET "next_at" = ?, "first_try_at" = COALESCE("first_try_at", ?) '
-            'WHERE "id" = ? AND "token" = ?'),
+        changed = db.database.execute_sql(
+            _sql(
+                'UPDATE "webhook_delivery" SET "next_at" = ?, "first_try_at" = COALESCE("first_try_at", ?) '
+                'WHERE "id" = ? AND "token" = ?'
+            ),
             (micros(now + dt.timedelta(seconds=policy.lease)), at, delivery_id, token),
-        ).rowcount  # fmt: skip
+        ).rowcount
         return token if changed == 1 else None
     row = db.database.execute_sql(
-        _sql(_ROW + ("" if db.is_sqlite() else " FOR UPDATE")), (delivery_id, token)).fetchone()
+        _sql(_ROW + ("" if db.is_sqlite() else " FOR UPDATE")), (delivery_id, token)
+    ).fetchone()
     if row is None:
         return None
     _, subscription_id, _, tries, first_try_at = row
     if change is Change.DELIVERED:
-        db.database.execute_sql(_sql('DELETE FROM "webhook_delivery" WHERE "id" = ?'), (delivery_id,))
-        db.database.execute_sql(_sql(
-            'UPDATE "webhook_subscription" SET "consecutive_failures" = 0, "last_error" = \'\' '
-            'WHERE "id" = ? AND ("consecutive_failures" <> 0 OR "last_error" <> \'\')'),
-            (subscription_id,))  # fmt: skip
+        db.database.execute_sql(
+            _sql('DELETE FROM "webhook_delivery" WHERE "id" = ?'), (delivery_id,)
+        )
+        db.database.execute_sql(
+            _sql(
+                'UPDATE "webhook_subscription" SET "consecutive_failures" = 0, "last_error" = \'\' '
+                'WHERE "id" = ? AND ("consecutive_failures" <> 0 OR "last_error" <> \'\')'
+            ),
+            (subscription_id,),
+        )
         return ""
     # FAILED
     error = _summary(error)
@@ -248,21 +275,32 @@ def advance(delivery_id: int, token: str, change: Change, now: dt.datetime, poli
     ends = first + int(policy.retry_window * 1_000_000)
     if at >= ends:
         # Failing for the whole window: the subscription is disabled, its rows stop.
-        db.database.execute_sql(_sql(
-            'UPDATE "webhook_subscription" SET "state" = ?, "disabled_at" = ?, "last_error" = ?, '
-            '"consecutive_failures" = "consecutive_failures" + 1 WHERE "id" = ? AND "state" = ?'),
-            (DISABLED, at, error, subscription_id, ACTIVE))  # fmt: skip
         db.database.execute_sql(
-            _sql('DELETE FROM "webhook_delivery" WHERE "subscription_id" = ?'), (subscription_id,))
+            _sql(
+                'UPDATE "webhook_subscription" SET "state" = ?, "disabled_at" = ?, "last_error" = ?, '
+                '"consecutive_failures" = "consecutive_failures" + 1 WHERE "id" = ? AND "state" = ?'
+            ),
+            (DISABLED, at, error, subscription_id, ACTIVE),
+        )
+        db.database.execute_sql(
+            _sql('DELETE FROM "webhook_delivery" WHERE "subscription_id" = ?'), (subscription_id,)
+        )
         return ""
     wait = int(backoff(tries + 1, policy.retry_base) * 1_000_000)
-    db.database.execute_sql(_sql(
-        'UPDATE "webhook_delivery" SET "token" = \'\', "tries" = "tries" + 1, "last_error" = ?, '
-        '"next_at" = ?, "first_try_at" = ? WHERE "id" = ?'),
-        (error, min(at + wait, ends), first, delivery_id))  # fmt: skip
-    db.database.execute_sql(_sql(
-        'UPDATE "webhook_subscription" SET "consecutive_failures" = "consecutive_failures" + 1, '
-        '"last_error" = ? WHERE "id" = ?'), (error, subscription_id))  # fmt: skip
+    db.database.execute_sql(
+        _sql(
+            'UPDATE "webhook_delivery" SET "token" = \'\', "tries" = "tries" + 1, "last_error" = ?, '
+            '"next_at" = ?, "first_try_at" = ? WHERE "id" = ?'
+        ),
+        (error, min(at + wait, ends), first, delivery_id),
+    )
+    db.database.execute_sql(
+        _sql(
+            'UPDATE "webhook_subscription" SET "consecutive_failures" = "consecutive_failures" + 1, '
+            '"last_error" = ? WHERE "id" = ?'
+        ),
+        (error, subscription_id),
+    )
     return ""
 
 
@@ -293,15 +331,19 @@ def claim_due(now: dt.datetime, policy: Policy, limit: int = 500) -> list[tuple[
     send once this commits. Rows another transaction holds are skipped (SKIP
     LOCKED), so dispatchers may run anywhere at once."""
     sqlite = db.is_sqlite()
-    query = _sql(_DUE_TEMPLATE.format(
-        numbered="" if sqlite else 'AND "e"."seq" IS NOT NULL ',
-        lock="" if sqlite else 'FOR UPDATE OF "d" SKIP LOCKED'))  # fmt: skip
+    query = _sql(
+        _DUE_TEMPLATE.format(
+            numbered="" if sqlite else 'AND "e"."seq" IS NOT NULL ',
+            lock="" if sqlite else 'FOR UPDATE OF "d" SKIP LOCKED',
+        )
+    )
     claimed = []
     at = micros(now)
     with db.write():
         busy: dict[str, int] = {}
         for delivery_id, token, subscription_id, out in db.database.execute_sql(
-                query, (at, at, limit)).fetchall():  # fmt: skip
+            query, (at, at, limit)
+        ).fetchall():
             busy.setdefault(subscription_id, out)
             if busy[subscription_id] >= MAX_IN_FLIGHT:
                 continue
@@ -316,9 +358,13 @@ def release_all(now: dt.datetime) -> int:
     """Makes every claimed row due now (the embedded default's restart: its
     in-memory broker lost the messages, and no other process sends); how many."""
     with db.write():
-        return db.database.execute_sql(_sql(
-            'UPDATE "webhook_delivery" SET "token" = \'\', "next_at" = ? '
-            'WHERE "token" <> \'\' AND "next_at" > ?'), (micros(now), micros(now))).rowcount  # fmt: skip
+        return db.database.execute_sql(
+            _sql(
+                'UPDATE "webhook_delivery" SET "token" = \'\', "next_at" = ? '
+                'WHERE "token" <> \'\' AND "next_at" > ?'
+            ),
+            (micros(now), micros(now)),
+        ).rowcount
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,17 +388,26 @@ def start(delivery_id: int, token: str, now: dt.datetime, policy: Policy) -> Sen
         if advance(delivery_id, token, Change.START, now, policy) is None:
             return None
         row = WebhookDelivery.get_or_none(WebhookDelivery.id == delivery_id)
-        subscription = row and WebhookSubscription.get_or_none(
-            WebhookSubscription.id == row.subscription_id)
-        event = row and PostEvent.get_or_none(PostEvent.id == row.event_id)
+        if row is None:
+            return None
+        subscription = WebhookSubscription.get_or_none(
+            WebhookSubscription.id == row.subscription_id
+        )
+        event = PostEvent.get_or_none(PostEvent.id == row.event_id)
     if subscription is None or event is None or subscription.state != ACTIVE:
         return None
-    return Send(delivery_id, token, subscription.url,
-                crypto.keyring().decrypt(subscription.secret), events.encode(event))  # fmt: skip
+    return Send(
+        delivery_id,
+        token,
+        subscription.url,
+        crypto.keyring().decrypt(subscription.secret),
+        events.encode(event),
+    )
 
 
-def record(delivery_id: int, token: str, error: str | None, now: dt.datetime,
-           policy: Policy) -> bool:  # fmt: skip
+def record(
+    delivery_id: int, token: str, error: str | None, now: dt.datetime, policy: Policy
+) -> bool:
     """Records a send's result (``error`` None: delivered); False when the row was
     no longer this sender's."""
     change = Change.DELIVERED if error is None else Change.FAILED

@@ -66,8 +66,9 @@ def _tail(path: pathlib.Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _wait_until(ready, what: str, process: subprocess.Popen, log: pathlib.Path,
-                timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+def _wait_until(
+    ready, what: str, process: subprocess.Popen, log: pathlib.Path, timeout: float = START_TIMEOUT
+) -> None:
     """Polls ``ready()`` (True, or raises) until it succeeds, the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -171,10 +172,8 @@ class _Server:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 (os.killpg if group else os.kill)(process.pid, sig)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
         if group:  # whatever the leader left behind in its session
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -182,13 +181,19 @@ class _Server:
             process.kill()
         process.wait(STOP_TIMEOUT)
 
-    def _popen(self, args, *, death_signal=signal.SIGKILL, user=None, new_session=False,
-               env=None) -> subprocess.Popen:  # fmt: skip
+    def _popen(
+        self, args, *, death_signal=signal.SIGKILL, user=None, new_session=False, env=None
+    ) -> subprocess.Popen:
         with open(self.log, "ab") as log:
             return subprocess.Popen(
-                _as(args, death_signal, user), cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session,
-            )  # fmt: skip
+                _as(args, death_signal, user),
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=new_session,
+            )
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -199,8 +204,11 @@ def _postgres_bindir() -> pathlib.Path:
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(out.stdout.strip())
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                         key=lambda p: int(re.sub(r"\D", "", p) or 0), reverse=True)  # fmt: skip
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(re.sub(r"\D", "", p) or 0),
+        reverse=True,
+    )
     for candidate in candidates:
         if candidate and (pathlib.Path(candidate) / "initdb").exists():
             return pathlib.Path(candidate)
@@ -242,12 +250,26 @@ class PostgresServer(_Server):
             account = pwd.getpwnam(self.user)
             os.chown(self.dir, account.pw_uid, account.pw_gid)
         initdb = subprocess.run(
-            _as([self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C", "--no-instructions"]
+            _as(
+                [
+                    self.bindir / "initdb",
+                    "-D",
+                    self.data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ]
                 + ([] if self.durable else ["--no-sync"]),
-                user=self.user),
-            cwd=self.dir, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+                user=self.user,
+            ),
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
         durability = "on" if self.durable else "off"
@@ -267,8 +289,9 @@ class PostgresServer(_Server):
 
     def _launch(self) -> None:
         # SIGINT is PostgreSQL's fast shutdown: it ends sessions and stops cleanly.
-        self.process = self._popen([self.bindir / "postgres", "-D", self.data],
-                                   death_signal=signal.SIGINT, user=self.user)  # fmt: skip
+        self.process = self._popen(
+            [self.bindir / "postgres", "-D", self.data], death_signal=signal.SIGINT, user=self.user
+        )
         _wait_until(self._answers, "PostgreSQL", self.process, self.log)
 
     def _halt(self) -> None:
@@ -318,10 +341,25 @@ class RedisServer(_Server):
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found: run `make test-deps`")
-        self.process = self._popen([
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
-        ])  # fmt: skip
+        self.process = self._popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ]
+        )
         _wait_until(self.ping, "Redis", self.process, self.log)
 
     def client(self):
@@ -418,8 +456,12 @@ class RabbitServer(_Server):
             self.epmd = self._popen([binary, "-port", str(self.epmd_port)], env=env)
             _wait_until(lambda: _port_open(self.epmd_port), "epmd", self.epmd, self.log)
         # The script stops the node on SIGTERM; a session lets stop() reap it all.
-        self.process = self._popen([_rabbit_script("rabbitmq-server")], env=env,
-                                   death_signal=signal.SIGTERM, new_session=True)  # fmt: skip
+        self.process = self._popen(
+            [_rabbit_script("rabbitmq-server")],
+            env=env,
+            death_signal=signal.SIGTERM,
+            new_session=True,
+        )
         _wait_until(self._answers, "RabbitMQ", self.process, self.log)
 
     def _halt(self) -> None:
@@ -453,9 +495,14 @@ class RabbitServer(_Server):
 
     def ctl(self, *args: str) -> str:
         """Runs ``rabbitmqctl -n <node> …`` against this node; returns its output."""
-        done = subprocess.run([_rabbit_script("rabbitmqctl"), "-q", "-n", self.node, *args],
-                              env=self.env, capture_output=True, text=True, timeout=60,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            [_rabbit_script("rabbitmqctl"), "-q", "-n", self.node, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}")
         return done.stdout

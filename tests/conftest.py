@@ -139,8 +139,13 @@ def _backend_env(request, backend: str) -> dict[str, str]:
         from dramatiq.common import dq_name, xq_name
 
         rabbit = request.getfixturevalue("rabbit_server")
-        rabbit.purge(*(name(queue) for queue in (DELIVERY_QUEUE, WEBHOOK_QUEUE)
-                       for name in (str, dq_name, xq_name)))  # fmt: skip
+        rabbit.purge(
+            *(
+                name(queue)
+                for queue in (DELIVERY_QUEUE, WEBHOOK_QUEUE)
+                for name in (str, dq_name, xq_name)
+            )
+        )
         env["POSTS_BROKER_URL"] = rabbit.url
     if broker:
         env["POSTS_INPROCESS_WORKER"] = "1"
@@ -199,8 +204,12 @@ def server(request, tmp_path_factory):
     config = service_config.Config.from_env(env)
     # Process-global state the previous module may have left behind.
     LEDGER.clear()
-    for hooks in (delivery.hooks.before_claim, delivery.hooks.after_claim,
-                  delivery.hooks.before_send, scheduler.hooks.before_dispatch):  # fmt: skip
+    for hooks in (
+        delivery.hooks.before_claim,
+        delivery.hooks.after_claim,
+        delivery.hooks.before_send,
+        scheduler.hooks.before_dispatch,
+    ):
         hooks.clear()
     db.init(config)
     migrations.migrate()

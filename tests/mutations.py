@@ -23,8 +23,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".venv", "node_modules", "var", ".git", "__pycache__", "*.pyc",
-                              ".pytest_cache", ".ruff_cache")  # fmt: skip
+SKIP = shutil.ignore_patterns(
+    ".venv", "node_modules", "var", ".git", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +81,14 @@ MUTATIONS = [
     Mutation(
         "take-overs-never-use-up-attempts",
         "service/lifecycle.py",
-        "        elif event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",
-        "        elif event is E.CRASH and job.attempts >= policy.max_attempts:",
-        (("tests/workers/test_poison.py::"
-         "test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed"),),
+        "    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",
+        "    if event is E.CRASH and job.attempts >= policy.max_attempts:",
+        (
+            (
+                "tests/workers/test_poison.py::"
+                "test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed"
+            ),
+        ),
     ),
     Mutation(
         "no-renewal-while-waiting",
@@ -105,17 +110,25 @@ MUTATIONS = [
         "        .where((Post.status == scheduled) & (Post.scheduled_at <= now))\n",
         "        .where(((Post.status == scheduled) | (Post.status == __import__('peewee')"
         ".SQL(\"'draft'\"))) & (Post.scheduled_at <= now))\n",
-        (("tests/service/test_scenarios.py::"
-         "test_a_scheduled_post_turned_back_into_a_draft_keeps_its_time_and_does_not_fire"),),
+        (
+            (
+                "tests/service/test_scenarios.py::"
+                "test_a_scheduled_post_turned_back_into_a_draft_keeps_its_time_and_does_not_fire"
+            ),
+        ),
     ),
     Mutation(
         "reschedule-without-clock-skew",
         "service/lifecycle.py",
-        "    if target is S.SCHEDULED and time_moved and scheduled_at < now - CLOCK_SKEW:\n",
-        "    if target is S.SCHEDULED and time_moved and scheduled_at < now:\n",
-        ("tests/service/test_lifecycle.py",
-         ("tests/service/test_scenarios.py::"
-          "test_a_scheduled_post_moved_into_the_last_minute_is_published_now")),
+        "        if time_moved and scheduled_at < now - CLOCK_SKEW:\n",
+        "        if time_moved and scheduled_at < now:\n",
+        (
+            "tests/service/test_lifecycle.py",
+            (
+                "tests/service/test_scenarios.py::"
+                "test_a_scheduled_post_moved_into_the_last_minute_is_published_now"
+            ),
+        ),
     ),
     Mutation(
         "x-look-up-without-tweet-fields",
@@ -134,8 +147,8 @@ MUTATIONS = [
     Mutation(
         "second-server-never-started",
         "service/server.py",
-        "                for i in range(processes)]  # fmt: skip\n",
-        "                for i in range(min(processes, 1))]  # fmt: skip\n",
+        "        for i in range(processes)\n",
+        "        for i in range(min(processes, 1))\n",
         ("tests/service/test_server.py::test_serve_processes_share_one_port_and_stop_together",),
     ),
     Mutation(
@@ -143,7 +156,9 @@ MUTATIONS = [
         "service/events.py",
         "    return PostEvent.id if db.is_sqlite() else PostEvent.seq\n",
         "    return PostEvent.id\n",
-        ("tests/service/test_events.py::test_event_ids_never_go_back_while_concurrent_writers_commit",),
+        (
+            "tests/service/test_events.py::test_event_ids_never_go_back_while_concurrent_writers_commit",
+        ),
         backends="postgres-redis",
     ),
     Mutation(
@@ -151,72 +166,90 @@ MUTATIONS = [
         "service/watch.py",
         "            if event.event_id > join:  # the queue has it\n",
         "            if event.event_id >= join:  # the queue has it\n",
-        ("tests/service/test_watch.py::test_replay_then_live_neither_skips_nor_repeats_at_the_join",),
+        (
+            "tests/service/test_watch.py::test_replay_then_live_neither_skips_nor_repeats_at_the_join",
+        ),
     ),
     Mutation(
         "watch-new-workspace-misses-the-poll",
         "service/watch.py",
         "                            watcher.join = max(watcher.join or 0, upto)\n",
         "                            pass\n",
-        ("tests/service/test_watch.py::test_the_first_watcher_of_a_workspace_opened_mid_poll_misses_nothing",),
+        (
+            "tests/service/test_watch.py::test_the_first_watcher_of_a_workspace_opened_mid_poll_misses_nothing",
+        ),
     ),
     Mutation(
         "token-refresh-without-claim",
         "workers/credentials.py",
         "            claimed = row.refreshing_until is None or row.refreshing_until <= now\n",
         "            claimed = True\n",
-        ("tests/workers/adapters/test_credentials.py::test_two_workers_refreshing_at_once_spend_the_refresh_token_once",),
+        (
+            "tests/workers/adapters/test_credentials.py::test_two_workers_refreshing_at_once_spend_the_refresh_token_once",
+        ),
     ),
     Mutation(
         "instagram-container-not-recorded",
         "workers/adapters/instagram.py",
         "                lease.record_handle(container_id)\n",
         "                pass\n",
-        ("tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",
-         "tests/workers/test_kills_per_step.py"),
+        (
+            "tests/workers/adapters/test_instagram.py::test_transient_failure_then_success_resumes_the_container",
+            "tests/workers/test_kills_per_step.py",
+        ),
     ),
     Mutation(
         "instagram-publishing-limit-ignored",
         "workers/adapters/instagram.py",
         "            self._check_quota(user_id, lease)\n",
         "            pass\n",
-        ("tests/workers/adapters/test_instagram.py::test_a_full_publishing_quota_waits_without_spending_an_attempt",),
+        (
+            "tests/workers/adapters/test_instagram.py::test_a_full_publishing_quota_waits_without_spending_an_attempt",
+        ),
     ),
     Mutation(
         "tiktok-publish-id-not-recorded",
         "workers/adapters/tiktok.py",
         "            lease.record_handle(publish_id)\n",
         "            pass\n",
-        ("tests/workers/adapters/test_tiktok.py::test_a_transient_fail_reason_polls_again_without_a_second_init",
-         "tests/workers/test_kills_per_step.py"),
+        (
+            "tests/workers/adapters/test_tiktok.py::test_a_transient_fail_reason_polls_again_without_a_second_init",
+            "tests/workers/test_kills_per_step.py",
+        ),
     ),
     Mutation(
         "tiktok-duration-unchecked",
         "workers/adapters/tiktok.py",
         "        if seconds is not None and seconds > longest:\n",
         "        if seconds is not None and seconds > longest * 2:\n",
-        ("tests/workers/adapters/test_tiktok.py::test_a_video_longer_than_the_creator_may_post_fails_before_the_init",),
+        (
+            "tests/workers/adapters/test_tiktok.py::test_a_video_longer_than_the_creator_may_post_fails_before_the_init",
+        ),
     ),
     Mutation(
         "youtube-session-not-recorded",
         "workers/adapters/youtube.py",
         "                    lease.record_handle(session)\n",
         "                    pass\n",
-        ("tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",
-         "tests/workers/test_kills_per_step.py"),
+        (
+            "tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",
+            "tests/workers/test_kills_per_step.py",
+        ),
     ),
     Mutation(
         "youtube-resume-from-the-start",
         "workers/adapters/youtube.py",
         "            return None, _held(response)\n",
         "            return None, 0\n",
-        ("tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",),
+        (
+            "tests/workers/adapters/test_youtube.py::test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session",
+        ),
     ),
     Mutation(
         "event-without-outbox",
         "service/migrations/0004_webhook_subscriptions.sqlite.sql",
-        "NEW.\"workspace_id\" AND \"s\".\"state\" = 'active'",
-        "NEW.\"workspace_id\" AND \"s\".\"state\" = 'gone'",
+        'NEW."workspace_id" AND "s"."state" = \'active\'',
+        'NEW."workspace_id" AND "s"."state" = \'gone\'',
         ("tests/workers/test_event_webhooks.py",),
     ),
 ]
@@ -233,10 +266,22 @@ def run(mutation: Mutation) -> tuple[str, float, str]:
         except LookupError as error:
             return "stale", time.monotonic() - started, str(error)
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-             f"--backends={mutation.backends}", *mutation.tests],
-            cwd=copy, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-x",
+                "-p",
+                "no:cacheprovider",
+                f"--backends={mutation.backends}",
+                *mutation.tests,
+            ],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     lines = result.stdout.strip().splitlines()
     summary = lines[-1] if lines else result.stderr.strip()[-300:]
     # pytest exits 1 when tests failed; anything else (2-5), or a test that could

@@ -33,9 +33,15 @@ class Pair:
     private_key: ec.EllipticCurvePrivateKey
 
 
-def issue(directory: pathlib.Path, name: str, issuer: Pair | None = None, *,
-          ca: bool = False, san: Sequence[x509.GeneralName] = (),
-          usage: x509.ObjectIdentifier | None = None) -> Pair:  # fmt: skip
+def issue(
+    directory: pathlib.Path,
+    name: str,
+    issuer: Pair | None = None,
+    *,
+    ca: bool = False,
+    san: Sequence[x509.GeneralName] = (),
+    usage: x509.ObjectIdentifier | None = None,
+) -> Pair:
     """A certificate for the common name ``name``, signed by ``issuer`` (or
     self-signed), in ``directory/<name>.pem`` and ``directory/<name>-key.pem``.
 
@@ -62,20 +68,28 @@ def issue(directory: pathlib.Path, name: str, issuer: Pair | None = None, *,
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
-        )  # fmt: skip
+        )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
     if usage is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     certificate = builder.sign(signer_key, hashes.SHA256())
     cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
     cert_path.write_bytes(cert_pem)
     key_path.write_bytes(key_pem)

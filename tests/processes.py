@@ -22,9 +22,14 @@ FAKES_EGRESS_ALLOW = "127.0.0.1/32"
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``python -m service <args>`` with the given POSTS_* environment, to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "service", *args], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def provision_tenant(env: dict[str, str], name: str, *account: str):
@@ -48,8 +53,9 @@ def provision_tenant(env: dict[str, str], name: str, *account: str):
 
 def provision_webhook_tenant(env: dict[str, str], name: str, hook_url: str, token: str):
     """``provision_tenant`` with a webhook account posting to ``hook_url``."""
-    return provision_tenant(env, name, "--platform", "webhook", "--base-url", hook_url,
-                            "--token", token)  # fmt: skip
+    return provision_tenant(
+        env, name, "--platform", "webhook", "--base-url", hook_url, "--token", token
+    )
 
 
 def status_field(pid: int, field: str) -> int | None:
@@ -110,9 +116,13 @@ class Process:
     def start(self) -> Process:
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, *self.args], cwd=ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [sys.executable, *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def kill(self) -> None:
@@ -142,10 +152,13 @@ class Process:
 class ServerProcess(Process):
     """``python -m service serve`` on a fixed loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: str, port: int | None = None,
-                 processes: int = 1):  # fmt: skip
+    def __init__(
+        self, env: dict[str, str], log_path: str, port: int | None = None, processes: int = 1
+    ):
         self.port = port or free_port()
-        args = ["-m", "service", "serve"] + (["--processes", str(processes)] if processes > 1 else [])
+        args = ["-m", "service", "serve"] + (
+            ["--processes", str(processes)] if processes > 1 else []
+        )
         super().__init__(args, {**env, "POSTS_LISTEN": f"127.0.0.1:{self.port}"}, log_path)
 
     @property
@@ -159,7 +172,9 @@ class ServerProcess(Process):
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.popen.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.popen.returncode}; see {self.log_path}")
+                    raise RuntimeError(
+                        f"server exited with {self.popen.returncode}; see {self.log_path}"
+                    )
                 try:
                     answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
                     if answer.status == health_pb2.HealthCheckResponse.SERVING:
@@ -179,8 +194,9 @@ class WorkerProcess(Process):
     def __init__(self, env: dict[str, str], log_path: str, processes: int = 1, threads: int = 4):
         super().__init__(
             ["-m", "workers", "--processes", str(processes), "--threads", str(threads)],
-            env, log_path,
-        )  # fmt: skip
+            env,
+            log_path,
+        )
         self.processes = processes
         self._log_from = 0
 

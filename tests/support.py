@@ -400,9 +400,11 @@ class ReadmeReceiver:
     def start(self, **env: str) -> Self:
         with open(self.log, "w") as out:
             self._popen = subprocess.Popen(
-                [sys.executable, str(self.script)], stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, str(self.script)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, **env, "PORT": str(self.port)},
-            )  # fmt: skip
+            )
         wait_for(self._listening, message=f"the receiver listening on {self.port}")
         return self
 

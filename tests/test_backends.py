@@ -74,8 +74,11 @@ def test_the_server_fixture_delivers_through_its_backend(server, api, tenant, le
     # isort: split
     from posts.v1 import posts_pb2
 
-    broker = {"sqlite": "StubBroker", "postgres-redis": "RedisBroker",
-              "postgres-rabbitmq": "RabbitmqBroker"}[server.backend]  # fmt: skip
+    broker = {
+        "sqlite": "StubBroker",
+        "postgres-redis": "RedisBroker",
+        "postgres-rabbitmq": "RabbitmqBroker",
+    }[server.backend]
     assert broker in [kind.__name__ for kind in type(dramatiq.get_broker()).__mro__]
     assert db.is_sqlite() == (server.backend == "sqlite")
     post = api.create(tenant, text="through the broker", status=posts_pb2.STATUS_CHANGE_PUBLISH)

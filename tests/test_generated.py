@@ -51,14 +51,20 @@ def test_client_code_is_what_make_clients_would_write(tmp_path):
     assert {name.partition("/")[0] for name in fresh} == set(clientgen.LANGUAGES)
 
     # Then third_party/ holds those protos
-    stale_protos = sorted(name for name, content in clientgen.rpc_protos().items()
-                          if not (clientgen.THIRD_PARTY / name).is_file()
-                          or (clientgen.THIRD_PARTY / name).read_bytes() != content)  # fmt: skip
+    stale_protos = sorted(
+        name
+        for name, content in clientgen.rpc_protos().items()
+        if not (clientgen.THIRD_PARTY / name).is_file()
+        or (clientgen.THIRD_PARTY / name).read_bytes() != content
+    )
     assert not stale_protos, f"third_party/ is stale, run `make clients`: {stale_protos}"
 
     # And generated/<language>/ holds exactly the fresh files, byte for byte
-    committed = {name: content for name, content in _committed_files().items()
-                 if name.partition("/")[0] in clientgen.LANGUAGES}  # fmt: skip
+    committed = {
+        name: content
+        for name, content in _committed_files().items()
+        if name.partition("/")[0] in clientgen.LANGUAGES
+    }
     stale = sorted(name for name in fresh if committed.get(name) != fresh[name])
     assert not stale, f"generated/ is stale, run `make clients`: {stale}"
     leftovers = sorted(set(committed) - set(fresh))
@@ -76,8 +82,9 @@ def _buf() -> str:
 
 
 def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
     return done.stdout.strip()
 
@@ -101,8 +108,12 @@ def test_proto_stays_wire_compatible_with_its_previous_version():
     # When buf compares the working tree's proto with it, field by field
     result = subprocess.run(
         [_buf(), "breaking", "--against", f".git#ref={previous}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     # Then nothing a deployed client relies on changed: no field renumbered,
     # retyped or removed, no RPC or enum value gone (buf's FILE rules)

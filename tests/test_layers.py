@@ -34,17 +34,17 @@ def imported(path: pathlib.Path) -> set[str]:
 def test_service_imports_nothing_from_workers():
     root = pathlib.Path(ROOT)
     offenders = {
-        str(path.relative_to(root)): sorted(n for n in imported(path)
-                                            if n == "workers" or n.startswith("workers."))
+        str(path.relative_to(root)): sorted(
+            n for n in imported(path) if n == "workers" or n.startswith("workers.")
+        )
         for path in sorted((root / "service").rglob("*.py"))
         if str(path.relative_to(root)) != ENTRY_POINT
-    }  # fmt: skip
+    }
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
 def test_the_workers_modules_import_one_way():
-    paths = {f"workers.{path.stem}": path
-             for path in (pathlib.Path(ROOT) / "workers").glob("*.py")}  # fmt: skip
+    paths = {f"workers.{path.stem}": path for path in (pathlib.Path(ROOT) / "workers").glob("*.py")}
     graph = {module: imported(path) & paths.keys() - {module} for module, path in paths.items()}
     try:
         tuple(TopologicalSorter(graph).static_order())
@@ -52,8 +52,10 @@ def test_the_workers_modules_import_one_way():
         pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
 
 
-@pytest.mark.parametrize("module", ["workers.actors", "workers.broker", "workers.middleware",
-                                    "workers.boot", "workers.inprocess"])  # fmt: skip
+@pytest.mark.parametrize(
+    "module",
+    ["workers.actors", "workers.broker", "workers.middleware", "workers.boot", "workers.inprocess"],
+)
 def test_importing_a_workers_module_first_builds_no_broker(module):
     # A fresh interpreter, so that this module is the first one imported; the
     # global is read directly: dramatiq.get_broker() would make a broker itself.
@@ -64,6 +66,12 @@ def test_importing_a_workers_module_first_builds_no_broker(module):
         "brokers = [o for o in gc.get_objects() if isinstance(o, dramatiq.broker.Broker)]\n"
         "assert dramatiq.broker.global_broker is None and not brokers, brokers\n"
     )
-    result = subprocess.run([sys.executable, "-c", check, module], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", check, module],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr

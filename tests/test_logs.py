@@ -58,22 +58,32 @@ def test_json_lines_carry_the_request_and_the_delivery_they_belong_to(tmp_path):
                 stub = posts_pb2_grpc.PostServiceStub(channel)
                 metadata = (("authorization", f"Bearer {tenant.key}"),)
                 # Given a post delivered by the server's worker
-                post = stub.CreatePost(pb.CreatePostRequest(
-                    account_id=tenant.account_id, post_type=pb.POST_TYPE_TWEET, text="logged",
-                    status=pb.STATUS_CHANGE_PUBLISH), metadata=metadata, timeout=30).post  # fmt: skip
+                post = stub.CreatePost(
+                    pb.CreatePostRequest(
+                        account_id=tenant.account_id,
+                        post_type=pb.POST_TYPE_TWEET,
+                        text="logged",
+                        status=pb.STATUS_CHANGE_PUBLISH,
+                    ),
+                    metadata=metadata,
+                    timeout=30,
+                ).post
 
                 def status() -> int:
-                    return stub.GetPostStatus(pb.GetPostStatusRequest(post_id=post.post_id),
-                                              metadata=metadata, timeout=30).post.status  # fmt: skip
+                    return stub.GetPostStatus(
+                        pb.GetPostStatusRequest(post_id=post.post_id), metadata=metadata, timeout=30
+                    ).post.status
 
                 wait_for(lambda: status() == pb.POST_STATUS_PUBLISHED, timeout=30)
                 # And a call, with its own request id, that logs (the database is away)
                 postgres._halt()
                 try:
                     with pytest.raises(grpc.RpcError):
-                        stub.GetPostStatus(pb.GetPostStatusRequest(post_id=post.post_id),
-                                           metadata=(*metadata, ("x-request-id", "req-42")),
-                                           timeout=30)  # fmt: skip
+                        stub.GetPostStatus(
+                            pb.GetPostStatusRequest(post_id=post.post_id),
+                            metadata=(*metadata, ("x-request-id", "req-42")),
+                            timeout=30,
+                        )
                 finally:
                     postgres._launch()
         finally:
@@ -83,8 +93,11 @@ def test_json_lines_carry_the_request_and_the_delivery_they_belong_to(tmp_path):
     # Then every line is a JSON object with time, level, logger and message
     assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     # ... the delivery's line names the post, its job, network and attempt
-    published = [line for line in lines if line.get("post") == post.post_id
-                 and "PUBLISHED" in line["message"]]  # fmt: skip
+    published = [
+        line
+        for line in lines
+        if line.get("post") == post.post_id and "PUBLISHED" in line["message"]
+    ]
     assert len(published) == 1, lines
     assert published[0]["network"] == "x" and published[0]["attempt"] == 1
     assert published[0]["workspace"] == tenant.workspace_id and published[0]["job_token"]
@@ -104,12 +117,25 @@ def test_no_log_line_of_the_scenario_tests_holds_a_secret(tmp_path):
     # Given the scenario tests run on every backend, everything logged kept
     log_file = tmp_path / "scenarios.log"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/service/test_scenarios.py", f"--log-file={log_file}", "--log-file-level=DEBUG",
-         "--log-file-format=%(levelname)s %(name)s %(message)s"],
-        cwd=ROOT, env={**os.environ, "POSTS_LOG_FORMAT": "json"},
-        capture_output=True, text=True, timeout=540, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/service/test_scenarios.py",
+            f"--log-file={log_file}",
+            "--log-file-level=DEBUG",
+            "--log-file-format=%(levelname)s %(name)s %(message)s",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "POSTS_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     text = log_file.read_text()
     # (they did log: deliveries at least)

@@ -32,8 +32,11 @@ def scrape(port: int) -> dict[tuple[str, frozenset], float]:
     """Every sample of the endpoint: (name, labels) -> value."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         text = answer.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples, name: str, **labels) -> float:
@@ -48,13 +51,18 @@ class Client:
         self.metadata = (("authorization", f"Bearer {tenant.key}"),)
 
     def create(self, status) -> pb.Post:
-        request = pb.CreatePostRequest(account_id=self.tenant.account_id, text="measured",
-                                       post_type=pb.POST_TYPE_TWEET, status=status)  # fmt: skip
+        request = pb.CreatePostRequest(
+            account_id=self.tenant.account_id,
+            text="measured",
+            post_type=pb.POST_TYPE_TWEET,
+            status=status,
+        )
         return self.stub.CreatePost(request, metadata=self.metadata, timeout=30).post
 
     def status(self, post_id: str) -> int:
-        return self.stub.GetPostStatus(pb.GetPostStatusRequest(post_id=post_id),
-                                       metadata=self.metadata, timeout=30).post.status  # fmt: skip
+        return self.stub.GetPostStatus(
+            pb.GetPostStatusRequest(post_id=post_id), metadata=self.metadata, timeout=30
+        ).post.status
 
     def published(self, *post_ids: str) -> bool:
         return all(self.status(p) == pb.POST_STATUS_PUBLISHED for p in post_ids)
@@ -85,14 +93,22 @@ def test_an_embedded_server_counts_its_rpcs_transitions_and_deliveries(tmp_path)
         client.channel.close()
 
         # When the endpoint is scraped (the delivery's counts land after its commit)
-        wait_for(lambda: value(scrape(metrics_port), "posts_deliveries_total",
-                               network="x", outcome="published") == 1)  # fmt: skip
+        wait_for(
+            lambda: (
+                value(
+                    scrape(metrics_port), "posts_deliveries_total", network="x", outcome="published"
+                )
+                == 1
+            )
+        )
         samples = scrape(metrics_port)
 
         # Then it counted each call by method and code, with its latency
         assert value(samples, "posts_rpc_requests_total", method="CreatePost", code="OK") == 2
-        assert value(samples, "posts_rpc_requests_total", method="GetPostStatus",
-                     code="NOT_FOUND") == 1  # fmt: skip
+        assert (
+            value(samples, "posts_rpc_requests_total", method="GetPostStatus", code="NOT_FOUND")
+            == 1
+        )
         assert value(samples, "posts_rpc_duration_seconds_count", method="CreatePost") == 2
         # ... each committed transition, the delivery and how late its claim came
         assert value(samples, "posts_transitions_total", event="create", status="draft") == 1
@@ -120,10 +136,17 @@ def test_several_server_and_worker_processes_add_up_on_their_endpoints(tmp_path)
         }
         assert run_cli(env, "migrate").returncode == 0
         tenant = provision_tenant(env, "metrics")
-        server = ServerProcess({**env, "POSTS_METRICS_LISTEN": f"127.0.0.1:{server_metrics}"},
-                               str(tmp_path / "server.log"), processes=2)  # fmt: skip
-        workers = WorkerProcess({**env, "POSTS_METRICS_LISTEN": f"127.0.0.1:{worker_metrics}"},
-                                str(tmp_path / "workers.log"), processes=2, threads=2)  # fmt: skip
+        server = ServerProcess(
+            {**env, "POSTS_METRICS_LISTEN": f"127.0.0.1:{server_metrics}"},
+            str(tmp_path / "server.log"),
+            processes=2,
+        )
+        workers = WorkerProcess(
+            {**env, "POSTS_METRICS_LISTEN": f"127.0.0.1:{worker_metrics}"},
+            str(tmp_path / "workers.log"),
+            processes=2,
+            threads=2,
+        )
         try:
             server.start()
             workers.start()
@@ -142,18 +165,37 @@ def test_several_server_and_worker_processes_add_up_on_their_endpoints(tmp_path)
 
             # Then the servers' endpoint counts every call, whichever process took it
             served = scrape(server_metrics)
-            assert value(served, "posts_rpc_requests_total", method="CreatePost",
-                         code="OK") == posts  # fmt: skip
-            assert value(served, "posts_transitions_total", event="create",
-                         status="pending") == posts  # fmt: skip
+            assert (
+                value(served, "posts_rpc_requests_total", method="CreatePost", code="OK") == posts
+            )
+            assert (
+                value(served, "posts_transitions_total", event="create", status="pending") == posts
+            )
             # ... and the workers' endpoint every delivery, with Dramatiq's own metrics
-            wait_for(lambda: value(scrape(worker_metrics), "posts_deliveries_total",
-                                   network="x", outcome="published") == posts)  # fmt: skip
+            wait_for(
+                lambda: (
+                    value(
+                        scrape(worker_metrics),
+                        "posts_deliveries_total",
+                        network="x",
+                        outcome="published",
+                    )
+                    == posts
+                )
+            )
             done = scrape(worker_metrics)
-            assert value(done, "posts_transitions_total", event="claim",
-                         status="processing") == posts  # fmt: skip
-            assert value(done, "dramatiq_messages_total", queue_name="deliveries",
-                         actor_name="deliver_post") >= posts  # fmt: skip
+            assert (
+                value(done, "posts_transitions_total", event="claim", status="processing") == posts
+            )
+            assert (
+                value(
+                    done,
+                    "dramatiq_messages_total",
+                    queue_name="deliveries",
+                    actor_name="deliver_post",
+                )
+                >= posts
+            )
         finally:
             workers.stop(timeout=20)
             server.stop(timeout=20)

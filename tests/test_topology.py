@@ -68,19 +68,28 @@ def topology(tmp_path):
             "POSTS_MAX_WORKERS": "8",
         }
         assert run_cli(env, "migrate").returncode == 0
-        tenant = provision_webhook_tenant(env, "topology", hook.base_url + "/hooks/topology",
-                                          "topology-hook")  # fmt: skip
+        tenant = provision_webhook_tenant(
+            env, "topology", hook.base_url + "/hooks/topology", "topology-hook"
+        )
         key, account = tenant.key, tenant.account_id
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]
-        workers = [WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4)
-                   for i in range(3)]  # fmt: skip
+        workers = [
+            WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4) for i in range(3)
+        ]
         try:
             for process in servers + workers:
                 process.start()
             for server in servers:
                 server.wait_serving(timeout=60)
-            yield {"postgres": postgres, "redis": redis, "hook": hook, "servers": servers,
-                   "workers": workers, "key": key, "account": account}  # fmt: skip
+            yield {
+                "postgres": postgres,
+                "redis": redis,
+                "hook": hook,
+                "servers": servers,
+                "workers": workers,
+                "key": key,
+                "account": account,
+            }
         finally:
             for process in servers + workers:
                 process.stop(timeout=20)
@@ -102,12 +111,15 @@ def _in(seconds: float):
     return timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
 
-def _drive(stub, key: str, account: str, n: int, rng: random.Random, deadline: float) -> Expectation:
+def _drive(
+    stub, key: str, account: str, n: int, rng: random.Random, deadline: float
+) -> Expectation:
     """One post's life: created one way, then maybe rescheduled, published or cancelled."""
     kind = rng.choice(["publish", "schedule", "schedule", "draft", "cancel-pending"])
     text = f"topology post {n}"
-    create = pb.CreatePostRequest(account_id=account, post_type=pb.POST_TYPE_POST, text=text,
-                                  idempotency_key=f"topology-{n}")  # fmt: skip
+    create = pb.CreatePostRequest(
+        account_id=account, post_type=pb.POST_TYPE_POST, text=text, idempotency_key=f"topology-{n}"
+    )
     if kind in ("publish", "cancel-pending"):
         create.status = pb.STATUS_CHANGE_PUBLISH
     elif kind == "schedule":
@@ -206,8 +218,11 @@ def test_many_processes_survive_kills_and_restarts(topology):
     try:
         wait_for(settled, timeout=180, interval=1.0)
     except AssertionError:
-        wrong = [(e.post_id, pb.PostStatus.Name(e.status), pb.PostStatus.Name(final(e).status))
-                 for e in expectations if final(e).status != e.status]  # fmt: skip
+        wrong = [
+            (e.post_id, pb.PostStatus.Name(e.status), pb.PostStatus.Name(final(e).status))
+            for e in expectations
+            if final(e).status != e.status
+        ]
         raise AssertionError(f"{len(wrong)} posts not where expected, e.g. {wrong[:5]}") from None
     finally:
         channel.close()
@@ -224,8 +239,10 @@ def test_many_processes_survive_kills_and_restarts(topology):
     assert all(len(keys) == 1 for keys in keys_seen.values())
     never_sent = {e.post_id for e in expectations if e.status != pb.POST_STATUS_PUBLISHED}
     assert not never_sent & set(keys_seen)
-    print(f"{len(should_be_live)} published, {len(never_sent)} not; "
-          f"{len(hook.arrivals)} requests reached the network")  # fmt: skip
+    print(
+        f"{len(should_be_live)} published, {len(never_sent)} not; "
+        f"{len(hook.arrivals)} requests reached the network"
+    )
 
 
 def _restart_worker(worker: WorkerProcess) -> None:

@@ -32,9 +32,11 @@ class Watch:
     def __init__(self, address: str, key: str, **fields):
         self._channel = grpc.insecure_channel(address)
         stub = posts_pb2_grpc.PostServiceStub(self._channel)
-        self.call = stub.WatchPostEvents(pb.WatchPostEventsRequest(**fields),
-                                         metadata=(("authorization", f"Bearer {key}"),),
-                                         timeout=600)  # fmt: skip
+        self.call = stub.WatchPostEvents(
+            pb.WatchPostEventsRequest(**fields),
+            metadata=(("authorization", f"Bearer {key}"),),
+            timeout=600,
+        )
         self.events: list[tuple[pb.PostEvent, float]] = []
         self.error: Failure | None = None
         self.ended = threading.Event()
@@ -71,16 +73,18 @@ def listed_events(address: str, tenant: Tenant) -> list[pb.PostEvent]:
         while True:
             page = stub.ListPostEvents(
                 pb.ListPostEventsRequest(page_size=1000, page_token=token),
-                metadata=(("authorization", f"Bearer {tenant.key}"),), timeout=30,
-            )  # fmt: skip
+                metadata=(("authorization", f"Bearer {tenant.key}"),),
+                timeout=30,
+            )
             found.extend(page.events)
             token = page.next_page_token
             if not token:
                 return found
 
 
-def create_published(address: str, tenant: Tenant, count: int, clients: int = 1,
-                     rate: float | None = None) -> list[str]:  # fmt: skip
+def create_published(
+    address: str, tenant: Tenant, count: int, clients: int = 1, rate: float | None = None
+) -> list[str]:
     """``count`` tweets created to publish now, by ``clients`` threads, at most
     ``rate`` a second (None: as fast as they go); their ids."""
     ids: list[str] = []
@@ -95,11 +99,14 @@ def create_published(address: str, tenant: Tenant, count: int, clients: int = 1,
                     if rate is not None:  # pacing the load, not waiting for an outcome
                         time.sleep(max(0.0, start + n / rate - time.monotonic()))
                     request = pb.CreatePostRequest(
-                        account_id=tenant.account_id, post_type=pb.POST_TYPE_TWEET,
-                        text=f"watched {n}", status=pb.STATUS_CHANGE_PUBLISH,
-                    )  # fmt: skip
-                    answer = stub.CreatePost(request, timeout=30, metadata=(
-                        ("authorization", f"Bearer {tenant.key}"),))  # fmt: skip
+                        account_id=tenant.account_id,
+                        post_type=pb.POST_TYPE_TWEET,
+                        text=f"watched {n}",
+                        status=pb.STATUS_CHANGE_PUBLISH,
+                    )
+                    answer = stub.CreatePost(
+                        request, timeout=30, metadata=(("authorization", f"Bearer {tenant.key}"),)
+                    )
                     ids.append(answer.post.post_id)
         except Exception as error:  # noqa: BLE001 (surfaced below)
             failures.append(error)
@@ -154,9 +161,15 @@ def test_draining_ends_streams_unavailable_and_they_resume_on_a_new_server(tmp_p
         create_published(second.address, tenant, 3)
         resumed = Watch(second.address, tenant.key, after_event_id=last)
         watches.append(resumed)
-        wait_for(lambda: watch.count(T.POST_EVENT_TYPE_PUBLISHED)
-                 + resumed.count(T.POST_EVENT_TYPE_PUBLISHED) == 6 or resumed.ended.is_set(),
-                 timeout=30)  # fmt: skip
+        wait_for(
+            lambda: (
+                watch.count(T.POST_EVENT_TYPE_PUBLISHED)
+                + resumed.count(T.POST_EVENT_TYPE_PUBLISHED)
+                == 6
+                or resumed.ended.is_set()
+            ),
+            timeout=30,
+        )
         listed = [e.event_id for e in listed_events(second.address, tenant)]
         assert watch.ids + resumed.ids == listed
     finally:
@@ -184,9 +197,12 @@ def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path)
         with grpc.insecure_channel(server.address) as channel:
             stub = posts_pb2_grpc.PostServiceStub(channel)
             metadata = (("authorization", f"Bearer {tenant.key}"),)
-            request = pb.CreatePostRequest(account_id=tenant.account_id, text="all",
-                                           post_type=pb.POST_TYPE_TWEET,
-                                           status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+            request = pb.CreatePostRequest(
+                account_id=tenant.account_id,
+                text="all",
+                post_type=pb.POST_TYPE_TWEET,
+                status=pb.STATUS_CHANGE_DRAFT,
+            )
             first = stub.CreatePost(request, metadata=metadata, timeout=30).post
             # Given a thousand open streams on the server process, each past its
             # replay of the workspace's one event (so each is registered)
@@ -198,8 +214,12 @@ def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path)
                 # When a post is created
                 post = stub.CreatePost(request, metadata=metadata, timeout=30).post
                 # Then every stream gets it, and the server holds under 50 threads
-                wait_for(lambda: all(any(e.post_id == post.post_id for e in got)
-                                     for got in streams.received), timeout=30)  # fmt: skip
+                wait_for(
+                    lambda: all(
+                        any(e.post_id == post.post_id for e in got) for got in streams.received
+                    ),
+                    timeout=30,
+                )
                 busy = status_field(server.popen.pid, "Threads")
             finally:
                 streams.close()
@@ -230,8 +250,9 @@ def test_a_watcher_on_one_server_sees_every_event_made_through_another_and_by_wo
         assert run_cli(env, "migrate").returncode == 0
         tenant = provision_tenant(env, "watch")
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]
-        workers = [WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4)
-                   for i in range(2)]  # fmt: skip
+        workers = [
+            WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4) for i in range(2)
+        ]
         watch = None
         try:
             for process in servers + workers:
@@ -244,31 +265,45 @@ def test_a_watcher_on_one_server_sees_every_event_made_through_another_and_by_wo
             watch = Watch(servers[0].address, tenant.key, after_event_id=0)
 
             # When 300 posts are created through server 2 (30 a second) and the workers publish them
-            ids = create_published(servers[1].address, tenant, POSTS, clients=4,
-                                   rate=POSTS_PER_SECOND)  # fmt: skip
-            wait_for(lambda: watch.count(T.POST_EVENT_TYPE_PUBLISHED) >= POSTS
-                     or watch.ended.is_set(), timeout=180, interval=0.2)  # fmt: skip
+            ids = create_published(
+                servers[1].address, tenant, POSTS, clients=4, rate=POSTS_PER_SECOND
+            )
+            wait_for(
+                lambda: watch.count(T.POST_EVENT_TYPE_PUBLISHED) >= POSTS or watch.ended.is_set(),
+                timeout=180,
+                interval=0.2,
+            )
             assert watch.error is None, watch.error
 
             # Then it saw every event, each once, in the order ListPostEvents gives
             listed = listed_events(servers[1].address, tenant)
             assert watch.ids == [e.event_id for e in listed]
             assert {e.post_id for e, _ in watch.events} == set(ids)
-            published = {e.post_id for e, _ in watch.events if e.type == T.POST_EVENT_TYPE_PUBLISHED}
+            published = {
+                e.post_id for e, _ in watch.events if e.type == T.POST_EVENT_TYPE_PUBLISHED
+            }
             assert published == set(ids)
             # ... each within a second of its commit (its create_time)
-            lags = sorted(arrived - e.create_time.ToNanoseconds() / 1e9
-                          for e, arrived in watch.events)  # fmt: skip
+            lags = sorted(
+                arrived - e.create_time.ToNanoseconds() / 1e9 for e, arrived in watch.events
+            )
             p50 = statistics.median(lags)
             p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-            print(f"\n{len(lags)} events of {POSTS} posts: lag p50 {p50 * 1000:.0f} ms, "
-                  f"p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms")
+            print(
+                f"\n{len(lags)} events of {POSTS} posts: lag p50 {p50 * 1000:.0f} ms, "
+                f"p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
+            )
             by_type = {}
             for e, arrived in watch.events:
                 by_type.setdefault(T.Name(e.type), []).append(
-                    arrived - e.create_time.ToNanoseconds() / 1e9)
-            print("p50 by type: " + ", ".join(f"{name} {statistics.median(v) * 1000:.0f} ms"
-                                              for name, v in by_type.items()))  # fmt: skip
+                    arrived - e.create_time.ToNanoseconds() / 1e9
+                )
+            print(
+                "p50 by type: "
+                + ", ".join(
+                    f"{name} {statistics.median(v) * 1000:.0f} ms" for name, v in by_type.items()
+                )
+            )
             assert lags[-1] < 1.0, (p50, p99, lags[-1])
         finally:
             if watch is not None:

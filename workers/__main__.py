@@ -30,7 +30,10 @@ finally:
 
 if config.metrics_listen:
     host, _, port = config.metrics_listen.rpartition(":")
-    os.environ.update(dramatiq_prom_db=metrics.prepare(), dramatiq_prom_host=host.strip("[]"),
-                      dramatiq_prom_port=port)  # fmt: skip
+    os.environ.update(
+        dramatiq_prom_db=metrics.prepare(),
+        dramatiq_prom_host=host.strip("[]"),
+        dramatiq_prom_port=port,
+    )
 sys.argv = ["dramatiq", "workers.broker:setup", *sys.argv[1:]]
 sys.exit(main())

@@ -7,6 +7,8 @@ make a RabbitMQ broker of its own for it.
 
 from __future__ import annotations
 
+import threading
+
 import dramatiq
 from dramatiq.middleware import TimeLimit
 
@@ -29,9 +31,11 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     global _actor
     webhooks.declare(broker)
     _actor = dramatiq.actor(
-        deliver_post, broker=broker, queue_name=DELIVERY_QUEUE, actor_name="deliver_post",
+        broker=broker,
+        queue_name=DELIVERY_QUEUE,
+        actor_name="deliver_post",
         time_limit=15 * 60_000,
-    )  # fmt: skip
+    )(deliver_post)
     return _actor
 
 
@@ -51,8 +55,11 @@ def configure(config: Config, broker: dramatiq.Broker) -> None:
     """
     _declared().options["time_limit"] = int(config.delivery_time_limit * 1000)
     for middleware in broker.middleware:
-        if isinstance(middleware, TimeLimit) and middleware.manager.ident is None:
-            middleware.manager.start()
+        if not isinstance(middleware, TimeLimit):
+            continue
+        manager = middleware.manager  # a thread, unless under gevent (not used here)
+        if isinstance(manager, threading.Thread) and manager.ident is None:
+            manager.start()
 
 
 def enqueue(post_id: str, token: str) -> None:

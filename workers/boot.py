@@ -25,6 +25,9 @@ def boot(config: Config, broker: dramatiq.Broker) -> scheduler.Scheduler:
     # that when it starts: only a real broker's queue needs watching.
     depth = None if config.embedded else queue_depth.probe(broker, actors.DELIVERY_QUEUE)
     return scheduler.Scheduler(
-        actors.enqueue, config.dispatch_interval, requeue_after=config.requeue_after,
-        queue_depth=depth, event_retention=config.event_retention_days * 86400,
-    )  # fmt: skip
+        actors.enqueue,
+        config.dispatch_interval,
+        requeue_after=config.requeue_after,
+        queue_depth=depth,
+        event_retention=config.event_retention_days * 86400,
+    )

@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dramatiq
 import dramatiq.errors
@@ -38,7 +40,8 @@ def make_broker(url: str, worker_process: bool) -> dramatiq.Broker:
     middleware += [DatabaseConnection(), QueueLag()]
     if worker_process:
         middleware.append(WorkerBoot())
-        if os.environ.get("dramatiq_prom_db"):  # POSTS_METRICS_LISTEN (see workers.__main__)
+        # Dramatiq's own (lower-case) name, set from POSTS_METRICS_LISTEN (see workers.__main__).
+        if os.environ.get("dramatiq_prom_db"):  # noqa: SIM112
             from dramatiq.middleware.prometheus import Prometheus
 
             middleware.append(Prometheus())
@@ -79,20 +82,28 @@ def setup() -> dramatiq.Broker:
 
 
 @functools.cache
-def _logged(broker_class: type[dramatiq.Broker]) -> type[dramatiq.Broker]:
+def _logged(broker_class: type[dramatiq.Broker]) -> Callable[..., dramatiq.Broker]:
     """``broker_class`` logging when this process's consumers reach the broker,
     lose it and reach it again (Dramatiq's consumers reconnect by themselves,
     and say only that they failed)."""
     return type(f"Logged{broker_class.__name__}", (_ConnectionLog, broker_class), {})
 
 
-class _ConnectionLog:
+# For the type checker the mixin is a broker; at run time its bases come from _logged.
+if TYPE_CHECKING:
+    _Broker = dramatiq.Broker
+else:
+    _Broker = object
+
+
+class _ConnectionLog(_Broker):
     """A broker mixin: one line when this process first fetches from or sends
     to the broker, one when it loses it, one when it reaches it again; never one
     per consumer thread or per retry."""
 
     def __init__(self, *args, url: str, **kwargs):
-        super().__init__(*args, url=url, **kwargs)
+        # The next class is RedisBroker or RabbitmqBroker, which take a url.
+        super().__init__(*args, url=url, **kwargs)  # type: ignore[call-arg]
         self._where = logs.redact(url)
         self._link_lock = threading.Lock()
         self._connected = False
@@ -133,8 +144,12 @@ class _ConnectionLog:
             self._lost_at = time.monotonic()
             self._losses += 1
             was = "lost the broker" if self._connected else "cannot reach the broker"
-        log.warning("%s %s (%s); its consumers retry every few seconds", was, self._where,
-                    logs.describe(logs.outage(error) or error))  # fmt: skip
+        log.warning(
+            "%s %s (%s); its consumers retry every few seconds",
+            was,
+            self._where,
+            logs.describe(logs.outage(error) or error),
+        )
 
     def _reached(self, losses: int | None = None) -> None:
         """The broker answered (``losses``: a consumer's, made after that many losses)."""
@@ -147,9 +162,10 @@ class _ConnectionLog:
                 return
             lost_at, self._lost_at = self._lost_at, None
             again, self._connected = self._connected, True
-        if again:
-            log.info("reconnected to the broker %s after %.1f s", self._where,
-                     time.monotonic() - lost_at)  # fmt: skip
+        if again and lost_at is not None:  # again: it was lost, so lost_at is set
+            log.info(
+                "reconnected to the broker %s after %.1f s", self._where, time.monotonic() - lost_at
+            )
         else:
             log.info("connected to the broker %s", self._where)
 
@@ -191,7 +207,7 @@ def use(url: str) -> dramatiq.Broker:
     """Points this process (a server) at the broker for ``url``, and closes the
     one it used before; a no-op when it already uses that broker."""
     global _server_url
-    if url == _server_url:
+    if url == _server_url and _current is not None:
         return _current
     old = _current
     broker = _set(make_broker(url, worker_process=False))

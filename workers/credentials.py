@@ -70,14 +70,17 @@ def account_ref(account: Account) -> AccountRef:
     """The account as adapters see it, its credentials decrypted."""
     keyring = crypto.keyring()
     return AccountRef(
-        account.id, account.platform, account.handle, account.base_url,
+        account.id,
+        account.platform,
+        account.handle,
+        account.base_url,
         keyring.decrypt(account.credentials),
         refresh_token=keyring.decrypt(account.refresh_token),
         client_id=keyring.decrypt(account.client_id),
         client_secret=keyring.decrypt(account.client_secret),
         token_expires_at=account.token_expires_at,
         credentials_version=account.credentials_version,
-    )  # fmt: skip
+    )
 
 
 def expiring(account: AccountRef, within: float, now: dt.datetime | None = None) -> bool:
@@ -120,8 +123,9 @@ def refresh(account: AccountRef, exchange: Exchange, lease: Lease = NO_LEASE) ->
         if claimed:
             return _exchange(account, exchange)
         if time.monotonic() >= gives_up_at:
-            raise TransientError("TOKEN_REFRESH_PENDING",
-                                 "another worker is refreshing the account's token")  # fmt: skip
+            raise TransientError(
+                "TOKEN_REFRESH_PENDING", "another worker is refreshing the account's token"
+            )
         time.sleep(WAIT_INTERVAL)
 
 
@@ -143,8 +147,9 @@ def _exchange(account: AccountRef, exchange: Exchange) -> AccountRef:
         _release(account)
         raise TransientError("TOKEN_REFRESH_EMPTY", "the network's refresh gave no access token")
     now = db.utcnow()
-    expires_at = (now + dt.timedelta(seconds=renewed.expires_in)
-                  if renewed.expires_in is not None else None)  # fmt: skip
+    expires_at = (
+        now + dt.timedelta(seconds=renewed.expires_in) if renewed.expires_in is not None else None
+    )
     keyring = crypto.keyring()
     values = {
         Account.credentials: keyring.encrypt(renewed.token),
@@ -155,18 +160,27 @@ def _exchange(account: AccountRef, exchange: Exchange) -> AccountRef:
     if renewed.refresh_token:
         values[Account.refresh_token] = keyring.encrypt(renewed.refresh_token)
     with db.connection(), db.write():
-        stored = Account.update(values).where(
-            (Account.id == account.account_id)
-            & (Account.credentials_version == account.credentials_version)
-        ).execute()
+        stored = (
+            Account.update(values)
+            .where(
+                (Account.id == account.account_id)
+                & (Account.credentials_version == account.credentials_version)
+            )
+            .execute()
+        )
     if not stored:
         # Only when this claim outlived its time and another refresh won meanwhile.
-        log.warning("account %s: a refresh outlived its claim; its tokens were not stored",
-                    account.account_id)  # fmt: skip
+        log.warning(
+            "account %s: a refresh outlived its claim; its tokens were not stored",
+            account.account_id,
+        )
     return dataclasses.replace(
-        account, token=renewed.token, refresh_token=renewed.refresh_token or account.refresh_token,
-        token_expires_at=expires_at, credentials_version=account.credentials_version + 1,
-    )  # fmt: skip
+        account,
+        token=renewed.token,
+        refresh_token=renewed.refresh_token or account.refresh_token,
+        token_expires_at=expires_at,
+        credentials_version=account.credentials_version + 1,
+    )
 
 
 def _release(account: AccountRef) -> None:
@@ -178,6 +192,6 @@ def _release(account: AccountRef) -> None:
                 & (Account.credentials_version == account.credentials_version)
             ).execute()
     except db.UNAVAILABLE:
-        log.exception("account %s: could not give back a refresh claim; it expires",
-                      account.account_id)  # fmt: skip
-
+        log.exception(
+            "account %s: could not give back a refresh claim; it expires", account.account_id
+        )

@@ -78,8 +78,9 @@ def delivery_key(post: Post, index: int) -> str:
     return hashlib.sha256(base.encode()).hexdigest()[:32]
 
 
-def compute_backoff(attempts: int, retry_after: float | None = None,
-                    base: float = 2.0, cap: float = 600.0) -> float:  # fmt: skip
+def compute_backoff(
+    attempts: int, retry_after: float | None = None, base: float = 2.0, cap: float = 600.0
+) -> float:
     """Seconds to wait before the next attempt: exponential, with jitter, at least Retry-After."""
     delay = min(cap, base * 2 ** max(attempts - 1, 0))
     delay = random.uniform(delay / 2, delay)
@@ -112,8 +113,12 @@ def _deliver(post_id: str, token: str) -> None:
             # A bug, an unexpected answer, or Dramatiq's time limit (a BaseException):
             # the attempt ends here, counted, and the post waits for the next one.
             log.exception("delivery of %s ended without an answer", post_id)
-            _end_quietly(post_id, token, Event.CRASH,
-                         TransientError(lifecycle.CRASHED, str(exc) or type(exc).__name__))  # fmt: skip
+            _end_quietly(
+                post_id,
+                token,
+                Event.CRASH,
+                TransientError(lifecycle.CRASHED, str(exc) or type(exc).__name__),
+            )
             if not isinstance(exc, Exception):
                 raise
 
@@ -155,10 +160,11 @@ class Lease:
             now = db.utcnow()
             left = dt.timedelta(seconds=store.policy().lease_seconds / 2)
             with db.connection():
-                if _HELD.value(self.post_id, self.token, Status.PROCESSING.value,
-                               micros(now + left)):  # fmt: skip
+                if _HELD.value(
+                    self.post_id, self.token, Status.PROCESSING.value, micros(now + left)
+                ):
                     return
-        self._renew(mark=self.mark and self.item is not None)
+        self._renew(mark=self.item if self.mark else None)
 
     def record_handle(self, handle: str) -> None:
         """Stores ``handle`` with the item being sent, in the transaction that renews
@@ -166,24 +172,28 @@ class Lease:
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
+            if self.item is None:
+                raise RuntimeError("record_handle: no item is being sent")
             _HANDLE.execute(handle, self.item.id)
         self._renewed = time.monotonic()
 
-    def _renew(self, mark: bool = False) -> None:
-        """Moves the lease on (and, with ``mark``, marks the item being sent in the
-        same transaction); LeaseLost when the post is no longer this worker's."""
+    def _renew(self, mark: PostItem | None = None) -> None:
+        """Moves the lease on (and marks ``mark``, the item being sent, in the same
+        transaction); LeaseLost when the post is no longer this worker's."""
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
-            if mark:
-                _MARK.execute(micros(db.utcnow()), self.item.id)
+            if mark is not None:
+                _MARK.execute(micros(db.utcnow()), mark.id)
                 self.marked = True
         self._renewed = time.monotonic()
 
 
 _HELD = db.Compiled(
     lambda post_id, token, status, until: Post.select(Post.id).where(
-        (Post.id == post_id) & (Post.job_token == token) & (Post.status == status)
+        (Post.id == post_id)
+        & (Post.job_token == token)
+        & (Post.status == status)
         & (Post.lease_expires_at >= until)
     )
 )
@@ -209,26 +219,37 @@ _NEW_VERSION = db.Compiled(
 )
 
 
-def _send_items(post: Post, lease: Lease) -> None:
-    loaded = posts.with_items(post)
-    post_id, token = post.id, lease.token
-    account = posts.find_account(post.account_id, post.workspace_id)
-    items = [posts.ItemInput(i.text, tuple(ms)) for i, ms in loaded.items]
+def _broken_rules(post: Post, loaded: posts.LoadedPost) -> str:
+    """The network's rules that the post breaks, in words ('' when it keeps them all)."""
+    items = posts.as_inputs(loaded)
     violations = rules.check(post.platform, post.post_type, post.title, items)
     if not items:
         violations = {"items": "a post needs at least one item"}
-    if violations:
-        detail = "; ".join(f"{k}: {d}" for k, v in violations.items()
-                           for d in rules.descriptions(v))  # fmt: skip
-        return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", detail))
+    return "; ".join(f"{k}: {d}" for k, v in violations.items() for d in rules.descriptions(v))
+
+
+def _send_items(post: Post, lease: Lease) -> None:
+    loaded = posts.with_items(post)
+    post_id, token = post.id, lease.token
+    account = posts.post_account(post)
+    broken = _broken_rules(post, loaded)
+    if broken:
+        return _end(post_id, token, Event.FAIL, PermanentError("PLATFORM_RULE_VIOLATED", broken))
     adapter = adapter_for(credentials.account_ref(account), account.sandbox)
     if adapter is None:
-        return _end(post_id, token, Event.FAIL, PermanentError(
-            "PLATFORM_NOT_SUPPORTED", f"{post.platform} has no adapter yet"))  # fmt: skip
+        return _end(
+            post_id,
+            token,
+            Event.FAIL,
+            PermanentError("PLATFORM_NOT_SUPPORTED", f"{post.platform} has no adapter yet"),
+        )
     lease.mark = not adapter.honours_idempotency_keys
     # Only the webhook sends the whole post; encoding it is wasted work for the rest.
-    post_json = (json_format.MessageToDict(encode_post(loaded))
-                 if getattr(adapter, "needs_post_json", False) else None)  # fmt: skip
+    post_json = (
+        json_format.MessageToDict(encode_post(loaded))
+        if getattr(adapter, "needs_post_json", False)
+        else None
+    )
     reply_to, finished = None, False
     for index, (item, media) in enumerate(loaded.items):
         if item.platform_post_id:
@@ -236,8 +257,9 @@ def _send_items(post: Post, lease: Lease) -> None:
             continue
         # The account's posting limit: wait for its window to end, the attempt not
         # counted. Best effort: deliveries racing for one account may both pass.
-        until = pacing.ready_at(account.id, account.platform, db.utcnow(),
-                                _config.pacing_overrides, account.sandbox)  # fmt: skip
+        until = pacing.ready_at(
+            account.id, account.platform, db.utcnow(), _config.pacing_overrides, account.sandbox
+        )
         if until is not None:
             return _end(post_id, token, Event.PACED, until=until)
         lease.renew()
@@ -260,8 +282,12 @@ def _send_items(post: Post, lease: Lease) -> None:
             published = _send_one(adapter, item, request, lease)
         except Paced as exc:
             log.info("%s: the network's posting limit: %s", post_id, exc.message)
-            return _end(post_id, token, Event.PACED,
-                        until=db.utcnow() + dt.timedelta(seconds=exc.retry_after))  # fmt: skip
+            return _end(
+                post_id,
+                token,
+                Event.PACED,
+                until=db.utcnow() + dt.timedelta(seconds=exc.retry_after),
+            )
         except TransientError as exc:
             return _end(post_id, token, Event.RETRY, exc)
         except OutcomeUnknown as exc:
@@ -270,9 +296,15 @@ def _send_items(post: Post, lease: Lease) -> None:
         except PermanentError as exc:
             return _end(post_id, token, Event.FAIL, exc)
         if published is None:
-            return _end(post_id, token, Event.UNKNOWN, OutcomeUnknown(
-                "NO_ANSWER", f"item {index} may have gone out; the network cannot tell"),
-                resolvable=False)  # fmt: skip
+            return _end(
+                post_id,
+                token,
+                Event.UNKNOWN,
+                OutcomeUnknown(
+                    "NO_ANSWER", f"item {index} may have gone out; the network cannot tell"
+                ),
+                resolvable=False,
+            )
         finished = index == len(loaded.items) - 1  # the last item finishes the post
         _record_live(item, published, post_id, token, finish=finished)
         reply_to = published.platform_post_id
@@ -312,8 +344,9 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, lease: Lease) -> Pu
         raise
 
 
-def _record_live(item: PostItem, published: Published, post_id: str, token: str,
-                 finish: bool) -> None:  # fmt: skip
+def _record_live(
+    item: PostItem, published: Published, post_id: str, token: str, finish: bool
+) -> None:
     """Records an item live and, after the last, the post PUBLISHED, in one transaction.
 
     The item is recorded whatever else happens (it *is* live): if the lease was
@@ -347,8 +380,10 @@ def log_outcome(post: Post, event: Event, wait: float | None = None) -> None:
     RETRY_SCHEDULED with the wait and the error, PACED). ``post`` as written.
     Never a credential or a token; an error's URLs are cut to scheme, host and path."""
     status = Status(post.status)
-    where = (f"delivery of {post.id} ({post.platform}, attempt {post.attempts} of"
-             f" {store.policy().max_attempts})")  # fmt: skip
+    where = (
+        f"delivery of {post.id} ({post.platform}, attempt {post.attempts} of"
+        f" {store.policy().max_attempts})"
+    )
     error = logs.scrub(f"{post.error_code}: {post.error_message}") if post.error_code else ""
     if status is Status.PUBLISHED:
         log.info("%s: PUBLISHED", where)
@@ -361,9 +396,14 @@ def log_outcome(post: Post, event: Event, wait: float | None = None) -> None:
         log.info("%s: RETRY_SCHEDULED in %.1f s (%s)%s", where, wait or 0, event.value, after)
 
 
-
-def _end(post_id: str, token: str, event: Event, error: DeliveryError | None = None,
-         resolvable: bool = True, until: dt.datetime | None = None) -> None:  # fmt: skip
+def _end(
+    post_id: str,
+    token: str,
+    event: Event,
+    error: DeliveryError | None = None,
+    resolvable: bool = True,
+    until: dt.datetime | None = None,
+) -> None:
     """Ends the attempt with ``event`` (PUBLISHED, FAILED, or PENDING for the next
     one) if the post is still this worker's; raises LeaseLost otherwise.
     ``until``: for PACED, when the account's posting window ends."""

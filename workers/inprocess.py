@@ -46,9 +46,11 @@ class InProcessDelivery:
         self._scheduler = boot.boot(config, broker)
         self._webhooks = webhooks.boot(config)
         self._worker = dramatiq.Worker(
-            broker, queues={actors.DELIVERY_QUEUE}, worker_threads=config.worker_threads,
+            broker,
+            queues={actors.DELIVERY_QUEUE},
+            worker_threads=config.worker_threads,
             worker_timeout=100,
-        )  # fmt: skip
+        )
         # Webhooks on threads of their own: a slow subscriber never holds a post.
         self._webhook_worker = webhooks.worker(broker, config)
 
@@ -126,8 +128,9 @@ class DatabaseLock:
 
         connection = psycopg.connect(url, autocommit=True)
         try:
-            [(held,)] = connection.execute("SELECT pg_try_advisory_lock(%s)",
-                                           (cls.ADVISORY_KEY,)).fetchall()  # fmt: skip
+            [(held,)] = connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (cls.ADVISORY_KEY,)
+            ).fetchall()
         except BaseException:
             connection.close()
             raise

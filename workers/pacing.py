@@ -39,8 +39,12 @@ LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
 }
 
 
-def limits_for(account_id: str, platform: str, overrides: tuple[tuple[str, int, float], ...] = (),
-               sandbox: bool = False) -> tuple[tuple[int, float], ...]:  # fmt: skip
+def limits_for(
+    account_id: str,
+    platform: str,
+    overrides: tuple[tuple[str, int, float], ...] = (),
+    sandbox: bool = False,
+) -> tuple[tuple[int, float], ...]:
     """The (creates, window) limits of one account: its own override, else its
     network's override, else the table. A sandbox account reaches no network:
     only an override paces it."""
@@ -62,16 +66,21 @@ _RECENT = db.Compiled(
 )
 
 
-def ready_at(account_id: str, platform: str, now: dt.datetime,
-             overrides: tuple[tuple[str, int, float], ...] = (),
-             sandbox: bool = False) -> dt.datetime | None:  # fmt: skip
+def ready_at(
+    account_id: str,
+    platform: str,
+    now: dt.datetime,
+    overrides: tuple[tuple[str, int, float], ...] = (),
+    sandbox: bool = False,
+) -> dt.datetime | None:
     """When the account may send another item, or None when it may now: when the
     oldest create of a full window leaves it."""
     ready = None
     for count, window in limits_for(account_id, platform, overrides, sandbox):
         since = micros(now - dt.timedelta(seconds=window))
-        sent, oldest = db.database.execute_sql(_RECENT.sql(account_id, since),
-                                               (account_id, since)).fetchone()  # fmt: skip
+        sent, oldest = db.database.execute_sql(
+            _RECENT.sql(account_id, since), (account_id, since)
+        ).fetchone()
         if sent >= count and oldest is not None:
             end = PostItem.published_at.python_value(oldest) + dt.timedelta(seconds=window)
             ready = end if ready is None else max(ready, end)

@@ -96,8 +96,7 @@ _EXPIRED = db.Compiled(
 )
 
 
-def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Event,
-             now) -> list:  # fmt: skip
+def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Event, now) -> list:
     """Applies ``event`` to each post ``candidates`` finds, in one transaction;
     the (post_id, token) messages to send once it commits.
 
@@ -153,9 +152,15 @@ def sweep(now: dt.datetime, requeue_after: float, limit: int = BATCH) -> list[tu
 class Scheduler:
     """Runs the dispatcher every ``interval`` seconds and the sweeper less often, in a thread."""
 
-    def __init__(self, enqueue: Enqueue, interval: float, requeue_after: float,
-                 sweep_every: float = 5.0, queue_depth: QueueDepth | None = None,
-                 event_retention: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        enqueue: Enqueue,
+        interval: float,
+        requeue_after: float,
+        sweep_every: float = 5.0,
+        queue_depth: QueueDepth | None = None,
+        event_retention: float | None = None,
+    ):
         """``queue_depth``: messages waiting in the delivery queue (None: cannot
         tell), asked once per sweep; without it a message counts as lost only
         after ``requeue_after``. ``event_retention``: seconds post events are

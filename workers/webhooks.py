@@ -61,8 +61,9 @@ _actor: dramatiq.Actor | None = None
 def configure(config: Config) -> None:
     """Sets the lease, backoff, retry window and request deadline sends use."""
     global _policy, _timeout
-    _policy = webhooks.Policy(config.lease_seconds, config.webhook_retry_base,
-                              config.webhook_retry_window)  # fmt: skip
+    _policy = webhooks.Policy(
+        config.lease_seconds, config.webhook_retry_base, config.webhook_retry_window
+    )
     # A send must end well within the lease its start took, or another sender
     # could claim the row while it is still out.
     _timeout = min(config.webhook_timeout, config.lease_seconds / 2)
@@ -119,8 +120,9 @@ def post(url: str, secret: str, body: bytes, event_id: int, now: float) -> str |
     }
     try:
         # The absolute URL, not a path under a base: httpx would add a trailing slash.
-        response = http.answer(_client(url), "POST", url, within=_timeout, content=body,
-                               headers=headers)  # fmt: skip
+        response = http.answer(
+            _client(url), "POST", url, within=_timeout, content=body, headers=headers
+        )
     except DeliveryError as exc:  # refused by the egress guard, no connection, no answer
         return f"{exc.code}: {exc.message}"
     if response.is_success:
@@ -161,9 +163,11 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     """Declares ``send_webhook`` on ``broker`` (its own queue, WEBHOOK_QUEUE)."""
     global _actor
     _actor = dramatiq.actor(
-        send_webhook, broker=broker, queue_name=WEBHOOK_QUEUE, actor_name="send_webhook",
+        broker=broker,
+        queue_name=WEBHOOK_QUEUE,
+        actor_name="send_webhook",
         time_limit=120_000,
-    )  # fmt: skip
+    )(send_webhook)
     return _actor
 
 
@@ -180,9 +184,11 @@ def worker(broker: dramatiq.Broker, config: Config) -> dramatiq.Worker:
     # expected here, so that one warning is kept out of this broker's log.
     if not any(isinstance(f, _SecondWorkerMiddleware) for f in broker.logger.filters):
         broker.logger.addFilter(_SecondWorkerMiddleware())
-    made = dramatiq.Worker(broker, queues={WEBHOOK_QUEUE},
-                           worker_threads=config.webhook_threads, worker_timeout=100)
-    made.posts_webhooks = True  # workers.middleware.WorkerBoot leaves it alone
+    made = dramatiq.Worker(
+        broker, queues={WEBHOOK_QUEUE}, worker_threads=config.webhook_threads, worker_timeout=100
+    )
+    # A mark of ours on Dramatiq's Worker: workers.middleware.WorkerBoot leaves it alone.
+    made.posts_webhooks = True  # type: ignore[attr-defined]
     return made
 
 

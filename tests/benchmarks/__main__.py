@@ -34,14 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="shorter and smaller runs")
     parser.add_argument("--million", action="store_true", help="scale: add 1,000,000 posts")
-    parser.add_argument("--external", action="store_true",
-                        help="delivery: also on PostgreSQL + Redis (from the environment)")
-    parser.add_argument("--fast-postgres", action="store_true",
-                        help="delivery --external: PostgreSQL without fsync (not durable)")
-    parser.add_argument("--profile", metavar="DIR", default="",
-                        help="py-spy the service during the RPC and delivery runs")
-    parser.add_argument("--only", default=",".join(BENCHMARKS),
-                        help=f"comma-separated, among {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="delivery: also on PostgreSQL + Redis (from the environment)",
+    )
+    parser.add_argument(
+        "--fast-postgres",
+        action="store_true",
+        help="delivery --external: PostgreSQL without fsync (not durable)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default="",
+        help="py-spy the service during the RPC and delivery runs",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated, among {', '.join(BENCHMARKS)}",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -68,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             print(f"\n**{name} failed:**\n\n```\n{traceback.format_exc()}```")
         sys.stdout.flush()
-    print(f"\nAll benchmarks took {(time.monotonic() - started) / 60:.1f} min"
-          + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".")  # fmt: skip
+    print(
+        f"\nAll benchmarks took {(time.monotonic() - started) / 60:.1f} min"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        + "."
+    )
     return 1 if failed else 0
 
 

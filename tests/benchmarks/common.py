@@ -139,8 +139,9 @@ def mib(kib: int | None) -> str:
 def render(headers: list[str], rows: list[list]) -> str:
     """A Markdown table."""
     cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
 
     def line(r):
         return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
@@ -159,8 +160,13 @@ def busy_neighbours(own: set[int] | None = None, threshold: float = 5.0) -> list
     """Other processes using at least ``threshold``% CPU right now (ps), for the record."""
     own = own or set()
     try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"],
-                             capture_output=True, text=True, timeout=5, check=False).stdout  # fmt: skip
+        out = subprocess.run(
+            ["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     found = []
@@ -174,9 +180,11 @@ def busy_neighbours(own: set[int] | None = None, threshold: float = 5.0) -> list
 def git_commit() -> str:
     """``git rev-parse --short HEAD``, with "+dirty" when the tree differs from it
     (changed, staged or untracked files); "?" outside a git checkout."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
@@ -192,19 +200,19 @@ def header(title: str) -> float:
     """Prints a benchmark's heading: what, when, with which command, at which commit,
     on what machine; returns t0. Each database the run uses adds its own line
     (``describe_database``) once it is open."""
-    command = "python -m " + " ".join(
-        shlex.quote(a) for a in [_module_name(), *sys.argv[1:]]
-    )
+    command = "python -m " + " ".join(shlex.quote(a) for a in [_module_name(), *sys.argv[1:]])
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpus = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     print(f"\n### {title}\n")
     print(f"- date: {now}; command: `{command}`; commit {git_commit()}")
-    print(f"- machine: {cpus} CPUs" + (f" ({usable} usable by this process)" if usable != cpus
-                                       else "")
-          + f", Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"load average at start {loadavg()}"
-          + (f"; busy neighbours: {', '.join(busy_neighbours())}" if busy_neighbours() else ""))
+    print(
+        f"- machine: {cpus} CPUs"
+        + (f" ({usable} usable by this process)" if usable != cpus else "")
+        + f", Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"load average at start {loadavg()}"
+        + (f"; busy neighbours: {', '.join(busy_neighbours())}" if busy_neighbours() else "")
+    )
     sys.stdout.flush()
     return time.monotonic()
 
@@ -232,13 +240,21 @@ def database_settings() -> dict:
             # WAL with synchronous=NORMAL syncs only at checkpoints: the last commits
             # can roll back after a power loss (SQLite's documentation of the pragma).
             durable = synchronous in ("FULL", "EXTRA") and journal not in ("off", "memory")
-            return {"engine": f"SQLite {sqlite3.sqlite_version}", "journal_mode": journal,
-                    "synchronous": synchronous, "durable": durable}  # fmt: skip
-        shown = {name: db.database.execute_sql(f"SHOW {name}").fetchone()[0]
-                 for name in ("server_version", "fsync", "synchronous_commit",
-                              "full_page_writes")}  # fmt: skip
-    durable = (shown["fsync"] == "on" and shown["full_page_writes"] == "on"
-               and shown["synchronous_commit"] != "off")  # fmt: skip
+            return {
+                "engine": f"SQLite {sqlite3.sqlite_version}",
+                "journal_mode": journal,
+                "synchronous": synchronous,
+                "durable": durable,
+            }
+        shown = {
+            name: db.database.execute_sql(f"SHOW {name}").fetchone()[0]
+            for name in ("server_version", "fsync", "synchronous_commit", "full_page_writes")
+        }
+    durable = (
+        shown["fsync"] == "on"
+        and shown["full_page_writes"] == "on"
+        and shown["synchronous_commit"] != "off"
+    )
     version = shown.pop("server_version").split()[0]
     return {"engine": f"PostgreSQL {version}", **shown, "durable": durable}
 
@@ -261,8 +277,10 @@ def broker_settings(url: str) -> str:
     except redis.RedisError as error:
         return f"Redis (persistence settings not readable: {error})"
     save = config.get("save") or "''"
-    return (f"Redis {version}: appendonly={config.get('appendonly', '?')}, "
-            f"appendfsync={config.get('appendfsync', '?')}, save={save}")
+    return (
+        f"Redis {version}: appendonly={config.get('appendonly', '?')}, "
+        f"appendfsync={config.get('appendfsync', '?')}, save={save}"
+    )
 
 
 def filesystem(path: str) -> str:
@@ -278,8 +296,9 @@ def filesystem(path: str) -> str:
     return f"{best[1]} ({best[2]})"
 
 
-def describe_database(scratch: Scratch, label: str = "", origin: str = "",
-                      data_dir: str = "") -> dict:  # fmt: skip
+def describe_database(
+    scratch: Scratch, label: str = "", origin: str = "", data_dir: str = ""
+) -> dict:
     """Prints the header line of the database (and broker) ``scratch`` uses, from
     what they report now; returns the database's settings. ``data_dir``: where a
     PostgreSQL started for the run keeps its files (SQLite's is the scratch's)."""
@@ -289,11 +308,16 @@ def describe_database(scratch: Scratch, label: str = "", origin: str = "",
         data_dir = scratch.dir
     if data_dir:
         shown += f"; files on {filesystem(data_dir)}"
-    durable = ("commits durable (synced to disk before they return)" if settings["durable"]
-               else "commits NOT durable (not synced to disk before they return)")
+    durable = (
+        "commits durable (synced to disk before they return)"
+        if settings["durable"]
+        else "commits NOT durable (not synced to disk before they return)"
+    )
     where = f" [{label}]" if label else ""
-    print(f"- database{where}: {settings['engine']}{origin and f' ({origin})'}: {shown}; "
-          f"{durable}; read at run time through the service's connection")
+    print(
+        f"- database{where}: {settings['engine']}{origin and f' ({origin})'}: {shown}; "
+        f"{durable}; read at run time through the service's connection"
+    )
     print(f"- broker{where}: {broker_settings(scratch.env['POSTS_BROKER_URL'])}")
     sys.stdout.flush()
     return settings
@@ -431,8 +455,9 @@ class Children:
         self.stop_all()
 
 
-def start_server(children: Children, scratch: Scratch, extra: dict | None = None,
-                 name: str = "server") -> ServerProcess:  # fmt: skip
+def start_server(
+    children: Children, scratch: Scratch, extra: dict | None = None, name: str = "server"
+) -> ServerProcess:
     """``python -m service serve`` on a free port, waited for until SERVING."""
     server = children.add(ServerProcess({**scratch.env, **(extra or {})}, scratch.log(name)))
     server.start()
@@ -449,14 +474,17 @@ def start_echo(children: Children, scratch: Scratch, extra: dict | None = None) 
     return echo
 
 
-def run_child(module: str, args: list[str], env: dict | None = None,
-              timeout: float = 900) -> dict:  # fmt: skip
+def run_child(module: str, args: list[str], env: dict | None = None, timeout: float = 900) -> dict:
     """Runs ``python -m module args`` to the end; returns the JSON of its last stdout line."""
     result = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
-    )  # fmt: skip
+    )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"{module} failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -66,9 +66,12 @@ class Sink:
 
     def __init__(self):
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.benchmarks.webhook_sink", HOOK_SECRET], cwd=ROOT,
-            stdout=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "tests.benchmarks.webhook_sink", HOOK_SECRET],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.url = self.popen.stdout.readline().strip()
         if not self.url.startswith("http"):
             raise RuntimeError("the webhook sink did not start")
@@ -118,28 +121,34 @@ def deliver_batch(args, server, tenant, account_id: str, post_type: str, label: 
     from service import db
     from service.models import Post
 
+    # Laid out by hand: flags beside their values.
+    # fmt: off
     command = [
         sys.executable, "-m", "tests.benchmarks.loadgen", "--address", server.address,
         "--key", tenant.key, "--workspace", tenant.workspace_id, "--account", account_id,
         "--rpc", "CreatePost", "--status", "publish", "--post-type", post_type,
         "--concurrency", str(args.concurrency), "--count", str(args.posts),
-    ]  # fmt: skip
+    ]
+    # fmt: on
     spy = None
     if args.profile:
-        spy = profiling.record(server.popen.pid, None,
-                               os.path.join(args.profile, f"delivery-{label}.txt"))
+        spy = profiling.record(
+            server.popen.pid, None, os.path.join(args.profile, f"delivery-{label}.txt")
+        )
     cpu0, wall0 = cpu_seconds(server.popen.pid), time.monotonic()
     creator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     mine = Post.account == account_id
-    done, failed = wait_delivered(mine, args.posts, args.timeout, lambda: creator.poll() is not None)
+    done, failed = wait_delivered(
+        mine, args.posts, args.timeout, lambda: creator.poll() is not None
+    )
     server_cpu = (cpu_seconds(server.popen.pid) - cpu0) / (time.monotonic() - wall0)
     profiling.stop(spy)
     created = json.loads(creator.communicate(timeout=60)[0].strip().splitlines()[-1])
     with db.connection():
         first_created, last_published = (
-            Post.select(fn.MIN(Post.created_at), fn.MAX(Post.published_at)).where(mine).scalar(
-                as_tuple=True
-            )
+            Post.select(fn.MIN(Post.created_at), fn.MAX(Post.published_at))
+            .where(mine)
+            .scalar(as_tuple=True)
         )
     seconds = epoch_seconds(last_published) - epoch_seconds(first_created)
     return {
@@ -177,13 +186,17 @@ def due_batch(args, server, tenant, account_id: str) -> dict:
         last_published = Post.select(fn.MAX(Post.published_at)).where(mine).scalar()
     seconds = epoch_seconds(last_published) - due_us / 1e6
     return {
-        "published": done, "failed": failed, "seconds": seconds,
-        "rate": done / seconds if seconds > 0 else 0.0, "server_cpu": server_cpu,
-    }  # fmt: skip
+        "published": done,
+        "failed": failed,
+        "seconds": seconds,
+        "rate": done / seconds if seconds > 0 else 0.0,
+        "server_cpu": server_cpu,
+    }
 
 
-def run_mode(args, external: bool, notes: list[str], origin: str = "",
-             data_dir: str = "") -> list[list]:  # fmt: skip
+def run_mode(
+    args, external: bool, notes: list[str], origin: str = "", data_dir: str = ""
+) -> list[list]:
     scratch = Scratch("delivery-external" if external else "delivery", external).open()
     backend = "PostgreSQL + Redis" if external else "embedded (SQLite + StubBroker)"
     describe_database(scratch, backend, origin, data_dir)
@@ -194,28 +207,41 @@ def run_mode(args, external: bool, notes: list[str], origin: str = "",
     try:
         with Children() as children:
             hook_account = scratch.account(
-                tenant, "webhook", "bench-hook", base_url=f"{sink.url}/hooks/bench",
-                token=HOOK_SECRET, sandbox=False,
-            )  # fmt: skip
+                tenant,
+                "webhook",
+                "bench-hook",
+                base_url=f"{sink.url}/hooks/bench",
+                token=HOOK_SECRET,
+                sandbox=False,
+            )
             note(f"delivery [{backend}]: Dramatiq no-op baseline, {args.baseline_count} messages")
-            baseline = run_child("tests.benchmarks.dramatiq_baseline", [
-                "throughput", "--count", args.baseline_count, "--threads", threads,
-                "--broker-url", scratch.env["POSTS_BROKER_URL"],
-            ])  # fmt: skip
+            baseline = run_child(
+                "tests.benchmarks.dramatiq_baseline",
+                [
+                    "throughput",
+                    "--count",
+                    args.baseline_count,
+                    "--threads",
+                    threads,
+                    "--broker-url",
+                    scratch.env["POSTS_BROKER_URL"],
+                ],
+            )
             server = start_server(children, scratch)
             worker = None
             if external:
-                worker = children.add(WorkerProcess(scratch.env, scratch.log("worker"),
-                                                    processes=1, threads=threads))  # fmt: skip
+                worker = children.add(
+                    WorkerProcess(scratch.env, scratch.log("worker"), processes=1, threads=threads)
+                )
                 worker.start()
             results = {}
             for adapter, account_id, post_type in (
-                ("sandbox", tenant.account_id, "tweet"), ("webhook", hook_account, "post"),
-            ):  # fmt: skip
+                ("sandbox", tenant.account_id, "tweet"),
+                ("webhook", hook_account, "post"),
+            ):
                 note(f"delivery [{backend}]: {args.posts} posts through the {adapter} adapter")
                 label = f"{'external' if external else 'embedded'}-{adapter}"
-                results[adapter] = deliver_batch(args, server, tenant, account_id, post_type,
-                                                 label)  # fmt: skip
+                results[adapter] = deliver_batch(args, server, tenant, account_id, post_type, label)
             note(f"delivery [{backend}]: {args.posts} posts due at once, sandbox adapter")
             due_account = scratch.account(tenant, "x", "bench-due")
             results["due"] = due_batch(args, server, tenant, due_account)
@@ -226,40 +252,64 @@ def run_mode(args, external: bool, notes: list[str], origin: str = "",
         sink.kill()
         scratch.close(keep=args.keep)
     base = baseline["rate"]
-    rows.append([backend, f"no-op actor (baseline, {args.baseline_count} msgs)",
-                 f"{base:.0f}", "1.00×", "-", f"{baseline['seconds']:.1f}", "-",
-                 mib(baseline["peak_rss_kib"])])  # fmt: skip
+    rows.append(
+        [
+            backend,
+            f"no-op actor (baseline, {args.baseline_count} msgs)",
+            f"{base:.0f}",
+            "1.00×",
+            "-",
+            f"{baseline['seconds']:.1f}",
+            "-",
+            mib(baseline["peak_rss_kib"]),
+        ]
+    )
     for adapter, r in results.items():
         versus = against_target(ratio(r["rate"], base), "≥ 0.33×", r["rate"] >= base / 3)
         lost = args.posts - r["published"] - r["failed"]
-        what = ("sandbox adapter, posts due at once, no CreatePost beside it" if adapter == "due"
-                else f"{adapter} adapter")  # fmt: skip
-        rows.append([
-            backend, f"{what} ({r['published']}/{args.posts} published"
-            + (f", {r['failed']} failed" if r["failed"] else "")
-            + (f", {lost} not delivered" if lost else "") + ")",
-            f"{r['rate']:.0f}", ratio(r["rate"], base), versus,
-            f"{r['seconds']:.1f}", f"{r['create_rate']:.0f}" if "create_rate" in r else "-",
-            f"server {mib(server_peak)}" + (f", worker {mib(worker_peak)}" if worker else
-                                            " (worker inside)"),
-        ])  # fmt: skip
+        what = (
+            "sandbox adapter, posts due at once, no CreatePost beside it"
+            if adapter == "due"
+            else f"{adapter} adapter"
+        )
+        rows.append(
+            [
+                backend,
+                f"{what} ({r['published']}/{args.posts} published"
+                + (f", {r['failed']} failed" if r["failed"] else "")
+                + (f", {lost} not delivered" if lost else "")
+                + ")",
+                f"{r['rate']:.0f}",
+                ratio(r["rate"], base),
+                versus,
+                f"{r['seconds']:.1f}",
+                f"{r['create_rate']:.0f}" if "create_rate" in r else "-",
+                f"server {mib(server_peak)}"
+                + (f", worker {mib(worker_peak)}" if worker else " (worker inside)"),
+            ]
+        )
         if adapter == "webhook" and sink_stats:
             rows[-1][1] += f"; consumer saw {sink_stats['requests']} requests"
     for adapter, r in results.items():
-        notes.append(f"{backend}, {adapter}: server CPU {r['server_cpu']:.2f} s per wall second"
-                     + (f", {r['create_errors']} CreatePost errors" if r.get("create_errors")
-                        else ""))  # fmt: skip
+        notes.append(
+            f"{backend}, {adapter}: server CPU {r['server_cpu']:.2f} s per wall second"
+            + (f", {r['create_errors']} CreatePost errors" if r.get("create_errors") else "")
+        )
         if args.profile and adapter != "due":
             label = f"{'external' if external else 'embedded'}-{adapter}"
             path = os.path.join(args.profile, f"delivery-{label}.txt")
-            notes.append(f"py-spy on the server process, {backend}, {adapter}: share of "
-                         f"request/worker-thread wall time: {profiling.describe(path)}")
+            notes.append(
+                f"py-spy on the server process, {backend}, {adapter}: share of "
+                f"request/worker-thread wall time: {profiling.describe(path)}"
+            )
     return rows
 
 
 def run(args) -> None:
-    t0 = header(f"2. Delivery throughput ({args.posts} posts per adapter, "
-                f"{args.concurrency} creating callers)")  # fmt: skip
+    t0 = header(
+        f"2. Delivery throughput ({args.posts} posts per adapter, "
+        f"{args.concurrency} creating callers)"
+    )
     notes: list[str] = []
     rows = run_mode(args, external=False, notes=notes)
     if args.external:
@@ -274,19 +324,33 @@ def run(args) -> None:
                 postgres = servers.enter_context(PostgresServer(durable=not args.fast_postgres))
                 os.environ["POSTS_DATABASE_URL"] = postgres.create_database("posts_bench")
                 data_dir = str(postgres.data)
-                origin = "started for the run" + (", --fast-postgres" if args.fast_postgres
-                                                  else "")  # fmt: skip
+                origin = "started for the run" + (", --fast-postgres" if args.fast_postgres else "")
             if not os.environ.get("POSTS_BROKER_URL"):
                 os.environ["POSTS_BROKER_URL"] = servers.enter_context(RedisServer()).url
                 notes.append("Redis started for the run (tests.backends)")
             rows += run_mode(args, external=True, notes=notes, origin=origin, data_dir=data_dir)
     print()
-    print(render(["backend", "what", "posts/s", "ratio", "target (against the no-op)", "seconds",
-                  "creates/s", "peak RSS"], rows))  # fmt: skip
+    print(
+        render(
+            [
+                "backend",
+                "what",
+                "posts/s",
+                "ratio",
+                "target (against the no-op)",
+                "seconds",
+                "creates/s",
+                "peak RSS",
+            ],
+            rows,
+        )
+    )
     print()
-    print("- posts/s: published posts over the time from the first create_time to the last "
-          "publish time (posts due at once: from their due time); creates/s: CreatePost calls "
-          "per second while delivering")
+    print(
+        "- posts/s: published posts over the time from the first create_time to the last "
+        "publish time (posts due at once: from their due time); creates/s: CreatePost calls "
+        "per second while delivering"
+    )
     for line in notes:
         print(f"- {line}")
     footer(t0)
@@ -296,19 +360,33 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="300 posts per adapter")
     p.add_argument("--posts", type=int, default=None, help="posts per adapter (1000)")
-    p.add_argument("--baseline-count", type=int, default=None,
-                   help="no-op messages for the baseline (10 per post)")  # fmt: skip
+    p.add_argument(
+        "--baseline-count",
+        type=int,
+        default=None,
+        help="no-op messages for the baseline (10 per post)",
+    )
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
-    p.add_argument("--external", action="store_true",
-                   help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL, "
-                        "else started for the run)")
-    p.add_argument("--fast-postgres", action="store_true",
-                   help="the PostgreSQL started for --external runs with fsync, "
-                        "synchronous_commit and full_page_writes off (not durable)")
+    p.add_argument(
+        "--external",
+        action="store_true",
+        help="also on PostgreSQL + Redis (POSTS_DATABASE_URL, POSTS_BROKER_URL, "
+        "else started for the run)",
+    )
+    p.add_argument(
+        "--fast-postgres",
+        action="store_true",
+        help="the PostgreSQL started for --external runs with fsync, "
+        "synchronous_commit and full_page_writes off (not durable)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
-    p.add_argument("--profile", metavar="DIR", default="",
-                   help="attach py-spy to the server during each batch; stacks go to DIR")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        default="",
+        help="attach py-spy to the server during each batch; stacks go to DIR",
+    )
     return p
 
 

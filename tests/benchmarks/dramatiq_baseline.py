@@ -126,8 +126,12 @@ def schedule(args) -> dict:
         if args.broker_url:
             broker.flush(queue)
         broker.close()
-    return {"count": args.count, "ran": len(lateness), "lateness": summary(lateness),
-            "peak_rss_kib": peak_rss_kib(os.getpid())}  # fmt: skip
+    return {
+        "count": args.count,
+        "ran": len(lateness),
+        "lateness": summary(lateness),
+        "peak_rss_kib": peak_rss_kib(os.getpid()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

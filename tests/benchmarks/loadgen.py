@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--workspace", default="")
     parser.add_argument("--account", default="")
-    parser.add_argument("--rpc", required=True,
-                        choices=["GetPostStatus", "UpdatePost", "CreatePost", "ListPosts"])
+    parser.add_argument(
+        "--rpc", required=True, choices=["GetPostStatus", "UpdatePost", "CreatePost", "ListPosts"]
+    )
     parser.add_argument("--posts", help="a JSON file: the post ids to read or reschedule")
     parser.add_argument("--status", default="scheduled", choices=sorted(STATUS))
     parser.add_argument("--post-type", default="tweet", choices=sorted(POST_TYPE))

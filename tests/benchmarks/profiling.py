@@ -30,9 +30,12 @@ LIBRARY_FRAMES = {
 }
 #: The service's outermost frames: every sample of their threads is under them.
 WRAPPERS = {
-    "PostServiceInterceptor.intercept_service.<locals>.guarded", "deliver_post", "deliver",
-    "Scheduler.tick", "Scheduler._run",
-}  # fmt: skip
+    "PostServiceInterceptor.intercept_service.<locals>.guarded",
+    "deliver_post",
+    "deliver",
+    "Scheduler.tick",
+    "Scheduler._run",
+}
 #: Frames that mark a thread doing a request's or a delivery's work.
 WORK_ROOTS = ("_unary_response_in_pool", "WorkerThread.process_message", "Scheduler.tick")
 
@@ -50,16 +53,28 @@ def record(pid: int, seconds: float | None, out: str) -> subprocess.Popen | None
     (collapsed stacks)."""
     binary = available()
     if binary is None:
-        print("profiling: py-spy is not installed (.venv/bin/pip install py-spy)",
-              file=sys.stderr)  # fmt: skip
+        print("profiling: py-spy is not installed (.venv/bin/pip install py-spy)", file=sys.stderr)
         return None
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     return subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--rate", "100", "--idle", "--format", "raw",
-         "--output", out, "--nonblocking"]
+        [
+            binary,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--idle",
+            "--format",
+            "raw",
+            "--output",
+            out,
+            "--nonblocking",
+        ]
         + (["--duration", str(max(1, round(seconds)))] if seconds else []),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(spy: subprocess.Popen | None) -> None:
@@ -104,9 +119,13 @@ def hot_spots(path: str, top: int = 8) -> list[tuple[float, str]]:
                 inclusive[name] += n
     if not total:
         return []
-    return [(100 * n / total, f"{name}" + (f" ({LIBRARY_FRAMES[name]})"
-                                           if name in LIBRARY_FRAMES else ""))
-            for name, n in inclusive.most_common(top)]  # fmt: skip
+    return [
+        (
+            100 * n / total,
+            f"{name}" + (f" ({LIBRARY_FRAMES[name]})" if name in LIBRARY_FRAMES else ""),
+        )
+        for name, n in inclusive.most_common(top)
+    ]
 
 
 def describe(path: str, top: int = 8) -> str:

@@ -87,16 +87,33 @@ def hold_watchers(children: Children, scratch: Scratch, address: str, count: int
 
     tenant = scratch.tenant("watched")
     with grpc.insecure_channel(address) as channel:
-        request = pb.CreatePostRequest(workspace_id=tenant.workspace_id,
-                                       account_id=tenant.account_id, text="the one event",
-                                       post_type=pb.POST_TYPE_TWEET,
-                                       status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+        request = pb.CreatePostRequest(
+            workspace_id=tenant.workspace_id,
+            account_id=tenant.account_id,
+            text="the one event",
+            post_type=pb.POST_TYPE_TWEET,
+            status=pb.STATUS_CHANGE_DRAFT,
+        )
         posts_pb2_grpc.PostServiceStub(channel).CreatePost(
-            request, metadata=(("authorization", f"Bearer {tenant.key}"),), timeout=30)
+            request, metadata=(("authorization", f"Bearer {tenant.key}"),), timeout=30
+        )
     log_path = scratch.log("watchers")
-    holder = children.add(Process(["-m", "tests.benchmarks.watchers", "--address", address,
-                                   "--key", tenant.key, "--count", str(count)],
-                                  scratch.env, log_path))  # fmt: skip
+    holder = children.add(
+        Process(
+            [
+                "-m",
+                "tests.benchmarks.watchers",
+                "--address",
+                address,
+                "--key",
+                tenant.key,
+                "--count",
+                str(count),
+            ],
+            scratch.env,
+            log_path,
+        )
+    )
     holder.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -128,8 +145,10 @@ def seed_scheduled_posts(tenant, count: int) -> list[str]:
 
     now = time.time()
     batch = seed.Batch(tenant.workspace_id, tenant.account_id, per_transaction=count + 1)
-    ids = [batch.add("scheduled", seed.micros(now), scheduled_us=seed.micros(now + 86_400))
-           for _ in range(count)]  # fmt: skip
+    ids = [
+        batch.add("scheduled", seed.micros(now), scheduled_us=seed.micros(now + 86_400))
+        for _ in range(count)
+    ]
     batch.flush()
     return ids
 
@@ -143,15 +162,18 @@ def make_scheduled_posts(address: str, tenant, count: int) -> list[str]:
         stub = posts_pb2_grpc.PostServiceStub(channel)
         for _ in range(count):
             request = pb.CreatePostRequest(
-                workspace_id=tenant.workspace_id, account_id=tenant.account_id,
-                post_type=pb.POST_TYPE_TWEET, text=TEXT, status=pb.STATUS_CHANGE_SCHEDULED,
-            )  # fmt: skip
+                workspace_id=tenant.workspace_id,
+                account_id=tenant.account_id,
+                post_type=pb.POST_TYPE_TWEET,
+                text=TEXT,
+                status=pb.STATUS_CHANGE_SCHEDULED,
+            )
             request.scheduled_at.FromDatetime(when)
             ids.append(stub.CreatePost(request, metadata=metadata, timeout=30).post.post_id)
     return ids
 
 
-def run(args) -> dict:
+def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, read top down
     t0 = header(f"1. RPC throughput and latency (closed loop, concurrency {args.concurrency})")
     scratch = Scratch("rpc").open()
     describe_database(scratch)
@@ -159,11 +181,14 @@ def run(args) -> dict:
     cache = answer_cache_size()
     cold_posts = args.cold_posts or 2 * cache
     # A row is named for what its pool of posts makes of the cache (see the notes printed).
-    renamed = {"posts": "GetPostStatus (answers partly cached)" if args.posts > cache else None,
-               "cold": "GetPostStatus (answers may be cached)" if cold_posts - 1 <= cache
-               else None}  # fmt: skip
-    runs = [((renamed[pool] if rpc == "GetPostStatus" else None) or name, rpc, pool)
-            for name, rpc, pool in RUNS]  # fmt: skip
+    renamed = {
+        "posts": "GetPostStatus (answers partly cached)" if args.posts > cache else None,
+        "cold": "GetPostStatus (answers may be cached)" if cold_posts - 1 <= cache else None,
+    }
+    runs = [
+        ((renamed[pool] if rpc == "GetPostStatus" else None) or name, rpc, pool)
+        for name, rpc, pool in RUNS
+    ]
     get_name = {pool: name for name, rpc, pool in runs if rpc == "GetPostStatus"}
     results: dict[tuple[str, str], dict] = {}
     with Children() as children:
@@ -185,18 +210,24 @@ def run(args) -> dict:
                 spy = None
                 if args.profile and target == "service":
                     slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
-                    spy = profiling.record(process.popen.pid, args.warmup + args.duration,
-                                           os.path.join(args.profile, f"rpc-{slug}.txt"))
+                    spy = profiling.record(
+                        process.popen.pid,
+                        args.warmup + args.duration,
+                        os.path.join(args.profile, f"rpc-{slug}.txt"),
+                    )
                 cpu0, wall0 = cpu_seconds(process.popen.pid), time.monotonic()
+                # Laid out by hand: flags beside their values.
+                # fmt: off
                 results[name, target] = run_child("tests.benchmarks.loadgen", [
                     "--address", process.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
                     "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
                     "--warmup", args.warmup, "--duration", args.duration,
-                ])  # fmt: skip
-                results[name, target]["server_cpu"] = (
-                    cpu_seconds(process.popen.pid) - cpu0
-                ) / (time.monotonic() - wall0)
+                ])
+                # fmt: on
+                results[name, target]["server_cpu"] = (cpu_seconds(process.popen.pid) - cpu0) / (
+                    time.monotonic() - wall0
+                )
                 if spy:
                     spy.wait(timeout=60)
         watched = {}
@@ -212,12 +243,15 @@ def run(args) -> dict:
                 if name not in WATCHED_RUNS:
                     continue
                 note(f"rpc: {name} against service with {args.watchers} watchers")
+                # Laid out by hand: flags beside their values.
+                # fmt: off
                 watched[name] = run_child("tests.benchmarks.loadgen", [
                     "--address", server.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
                     "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
                     "--warmup", args.warmup, "--duration", args.duration,
-                ])  # fmt: skip
+                ])
+                # fmt: on
             watched["threads_after"] = status_field(pid, "Threads")
             holder.stop(timeout=15)
         server_peak = peak_rss_kib(server.popen.pid)
@@ -228,22 +262,49 @@ def run(args) -> dict:
     for name, rpc, _ in runs:
         s, e = results[name, "service"], results[name, "echo"]
         target = TARGETS.get(rpc)
-        versus = "-" if target is None else against_target(
-            ratio(s["qps"], e["qps"]), f"≥ {target}×", s["qps"] >= target * e["qps"]
-        )  # fmt: skip
-        rows.append([
-            name, f"{s['qps']:.0f}", f"{e['qps']:.0f}", ratio(s["qps"], e["qps"]), versus,
-            ms(s["p50"]), ms(s["p99"]), ms(e["p50"]), ms(e["p99"]),
-            f"{s['answer_bytes']}/{e['answer_bytes']}",
-            f"{s['errors']}/{e['errors']}",
-        ])  # fmt: skip
+        versus = (
+            "-"
+            if target is None
+            else against_target(
+                ratio(s["qps"], e["qps"]), f"≥ {target}×", s["qps"] >= target * e["qps"]
+            )
+        )
+        rows.append(
+            [
+                name,
+                f"{s['qps']:.0f}",
+                f"{e['qps']:.0f}",
+                ratio(s["qps"], e["qps"]),
+                versus,
+                ms(s["p50"]),
+                ms(s["p99"]),
+                ms(e["p50"]),
+                ms(e["p99"]),
+                f"{s['answer_bytes']}/{e['answer_bytes']}",
+                f"{s['errors']}/{e['errors']}",
+            ]
+        )
     print()
-    print(render(
-        ["RPC", "service QPS", "echo QPS", "ratio", "target (service/echo)", "service p50 ms",
-         "service p99 ms", "echo p50 ms", "echo p99 ms", "answer bytes svc/echo",
-         "errors svc/echo"], rows,
-    ))  # fmt: skip
+    print(
+        render(
+            [
+                "RPC",
+                "service QPS",
+                "echo QPS",
+                "ratio",
+                "target (service/echo)",
+                "service p50 ms",
+                "service p99 ms",
+                "echo p50 ms",
+                "echo p99 ms",
+                "answer bytes svc/echo",
+                "errors svc/echo",
+            ],
+            rows,
+        )
+    )
     print()
+
     def cpu(key: str) -> str:
         return ", ".join(
             f"{name} {results[name, 'service'][key]:.2f}/{results[name, 'echo'][key]:.2f}"
@@ -252,61 +313,97 @@ def run(args) -> dict:
 
     cached = results[get_name["posts"], "service"]
     cold = results[get_name["cold"], "service"]
-    print(f"- load generator: grpc.aio, {args.concurrency} callers, {args.warmup} s warm-up + "
-          f"{args.duration} s measured per run, in its own process; the echo run comes right "
-          "before the service's for each row")
-    print(f"- {get_name['posts']}: {len(pools['posts'])} posts made through "
-          f"CreatePost, each read about {cached['calls'] / len(pools['posts']):.0f} times in "
-          f"the measured seconds; the service keeps {cache:,} encoded answers "
-          "(an LRU per post version), so "
-          + ("after each post's first read every answer is a cache hit: the best case"
-             if len(pools["posts"]) <= cache else
-             "WARNING: more posts than it keeps, not every answer is a cache hit"))  # fmt: skip
-    print(f"- {get_name['cold']}: {cold_posts:,} posts inserted through "
-          f"tests.benchmarks.seed, read in turn ({cold['calls'] / cold_posts:.2f} reads per "
-          f"post in the measured seconds): a post comes round again only after the "
-          f"{cold_posts - 1:,} others, "
-          + ("more than the " + f"{cache:,} answers the cache keeps, so each call misses the "
-             "cache, reads the post from the database and encodes it (the database pages "
-             "themselves stay in memory)" if cold_posts - 1 > cache else
-             f"WARNING: not more than the {cache:,} answers the cache keeps, so answers "
-             "may come from the cache"))  # fmt: skip
-    print(f"- CPU seconds per wall second, service/echo: server {cpu('server_cpu')}; "
-          f"load generator {cpu('client_cpu')} (1.00 = one core busy)")
+    print(
+        f"- load generator: grpc.aio, {args.concurrency} callers, {args.warmup} s warm-up + "
+        f"{args.duration} s measured per run, in its own process; the echo run comes right "
+        "before the service's for each row"
+    )
+    print(
+        f"- {get_name['posts']}: {len(pools['posts'])} posts made through "
+        f"CreatePost, each read about {cached['calls'] / len(pools['posts']):.0f} times in "
+        f"the measured seconds; the service keeps {cache:,} encoded answers "
+        "(an LRU per post version), so "
+        + (
+            "after each post's first read every answer is a cache hit: the best case"
+            if len(pools["posts"]) <= cache
+            else "WARNING: more posts than it keeps, not every answer is a cache hit"
+        )
+    )
+    print(
+        f"- {get_name['cold']}: {cold_posts:,} posts inserted through "
+        f"tests.benchmarks.seed, read in turn ({cold['calls'] / cold_posts:.2f} reads per "
+        f"post in the measured seconds): a post comes round again only after the "
+        f"{cold_posts - 1:,} others, "
+        + (
+            "more than the " + f"{cache:,} answers the cache keeps, so each call misses the "
+            "cache, reads the post from the database and encodes it (the database pages "
+            "themselves stay in memory)"
+            if cold_posts - 1 > cache
+            else f"WARNING: not more than the {cache:,} answers the cache keeps, so answers "
+            "may come from the cache"
+        )
+    )
+    print(
+        f"- CPU seconds per wall second, service/echo: server {cpu('server_cpu')}; "
+        f"load generator {cpu('client_cpu')} (1.00 = one core busy)"
+    )
     if args.profile:
         for name, _, _ in runs:
             slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
             path = os.path.join(args.profile, f"rpc-{slug}.txt")
-            print(f"- py-spy, {name}, share of request-thread wall time: "
-                  f"{profiling.describe(path)}")
+            print(
+                f"- py-spy, {name}, share of request-thread wall time: {profiling.describe(path)}"
+            )
     errors = {k: v["error_kinds"] for k, v in results.items() if v["errors"]}
     if errors:
         print(f"- errors: {errors}")
-    print(f"- peak RSS (VmHWM): service {mib(server_peak)} (with its idle embedded worker), "
-          f"echo {mib(echo_peak)}, load generator "
-          f"{mib(max(r['client_peak_rss_kib'] or 0 for r in results.values()))}")
+    print(
+        f"- peak RSS (VmHWM): service {mib(server_peak)} (with its idle embedded worker), "
+        f"echo {mib(echo_peak)}, load generator "
+        f"{mib(max(r['client_peak_rss_kib'] or 0 for r in results.values()))}"
+    )
     if watched:
         rss0, rss1, threads0, threads1 = watched["memory"]
         print()
-        print(render(
-            ["RPC", "service QPS", f"with {args.watchers:,} idle watchers", "ratio",
-             "p50 ms without/with", "p99 ms without/with", "errors with"],
-            [[name, f"{results[name, 'service']['qps']:.0f}", f"{watched[name]['qps']:.0f}",
-              ratio(watched[name]["qps"], results[name, "service"]["qps"]),
-              f"{ms(results[name, 'service']['p50'])}/{ms(watched[name]['p50'])}",
-              f"{ms(results[name, 'service']['p99'])}/{ms(watched[name]['p99'])}",
-              str(watched[name]["errors"])]
-             for name in WATCHED_RUNS if name in watched],
-        ))  # fmt: skip
+        print(
+            render(
+                [
+                    "RPC",
+                    "service QPS",
+                    f"with {args.watchers:,} idle watchers",
+                    "ratio",
+                    "p50 ms without/with",
+                    "p99 ms without/with",
+                    "errors with",
+                ],
+                [
+                    [
+                        name,
+                        f"{results[name, 'service']['qps']:.0f}",
+                        f"{watched[name]['qps']:.0f}",
+                        ratio(watched[name]["qps"], results[name, "service"]["qps"]),
+                        f"{ms(results[name, 'service']['p50'])}/{ms(watched[name]['p50'])}",
+                        f"{ms(results[name, 'service']['p99'])}/{ms(watched[name]['p99'])}",
+                        str(watched[name]["errors"]),
+                    ]
+                    for name in WATCHED_RUNS
+                    if name in watched
+                ],
+            )
+        )
         print()
-        print(f"- {args.watchers:,} idle WatchPostEvents streams (tests.benchmarks.watchers, "
-              f"another process, 10 channels): service RSS {mib(rss0)} -> {mib(rss1)}, "
-              f"{(rss1 - rss0) / args.watchers:.1f} KiB per stream; service threads "
-              f"{threads0} -> {threads1} (with the streams), {watched['threads_after']} after "
-              "the runs")  # fmt: skip
+        print(
+            f"- {args.watchers:,} idle WatchPostEvents streams (tests.benchmarks.watchers, "
+            f"another process, 10 channels): service RSS {mib(rss0)} -> {mib(rss1)}, "
+            f"{(rss1 - rss0) / args.watchers:.1f} KiB per stream; service threads "
+            f"{threads0} -> {threads1} (with the streams), {watched['threads_after']} after "
+            "the runs"
+        )
     footer(t0)
-    return {"results": {f"{k[0]}/{k[1]}": v for k, v in results.items()},
-            "watched": {k: v for k, v in watched.items() if k != "memory"}}
+    return {
+        "results": {f"{k[0]}/{k[1]}": v for k, v in results.items()},
+        "watched": {k: v for k, v in watched.items() if k != "memory"},
+    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -320,16 +417,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run (10)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run (2)")
-    p.add_argument("--posts", type=int, default=256,
-                   help="scheduled posts to read (answers cached) and reschedule")
-    p.add_argument("--cold-posts", type=int, default=0,
-                   help="scheduled posts read in turn for the uncached GetPostStatus row "
-                        "(default: twice the service's answer cache)")
-    p.add_argument("--watchers", type=int, default=1000,
-                   help="idle WatchPostEvents streams for the runs with watchers (0: none)")
+    p.add_argument(
+        "--posts",
+        type=int,
+        default=256,
+        help="scheduled posts to read (answers cached) and reschedule",
+    )
+    p.add_argument(
+        "--cold-posts",
+        type=int,
+        default=0,
+        help="scheduled posts read in turn for the uncached GetPostStatus row "
+        "(default: twice the service's answer cache)",
+    )
+    p.add_argument(
+        "--watchers",
+        type=int,
+        default=1000,
+        help="idle WatchPostEvents streams for the runs with watchers (0: none)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
-    p.add_argument("--profile", metavar="DIR", default="",
-                   help="attach py-spy to the service during each run; stacks go to DIR")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        default="",
+        help="attach py-spy to the service during each run; stacks go to DIR",
+    )
 
 
 def defaults(args) -> None:

@@ -73,18 +73,28 @@ def run(args) -> None:
             for _ in range(args.rounds):  # sizes in turns: a slow stretch weighs on all
                 for size in SIZES:
                     item = [_Item(texts[size], kinds)]
-                    spent = cpu_seconds(rules.check, platform, post_type, title, item,
-                                        repeat=args.repeat)  # fmt: skip
+                    spent = cpu_seconds(
+                        rules.check, platform, post_type, title, item, repeat=args.repeat
+                    )
                     costs[size] = min(costs[size], spent)
             growth = [costs[b] / costs[a] for a, b in itertools.pairwise(SIZES)]
             if not kind.endswith("(baseline)"):
                 worst = max(worst, *growth)
-            rows.append([kind, platform,
-                         *(f"{costs[size] * 1000:.2f}" for size in SIZES),
-                         *(f"×{g:.2f}" for g in growth)])  # fmt: skip
+            rows.append(
+                [
+                    kind,
+                    platform,
+                    *(f"{costs[size] * 1000:.2f}" for size in SIZES),
+                    *(f"×{g:.2f}" for g in growth),
+                ]
+            )
     print()
-    print(render(["text", "counted as", *(f"{s} KiB (ms)" for s in SIZES),
-                  "32/16 KiB", "64/32 KiB"], rows))  # fmt: skip
+    print(
+        render(
+            ["text", "counted as", *(f"{s} KiB (ms)" for s in SIZES), "32/16 KiB", "64/32 KiB"],
+            rows,
+        )
+    )
     print()
     print(
         f"- CPU ms of one `rules.check` on one item, least of {args.repeat} runs × "

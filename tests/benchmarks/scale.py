@@ -55,9 +55,15 @@ from posts.v1 import posts_pb2 as pb
 from posts.v1 import posts_pb2_grpc
 
 OPERATIONS = [
-    "GetPostStatus", "ListPosts first page", "ListPosts deep page (90 %)", "UpdatePost",
-    "CreatePost", "dispatch_due (idle)", "dispatch_due (10 due)", "sweep (idle)",
-]  # fmt: skip
+    "GetPostStatus",
+    "ListPosts first page",
+    "ListPosts deep page (90 %)",
+    "UpdatePost",
+    "CreatePost",
+    "dispatch_due (idle)",
+    "dispatch_due (10 due)",
+    "sweep (idle)",
+]
 DUE_PER_TICK = 10
 
 
@@ -76,11 +82,16 @@ def seed_posts(scratch: Scratch, tenant, size: int) -> dict:
         kind = i % 100
         deleted = None
         if kind < 80:
-            post_id = batch.add("published", created, scheduled_us=created + 30_000_000,
-                                published_us=created + 31_000_000)  # fmt: skip
+            post_id = batch.add(
+                "published",
+                created,
+                scheduled_us=created + 30_000_000,
+                published_us=created + 31_000_000,
+            )
         elif kind < 90:
-            post_id = batch.add("scheduled", created,
-                                scheduled_us=now_us + day + rng.randrange(29 * day))  # fmt: skip
+            post_id = batch.add(
+                "scheduled", created, scheduled_us=now_us + day + rng.randrange(29 * day)
+            )
             scheduled.append(post_id)
         elif kind < 95:
             post_id = batch.add("draft", created)
@@ -97,8 +108,7 @@ def seed_posts(scratch: Scratch, tenant, size: int) -> dict:
     depth = int(len(listed) * 0.9)  # newest first: 90 % of the way down
     cursor = listed[len(listed) - 1 - depth]
     rng.shuffle(scheduled)
-    return {"sample": sample, "scheduled": scheduled, "cursor": cursor,
-            "seconds": batch.seconds}  # fmt: skip
+    return {"sample": sample, "scheduled": scheduled, "cursor": cursor, "seconds": batch.seconds}
 
 
 def page_token(workspace_id: str, cursor: tuple[int, str]) -> str:
@@ -106,9 +116,7 @@ def page_token(workspace_id: str, cursor: tuple[int, str]) -> str:
     service.posts.Posts.list, signed with the service's key)."""
     from service import crypto
 
-    scope = hashlib.sha256(
-        json.dumps([workspace_id, [], "", "", False]).encode()
-    ).hexdigest()[:16]
+    scope = hashlib.sha256(json.dumps([workspace_id, [], "", "", False]).encode()).hexdigest()[:16]
     return crypto.keyring().sign(json.dumps([scope, cursor[0], cursor[1]]).encode())
 
 
@@ -129,25 +137,30 @@ class RpcProbe:
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
         rng = random.Random(7)
         token = page_token(ws, seeded["cursor"])
-        deep = stub.ListPosts(pb.ListPostsRequest(workspace_id=ws, page_token=token),
-                              metadata=md, timeout=60)  # fmt: skip
+        deep = stub.ListPosts(
+            pb.ListPostsRequest(workspace_id=ws, page_token=token), metadata=md, timeout=60
+        )
         if len(deep.posts) != 50 or (
             deep.posts[0].create_time.ToMicroseconds() > seeded["cursor"][0]
         ):
-            raise RuntimeError("the deep page token did not land where it should: "
-                               "has the page token format changed?")  # fmt: skip
+            raise RuntimeError(
+                "the deep page token did not land where it should: "
+                "has the page token format changed?"
+            )
 
         def get(i):
             post_id = rng.choice(seeded["sample"])
-            stub.GetPostStatus(pb.GetPostStatusRequest(workspace_id=ws, post_id=post_id),
-                               metadata=md, timeout=60)  # fmt: skip
+            stub.GetPostStatus(
+                pb.GetPostStatusRequest(workspace_id=ws, post_id=post_id), metadata=md, timeout=60
+            )
 
         def first_page(i):
             stub.ListPosts(pb.ListPostsRequest(workspace_id=ws), metadata=md, timeout=60)
 
         def deep_page(i):
-            stub.ListPosts(pb.ListPostsRequest(workspace_id=ws, page_token=token),
-                           metadata=md, timeout=60)  # fmt: skip
+            stub.ListPosts(
+                pb.ListPostsRequest(workspace_id=ws, page_token=token), metadata=md, timeout=60
+            )
 
         def update(i):
             request = pb.UpdatePostRequest(workspace_id=ws, post_id=rng.choice(seeded["scheduled"]))
@@ -156,16 +169,22 @@ class RpcProbe:
 
         def create(i):
             request = pb.CreatePostRequest(
-                workspace_id=ws, account_id=tenant.account_id, post_type=pb.POST_TYPE_TWEET,
-                text=TEXT, status=pb.STATUS_CHANGE_SCHEDULED,
-            )  # fmt: skip
+                workspace_id=ws,
+                account_id=tenant.account_id,
+                post_type=pb.POST_TYPE_TWEET,
+                text=TEXT,
+                status=pb.STATUS_CHANGE_SCHEDULED,
+            )
             request.scheduled_at.FromDatetime(later)
             stub.CreatePost(request, metadata=md, timeout=60)
 
         self.ops = {
-            "GetPostStatus": get, "ListPosts first page": first_page,
-            "ListPosts deep page (90 %)": deep_page, "UpdatePost": update, "CreatePost": create,
-        }  # fmt: skip
+            "GetPostStatus": get,
+            "ListPosts first page": first_page,
+            "ListPosts deep page (90 %)": deep_page,
+            "UpdatePost": update,
+            "CreatePost": create,
+        }
 
     def close(self) -> None:
         self.channel.close()
@@ -201,8 +220,11 @@ def tick_ops(seeded: dict) -> dict:
         assert len(jobs) == len(chosen), f"moved {len(jobs)} posts, not {len(chosen)}"
         return took
 
-    return {"dispatch_due (idle)": idle_dispatch, "sweep (idle)": idle_sweep,
-            "dispatch_due (10 due)": due_dispatch}  # fmt: skip
+    return {
+        "dispatch_due (idle)": idle_dispatch,
+        "sweep (idle)": idle_sweep,
+        "dispatch_due (10 due)": due_dispatch,
+    }
 
 
 class _Capture(logging.Handler):
@@ -226,11 +248,10 @@ def query_plans(tenant, seeded: dict) -> list[list[str]]:
     operations = {
         "GetPostStatus": lambda: posts.get(tenant.workspace_id, seeded["sample"][0]),
         "ListPosts first page": lambda: posts.list(tenant.workspace_id, ListQuery()),
-        "ListPosts deep page": lambda: posts.list(tenant.workspace_id,
-                                                  ListQuery(page_token=token)),
+        "ListPosts deep page": lambda: posts.list(tenant.workspace_id, ListQuery(page_token=token)),
         "dispatch_due": lambda: scheduler.dispatch_due(db.utcnow()),
         "sweep": lambda: scheduler.sweep(db.utcnow(), 300.0),
-    }  # fmt: skip
+    }
     logger = logging.getLogger("peewee")
     rows = []
     for name, operation in operations.items():
@@ -296,8 +317,9 @@ def measure(args, sizes: list[dict]) -> None:
 
 def run(args) -> list[dict]:
     sizes = args.sizes
-    t0 = header("4. Scale: latency with " + ", ".join(f"{s:,}" for s in sizes)
-                + " posts in the database")  # fmt: skip
+    t0 = header(
+        "4. Scale: latency with " + ", ".join(f"{s:,}" for s in sizes) + " posts in the database"
+    )
     entries = []
     try:
         for size in sizes:
@@ -308,16 +330,26 @@ def run(args) -> list[dict]:
             note(f"scale: seeding {size:,} posts")
             seeded = seed_posts(scratch, tenant, size)
             note(f"scale: seeded {size:,} posts in {seeded['seconds']:.1f} s")
-            entries.append({"size": size, "scratch": scratch, "tenant": tenant,
-                            "seeded": seeded, "seed_seconds": seeded["seconds"]})  # fmt: skip
+            entries.append(
+                {
+                    "size": size,
+                    "scratch": scratch,
+                    "tenant": tenant,
+                    "seeded": seeded,
+                    "seed_seconds": seeded["seconds"],
+                }
+            )
         measure(args, entries)
         largest = entries[-1]
         largest["scratch"].use()
         largest["plans"] = query_plans(largest["tenant"], largest["seeded"])
         for entry in entries:
             folder = entry["scratch"].dir
-            entry["db_bytes"] = sum(os.path.getsize(os.path.join(folder, f))
-                                    for f in os.listdir(folder) if f.startswith("posts.db"))
+            entry["db_bytes"] = sum(
+                os.path.getsize(os.path.join(folder, f))
+                for f in os.listdir(folder)
+                if f.startswith("posts.db")
+            )
     finally:
         for entry in entries:
             entry["scratch"].close(keep=args.keep)
@@ -343,22 +375,30 @@ def run(args) -> list[dict]:
     print()
     print(render(headers, rows))
     print()
-    print(f"- {args.calls} calls per RPC and size, one at a time, after 10 warm-up calls; "
-          f"{args.ticks} idle ticks and {len(large['ops']['dispatch_due (10 due)'])} ticks "
-          f"moving 10 due posts per size; sizes interleaved in {args.rounds} rounds")
+    print(
+        f"- {args.calls} calls per RPC and size, one at a time, after 10 warm-up calls; "
+        f"{args.ticks} idle ticks and {len(large['ops']['dispatch_due (10 due)'])} ticks "
+        f"moving 10 due posts per size; sizes interleaved in {args.rounds} rounds"
+    )
     for r in results:
-        print(f"- {r['size']:,} posts: seeded in {r['seed_seconds']:.1f} s, database "
-              f"{r['db_bytes'] / 2**20:.0f} MiB, server start-up (to SERVING) "
-              f"{r['startup']:.1f} s, server peak RSS (VmHWM) {mib(r['server_peak'])}")
-    print(f"\nQuery plans at {large['size']:,} posts (SQLite EXPLAIN QUERY PLAN; "
-          "SCAN = walks a whole table or index):\n")
+        print(
+            f"- {r['size']:,} posts: seeded in {r['seed_seconds']:.1f} s, database "
+            f"{r['db_bytes'] / 2**20:.0f} MiB, server start-up (to SERVING) "
+            f"{r['startup']:.1f} s, server peak RSS (VmHWM) {mib(r['server_peak'])}"
+        )
+    print(
+        f"\nQuery plans at {large['size']:,} posts (SQLite EXPLAIN QUERY PLAN; "
+        "SCAN = walks a whole table or index):\n"
+    )
     print(render(["operation", "table", "kind", "plan"], large["plans"]))
     print()
     for name, table, _, plan in large["plans"]:
         searched_on = plan.partition(" (")[2]  # "workspace_id=?)", "… AND (created_at,id)<(?,?))"
         if name == "ListPosts deep page" and table == "post" and "created_at" not in searched_on:
-            print("- ListPosts deep page: the index is searched on workspace_id alone, not on "
-                  "the page token's (created_at, id): each page walks every newer post first")
+            print(
+                "- ListPosts deep page: the index is searched on workspace_id alone, not on "
+                "the page token's (created_at, id): each page walks every newer post first"
+            )
     print("- not flat: " + (", ".join(not_flat) if not_flat else "none"))
     footer(t0)
     return results
@@ -368,12 +408,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer calls and ticks (100 / 50)")
     p.add_argument("--million", action="store_true", help="add the 1,000,000-post run")
-    p.add_argument("--sizes", default=None,
-                   help="comma-separated sizes (default 1000,100000; --million adds 1000000)")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated sizes (default 1000,100000; --million adds 1000000)",
+    )
     p.add_argument("--calls", type=int, default=None, help="calls per RPC and size (300)")
     p.add_argument("--ticks", type=int, default=None, help="idle ticks per size (200)")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="interleaved rounds over the sizes (5)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the sizes (5)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     return p
 

@@ -62,9 +62,7 @@ def lateness_rows(scheduled: dict[str, int]) -> dict[str, list[float]]:
             for post_id, first in query:
                 found[cause][post_id] = _micros(first)
         for post_id, published in (
-            Post.select(Post.id, Post.published_at)
-            .where(Post.published_at.is_null(False))
-            .tuples()
+            Post.select(Post.id, Post.published_at).where(Post.published_at.is_null(False)).tuples()
         ):
             found["publish"][post_id] = _micros(published)
     inf = float("inf")
@@ -110,8 +108,10 @@ def run(args) -> None:
             scheduled[batch.add("scheduled", now_us, scheduled_us=due)] = due
         batch.flush()
         inserted = time.time()
-        note(f"scheduling: inserted {args.posts} posts in {inserted - started:.1f} s; "
-             f"due from {first_due - inserted:.1f} s from now over {args.window:g} s")
+        note(
+            f"scheduling: inserted {args.posts} posts in {inserted - started:.1f} s; "
+            f"due from {first_due - inserted:.1f} s from now over {args.window:g} s"
+        )
         if inserted >= first_due:
             note("scheduling: WARNING the insert ended after the first due time: raise --lead")
         deadline = first_due + args.window + args.timeout
@@ -127,39 +127,73 @@ def run(args) -> None:
     late = lateness_rows(scheduled)
     scratch.close(keep=args.keep)
     note(f"scheduling: baseline (poll every {interval} s + no-op actor, {threads} threads)")
-    baseline = run_child("tests.benchmarks.dramatiq_baseline", [
-        "schedule", "--count", args.posts, "--window", args.window, "--lead", 2,
-        "--interval", interval, "--threads", threads,
-    ])  # fmt: skip
+    baseline = run_child(
+        "tests.benchmarks.dramatiq_baseline",
+        [
+            "schedule",
+            "--count",
+            args.posts,
+            "--window",
+            args.window,
+            "--lead",
+            2,
+            "--interval",
+            interval,
+            "--threads",
+            threads,
+        ],
+    )
 
     cap = args.window + waited
     rows = []
-    for what, label in (("due", "service: dispatcher moves it to PENDING"),
-                        ("claim", "service: a worker claims it"),
-                        ("publish", "service: published")):  # fmt: skip
+    for what, label in (
+        ("due", "service: dispatcher moves it to PENDING"),
+        ("claim", "service: a worker claims it"),
+        ("publish", "service: published"),
+    ):
         s = summary(late[what])
         over = sum(1 for v in late[what] if v > 1.0)
-        target = "-" if what == "due" else against_target(
-            f"p99 {seconds(s['p99'], cap)} s", "p99 ≤ 1 s", s["p99"] <= 1.0
-        )  # fmt: skip
+        target = (
+            "-"
+            if what == "due"
+            else against_target(f"p99 {seconds(s['p99'], cap)} s", "p99 ≤ 1 s", s["p99"] <= 1.0)
+        )
         missing = sum(1 for v in late[what] if v == float("inf"))
-        rows.append([label, seconds(s["p50"], cap), seconds(s["p99"], cap),
-                     seconds(s["max"], cap), f"{over}" + (f" ({missing} never)" if missing else ""),
-                     target])  # fmt: skip
+        rows.append(
+            [
+                label,
+                seconds(s["p50"], cap),
+                seconds(s["p99"], cap),
+                seconds(s["max"], cap),
+                f"{over}" + (f" ({missing} never)" if missing else ""),
+                target,
+            ]
+        )
     b = baseline["lateness"]
-    rows.append([f"baseline: poll every {interval:g} s → no-op actor runs",
-                 f"{b['p50']:.3f}", f"{b['p99']:.3f}", f"{b['max']:.3f}",
-                 str(baseline["count"] - baseline["ran"]) + " never" if baseline["ran"] <
-                 baseline["count"] else "0", "-"])  # fmt: skip
+    rows.append(
+        [
+            f"baseline: poll every {interval:g} s → no-op actor runs",
+            f"{b['p50']:.3f}",
+            f"{b['p99']:.3f}",
+            f"{b['max']:.3f}",
+            str(baseline["count"] - baseline["ran"]) + " never"
+            if baseline["ran"] < baseline["count"]
+            else "0",
+            "-",
+        ]
+    )
     print()
-    print(render(["lateness after scheduled_at (s)", "p50", "p99", "max", "> 1 s", "target"],
-                 rows))  # fmt: skip
+    print(render(["lateness after scheduled_at (s)", "p50", "p99", "max", "> 1 s", "target"], rows))
     print()
-    print(f"- {published}/{args.posts} published; waited {waited:.0f} s after the last was due; "
-          f"dispatcher every {interval:g} s, {threads} worker threads; the posts were inserted "
-          f"in {inserted - started:.1f} s with the server running")
-    print(f"- peak RSS (VmHWM): server {mib(server_peak)} (dispatcher and worker inside), "
-          f"baseline {mib(baseline['peak_rss_kib'])}")
+    print(
+        f"- {published}/{args.posts} published; waited {waited:.0f} s after the last was due; "
+        f"dispatcher every {interval:g} s, {threads} worker threads; the posts were inserted "
+        f"in {inserted - started:.1f} s with the server running"
+    )
+    print(
+        f"- peak RSS (VmHWM): server {mib(server_peak)} (dispatcher and worker inside), "
+        f"baseline {mib(baseline['peak_rss_kib'])}"
+    )
     footer(t0)
 
 
@@ -168,10 +202,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="1,000 posts over 15 s")
     p.add_argument("--posts", type=int, default=None, help="posts to schedule (10000)")
     p.add_argument("--window", type=float, default=None, help="seconds they are due over (60)")
-    p.add_argument("--lead", type=float, default=None,
-                   help="seconds from the insert's start to the first due time (15)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for publication after the last is due")
+    p.add_argument(
+        "--lead",
+        type=float,
+        default=None,
+        help="seconds from the insert's start to the first due time (15)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for publication after the last is due",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     return p
 

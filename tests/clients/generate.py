@@ -57,8 +57,9 @@ def _sources(root: pathlib.Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.proto"))
 
 
-def _protoc(out_dir: pathlib.Path, third_party: pathlib.Path, *options: str,
-            with_rpc: bool) -> None:  # fmt: skip
+def _protoc(
+    out_dir: pathlib.Path, third_party: pathlib.Path, *options: str, with_rpc: bool
+) -> None:
     includes = [f"-I{PROTOS}"] + ([f"-I{third_party}"] if with_rpc else []) + [f"-I{WELL_KNOWN}"]
     sources = _sources(PROTOS) + (list(RPC_PROTOS) if with_rpc else [])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,31 +82,56 @@ def typescript(out_dir: pathlib.Path, third_party: pathlib.Path) -> None:
 
 
 def go(out_dir: pathlib.Path, third_party: pathlib.Path) -> None:
-    _protoc(out_dir, third_party, f"--go_out={out_dir}", "--go_opt=paths=source_relative",
-            f"--go-grpc_out={out_dir}", "--go-grpc_opt=paths=source_relative",
-            with_rpc=False)  # fmt: skip
+    _protoc(
+        out_dir,
+        third_party,
+        f"--go_out={out_dir}",
+        "--go_opt=paths=source_relative",
+        f"--go-grpc_out={out_dir}",
+        "--go-grpc_opt=paths=source_relative",
+        with_rpc=False,
+    )
 
 
 def cpp(out_dir: pathlib.Path, third_party: pathlib.Path) -> None:
-    _protoc(out_dir, third_party, f"--cpp_out={out_dir}", f"--grpc_out={out_dir}",
-            "--plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin", with_rpc=True)  # fmt: skip
+    _protoc(
+        out_dir,
+        third_party,
+        f"--cpp_out={out_dir}",
+        f"--grpc_out={out_dir}",
+        "--plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin",
+        with_rpc=True,
+    )
 
 
 def java(out_dir: pathlib.Path, third_party: pathlib.Path) -> None:
-    _protoc(out_dir, third_party, f"--java_out={out_dir}", f"--grpc_out={out_dir}",
-            "--plugin=protoc-gen-grpc=/usr/bin/grpc_java_plugin", with_rpc=True)  # fmt: skip
+    _protoc(
+        out_dir,
+        third_party,
+        f"--java_out={out_dir}",
+        f"--grpc_out={out_dir}",
+        "--plugin=protoc-gen-grpc=/usr/bin/grpc_java_plugin",
+        with_rpc=True,
+    )
 
 
 def ruby(out_dir: pathlib.Path, third_party: pathlib.Path) -> None:
-    _protoc(out_dir, third_party, f"--ruby_out={out_dir}", f"--grpc_out={out_dir}",
-            "--plugin=protoc-gen-grpc=/usr/bin/grpc_ruby_plugin", with_rpc=False)  # fmt: skip
+    _protoc(
+        out_dir,
+        third_party,
+        f"--ruby_out={out_dir}",
+        f"--grpc_out={out_dir}",
+        "--plugin=protoc-gen-grpc=/usr/bin/grpc_ruby_plugin",
+        with_rpc=False,
+    )
 
 
 GENERATORS = {"typescript": typescript, "go": go, "cpp": cpp, "java": java, "ruby": ruby}
 
 
-def generate(out_dir: pathlib.Path = GENERATED,
-             third_party: pathlib.Path = THIRD_PARTY) -> list[pathlib.Path]:  # fmt: skip
+def generate(
+    out_dir: pathlib.Path = GENERATED, third_party: pathlib.Path = THIRD_PARTY
+) -> list[pathlib.Path]:
     """Writes every language's client code into ``out_dir/<language>/``, each
     directory emptied first so that nothing protos/ no longer makes is left;
     the google/rpc protos are read from ``third_party``.

@@ -48,10 +48,21 @@ def _digest(language: str, toolchain: str) -> str:
     return digest.hexdigest()
 
 
-def _run(args: list[str], cwd: pathlib.Path, env: dict[str, str] | None = None,
-         timeout: float = BUILD_TIMEOUT) -> str:  # fmt: skip
-    done = subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout, check=False)  # fmt: skip
+def _run(
+    args: list[str],
+    cwd: pathlib.Path,
+    env: dict[str, str] | None = None,
+    timeout: float = BUILD_TIMEOUT,
+) -> str:
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -74,8 +85,13 @@ def build_go(out: pathlib.Path) -> list[str]:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(target)
-    env = {"GO111MODULE": "off", "GOPROXY": "off", "GOFLAGS": "",
-           "GOPATH": f"{gopath}:/usr/share/gocode", "GOCACHE": str(out / "cache")}  # fmt: skip
+    env = {
+        "GO111MODULE": "off",
+        "GOPROXY": "off",
+        "GOFLAGS": "",
+        "GOPATH": f"{gopath}:/usr/share/gocode",
+        "GOCACHE": str(out / "cache"),
+    }
     _run([_tool("go"), "build", "-o", str(out / "client"), "."], cwd=program, env=env)
     return [str(out / "client")]
 
@@ -98,10 +114,13 @@ def build_cpp(out: pathlib.Path) -> list[str]:
     compile_flags = ["-std=c++17", "-O0", "-I", str(GENERATED / "cpp")]
     compile_flags += [f for f in flags if not f.startswith(("-l", "-Wl"))]
     compilers = [
-        subprocess.Popen([_tool("g++"), *compile_flags, "-c", str(unit), "-o", str(obj)],
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [_tool("g++"), *compile_flags, "-c", str(unit), "-o", str(obj)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for unit, obj in zip(units, objects, strict=True)
-    ]  # fmt: skip
+    ]
     for compiler in compilers:
         _, errors = compiler.communicate(timeout=BUILD_TIMEOUT)
         assert compiler.returncode == 0, f"g++ failed:\n{errors}"
@@ -112,11 +131,30 @@ def build_cpp(out: pathlib.Path) -> list[str]:
 
 #: Debian's jars the Java program needs; libgrpc-java declares none of netty,
 #: perfmark and gson, and the generated stubs need the javax annotations.
-JARS = ["grpc-api", "grpc-context", "grpc-core", "grpc-netty", "grpc-protobuf",
-        "grpc-protobuf-lite", "grpc-stub", "protobuf", "guava", "perfmark-api", "gson",
-        "geronimo-annotation-1.3-spec", "netty-buffer", "netty-codec", "netty-codec-http",
-        "netty-codec-http2", "netty-codec-socks", "netty-common", "netty-handler",
-        "netty-handler-proxy", "netty-resolver", "netty-transport"]  # fmt: skip
+JARS = [
+    "grpc-api",
+    "grpc-context",
+    "grpc-core",
+    "grpc-netty",
+    "grpc-protobuf",
+    "grpc-protobuf-lite",
+    "grpc-stub",
+    "protobuf",
+    "guava",
+    "perfmark-api",
+    "gson",
+    "geronimo-annotation-1.3-spec",
+    "netty-buffer",
+    "netty-codec",
+    "netty-codec-http",
+    "netty-codec-http2",
+    "netty-codec-socks",
+    "netty-common",
+    "netty-handler",
+    "netty-handler-proxy",
+    "netty-resolver",
+    "netty-transport",
+]
 
 
 def build_java(out: pathlib.Path) -> list[str]:
@@ -127,8 +165,21 @@ def build_java(out: pathlib.Path) -> list[str]:
     shutil.rmtree(classes, ignore_errors=True)
     classpath = ":".join(str(jar) for jar in jars)
     sources = [str(p) for p in sorted((GENERATED / "java").rglob("*.java"))]
-    _run([_tool("javac"), "-nowarn", "-encoding", "UTF-8", "-d", str(classes), "-cp", classpath,
-          *sources, str(HERE / "java" / "Client.java")], cwd=HERE / "java")  # fmt: skip
+    _run(
+        [
+            _tool("javac"),
+            "-nowarn",
+            "-encoding",
+            "UTF-8",
+            "-d",
+            str(classes),
+            "-cp",
+            classpath,
+            *sources,
+            str(HERE / "java" / "Client.java"),
+        ],
+        cwd=HERE / "java",
+    )
     return [_tool("java"), "-cp", f"{classes}:{classpath}", "Client"]
 
 
@@ -187,8 +238,10 @@ def _built(language: str) -> list[str]:
 
 def _printed(stdout: str) -> dict[str, list[str]]:
     """The program's ``label: words`` lines as ``{label: words}``."""
-    return {label: rest.split() for label, _, rest in
-            (line.partition(": ") for line in stdout.splitlines())}  # fmt: skip
+    return {
+        label: rest.split()
+        for label, _, rest in (line.partition(": ") for line in stdout.splitlines())
+    }
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +249,11 @@ def programs(request):
     """The commands of the selected languages' programs, built all at once in the
     background: each build is mostly one process, so together they take about as
     long as the slowest."""
-    selected = {item.callspec.params["language"] for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec")}  # fmt: skip
+    selected = {
+        item.callspec.params["language"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    }
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(LANGUAGES)) as pool:
         yield {language: pool.submit(_built, language) for language in sorted(selected)}
 
@@ -209,10 +265,19 @@ def test_the_generated_client_runs_the_core_flow(language, live, programs):
 
     # When the program runs against the live server
     done = subprocess.run(
-        command, cwd=HERE / language, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-        env={**os.environ, "POSTS_ADDRESS": server.address, "POSTS_API_KEY": tenant.key,
-             "POSTS_ACCOUNT_ID": tenant.account_id}, check=False,
-    )  # fmt: skip
+        command,
+        cwd=HERE / language,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env={
+            **os.environ,
+            "POSTS_ADDRESS": server.address,
+            "POSTS_API_KEY": tenant.key,
+            "POSTS_ACCOUNT_ID": tenant.account_id,
+        },
+        check=False,
+    )
     assert done.returncode == 0, f"{language} client failed:\n{done.stdout}{done.stderr}"
     printed = _printed(done.stdout)
 
@@ -221,29 +286,45 @@ def test_the_generated_client_runs_the_core_flow(language, live, programs):
         metadata = (("authorization", f"Bearer {tenant.key}"),)
         # Then its draft was made, published and is live with the id it read back
         post_id, created_status = printed["created"]
-        post = stub.GetPostStatus(posts_pb2.GetPostStatusRequest(post_id=post_id),
-                                  metadata=metadata, timeout=10).post  # fmt: skip
+        post = stub.GetPostStatus(
+            posts_pb2.GetPostStatusRequest(post_id=post_id), metadata=metadata, timeout=10
+        ).post
         assert int(created_status) == posts_pb2.POST_STATUS_DRAFT
-        assert int(printed["published"][0]) in {posts_pb2.POST_STATUS_PENDING,
-                                                posts_pb2.POST_STATUS_PROCESSING,
-                                                posts_pb2.POST_STATUS_PUBLISHED}  # fmt: skip
+        assert int(printed["published"][0]) in {
+            posts_pb2.POST_STATUS_PENDING,
+            posts_pb2.POST_STATUS_PROCESSING,
+            posts_pb2.POST_STATUS_PUBLISHED,
+        }
         assert post.status == posts_pb2.POST_STATUS_PUBLISHED
         assert post.platform_post_id and printed["live"] == [post.platform_post_id]
 
         # And it decoded the same error details as the Python client gets
-        edit = refused(stub.UpdatePost, posts_pb2.UpdatePostRequest(
-            post_id=post_id, text="too late"), tenant.key)  # fmt: skip
-        create = refused(stub.CreatePost, posts_pb2.CreatePostRequest(
-            post_type=posts_pb2.POST_TYPE_TWEET, text="no account",
-            status=posts_pb2.STATUS_CHANGE_DRAFT), tenant.key)  # fmt: skip
+        edit = refused(
+            stub.UpdatePost,
+            posts_pb2.UpdatePostRequest(post_id=post_id, text="too late"),
+            tenant.key,
+        )
+        create = refused(
+            stub.CreatePost,
+            posts_pb2.CreatePostRequest(
+                post_type=posts_pb2.POST_TYPE_TWEET,
+                text="no account",
+                status=posts_pb2.STATUS_CHANGE_DRAFT,
+            ),
+            tenant.key,
+        )
         assert edit.reason and create.reason and create.fields, (edit, create)
         assert printed["refused edit"] == [str(edit.code.value[0]), edit.reason]
-        assert printed["refused create"] == [str(create.code.value[0]), create.reason,
-                                             ",".join(create.field_violations)]  # fmt: skip
+        assert printed["refused create"] == [
+            str(create.code.value[0]),
+            create.reason,
+            ",".join(create.field_violations),
+        ]
 
         # And the events it watched are the post's, from CREATED to PUBLISHED
-        events = stub.ListPostEvents(posts_pb2.ListPostEventsRequest(post_id=post_id),
-                                     metadata=metadata, timeout=10).events  # fmt: skip
+        events = stub.ListPostEvents(
+            posts_pb2.ListPostEventsRequest(post_id=post_id), metadata=metadata, timeout=10
+        ).events
         types = [event.type for event in events]
         assert types[0] == posts_pb2.POST_EVENT_TYPE_CREATED
         assert types[-1] == posts_pb2.POST_EVENT_TYPE_PUBLISHED

@@ -274,10 +274,12 @@ class FakeNetwork:
                 path, _, query = self.path.partition("?")
                 length = int(self.headers.get("content-length") or 0)
                 request = Request(
-                    self.command, path, query,
+                    self.command,
+                    path,
+                    query,
                     {k.lower(): v for k, v in self.headers.items()},
                     self.rfile.read(length),
-                )  # fmt: skip
+                )
                 with network.lock:
                     network.in_flight += 1
                 try:
@@ -290,13 +292,19 @@ class FakeNetwork:
                     self.connection.close()
                     return
                 raw = isinstance(response.body, bytes)
-                body = (response.body if raw else b"" if response.body is None
-                        else json.dumps(response.body).encode())  # fmt: skip
+                body = (
+                    response.body
+                    if raw
+                    else b""
+                    if response.body is None
+                    else json.dumps(response.body).encode()
+                )
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-type",
-                                 "application/octet-stream" if raw else "application/json")  # fmt: skip
+                self.send_header(
+                    "content-type", "application/octet-stream" if raw else "application/json"
+                )
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -123,8 +123,13 @@ class FakeBluesky(FakeNetwork):
             access, refresh = f"access-{n}", f"refresh-{n}"
             self._access[access] = False
             self._refresh[refresh] = "ok"
-        return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle,
-                "did": self.did, "active": True}  # fmt: skip
+        return {
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "handle": self.handle,
+            "did": self.did,
+            "active": True,
+        }
 
     def _authenticate(self, request: Request, optional: bool = False) -> Response | None:
         if "authorization" not in request.headers and optional:
@@ -163,21 +168,26 @@ class FakeBluesky(FakeNetwork):
             uri = self.uri(rkey)
             self.records[(POST, rkey)] = {"uri": uri, "cid": cid, "value": record}
             embed = record.get("embed") or {}
-            self.live.append({
-                "uri": uri,
-                "cid": cid,
-                "rkey": rkey,
-                "text": record["text"],
-                "reply": record.get("reply"),
-                "facets": record.get("facets"),
-                "images": [{"alt": image["alt"], **self.blobs[image["image"]["ref"]["$link"]]}
-                           for image in embed.get("images", [])],
-                "created_at": record["createdAt"],
-                "at": time.monotonic(),
-            })  # fmt: skip
+            self.live.append(
+                {
+                    "uri": uri,
+                    "cid": cid,
+                    "rkey": rkey,
+                    "text": record["text"],
+                    "reply": record.get("reply"),
+                    "facets": record.get("facets"),
+                    "images": [
+                        {"alt": image["alt"], **self.blobs[image["image"]["ref"]["$link"]]}
+                        for image in embed.get("images", [])
+                    ],
+                    "created_at": record["createdAt"],
+                    "at": time.monotonic(),
+                }
+            )
             commit = {"cid": fake_cid([uri, cid]), "rev": self._next_tid()}
-            return Response(200, {"uri": uri, "cid": cid, "commit": commit,
-                                  "validationStatus": "valid"})  # fmt: skip
+            return Response(
+                200, {"uri": uri, "cid": cid, "commit": commit, "validationStatus": "valid"}
+            )
 
     def get_record(self, request: Request) -> Response:
         refusal = self._authenticate(request, optional=True)
@@ -203,10 +213,17 @@ class FakeBluesky(FakeNetwork):
         cid = "bafkrei" + base64.b32encode(hashlib.sha256(request.body).digest()).decode().lower()
         cid = cid.rstrip("=")
         with self.lock:
-            self.blobs[cid] = {"data": request.body, "mime_type": mime_type,
-                               "size": len(request.body)}  # fmt: skip
-        blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime_type,
-                "size": len(request.body)}  # fmt: skip
+            self.blobs[cid] = {
+                "data": request.body,
+                "mime_type": mime_type,
+                "size": len(request.body),
+            }
+        blob = {
+            "$type": "blob",
+            "ref": {"$link": cid},
+            "mimeType": mime_type,
+            "size": len(request.body),
+        }
         return Response(200, {"blob": blob})
 
     # ------------------------------------------------------------------ helpers
@@ -224,32 +241,43 @@ class FakeBluesky(FakeNetwork):
         except (TypeError, ValueError):
             return "createdAt must be a datetime"
         reply = record.get("reply")
-        if reply is not None:
-            for part in ("root", "parent"):
-                ref = reply.get(part) if isinstance(reply, dict) else None
-                if not isinstance(ref, dict) or set(ref) != {"uri", "cid"}:
-                    return f"reply.{part} must be a strong ref"
-                if not any(r["uri"] == ref["uri"] and r["cid"] == ref["cid"]
-                           for r in self.records.values()):  # fmt: skip
-                    return f"reply.{part} {ref['uri']} not found"
-            parent = next(r for r in self.records.values() if r["uri"] == reply["parent"]["uri"])
-            own_root = (parent["value"].get("reply") or {}).get("root")
-            expected = own_root or {"uri": parent["uri"], "cid": parent["cid"]}
-            if reply["root"] != expected:
-                return "reply.root is not the root of the parent's thread"
+        if reply is not None and (wrong := self._check_reply(reply)):
+            return wrong
         embed = record.get("embed")
         if embed is not None:
-            images = embed.get("images") if isinstance(embed, dict) else None
-            if embed.get("$type") != "app.bsky.embed.images" or not isinstance(images, list):
-                return "only app.bsky.embed.images embeds are supported"
-            if not 1 <= len(images) <= MAX_IMAGES:
-                return f"1 to {MAX_IMAGES} images"
-            for image in images:
-                if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
-                    return "each image needs alt text (may be empty)"
-                link = ((image.get("image") or {}).get("ref") or {}).get("$link")
-                if link not in self.blobs:
-                    return f"blob {link} not uploaded"
+            return self._check_embed(embed)
+        return None
+
+    def _check_reply(self, reply) -> str | None:
+        """Why a post's ``reply`` is not a valid reply in this repo; None when it is."""
+        for part in ("root", "parent"):
+            ref = reply.get(part) if isinstance(reply, dict) else None
+            if not isinstance(ref, dict) or set(ref) != {"uri", "cid"}:
+                return f"reply.{part} must be a strong ref"
+            if not any(
+                r["uri"] == ref["uri"] and r["cid"] == ref["cid"] for r in self.records.values()
+            ):
+                return f"reply.{part} {ref['uri']} not found"
+        parent = next(r for r in self.records.values() if r["uri"] == reply["parent"]["uri"])
+        own_root = (parent["value"].get("reply") or {}).get("root")
+        expected = own_root or {"uri": parent["uri"], "cid": parent["cid"]}
+        if reply["root"] != expected:
+            return "reply.root is not the root of the parent's thread"
+        return None
+
+    def _check_embed(self, embed) -> str | None:
+        """Why a post's ``embed`` is not valid (images, uploaded first); None when it is."""
+        images = embed.get("images") if isinstance(embed, dict) else None
+        if embed.get("$type") != "app.bsky.embed.images" or not isinstance(images, list):
+            return "only app.bsky.embed.images embeds are supported"
+        if not 1 <= len(images) <= MAX_IMAGES:
+            return f"1 to {MAX_IMAGES} images"
+        for image in images:
+            if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
+                return "each image needs alt text (may be empty)"
+            link = ((image.get("image") or {}).get("ref") or {}).get("$link")
+            if link not in self.blobs:
+                return f"blob {link} not uploaded"
         return None
 
     def _next_tid(self) -> str:

@@ -44,8 +44,9 @@ class FakeSubscriber(FakeNetwork):
         if abs(time.time() - timestamp) > self.tolerance:
             return "signature timestamp outside the tolerance"
         secret = self.secrets.get(name, "")
-        expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body,
-                            hashlib.sha256).hexdigest()  # fmt: skip
+        expected = hmac.new(
+            secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256
+        ).hexdigest()
         if not secret or not hmac.compare_digest(expected, given):
             return "invalid signature"
         return None
@@ -60,19 +61,24 @@ class FakeSubscriber(FakeNetwork):
             return Response(401, {"error": refusal})
         body = json.loads(request.body)
         with self.lock:
-            self.live.append({
-                "hook": name,
-                "id": body["id"],
-                "header_id": request.headers.get("x-posts-event-id"),
-                "type": body["type"],
-                "event": body["data"]["event"],
-                "post_id": body["data"]["event"].get("postId"),
-                "body": body,
-                "at": time.monotonic(),
-            })  # fmt: skip
+            self.live.append(
+                {
+                    "hook": name,
+                    "id": body["id"],
+                    "header_id": request.headers.get("x-posts-event-id"),
+                    "type": body["type"],
+                    "event": body["data"]["event"],
+                    "post_id": body["data"]["event"].get("postId"),
+                    "body": body,
+                    "at": time.monotonic(),
+                }
+            )
         return Response(200, {"ok": True})
 
     def received(self, name: str | None = None, post_id: str | None = None) -> list[dict]:
         with self.lock:
-            return [entry for entry in self.live
-                    if name in (None, entry["hook"]) and post_id in (None, entry["post_id"])]  # fmt: skip
+            return [
+                entry
+                for entry in self.live
+                if name in (None, entry["hook"]) and post_id in (None, entry["post_id"])
+            ]

@@ -55,8 +55,13 @@ MAX_HASHTAGS = 30
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 
 
-def _error(message: str, code: int, status: int = 400, subcode: int | None = None,
-           kind: str = "OAuthException") -> Response:  # fmt: skip
+def _error(
+    message: str,
+    code: int,
+    status: int = 400,
+    subcode: int | None = None,
+    kind: str = "OAuthException",
+) -> Response:
     error = {"message": message, "type": kind, "code": code, "fbtrace_id": "AbCdEf"}
     if subcode is not None:
         error["error_subcode"] = subcode
@@ -83,8 +88,13 @@ class FakeInstagram(FakeNetwork):
     ]
     serves_any_file = True
 
-    def __init__(self, token: str = "ig-token", user_id: str = USER_ID,
-                 processing_polls: int = 1, publish_limit: int = 100):  # fmt: skip
+    def __init__(
+        self,
+        token: str = "ig-token",
+        user_id: str = USER_ID,
+        processing_polls: int = 1,
+        publish_limit: int = 100,
+    ):
         super().__init__()
         self.user_id = user_id
         self.processing_polls = processing_polls
@@ -146,8 +156,13 @@ class FakeInstagram(FakeNetwork):
     def _user_refusal(self, request: Request, user_id: str) -> Response | None:
         refusal = self._token_refusal(request)
         if refusal is None and user_id != self.user_id:
-            refusal = _error(f"Unsupported request - Object with ID '{user_id}' does not exist",
-                             100, 400, 33, "GraphMethodException")  # fmt: skip
+            refusal = _error(
+                f"Unsupported request - Object with ID '{user_id}' does not exist",
+                100,
+                400,
+                33,
+                "GraphMethodException",
+            )
         return refusal
 
     def _published_today(self) -> int:
@@ -169,39 +184,50 @@ class FakeInstagram(FakeNetwork):
         if len(caption) > MAX_CAPTION:
             return _error("The caption is too long.", 100, 400, 2207015, "IGApiException")
         if len(_HASHTAG.findall(caption)) > MAX_HASHTAGS:
-            return _error("The caption has too many hashtags.", 100, 400, 2207016,
-                          "IGApiException")  # fmt: skip
+            return _error("The caption has too many hashtags.", 100, 400, 2207016, "IGApiException")
         with self.lock:
             if kind == "CAROUSEL":
                 children = [c for c in params.get("children", "").split(",") if c]
                 if not 2 <= len(children) <= 10 or any(
                     self.containers.get(c, {}).get("user") != user_id
-                    or not self.containers[c]["child"] or self.containers[c]["status"] == "PUBLISHED"
+                    or not self.containers[c]["child"]
+                    or self.containers[c]["status"] == "PUBLISHED"
                     for c in children
-                ):  # fmt: skip
+                ):
                     return _error("Invalid parameter: children", 100)
                 urls = [self.containers[c]["url"] for c in children]
                 url, polls = "", 0
             else:
                 children, urls = [], []
-                url = params.get("video_url" if kind in ("REELS", "VIDEO") or
-                                 (kind == "STORIES" and "video_url" in params)
-                                 else "image_url", "")  # fmt: skip
+                url = params.get(
+                    "video_url"
+                    if kind in ("REELS", "VIDEO") or (kind == "STORIES" and "video_url" in params)
+                    else "image_url",
+                    "",
+                )
                 allowed = {"IMAGE", "REELS", "STORIES"} | ({"VIDEO"} if child else set())
                 if kind not in allowed or (child and kind not in ("IMAGE", "VIDEO")):
                     return _error(f"Invalid parameter: media_type {kind or '(none)'}", 100)
                 if not url or not self._media_url_ok(url):
-                    return _error("Invalid parameter: the media URL cannot be fetched", 9004,
-                                  400, 2207052)  # fmt: skip
+                    return _error(
+                        "Invalid parameter: the media URL cannot be fetched", 9004, 400, 2207052
+                    )
                 polls = self.processing_polls if "video_url" in params else 0
             container_id = str(next(self._ids))
             self.containers[container_id] = {
-                "id": container_id, "user": user_id, "media_type": kind, "caption": caption,
-                "child": child, "children": children, "urls": urls or [url], "url": url,
-                "polls_left": polls, "ends_as": self.containers_end_as,
+                "id": container_id,
+                "user": user_id,
+                "media_type": kind,
+                "caption": caption,
+                "child": child,
+                "children": children,
+                "urls": urls or [url],
+                "url": url,
+                "polls_left": polls,
+                "ends_as": self.containers_end_as,
                 "status": "IN_PROGRESS" if polls else self.containers_end_as,
                 "share_to_feed": params.get("share_to_feed"),
-            }  # fmt: skip
+            }
         return Response(200, {"id": container_id})
 
     def _status(self, container: dict) -> str:
@@ -227,14 +253,21 @@ class FakeInstagram(FakeNetwork):
             if object_id in self.containers:
                 container = self.containers[object_id]
                 status = self._status(container)
-                detail = {"ERROR": "Error: the media could not be processed",
-                          "EXPIRED": "Expired: not published within 24 hours"}.get(status, status)  # fmt: skip
+                detail = {
+                    "ERROR": "Error: the media could not be processed",
+                    "EXPIRED": "Expired: not published within 24 hours",
+                }.get(status, status)
                 return Response(200, {"id": object_id, "status_code": status, "status": detail})
             if object_id in self.media:
                 media = self.media[object_id]
                 return Response(200, {"id": object_id, "permalink": media["permalink"]})
-        return _error(f"Unsupported get request. Object with ID '{object_id}' does not exist",
-                      100, 400, 33, "GraphMethodException")  # fmt: skip
+        return _error(
+            f"Unsupported get request. Object with ID '{object_id}' does not exist",
+            100,
+            400,
+            33,
+            "GraphMethodException",
+        )
 
     def publish(self, request: Request, user_id: str) -> Response:
         refusal = self._user_refusal(request, user_id)
@@ -247,26 +280,45 @@ class FakeInstagram(FakeNetwork):
                 return _error("Invalid parameter: creation_id", 100)
             status = self._status(container)
             if status == "PUBLISHED":
-                return _error("The media has already been published.", 100, 400, 2207008,
-                              "IGApiException")  # fmt: skip
+                return _error(
+                    "The media has already been published.", 100, 400, 2207008, "IGApiException"
+                )
             if status != "FINISHED":
-                return _error("Media ID is not available: the media is not ready", 9007, 400,
-                              2207027, "IGApiException")  # fmt: skip
+                return _error(
+                    "Media ID is not available: the media is not ready",
+                    9007,
+                    400,
+                    2207027,
+                    "IGApiException",
+                )
             if self._published_today() >= self.publish_limit:
-                return _error("Application request limit reached: the account has reached"
-                              " its maximum number of posts per day", 9, 400, 2207042,
-                              "IGApiException")  # fmt: skip
+                return _error(
+                    "Application request limit reached: the account has reached"
+                    " its maximum number of posts per day",
+                    9,
+                    400,
+                    2207042,
+                    "IGApiException",
+                )
             media_id = str(next(self._ids))
             now = dt.datetime.now(dt.UTC)
             self.media[media_id] = {
-                "id": media_id, "caption": container["caption"], "at": now,
+                "id": media_id,
+                "caption": container["caption"],
+                "at": now,
                 "permalink": f"https://www.instagram.com/p/{media_id}/",
             }
             container["status"] = "PUBLISHED"
-            self.live.append({"id": media_id, "container": creation_id,
-                              "media_type": container["media_type"],
-                              "caption": container["caption"], "media": container["urls"],
-                              "share_to_feed": container["share_to_feed"]})  # fmt: skip
+            self.live.append(
+                {
+                    "id": media_id,
+                    "container": creation_id,
+                    "media_type": container["media_type"],
+                    "caption": container["caption"],
+                    "media": container["urls"],
+                    "share_to_feed": container["share_to_feed"],
+                }
+            )
         return Response(200, {"id": media_id})
 
     def publishing_limit(self, request: Request, user_id: str) -> Response:
@@ -275,10 +327,17 @@ class FakeInstagram(FakeNetwork):
             return refusal
         with self.lock:
             used = self._published_today()
-        return Response(200, {"data": [{
-            "config": {"quota_total": self.publish_limit, "quota_duration": 86400},
-            "quota_usage": used,
-        }]})  # fmt: skip
+        return Response(
+            200,
+            {
+                "data": [
+                    {
+                        "config": {"quota_total": self.publish_limit, "quota_duration": 86400},
+                        "quota_usage": used,
+                    }
+                ]
+            },
+        )
 
     def list_media(self, request: Request, user_id: str) -> Response:
         refusal = self._user_refusal(request, user_id)
@@ -287,11 +346,20 @@ class FakeInstagram(FakeNetwork):
         with self.lock:
             shown = [] if self.hide_media else self.media.values()
             newest = sorted(shown, key=lambda m: m["at"], reverse=True)[:25]
-        return Response(200, {"data": [
-            {"id": m["id"], "caption": m["caption"], "permalink": m["permalink"],
-             "timestamp": m["at"].strftime("%Y-%m-%dT%H:%M:%S+0000")}
-            for m in newest
-        ]})  # fmt: skip
+        return Response(
+            200,
+            {
+                "data": [
+                    {
+                        "id": m["id"],
+                        "caption": m["caption"],
+                        "permalink": m["permalink"],
+                        "timestamp": m["at"].strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                    }
+                    for m in newest
+                ]
+            },
+        )
 
     def refresh_token(self, request: Request) -> Response:
         params = _params(request)
@@ -304,5 +372,6 @@ class FakeInstagram(FakeNetwork):
             new = f"ig-token-{len(self.refreshes) + 1}"
             self.tokens[new] = "valid"
             self.refreshes.append((old, new))
-        return Response(200, {"access_token": new, "token_type": "bearer",
-                              "expires_in": LONG_LIVED})  # fmt: skip
+        return Response(
+            200, {"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED}
+        )

@@ -159,8 +159,12 @@ def rest(handler):
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return error(401, "Invalid access token", "INVALID_ACCESS_TOKEN", 65600)
         if not re.fullmatch(r"\d{6}", request.headers.get("linkedin-version", "")):
-            return error(400, "A version must be present. Please specify a version by adding "
-                         "the LinkedIn-Version header.", "VERSION_MISSING")  # fmt: skip
+            return error(
+                400,
+                "A version must be present. Please specify a version by adding "
+                "the LinkedIn-Version header.",
+                "VERSION_MISSING",
+            )
         return handler(self, request, *args)
 
     return checked
@@ -203,11 +207,18 @@ class FakeLinkedIn(FakeNetwork):
         required = ("author", "commentary", "visibility", "distribution", "lifecycleState")
         missing = [name for name in required if name not in body]
         if missing:
-            return error(422, "".join(f"ERROR :: /{name} :: field is required but not found "
-                                      "and has no default value\n" for name in missing))  # fmt: skip
+            return error(
+                422,
+                "".join(
+                    f"ERROR :: /{name} :: field is required but not found "
+                    "and has no default value\n"
+                    for name in missing
+                ),
+            )
         if body["author"] != self.author:
-            return error(403, f"Not enough permissions to post as {body['author']}",
-                         "ACCESS_DENIED", 100)  # fmt: skip
+            return error(
+                403, f"Not enough permissions to post as {body['author']}", "ACCESS_DENIED", 100
+            )
         try:
             little = parse_little(body["commentary"])
         except MalformedLittle as exc:
@@ -219,18 +230,20 @@ class FakeLinkedIn(FakeNetwork):
                 if asset is None or self._status(asset) != "AVAILABLE":
                     return error(422, f"{urn} is not an uploaded, available asset")
             urn = f"urn:li:share:{next(self._ids)}"
-            self.live.append({
-                "id": urn,
-                "text": little.text,
-                "hashtags": little.hashtags,
-                "mentions": little.mentions,
-                "commentary": body["commentary"],
-                "reply_to": None,
-                "media_ids": media_ids,
-                "content": body.get("content"),
-                "body": body,
-                "at": time.monotonic(),
-            })  # fmt: skip
+            self.live.append(
+                {
+                    "id": urn,
+                    "text": little.text,
+                    "hashtags": little.hashtags,
+                    "mentions": little.mentions,
+                    "commentary": body["commentary"],
+                    "reply_to": None,
+                    "media_ids": media_ids,
+                    "content": body.get("content"),
+                    "body": body,
+                    "at": time.monotonic(),
+                }
+            )
         return Response(201, None, {"x-restli-id": urn})
 
     @staticmethod
@@ -269,12 +282,30 @@ class FakeLinkedIn(FakeNetwork):
             for number, (first, last) in enumerate(ranges):
                 upload_id = str(next(self._ids))
                 self._uploads[upload_id] = (urn, number)
-                instructions.append({"uploadUrl": f"{self.base_url}/upload/{upload_id}",
-                                     "firstByte": first, "lastByte": last})  # fmt: skip
-            self.assets[urn] = {"kind": "video", "size": size, "parts": {},
-                                "status": "WAITING_UPLOAD"}  # fmt: skip
-        return Response(200, {"value": {"video": urn, "uploadInstructions": instructions,
-                                        "uploadToken": "", "uploadUrlsExpireAt": 0}})  # fmt: skip
+                instructions.append(
+                    {
+                        "uploadUrl": f"{self.base_url}/upload/{upload_id}",
+                        "firstByte": first,
+                        "lastByte": last,
+                    }
+                )
+            self.assets[urn] = {
+                "kind": "video",
+                "size": size,
+                "parts": {},
+                "status": "WAITING_UPLOAD",
+            }
+        return Response(
+            200,
+            {
+                "value": {
+                    "video": urn,
+                    "uploadInstructions": instructions,
+                    "uploadToken": "",
+                    "uploadUrlsExpireAt": 0,
+                }
+            },
+        )
 
     def _finalize_video(self, request: Request) -> Response:
         body = (request.json or {}).get("finalizeUploadRequest") or {}
@@ -330,8 +361,16 @@ class FakeLinkedIn(FakeNetwork):
             upload_id = str(next(self._ids))
             self._uploads[upload_id] = (urn, 0)
             self.assets[urn] = {"kind": kind, "size": None, "parts": {}, "status": "WAITING_UPLOAD"}
-        return Response(200, {"value": {"uploadUrl": f"{self.base_url}/upload/{upload_id}",
-                                        kind: urn, "uploadUrlExpiresAt": 0}})  # fmt: skip
+        return Response(
+            200,
+            {
+                "value": {
+                    "uploadUrl": f"{self.base_url}/upload/{upload_id}",
+                    kind: urn,
+                    "uploadUrlExpiresAt": 0,
+                }
+            },
+        )
 
     def upload(self, request: Request, upload_id: str) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":

@@ -41,8 +41,13 @@ class FakeMastodon(FakeNetwork):
         MEDIA_ROUTE,
     ]
 
-    def __init__(self, token: str = "mastodon-token", username: str = "alice",
-                 window: float = WINDOW, processing_polls: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        token: str = "mastodon-token",
+        username: str = "alice",
+        window: float = WINDOW,
+        processing_polls: int = 0,
+    ):
         super().__init__()
         self.accounts: dict[str, str] = {token: username}  # token -> username
         self.window = window
@@ -105,17 +110,26 @@ class FakeMastodon(FakeNetwork):
             self.statuses[status_id] = status
             if key:
                 self._keys[(token, key)] = (now, status_id)
-            self.live.append({
-                "id": status_id,
-                "text": text,
-                "in_reply_to_id": status["in_reply_to_id"],
-                "media": [{"id": m["entity"]["id"], "description": m["entity"]["description"],
-                           "data": m["data"], "type": m["type"], "filename": m["filename"]}
-                          for m in attachments],
-                "idempotency_key": key,
-                "username": username,
-                "at": now,
-            })  # fmt: skip
+            self.live.append(
+                {
+                    "id": status_id,
+                    "text": text,
+                    "in_reply_to_id": status["in_reply_to_id"],
+                    "media": [
+                        {
+                            "id": m["entity"]["id"],
+                            "description": m["entity"]["description"],
+                            "data": m["data"],
+                            "type": m["type"],
+                            "filename": m["filename"],
+                        }
+                        for m in attachments
+                    ],
+                    "idempotency_key": key,
+                    "username": username,
+                    "at": now,
+                }
+            )
             return Response(200, status)
 
     def upload_media(self, request: Request) -> Response:
@@ -139,10 +153,15 @@ class FakeMastodon(FakeNetwork):
                 "description": description or None,
             }
             self.media[media_id] = {
-                "token": token, "entity": entity, "data": file["data"], "type": file["type"],
-                "filename": file["filename"], "polls_left": self.processing_polls,
-                "status_id": None, "final_url": url,
-            }  # fmt: skip
+                "token": token,
+                "entity": entity,
+                "data": file["data"],
+                "type": file["type"],
+                "filename": file["filename"],
+                "polls_left": self.processing_polls,
+                "status_id": None,
+                "final_url": url,
+            }
             return Response(202 if processing else 200, dict(entity))
 
     def get_media(self, request: Request, media_id: str) -> Response:

@@ -30,10 +30,18 @@ EXPIRES_IN = 3599
 class FakeTokenEndpoint(FakeNetwork):
     routes: ClassVar[list[tuple[str, str, str]]] = [("POST", r"/token", "token")]
 
-    def __init__(self, client_id: str = "client-id", client_secret: str = "client-secret",
-                 client_param: str = "client_id"):  # fmt: skip
+    def __init__(
+        self,
+        client_id: str = "client-id",
+        client_secret: str = "client-secret",
+        client_param: str = "client_id",
+    ):
         super().__init__()
-        self.client_id, self.client_secret, self.client_param = client_id, client_secret, client_param
+        self.client_id, self.client_secret, self.client_param = (
+            client_id,
+            client_secret,
+            client_param,
+        )
         self._refresh_tokens: set[str] = set()  # usable once each
         self._access_tokens: set[str] = set()
         self.exchanges: list[tuple[str, str]] = []
@@ -78,23 +86,39 @@ class FakeTokenEndpoint(FakeNetwork):
     # ------------------------------------------------------------------ routes
     def token(self, request: Request) -> Response:
         form = {k: v[-1] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
-        if (form.get(self.client_param), form.get("client_secret")) != (self.client_id,
-                                                                        self.client_secret):  # fmt: skip
-            return Response(401, {"error": "invalid_client",
-                                  "error_description": "The OAuth client was not found."})  # fmt: skip
+        if (form.get(self.client_param), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return Response(
+                401,
+                {"error": "invalid_client", "error_description": "The OAuth client was not found."},
+            )
         if form.get("grant_type") != "refresh_token":
             return Response(400, {"error": "unsupported_grant_type"})
         with self.lock:
             old = form.get("refresh_token", "")
             if old not in self._refresh_tokens:
                 self.refused.append(old)
-                return Response(400, {"error": "invalid_grant",
-                                      "error_description": "Token has been expired or revoked."})  # fmt: skip
+                return Response(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Token has been expired or revoked.",
+                    },
+                )
             self._refresh_tokens.discard(old)
             number = next(self._numbers)
             access, new_refresh = f"access-{number}", f"refresh-{number}"
             self._refresh_tokens.add(new_refresh)
             self._access_tokens.add(access)
             self.exchanges.append((old, access))
-        return Response(200, {"access_token": access, "refresh_token": new_refresh,
-                              "expires_in": EXPIRES_IN, "token_type": "Bearer"})  # fmt: skip
+        return Response(
+            200,
+            {
+                "access_token": access,
+                "refresh_token": new_refresh,
+                "expires_in": EXPIRES_IN,
+                "token_type": "Bearer",
+            },
+        )

@@ -38,10 +38,13 @@ MAX_CAPTION = 2200
 PUBLIC = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
 
 
-def _answer(data: dict | None = None, status: int = 200, code: str = "ok",
-            message: str = "") -> Response:  # fmt: skip
-    return Response(status, {"data": data or {},
-                             "error": {"code": code, "message": message, "log_id": "2026120100"}})  # fmt: skip
+def _answer(
+    data: dict | None = None, status: int = 200, code: str = "ok", message: str = ""
+) -> Response:
+    return Response(
+        status,
+        {"data": data or {}, "error": {"code": code, "message": message, "log_id": "2026120100"}},
+    )
 
 
 class FakeTikTok(FakeTokenEndpoint):
@@ -55,8 +58,13 @@ class FakeTikTok(FakeTokenEndpoint):
     ]
     serves_any_file = True
 
-    def __init__(self, token: str = "tt-token", client_key: str = "tt-client",
-                 client_secret: str = "tt-secret", processing_polls: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        token: str = "tt-token",
+        client_key: str = "tt-client",
+        client_secret: str = "tt-secret",
+        processing_polls: int = 1,
+    ):
         super().__init__(client_key, client_secret, client_param="client_key")
         self._access_tokens.add(token)
         self.processing_polls = processing_polls
@@ -84,8 +92,11 @@ class FakeTikTok(FakeTokenEndpoint):
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
         if not self.valid(token):
-            return _answer(status=401, code="access_token_invalid",
-                           message="The access token is invalid or not found in the request.")  # fmt: skip
+            return _answer(
+                status=401,
+                code="access_token_invalid",
+                message="The access token is invalid or not found in the request.",
+            )
         if not request.headers.get("content-type", "").startswith("application/json"):
             return _answer(status=400, code="invalid_params", message="Content-Type must be JSON")
         return None
@@ -98,27 +109,50 @@ class FakeTikTok(FakeTokenEndpoint):
         refusal = self._refusal(request)
         if refusal:
             return refusal
-        return _answer({"creator_username": "creator", "creator_nickname": "Creator",
-                        "privacy_level_options": list(self.privacy_options),
-                        "comment_disabled": False, "duet_disabled": False,
-                        "stitch_disabled": False, "max_video_post_duration_sec": 600})  # fmt: skip
+        return _answer(
+            {
+                "creator_username": "creator",
+                "creator_nickname": "Creator",
+                "privacy_level_options": list(self.privacy_options),
+                "comment_disabled": False,
+                "duet_disabled": False,
+                "stitch_disabled": False,
+                "max_video_post_duration_sec": 600,
+            }
+        )
 
     def _start(self, kind: str, caption: str, privacy: str, urls: list[str]) -> Response:
         if len(caption) > MAX_CAPTION:
             return _answer(status=400, code="invalid_params", message="The title is too long.")
         if privacy not in self.privacy_options:
-            return _answer(status=400, code="privacy_level_option_mismatch",
-                           message="The privacy level is not one of the creator's options.")  # fmt: skip
+            return _answer(
+                status=400,
+                code="privacy_level_option_mismatch",
+                message="The privacy level is not one of the creator's options.",
+            )
         with self.lock:
             publish_id = f"v_pub_url~v2.{next(self._ids)}"
             fail = self._fail_reasons.pop(0) if self._fail_reasons else ""
             if not fail and not all(self._served(u) for u in urls):
                 fail = "video_pull_failed" if kind == "VIDEO" else "photo_pull_failed"
-            self.publishes[publish_id] = {"kind": kind, "caption": caption, "privacy": privacy,
-                                          "urls": urls, "polls_left": self.processing_polls,
-                                          "fail": fail, "post_id": ""}  # fmt: skip
-            self.live.append({"publish_id": publish_id, "kind": kind, "caption": caption,
-                              "privacy": privacy, "media": urls})  # fmt: skip
+            self.publishes[publish_id] = {
+                "kind": kind,
+                "caption": caption,
+                "privacy": privacy,
+                "urls": urls,
+                "polls_left": self.processing_polls,
+                "fail": fail,
+                "post_id": "",
+            }
+            self.live.append(
+                {
+                    "publish_id": publish_id,
+                    "kind": kind,
+                    "caption": caption,
+                    "privacy": privacy,
+                    "media": urls,
+                }
+            )
         return _answer({"publish_id": publish_id})
 
     def video_init(self, request: Request) -> Response:
@@ -129,8 +163,9 @@ class FakeTikTok(FakeTokenEndpoint):
         post, source = body.get("post_info") or {}, body.get("source_info") or {}
         if source.get("source") != "PULL_FROM_URL" or not source.get("video_url"):
             return _answer(status=400, code="invalid_params", message="source_info is invalid")
-        return self._start("VIDEO", post.get("title", ""), post.get("privacy_level", ""),
-                           [source["video_url"]])  # fmt: skip
+        return self._start(
+            "VIDEO", post.get("title", ""), post.get("privacy_level", ""), [source["video_url"]]
+        )
 
     def content_init(self, request: Request) -> Response:
         refusal = self._refusal(request)
@@ -139,14 +174,17 @@ class FakeTikTok(FakeTokenEndpoint):
         body = request.json or {}
         post, source = body.get("post_info") or {}, body.get("source_info") or {}
         images = source.get("photo_images") or []
-        if (body.get("media_type"), body.get("post_mode")) != ("PHOTO", "DIRECT_POST") or not (
-            2 <= len(images) <= 35
-        ) or source.get("source") != "PULL_FROM_URL":  # fmt: skip
+        if (
+            (body.get("media_type"), body.get("post_mode")) != ("PHOTO", "DIRECT_POST")
+            or not (2 <= len(images) <= 35)
+            or source.get("source") != "PULL_FROM_URL"
+        ):
             return _answer(status=400, code="invalid_params", message="photo post is invalid")
         if len(post.get("title", "")) > 90:
             return _answer(status=400, code="invalid_params", message="The title is too long.")
-        return self._start("PHOTO", post.get("description", ""), post.get("privacy_level", ""),
-                           images)  # fmt: skip
+        return self._start(
+            "PHOTO", post.get("description", ""), post.get("privacy_level", ""), images
+        )
 
     def status_fetch(self, request: Request) -> Response:
         refusal = self._refusal(request)
@@ -156,8 +194,9 @@ class FakeTikTok(FakeTokenEndpoint):
         with self.lock:
             publish = self.publishes.get(publish_id)
             if publish is None:
-                return _answer(status=400, code="invalid_publish_id",
-                               message="The publish_id does not exist.")  # fmt: skip
+                return _answer(
+                    status=400, code="invalid_publish_id", message="The publish_id does not exist."
+                )
             if publish["polls_left"] > 0:
                 publish["polls_left"] -= 1
                 return _answer({"status": "PROCESSING_DOWNLOAD", "uploaded_bytes": 0})

@@ -93,12 +93,14 @@ class FakeWebhook(FakeNetwork):
             else:
                 answer = Response(204)
             self._answers[key] = answer
-            self.live.append({
-                "post_id": post.get("postId"),
-                "item_index": body["itemIndex"],
-                "key": key,
-                "body": body,
-                "id": platform_id,
-                "at": time.monotonic(),
-            })  # fmt: skip
+            self.live.append(
+                {
+                    "post_id": post.get("postId"),
+                    "item_index": body["itemIndex"],
+                    "key": key,
+                    "body": body,
+                    "id": platform_id,
+                    "at": time.monotonic(),
+                }
+            )
             return answer

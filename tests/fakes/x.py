@@ -53,14 +53,39 @@ INVALID_MEDIA = "Your media IDs are invalid."
 #: What X answers a request with a bad parameter in, whatever the parameter.
 INVALID_REQUEST = "One or more parameters to your request was invalid."
 #: Tweet fields X v2 knows (a name outside them is refused); only some are served here.
-TWEET_FIELDS = frozenset({
-    "article", "attachments", "author_id", "card_uri", "community_id", "context_annotations",
-    "conversation_id", "created_at", "display_text_range", "edit_controls",
-    "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id", "lang",
-    "media_metadata", "non_public_metrics", "note_tweet", "organic_metrics",
-    "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets",
-    "reply_settings", "scopes", "source", "text", "withheld",
-})  # fmt: skip
+TWEET_FIELDS = frozenset(
+    {
+        "article",
+        "attachments",
+        "author_id",
+        "card_uri",
+        "community_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "display_text_range",
+        "edit_controls",
+        "edit_history_tweet_ids",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "media_metadata",
+        "non_public_metrics",
+        "note_tweet",
+        "organic_metrics",
+        "possibly_sensitive",
+        "promoted_metrics",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "scopes",
+        "source",
+        "text",
+        "withheld",
+    }
+)
 #: Fields every tweet comes with, asked for or not.
 DEFAULT_FIELDS = ("id", "text", "edit_history_tweet_ids")
 
@@ -83,28 +108,43 @@ def authorized(handler):
     @functools.wraps(handler)
     def checked(self, request: Request, *args):
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            return Response(401, {"title": "Unauthorized", "type": "about:blank",
-                                  "status": 401, "detail": "Unauthorized"})  # fmt: skip
+            return Response(
+                401,
+                {
+                    "title": "Unauthorized",
+                    "type": "about:blank",
+                    "status": 401,
+                    "detail": "Unauthorized",
+                },
+            )
         return handler(self, request, *args)
 
     return checked
 
 
 def problem(status: int, detail: str, title: str = "Invalid Request") -> Response:
-    return Response(status, {"title": title, "detail": detail, "status": status,
-                             "errors": [{"message": detail}]})  # fmt: skip
+    return Response(
+        status,
+        {"title": title, "detail": detail, "status": status, "errors": [{"message": detail}]},
+    )
 
 
 def invalid(parameter: str, values: list, message: str) -> Response:
     """X's 400 for a bad parameter: the generic detail, the specifics in ``errors``."""
-    return Response(400, {"title": "Invalid Request", "detail": INVALID_REQUEST,
-                          "errors": [{"parameters": {parameter: values},
-                                      "message": message}]})  # fmt: skip
+    return Response(
+        400,
+        {
+            "title": "Invalid Request",
+            "detail": INVALID_REQUEST,
+            "errors": [{"parameters": {parameter: values}, "message": message}],
+        },
+    )
 
 
 def forbidden(detail: str) -> Response:
-    return Response(403, {"title": "Forbidden", "type": "about:blank", "status": 403,
-                          "detail": detail})  # fmt: skip
+    return Response(
+        403, {"title": "Forbidden", "type": "about:blank", "status": 403, "detail": detail}
+    )
 
 
 def weighted_length(text: str) -> int:
@@ -124,8 +164,9 @@ def _plain_units(text: str) -> int:
         if len(cluster) > 1 and _EMOJI.search(cluster):
             units += 2  # one emoji, however many code points make it
         else:
-            units += sum(1 if any(lo <= ord(c) <= hi for lo, hi in LIGHT_RANGES) else 2
-                         for c in cluster)  # fmt: skip
+            units += sum(
+                1 if any(lo <= ord(c) <= hi for lo, hi in LIGHT_RANGES) else 2 for c in cluster
+            )
     return units
 
 
@@ -208,16 +249,17 @@ class FakeX(FakeNetwork):
         with self.lock:
             if reply_to and not any(t["id"] == reply_to for t in self.live):
                 return problem(400, f"in_reply_to_tweet_id {reply_to} does not exist")
-            not_ready = [m for m in media_ids
-                         if self.media.get(m, {}).get("state") != "succeeded"]  # fmt: skip
+            not_ready = [m for m in media_ids if self.media.get(m, {}).get("state") != "succeeded"]
             if not_ready:
                 return invalid("media.media_ids", not_ready, INVALID_MEDIA)
             if self._duplicate(text, now):
                 return forbidden(DUPLICATE)
             tweet = self._tweet(text, reply_to, media_ids, now)
             self.live.append(tweet)
-        return Response(201, {"data": {"id": tweet["id"], "text": text,
-                                       "edit_history_tweet_ids": [tweet["id"]]}})  # fmt: skip
+        return Response(
+            201,
+            {"data": {"id": tweet["id"], "text": text, "edit_history_tweet_ids": [tweet["id"]]}},
+        )
 
     def _duplicate(self, text: str, now: dt.datetime) -> bool:
         """Whether the user tweeted ``text`` within ``duplicate_window`` (media-only
@@ -229,8 +271,9 @@ class FakeX(FakeNetwork):
             for t in self.live
         )
 
-    def _tweet(self, text: str, reply_to: str | None, media_ids: list[str],
-               created: dt.datetime) -> dict:  # fmt: skip
+    def _tweet(
+        self, text: str, reply_to: str | None, media_ids: list[str], created: dt.datetime
+    ) -> dict:
         return {
             "id": str(next(self._ids)),
             "text": text,
@@ -243,21 +286,27 @@ class FakeX(FakeNetwork):
 
     @authorized
     def me(self, request: Request) -> Response:
-        return Response(200, {"data": {"id": USER_ID, "name": "Acme",
-                                       "username": self.username}})  # fmt: skip
+        return Response(200, {"data": {"id": USER_ID, "name": "Acme", "username": self.username}})
 
     @authorized
     def user_tweets(self, request: Request, user_id: str) -> Response:
         query = urllib.parse.parse_qs(request.query)
         limit = (query.get("max_results") or ["10"])[0]
         if not limit.isdigit() or not 5 <= int(limit) <= 100:
-            return invalid("max_results", [limit], f"The `max_results` query parameter value "
-                           f"[{limit}] is not between 5 and 100")  # fmt: skip
+            return invalid(
+                "max_results",
+                [limit],
+                f"The `max_results` query parameter value [{limit}] is not between 5 and 100",
+            )
         asked = [f for f in ",".join(query.get("tweet.fields") or []).split(",") if f]
         unknown = [f for f in asked if f not in TWEET_FIELDS]
         if unknown:
-            return invalid("tweet.fields", unknown, f"The `tweet.fields` query parameter value "
-                           f"[{unknown[0]}] is not one of {sorted(TWEET_FIELDS)}")  # fmt: skip
+            return invalid(
+                "tweet.fields",
+                unknown,
+                f"The `tweet.fields` query parameter value "
+                f"[{unknown[0]}] is not one of {sorted(TWEET_FIELDS)}",
+            )
         with self.lock:
             tweets = [] if user_id != USER_ID else list(reversed(self.live))[: int(limit)]
             data = [self._as_returned(t, set(asked)) for t in tweets]
@@ -300,16 +349,24 @@ class FakeX(FakeNetwork):
         category = (fields.get("media_category") or b"").decode()
         if category != "tweet_image":
             return problem(400, f"one-shot upload takes tweet_image, not {category!r}")
-        return self._stored(category, (fields.get("media_type") or b"").decode(),
-                            len(fields["media"]), state="succeeded")  # fmt: skip
+        return self._stored(
+            category,
+            (fields.get("media_type") or b"").decode(),
+            len(fields["media"]),
+            state="succeeded",
+        )
 
     @authorized
     def initialize_upload(self, request: Request) -> Response:
         body = request.json or {}
         if body.get("media_category") not in ("tweet_video", "tweet_gif"):
             return problem(400, "media_category must be tweet_video or tweet_gif")
-        return self._stored(body["media_category"], body.get("media_type", ""),
-                            int(body.get("total_bytes") or 0), state="initialized")  # fmt: skip
+        return self._stored(
+            body["media_category"],
+            body.get("media_type", ""),
+            int(body.get("total_bytes") or 0),
+            state="initialized",
+        )
 
     @authorized
     def append_upload(self, request: Request, media_id: str) -> Response:
@@ -372,8 +429,24 @@ class FakeX(FakeNetwork):
     def _stored(self, category: str, mime: str, size: int, state: str) -> Response:
         with self.lock:
             media_id = str(next(self._ids))
-            self.media[media_id] = {"category": category, "mime": mime, "size": size,
-                                    "state": state, "done": state == "succeeded",
-                                    "segments": {}, "alt_text": "", "checks_left": 0}  # fmt: skip
-        return Response(200, {"data": {"id": media_id, "media_key": f"3_{media_id}",
-                                       "size": size, "expires_after_secs": 86400}})  # fmt: skip
+            self.media[media_id] = {
+                "category": category,
+                "mime": mime,
+                "size": size,
+                "state": state,
+                "done": state == "succeeded",
+                "segments": {},
+                "alt_text": "",
+                "checks_left": 0,
+            }
+        return Response(
+            200,
+            {
+                "data": {
+                    "id": media_id,
+                    "media_key": f"3_{media_id}",
+                    "size": size,
+                    "expires_after_secs": 86400,
+                }
+            },
+        )

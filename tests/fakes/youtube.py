@@ -42,9 +42,16 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 def _error(status: int, reason: str, message: str) -> Response:
-    return Response(status, {"error": {"code": status, "message": message,
-                                       "errors": [{"message": message, "domain": "youtube",
-                                                   "reason": reason}]}})  # fmt: skip
+    return Response(
+        status,
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [{"message": message, "domain": "youtube", "reason": reason}],
+            }
+        },
+    )
 
 
 class FakeYouTube(FakeTokenEndpoint):
@@ -56,8 +63,13 @@ class FakeYouTube(FakeTokenEndpoint):
     ]
     serves_any_file = True
 
-    def __init__(self, token: str = "yt-token", client_id: str = "yt-client",
-                 client_secret: str = "yt-secret", quota: int = 1000):  # fmt: skip
+    def __init__(
+        self,
+        token: str = "yt-token",
+        client_id: str = "yt-client",
+        client_secret: str = "yt-secret",
+        quota: int = 1000,
+    ):
         super().__init__(client_id, client_secret)
         self._access_tokens.add(token)
         self.quota = quota
@@ -103,7 +115,9 @@ class FakeYouTube(FakeTokenEndpoint):
         snippet, status = video.get("snippet") or {}, video.get("status") or {}
         title = snippet.get("title") or ""
         if not title.strip() or len(title) > MAX_TITLE:
-            return _error(400, "invalidTitle", "The request metadata specifies an invalid video title.")
+            return _error(
+                400, "invalidTitle", "The request metadata specifies an invalid video title."
+            )
         if len(snippet.get("description") or "") > MAX_DESCRIPTION:
             return _error(400, "invalidDescription", "The description is too long.")
         size = request.headers.get("x-upload-content-length", "")
@@ -111,15 +125,23 @@ class FakeYouTube(FakeTokenEndpoint):
             return _error(400, "invalidParameter", "X-Upload-Content-Length is required")
         with self.lock:
             if self.quota <= 0:
-                return _error(403, "quotaExceeded", "The request cannot be completed because you"
-                              " have exceeded your quota.")  # fmt: skip
+                return _error(
+                    403,
+                    "quotaExceeded",
+                    "The request cannot be completed because you have exceeded your quota.",
+                )
             self.quota -= 1
             session_id = f"AUso{next(self._ids):06d}"
             self.sessions[session_id] = {
-                "size": int(size), "data": bytearray(), "ranges": [], "snippet": snippet,
-                "status": status, "video_id": "", "gone": False,
+                "size": int(size),
+                "data": bytearray(),
+                "ranges": [],
+                "snippet": snippet,
+                "status": status,
+                "video_id": "",
+                "gone": False,
                 "type": request.headers.get("x-upload-content-type", ""),
-            }  # fmt: skip
+            }
         return Response(200, None, {"Location": self.session_uri(session_id)})
 
     def put_bytes(self, request: Request) -> Response:
@@ -158,11 +180,21 @@ class FakeYouTube(FakeTokenEndpoint):
         created = not session["video_id"]
         if created:
             session["video_id"] = f"dQw4w9WgX{next(self._ids):02d}"
-            self.live.append({"id": session["video_id"], "title": session["snippet"].get("title"),
-                              "description": session["snippet"].get("description"),
-                              "privacy": session["status"].get("privacyStatus"),
-                              "size": held})  # fmt: skip
-        return Response(201 if created else 200, {
-            "kind": "youtube#video", "id": session["video_id"], "snippet": session["snippet"],
-            "status": {"uploadStatus": "uploaded", **session["status"]},
-        })  # fmt: skip
+            self.live.append(
+                {
+                    "id": session["video_id"],
+                    "title": session["snippet"].get("title"),
+                    "description": session["snippet"].get("description"),
+                    "privacy": session["status"].get("privacyStatus"),
+                    "size": held,
+                }
+            )
+        return Response(
+            201 if created else 200,
+            {
+                "kind": "youtube#video",
+                "id": session["video_id"],
+                "snippet": session["snippet"],
+                "status": {"uploadStatus": "uploaded", **session["status"]},
+            },
+        )

@@ -89,13 +89,15 @@ def test_rules_checked_before_an_edit_that_lands_meanwhile_are_checked_again(
 
     def edit_meanwhile(platform, post_type, title, items):
         # Only the UpdatePost under test: the in-process worker checks rules too.
-        ours = (threading.current_thread().name.startswith("rpc")
-                and [i.text for i in items] == ["fine"])  # fmt: skip
+        ours = threading.current_thread().name.startswith("rpc") and [i.text for i in items] == [
+            "fine"
+        ]
         if ours and not landed.is_set():
             landed.set()
             # Given an edit over the limit landing right after the check read "fine"
-            other = threading.Thread(target=api.update, args=(tenant, draft.post_id),
-                                     kwargs={"text": "a" * 281})  # fmt: skip
+            other = threading.Thread(
+                target=api.update, args=(tenant, draft.post_id), kwargs={"text": "a" * 281}
+            )
             other.start()
             other.join(DEFAULT_WAIT)
             assert not other.is_alive(), "the edit waited: a lock was held during the check"

@@ -46,9 +46,22 @@ def test_each_create_prints_the_new_id_alone_on_stdout(env):
     assert re.fullmatch(r"wks_[0-9A-Z]{26}\n", workspace)
     key = run(env, "admin", "key", "create", "--workspace", workspace.strip()).stdout
     assert re.fullmatch(r"key_[0-9A-Z]{26}\.[\w-]{43}\n", key)
-    account = run(env, "admin", "account", "create", "--workspace", workspace.strip(),
-                  "--platform", "mastodon", "--handle", "acme",
-                  "--base-url", "http://127.0.0.1:9", "--token", "secret-token").stdout  # fmt: skip
+    account = run(
+        env,
+        "admin",
+        "account",
+        "create",
+        "--workspace",
+        workspace.strip(),
+        "--platform",
+        "mastodon",
+        "--handle",
+        "acme",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--token",
+        "secret-token",
+    ).stdout
     assert re.fullmatch(r"acc_[0-9A-Z]{26}\n", account)
 
 
@@ -75,14 +88,15 @@ def _store_subscription(env, workspace: str, keyring: Keyring) -> str:
             " state, secret, last_error, consecutive_failures, created_at)"
             " VALUES ('whs_rotation', ?, 'http://127.0.0.1:9/', '', '', 'active', ?, '', 0, 0)",
             (workspace, keyring.encrypt("whsec_rotation")),
-        )  # fmt: skip
+        )
     return "whs_rotation"
 
 
 def _stored_subscription_secret(env, subscription_id: str) -> str:
     with sqlite3.connect(env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")) as database:
-        (row,) = database.execute("SELECT secret FROM webhook_subscription WHERE id = ?",
-                                  (subscription_id,))  # fmt: skip
+        (row,) = database.execute(
+            "SELECT secret FROM webhook_subscription WHERE id = ?", (subscription_id,)
+        )
     return row[0]
 
 
@@ -93,12 +107,31 @@ def _workspace(env) -> str:
 
 def _create_account(env, workspace, *token_args, stdin=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service", "admin", "account", "create", "--workspace", workspace,
-         "--platform", "mastodon", "--handle", "acme", "--base-url", "http://127.0.0.1:9",
-         *token_args],
-        cwd=ROOT, env={**os.environ, **env}, input=stdin, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "admin",
+            "account",
+            "create",
+            "--workspace",
+            workspace,
+            "--platform",
+            "mastodon",
+            "--handle",
+            "acme",
+            "--base-url",
+            "http://127.0.0.1:9",
+            *token_args,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("source", ["stdin", "file", "argument"])
@@ -125,9 +158,17 @@ def test_empty_or_missing_credentials_are_a_clear_error(env, tmp_path):
     (tmp_path / "empty").write_text("\n")
     for args, stdin, complaint in [
         (("--token", "-"), "", "error: --token -: no credentials on stdin"),
-        (("--token-file", str(tmp_path / "empty")), None, f"error: --token-file {tmp_path}/empty is empty"),
-        (("--token-file", str(tmp_path / "nope")), None, f"error: --token-file {tmp_path}/nope: No such file"),
-    ]:  # fmt: skip
+        (
+            ("--token-file", str(tmp_path / "empty")),
+            None,
+            f"error: --token-file {tmp_path}/empty is empty",
+        ),
+        (
+            ("--token-file", str(tmp_path / "nope")),
+            None,
+            f"error: --token-file {tmp_path}/nope: No such file",
+        ),
+    ]:
         result = _create_account(env, workspace, *args, stdin=stdin)
         assert result.returncode == 2 and result.stderr.startswith(complaint), result.stderr
 
@@ -141,33 +182,51 @@ def _accounts(env) -> int:
 @pytest.mark.parametrize(
     ("options", "complaint"),
     [
-        pytest.param(("--platform", "webhook", "--token", "hook-secret"),
-                     "a real webhook account needs --base-url (the receiver's URL",
-                     id="webhook-without-url"),
-        pytest.param(("--platform", "webhook", "--base-url", "https://hooks.example.com/posts"),
-                     "a real webhook account needs a token (the signing secret)",
-                     id="webhook-without-token"),
-        pytest.param(("--platform", "webhook"),
-                     "a real webhook account needs --base-url (the receiver's URL, which each"
-                     " item is POSTed to) and a token", id="webhook-without-either"),
-        pytest.param(("--platform", "mastodon", "--base-url", "notaurl", "--token", "t"),
-                     "--base-url 'notaurl': an http(s) URL is required", id="not-a-url"),
-        pytest.param(("--platform", "x", "--base-url", "ftp://api.x.com", "--sandbox"),
-                     "--base-url 'ftp://api.x.com': an http(s) URL is required",
-                     id="not-http-even-in-the-sandbox"),
-        pytest.param(("--platform", "x", "--token", "x-token"),
-                     "a real x account needs --base-url (the API's root, https://api.x.com);"
-                     " or add --sandbox", id="real-x-without-base-url"),
-        pytest.param(("--platform", "bluesky", "--base-url", "https://bsky.social"),
-                     "a real bluesky account needs a token (an app password)",
-                     id="real-bluesky-without-password"),
+        pytest.param(
+            ("--platform", "webhook", "--token", "hook-secret"),
+            "a real webhook account needs --base-url (the receiver's URL",
+            id="webhook-without-url",
+        ),
+        pytest.param(
+            ("--platform", "webhook", "--base-url", "https://hooks.example.com/posts"),
+            "a real webhook account needs a token (the signing secret)",
+            id="webhook-without-token",
+        ),
+        pytest.param(
+            ("--platform", "webhook"),
+            "a real webhook account needs --base-url (the receiver's URL, which each"
+            " item is POSTed to) and a token",
+            id="webhook-without-either",
+        ),
+        pytest.param(
+            ("--platform", "mastodon", "--base-url", "notaurl", "--token", "t"),
+            "--base-url 'notaurl': an http(s) URL is required",
+            id="not-a-url",
+        ),
+        pytest.param(
+            ("--platform", "x", "--base-url", "ftp://api.x.com", "--sandbox"),
+            "--base-url 'ftp://api.x.com': an http(s) URL is required",
+            id="not-http-even-in-the-sandbox",
+        ),
+        pytest.param(
+            ("--platform", "x", "--token", "x-token"),
+            "a real x account needs --base-url (the API's root, https://api.x.com);"
+            " or add --sandbox",
+            id="real-x-without-base-url",
+        ),
+        pytest.param(
+            ("--platform", "bluesky", "--base-url", "https://bsky.social"),
+            "a real bluesky account needs a token (an app password)",
+            id="real-bluesky-without-password",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_account_that_could_never_deliver_is_refused_and_not_stored(env, options, complaint):
     workspace = _workspace(env)
 
-    result = run(env, "admin", "account", "create", "--workspace", workspace,
-                 "--handle", "acme", *options)  # fmt: skip
+    result = run(
+        env, "admin", "account", "create", "--workspace", workspace, "--handle", "acme", *options
+    )
 
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith(f"error: {complaint}"), result.stderr
@@ -188,8 +247,9 @@ def test_an_account_that_could_never_deliver_is_refused_and_not_stored(env, opti
 def test_an_account_with_what_it_needs_is_stored(env, options):
     workspace = _workspace(env)
 
-    result = run(env, "admin", "account", "create", "--workspace", workspace,
-                 "--handle", "acme", *options)  # fmt: skip
+    result = run(
+        env, "admin", "account", "create", "--workspace", workspace, "--handle", "acme", *options
+    )
 
     assert result.returncode == 0, result.stderr
     assert _accounts(env) == 1
@@ -207,18 +267,27 @@ def test_refresh_credentials_come_from_stdin_files_or_arguments_and_are_stored_e
     workspace = _workspace(env)
     (tmp_path / "client-secret").write_text("client-secret-0123456789\n")
     created = _create_account(
-        env, workspace, "--token", "access-token-0123456789",
-        "--refresh-token", "-", "--client-id", "client-id-0123456789",
-        "--client-secret-file", str(tmp_path / "client-secret"),
+        env,
+        workspace,
+        "--token",
+        "access-token-0123456789",
+        "--refresh-token",
+        "-",
+        "--client-id",
+        "client-id-0123456789",
+        "--client-secret-file",
+        str(tmp_path / "client-secret"),
         stdin="refresh-token-0123456789\n",
-    )  # fmt: skip
+    )
     assert created.returncode == 0, created.stderr
     account = created.stdout.strip()
     keyring = Keyring([SECRET_KEY.encode()])
-    for column, value in [("credentials", "access-token-0123456789"),
-                          ("refresh_token", "refresh-token-0123456789"),
-                          ("client_id", "client-id-0123456789"),
-                          ("client_secret", "client-secret-0123456789")]:  # fmt: skip
+    for column, value in [
+        ("credentials", "access-token-0123456789"),
+        ("refresh_token", "refresh-token-0123456789"),
+        ("client_id", "client-id-0123456789"),
+        ("client_secret", "client-secret-0123456789"),
+    ]:
         stored = _stored(env, account, column)
         assert value not in stored, column
         assert keyring.decrypt(stored) == value, column
@@ -231,8 +300,9 @@ def test_refresh_credentials_come_from_stdin_files_or_arguments_and_are_stored_e
     assert empty.stderr.startswith("error: --client-secret -: no OAuth client secret on stdin")
     # And a rotation re-encrypts them all, not only the access token
     new_key = "rotated-secret-key-0123456789abcdef-01234567"
-    rotated = run({**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}, "admin", "secrets",
-                  "rotate")  # fmt: skip
+    rotated = run(
+        {**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}, "admin", "secrets", "rotate"
+    )
     assert rotated.returncode == 0, rotated.stderr
     new_only = Keyring([new_key.encode()])
     assert new_only.decrypt(_stored(env, account, "refresh_token")) == "refresh-token-0123456789"
@@ -242,16 +312,20 @@ def test_refresh_credentials_come_from_stdin_files_or_arguments_and_are_stored_e
 def test_secrets_rotate_encrypts_every_credential_again_with_the_first_key(env):
     new_key = "rotated-secret-key-0123456789abcdef-01234567"
     workspace = _workspace(env)
-    accounts = [_create_account(env, workspace, "--token", "-", stdin=f"token-{n}").stdout.strip()
-                for n in range(3)]  # fmt: skip
+    accounts = [
+        _create_account(env, workspace, "--token", "-", stdin=f"token-{n}").stdout.strip()
+        for n in range(3)
+    ]
     bare = _create_account(env, workspace, "--sandbox").stdout.strip()  # nothing to rotate
     subscription = _store_subscription(env, workspace, Keyring([SECRET_KEY.encode()]))
     # When the new key is put in front of the old one, and the credentials rotated
     rotated_env = {**env, "POSTS_SECRET_KEY": f"{new_key},{SECRET_KEY}"}
     result = run(rotated_env, "admin", "secrets", "rotate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ("re-encrypted the credentials of 3 account(s) and the signing secrets"
-                             " of 1 webhook subscription(s) with the first secret key\n")  # fmt: skip
+    assert result.stdout == (
+        "re-encrypted the credentials of 3 account(s) and the signing secrets"
+        " of 1 webhook subscription(s) with the first secret key\n"
+    )
     # Then the new key alone opens them all, a webhook's signing secret too: the
     # old one can be retired
     new_only = Keyring([new_key.encode()])
@@ -284,8 +358,9 @@ def test_key_create_expires_and_revoke(env):
     in_30_days = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     assert abs(expires - in_30_days) < dt.timedelta(minutes=1)
     # A time already past, or no time at all, is refused
-    past = run(env, "admin", "key", "create", "--workspace", workspace,
-               "--expires", "2020-01-01T00:00:00Z")  # fmt: skip
+    past = run(
+        env, "admin", "key", "create", "--workspace", workspace, "--expires", "2020-01-01T00:00:00Z"
+    )
     assert past.returncode == 2 and "already past" in past.stderr
     # Revoking says when; again, that it already was; an unknown key is an error
     first = run(env, "admin", "key", "revoke", key_id)
@@ -306,9 +381,15 @@ def test_the_demo_lines_work_as_pasted(env, tmp_path):
         demo = run({**env, "POSTS_LISTEN": server.address}, "demo")
         assert demo.returncode == 0, demo.stderr
         shell = subprocess.run(
-            ["bash", "-e", "-o", "pipefail"], input=demo.stdout, cwd=ROOT,
-            env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            ["bash", "-e", "-o", "pipefail"],
+            input=demo.stdout,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     finally:
         server.stop()
     # Then every line succeeded: the draft was published, the scheduled post cancelled
@@ -318,8 +399,11 @@ def test_the_demo_lines_work_as_pasted(env, tmp_path):
     published, read_back, *later = statuses
     assert published == "POST_STATUS_PENDING", statuses
     # (read back at once: queued, in flight or already live)
-    assert read_back in {"POST_STATUS_PENDING", "POST_STATUS_PROCESSING",
-                         "POST_STATUS_PUBLISHED"}, statuses  # fmt: skip
+    assert read_back in {
+        "POST_STATUS_PENDING",
+        "POST_STATUS_PROCESSING",
+        "POST_STATUS_PUBLISHED",
+    }, statuses
     assert later == ["POST_STATUS_SCHEDULED", "POST_STATUS_CANCELLED"], statuses
     # And a second run reuses the demo workspace and account, with a fresh key
     again = run({**env, "POSTS_LISTEN": server.address}, "demo")
@@ -347,8 +431,11 @@ def on_postgres(tmp_path, postgres_server):
 
     def env_for(role: str, database: str) -> dict[str, str]:
         url = f"postgresql://{role}@127.0.0.1:{postgres_server.port}/{database}"
-        return {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": url,
-                "POSTS_SECRET_KEY": SECRET_KEY}  # fmt: skip
+        return {
+            "POSTS_VAR_DIR": str(tmp_path),
+            "POSTS_DATABASE_URL": url,
+            "POSTS_SECRET_KEY": SECRET_KEY,
+        }
 
     return env_for
 
@@ -383,8 +470,9 @@ def test_a_missing_postgres_database_is_one_line_saying_how_to_create_it(on_post
 
     result = run(on_postgres("postgres", database), command)
 
-    _one_line_error(result, f'no database "{database}"',
-                    f'CREATE DATABASE "{database}" OWNER "postgres"')  # fmt: skip
+    _one_line_error(
+        result, f'no database "{database}"', f'CREATE DATABASE "{database}" OWNER "postgres"'
+    )
 
 
 @pytest.mark.parametrize("remedy", ["owner", "grant"])
@@ -399,9 +487,12 @@ def test_a_role_without_create_on_schema_public_is_one_line_and_its_remedy_works
     env = on_postgres(role, database)
 
     # When it migrates, it is told what is wrong and what to run
-    line = _one_line_error(run(env, "migrate"), "schema public",
-                           f'ALTER DATABASE "{database}" OWNER TO "{role}"',
-                           f'GRANT CREATE ON SCHEMA public TO "{role}"')  # fmt: skip
+    line = _one_line_error(
+        run(env, "migrate"),
+        "schema public",
+        f'ALTER DATABASE "{database}" OWNER TO "{role}"',
+        f'GRANT CREATE ON SCHEMA public TO "{role}"',
+    )
     # (serve only says to migrate first)
     _one_line_error(run(env, "serve"), "python -m service migrate")
 
@@ -419,8 +510,12 @@ def test_a_refused_password_says_how_to_set_it_or_create_the_role():
     # The session's PostgreSQL trusts every role, so the refusal is PostgreSQL's
     # own text, as a server with password authentication gives it for a wrong
     # password and for a role that does not exist alike.
-    config = Config.from_env({"POSTS_DATABASE_URL": "postgresql://posts:pw@127.0.0.1:9/posts",
-                              "POSTS_SECRET_KEY": SECRET_KEY})  # fmt: skip
+    config = Config.from_env(
+        {
+            "POSTS_DATABASE_URL": "postgresql://posts:pw@127.0.0.1:9/posts",
+            "POSTS_SECRET_KEY": SECRET_KEY,
+        }
+    )
     db.init(config)
     try:
         refused = peewee.OperationalError(
@@ -439,7 +534,10 @@ def test_an_unreachable_postgres_is_one_line(tmp_path):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY,
-           "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts"}  # fmt: skip
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_SECRET_KEY": SECRET_KEY,
+        "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts",
+    }
 
     _one_line_error(run(env, "migrate"), f"cannot connect to PostgreSQL at 127.0.0.1:{port}")

@@ -105,8 +105,9 @@ def test_after_commit_runs_once_the_outermost_write_commits_and_never_on_rollbac
     # Given callbacks registered in a transaction, one of them in a nested one
     with db.connection():
         with db.write():
-            Workspace.create(id="wks_00000000000000000000000001", name="kept",
-                             created_at=db.utcnow())  # fmt: skip
+            Workspace.create(
+                id="wks_00000000000000000000000001", name="kept", created_at=db.utcnow()
+            )
             db.after_commit(seen_committed("kept"))
             with pytest.raises(RuntimeError), db.write():
                 db.after_commit(lambda: ran.append("rolled back savepoint"))

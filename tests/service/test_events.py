@@ -65,8 +65,11 @@ EXPECTED = {
 
 def shape(event: pb.PostEvent) -> tuple:
     """An event as EXPECTED writes it."""
-    found = (T.Name(event.type).removeprefix("POST_EVENT_TYPE_"),
-             S.Name(event.status).removeprefix("POST_STATUS_"), event.cause)  # fmt: skip
+    found = (
+        T.Name(event.type).removeprefix("POST_EVENT_TYPE_"),
+        S.Name(event.status).removeprefix("POST_STATUS_"),
+        event.cause,
+    )
     return (*found, event.item_index) if event.HasField("item_index") else found
 
 
@@ -74,9 +77,11 @@ def list_events(api, tenant, **fields) -> list[pb.PostEvent]:
     """Every page of ListPostEvents."""
     found, token = [], ""
     while True:
-        answer = call(api.stub.ListPostEvents,
-                      api.request("ListPostEvents", tenant, page_token=token, **fields),
-                      tenant.key)  # fmt: skip
+        answer = call(
+            api.stub.ListPostEvents,
+            api.request("ListPostEvents", tenant, page_token=token, **fields),
+            tenant.key,
+        )
         found += answer.events
         token = answer.next_page_token
         if not token:
@@ -88,8 +93,9 @@ def run_path(name: str, api, tenant, delivery_hooks, held_claims) -> str:
     if name.startswith("draft"):
         post = api.create(tenant, text="draft", status=pb.STATUS_CHANGE_DRAFT)
         api.update(tenant, post.post_id, text="edited")
-        api.update(tenant, post.post_id, status=pb.STATUS_CHANGE_SCHEDULED,
-                   scheduled_at=in_seconds(30))  # fmt: skip
+        api.update(
+            tenant, post.post_id, status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(30)
+        )
         api.update(tenant, post.post_id, scheduled_at=in_seconds(1))
         held_claims.release()
         api.wait_published(tenant, post.post_id)
@@ -103,16 +109,21 @@ def run_path(name: str, api, tenant, delivery_hooks, held_claims) -> str:
                 raise TransientError("503", "the network is busy")
 
         delivery_hooks.before_send(fail_item_1_once)
-        post = api.create(tenant, post_type=pb.POST_TYPE_THREAD, status=pb.STATUS_CHANGE_PUBLISH,
-                          items=[item("one"), item("two"), item("three")])  # fmt: skip
+        post = api.create(
+            tenant,
+            post_type=pb.POST_TYPE_THREAD,
+            status=pb.STATUS_CHANGE_PUBLISH,
+            items=[item("one"), item("two"), item("three")],
+        )
         mine.append(post.post_id)
         held_claims.release()  # its delivery waited for ``mine``
         api.wait_published(tenant, post.post_id)
         assert failed.is_set()
         return post.post_id
     if name == "cancelled":
-        post = api.create(tenant, text="later", status=pb.STATUS_CHANGE_SCHEDULED,
-                          scheduled_at=in_seconds(3600))  # fmt: skip
+        post = api.create(
+            tenant, text="later", status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600)
+        )
         api.update(tenant, post.post_id, status=pb.STATUS_CHANGE_CANCELLED)
         return post.post_id
     post = api.create(tenant, text="to delete", status=pb.STATUS_CHANGE_DRAFT)
@@ -124,8 +135,9 @@ def run_path(name: str, api, tenant, delivery_hooks, held_claims) -> str:
 
 
 @pytest.mark.parametrize("path", list(EXPECTED))
-def test_each_path_gives_exactly_its_events_in_order(path, api, make_tenant, delivery_hooks,
-                                                     held_claims):  # fmt: skip
+def test_each_path_gives_exactly_its_events_in_order(
+    path, api, make_tenant, delivery_hooks, held_claims
+):
     tenant = make_tenant("events")
     stream = Stream(api.stub, tenant.key, after_event_id=0)  # opened before the post exists
     try:
@@ -173,16 +185,21 @@ def test_the_workspace_listing_pages_and_filters(api, make_tenant):
     assert len(everything) == 9
     assert [e.event_id for e in paged] == [e.event_id for e in everything]
     assert [e.event_id for e in everything] == sorted(e.event_id for e in everything)
-    assert [e.event_id for e in deleted] == [e.event_id for e in everything
-                                             if e.type != T.POST_EVENT_TYPE_UPDATED]  # fmt: skip
+    assert [e.event_id for e in deleted] == [
+        e.event_id for e in everything if e.type != T.POST_EVENT_TYPE_UPDATED
+    ]
 
 
-@pytest.mark.parametrize(("rpc", "module", "field"), [
-    ("ListPostEvents", events, "events"),
-    ("ListPosts", posts, "posts"),
-])  # fmt: skip
-def test_a_page_size_over_the_maximum_is_taken_as_the_maximum(api, make_tenant, monkeypatch,
-                                                              rpc, module, field):  # fmt: skip
+@pytest.mark.parametrize(
+    ("rpc", "module", "field"),
+    [
+        ("ListPostEvents", events, "events"),
+        ("ListPosts", posts, "posts"),
+    ],
+)
+def test_a_page_size_over_the_maximum_is_taken_as_the_maximum(
+    api, make_tenant, monkeypatch, rpc, module, field
+):
     """AIP-158: a larger page_size is clamped, not refused (the maximum made small
     here; tests/service/test_limits.py pages 101 posts at the real one)."""
     monkeypatch.setattr(module, "MAX_PAGE_SIZE", 2)
@@ -192,8 +209,11 @@ def test_a_page_size_over_the_maximum_is_taken_as_the_maximum(api, make_tenant, 
     method = getattr(api.stub, rpc)
 
     first = call(method, api.request(rpc, tenant, page_size=2**31 - 1), tenant.key)
-    second = call(method, api.request(rpc, tenant, page_size=2**31 - 1,
-                                      page_token=first.next_page_token), tenant.key)  # fmt: skip
+    second = call(
+        method,
+        api.request(rpc, tenant, page_size=2**31 - 1, page_token=first.next_page_token),
+        tenant.key,
+    )
 
     assert len(getattr(first, field)) == 2 and first.next_page_token
     assert len(getattr(second, field)) == 1 and not second.next_page_token
@@ -208,14 +228,17 @@ def test_another_workspaces_events_are_never_listed(api, make_tenant):
     assert list_events(api, mine, post_id=other.post_id) == []
 
 
-@pytest.mark.parametrize(("fields", "field"), [
-    ({"page_size": -1}, "page_size"),
-    ({"types": [0]}, "types[0]"),
-    ({"types": [99]}, "types[0]"),
-    ({"types": [1] * 17}, "types"),
-    ({"post_id": "pst_nope"}, "post_id"),
-    ({"page_token": "forged"}, "page_token"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"page_size": -1}, "page_size"),
+        ({"types": [0]}, "types[0]"),
+        ({"types": [99]}, "types[0]"),
+        ({"types": [1] * 17}, "types"),
+        ({"post_id": "pst_nope"}, "post_id"),
+        ({"page_token": "forged"}, "page_token"),
+    ],
+)
 def test_a_malformed_listing_is_invalid_field(fields, field, api, tenant):
     failure = api.refused("ListPostEvents", tenant, **fields)
 
@@ -226,11 +249,16 @@ def test_a_malformed_listing_is_invalid_field(fields, field, api, tenant):
 def test_a_page_token_of_another_listing_is_refused(api, tenant):
     for n in range(3):
         api.create(tenant, text=f"post {n}")
-    answer = call(api.stub.ListPostEvents,
-                  api.request("ListPostEvents", tenant, page_size=1), tenant.key)  # fmt: skip
+    answer = call(
+        api.stub.ListPostEvents, api.request("ListPostEvents", tenant, page_size=1), tenant.key
+    )
 
-    failure = api.refused("ListPostEvents", tenant, page_token=answer.next_page_token,
-                          types=[T.POST_EVENT_TYPE_CREATED])  # fmt: skip
+    failure = api.refused(
+        "ListPostEvents",
+        tenant,
+        page_token=answer.next_page_token,
+        types=[T.POST_EVENT_TYPE_CREATED],
+    )
 
     assert failure.fields == {"page_token"}
 
@@ -265,8 +293,11 @@ def read_while_writing(api, tenant, writers: int, per_writer: int) -> tuple[list
             events.sequence(wait=False)
             cursor = seen[-1] if seen else 0
             seen += [e.event_id for e in events.read(cursor, which, 1000)]
-        rows = (PostEvent.select(PostEvent.id, PostEvent.seq)
-                .where(PostEvent.workspace == tenant.workspace_id).order_by(events.cursor_field()))
+        rows = (
+            PostEvent.select(PostEvent.id, PostEvent.seq)
+            .where(PostEvent.workspace == tenant.workspace_id)
+            .order_by(events.cursor_field())
+        )
         inserted = [row.id for row in rows]
     return seen, inserted
 
@@ -293,8 +324,10 @@ def test_event_ids_never_go_back_while_concurrent_writers_commit(api, make_tenan
         overtaken.append(sum(1 for a, b in itertools.pairwise(inserted) if b < a))
         if server.backend == "sqlite" or overtaken[-1]:
             break
-    print(f"{server.backend}: events committed out of insertion order, per round of "
-          f"{writers * per_writer}: {overtaken}")  # fmt: skip
+    print(
+        f"{server.backend}: events committed out of insertion order, per round of "
+        f"{writers * per_writer}: {overtaken}"
+    )
     if server.backend != "sqlite":
         assert overtaken[-1] > 0
     else:
@@ -308,8 +341,9 @@ def test_a_pruned_cursor_is_out_of_range(api, make_tenant):
     tenant = make_tenant("pruned")
     for n in range(3):
         api.create(tenant, text=f"post {n}")
-    answer = call(api.stub.ListPostEvents,
-                  api.request("ListPostEvents", tenant, page_size=1), tenant.key)  # fmt: skip
+    answer = call(
+        api.stub.ListPostEvents, api.request("ListPostEvents", tenant, page_size=1), tenant.key
+    )
     assert answer.next_page_token
 
     with db.connection():

@@ -265,27 +265,33 @@ def _field_value(world: World, field: _descriptor.FieldDescriptor, depth: int):
     if field.type in (field.TYPE_INT64, field.TYPE_SINT64, field.TYPE_SFIXED64):
         return INT64
     if field.type == field.TYPE_STRING:
-        if field.name.endswith("_id"):
-            return _ids(world, field)
-        if field.name == "etag":
-            return st.one_of(st.sampled_from(world.etags), STRINGS)
-        if field.name == "page_token" and world.page_tokens:
-            return st.one_of(st.sampled_from(world.page_tokens), STRINGS)
-        if field.name == "url":
-            return st.one_of(
-                st.sampled_from(
-                    [
-                        "https://cdn.example.com/a.png",
-                        "http://127.0.0.1/x.mp4",
-                        "ftp://x",
-                        "https://",
-                        "javascript:alert(1)",
-                    ]
-                ),
-                STRINGS,
-            )
-        return STRINGS
+        return _string_value(world, field)
     raise NotImplementedError(f"no strategy for {field.full_name} (type {field.type})")
+
+
+def _string_value(world: World, field: _descriptor.FieldDescriptor):
+    """Strings for ``field``: ids, etags and page tokens of the world, or URLs, mixed
+    with arbitrary ones."""
+    if field.name.endswith("_id"):
+        return _ids(world, field)
+    if field.name == "etag":
+        return st.one_of(st.sampled_from(world.etags), STRINGS)
+    if field.name == "page_token" and world.page_tokens:
+        return st.one_of(st.sampled_from(world.page_tokens), STRINGS)
+    if field.name == "url":
+        return st.one_of(
+            st.sampled_from(
+                [
+                    "https://cdn.example.com/a.png",
+                    "http://127.0.0.1/x.mp4",
+                    "ftp://x",
+                    "https://",
+                    "javascript:alert(1)",
+                ]
+            ),
+            STRINGS,
+        )
+    return STRINGS
 
 
 def message_strategy(

@@ -33,8 +33,9 @@ class FakeContext:
         raise Aborted()
 
     def abort(self, code, details):
-        self.abort_with_status(types.SimpleNamespace(code=code, details=details,
-                                                     trailing_metadata=()))  # fmt: skip
+        self.abort_with_status(
+            types.SimpleNamespace(code=code, details=details, trailing_metadata=())
+        )
 
     def code(self):
         return self.status.code if self.status else None
@@ -77,13 +78,13 @@ def handler_of(kind: str, behaviour):
     return make(behaviour)
 
 
-def intercepted(kind: str, behaviour, authorization: str | None = "Bearer good",
-                method: str = METHOD):  # fmt: skip
+def intercepted(
+    kind: str, behaviour, authorization: str | None = "Bearer good", method: str = METHOD
+):
     metadata = (("authorization", authorization),) if authorization else ()
     details = types.SimpleNamespace(method=method, invocation_metadata=metadata)
     handler = handler_of(kind, behaviour)
-    return handler, PostServiceInterceptor(FakeKeys()).intercept_service(lambda _: handler,
-                                                                         details)  # fmt: skip
+    return handler, PostServiceInterceptor(FakeKeys()).intercept_service(lambda _: handler, details)
 
 
 def call(kind: str, handler, context: FakeContext):
@@ -95,8 +96,9 @@ def call(kind: str, handler, context: FakeContext):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_method_of_any_kind_without_a_key_is_unauthenticated_and_never_runs(kind):
     ran = []
-    _, handler = intercepted(kind, lambda request, context: ran.append(request) or ["x"],
-                             authorization=None)  # fmt: skip
+    _, handler = intercepted(
+        kind, lambda request, context: ran.append(request) or ["x"], authorization=None
+    )
     context = FakeContext()
 
     with pytest.raises(Aborted):
@@ -161,8 +163,10 @@ def test_a_domain_error_and_an_outage_keep_their_answers():
             call("unary_unary", handler, context)
         answers.append((context.code(), context.reason()))
 
-    assert answers == [(grpc.StatusCode.NOT_FOUND, "POST_NOT_FOUND"),
-                       (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")]  # fmt: skip
+    assert answers == [
+        (grpc.StatusCode.NOT_FOUND, "POST_NOT_FOUND"),
+        (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE"),
+    ]
 
 
 def test_a_behaviour_that_aborts_keeps_its_own_answer():
@@ -175,12 +179,15 @@ def test_a_behaviour_that_aborts_keeps_its_own_answer():
     with pytest.raises(Aborted):
         call("unary_unary", handler, context)
 
-    assert (context.code(), context.status.details) == (grpc.StatusCode.FAILED_PRECONDITION,
-                                                        "its own")  # fmt: skip
+    assert (context.code(), context.status.details) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "its own",
+    )
 
 
-@pytest.mark.parametrize("method", ["/grpc.reflection.v1alpha.ServerReflection/Info",
-                                    "/other.v1.Service/Call"])  # fmt: skip
+@pytest.mark.parametrize(
+    "method", ["/grpc.reflection.v1alpha.ServerReflection/Info", "/other.v1.Service/Call"]
+)
 def test_methods_of_other_services_pass_untouched(method):
     handler, answered = intercepted("stream_stream", lambda r, c: iter([r]), None, method)
 
@@ -205,15 +212,18 @@ def test_a_non_blocking_stream_stays_non_blocking_for_the_server():
 
 def test_a_non_blocking_stream_without_a_key_is_unauthenticated_and_never_runs():
     ran = []
-    handler = intercepted_non_blocking(lambda request, context, send: ran.append(request),
-                                       authorization=None)  # fmt: skip
+    handler = intercepted_non_blocking(
+        lambda request, context, send: ran.append(request), authorization=None
+    )
     context = FakeContext()
 
     with pytest.raises(Aborted):
         handler.unary_stream("request", context, lambda answer: None)
 
-    assert (context.code(), context.reason()) == (grpc.StatusCode.UNAUTHENTICATED,
-                                                  "API_KEY_INVALID")  # fmt: skip
+    assert (context.code(), context.reason()) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "API_KEY_INVALID",
+    )
     assert ran == []
 
 
@@ -229,11 +239,14 @@ def test_a_non_blocking_stream_runs_as_its_principal_with_the_callback():
     assert sent == ["key_fake"]
 
 
-@pytest.mark.parametrize("raised, expected", [
-    (errors.EventCursorExpired(5, 9), (grpc.StatusCode.OUT_OF_RANGE, "EVENT_CURSOR_EXPIRED")),
-    (peewee.OperationalError("gone"), (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")),
-    (RuntimeError("password=hunter2"), (grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raised, expected",
+    [
+        (errors.EventCursorExpired(5, 9), (grpc.StatusCode.OUT_OF_RANGE, "EVENT_CURSOR_EXPIRED")),
+        (peewee.OperationalError("gone"), (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")),
+        (RuntimeError("password=hunter2"), (grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")),
+    ],
+)
 def test_a_non_blocking_stream_answers_through_the_same_boundary(raised, expected):
     def behaviour(request, context, send):
         raise raised

@@ -40,10 +40,12 @@ NEW_KEY = "new-secret-key-0123456789abcdef-0123456789"
 
 @pytest.mark.parametrize(
     "shared",
-    [{"POSTS_DATABASE_URL": "postgresql://posts@127.0.0.1:9/posts"},
-     {"POSTS_BROKER_URL": "redis://127.0.0.1:9/0"}],
+    [
+        {"POSTS_DATABASE_URL": "postgresql://posts@127.0.0.1:9/posts"},
+        {"POSTS_BROKER_URL": "redis://127.0.0.1:9/0"},
+    ],
     ids=["postgresql", "broker"],
-)  # fmt: skip
+)
 def test_postgresql_or_a_broker_without_a_secret_key_is_refused_at_start_up(shared, tmp_path):
     with pytest.raises(ConfigError, match="^POSTS_SECRET_KEY is required"):
         Config.from_env({"POSTS_VAR_DIR": str(tmp_path), **shared})
@@ -118,10 +120,14 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "complaint"),
-    [(b"", "is empty"), (b"\n", "is empty"), (b"not-a-key\n", "does not hold a valid key"),
-     (Fernet.generate_key()[:-2] + b"\n", "does not hold a valid key")],
+    [
+        (b"", "is empty"),
+        (b"\n", "is empty"),
+        (b"not-a-key\n", "does not hold a valid key"),
+        (Fernet.generate_key()[:-2] + b"\n", "does not hold a valid key"),
+    ],
     ids=["empty", "blank", "garbage", "truncated"],
-)  # fmt: skip
+)
 def test_an_empty_or_malformed_key_file_stops_the_start(tmp_path, content, complaint):
     (tmp_path / crypto.KEY_FILE).write_bytes(content)
     with pytest.raises(ConfigError, match=complaint):
@@ -165,18 +171,33 @@ def test_page_tokens_signed_with_an_old_key_keep_verifying():
 
 
 def test_a_page_token_from_before_a_rotation_still_pages_on(tmp_path):
-    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
-           "POSTS_SECRET_KEY": OLD_KEY}  # fmt: skip
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+        "POSTS_SECRET_KEY": OLD_KEY,
+    }
     assert run(env, "migrate").returncode == 0
     workspace = run(env, "admin", "workspace", "create", "rotation").stdout.strip()
     key = run(env, "admin", "key", "create", "--workspace", workspace).stdout.strip()
-    account = run(env, "admin", "account", "create", "--workspace", workspace,
-                  "--platform", "x", "--handle", "r", "--sandbox").stdout.strip()  # fmt: skip
+    account = run(
+        env,
+        "admin",
+        "account",
+        "create",
+        "--workspace",
+        workspace,
+        "--platform",
+        "x",
+        "--handle",
+        "r",
+        "--sandbox",
+    ).stdout.strip()
     tenant = Tenant(workspace, key, account)
 
     def page(secret_keys: str, token: str = "") -> pb.ListPostsResponse | Failure:
-        server = ServerProcess({**env, "POSTS_SECRET_KEY": secret_keys},
-                               str(tmp_path / "server.log")).start()  # fmt: skip
+        server = ServerProcess(
+            {**env, "POSTS_SECRET_KEY": secret_keys}, str(tmp_path / "server.log")
+        ).start()
         try:
             server.wait_serving()
             with grpc.insecure_channel(server.address) as channel:
@@ -213,13 +234,18 @@ def _first_line_of_a_refusal(result) -> str:
     return lines[0]
 
 
-WRONG = ("error: POSTS_SECRET_KEY is not the key this database's secrets were stored under:"
-         " start with that key (to rotate, put the new key in front of it)")  # fmt: skip
+WRONG = (
+    "error: POSTS_SECRET_KEY is not the key this database's secrets were stored under:"
+    " start with that key (to rotate, put the new key in front of it)"
+)
 
 
 def test_a_wrong_secret_key_is_refused_at_start_up_by_the_server_and_the_workers(tmp_path):
-    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
-           "POSTS_SECRET_KEY": OLD_KEY}  # fmt: skip
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
+        "POSTS_SECRET_KEY": OLD_KEY,
+    }
     assert run(env, "migrate").returncode == 0
     workspace = run(env, "admin", "workspace", "create", "keys").stdout.strip()
     assert workspace.startswith("wks_")
@@ -228,14 +254,34 @@ def test_a_wrong_secret_key_is_refused_at_start_up_by_the_server_and_the_workers
     assert _first_line_of_a_refusal(run(wrong, "serve")) == WRONG
     # And so do the workers (the broker is never reached: nothing listens there)
     workers = subprocess.run(
-        [sys.executable, "-m", "workers"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, **wrong, "POSTS_BROKER_URL": "redis://127.0.0.1:9/0"}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "workers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **wrong, "POSTS_BROKER_URL": "redis://127.0.0.1:9/0"},
+        check=False,
+    )
     assert _first_line_of_a_refusal(workers) == WRONG
     # And an admin command, before it stores anything under the wrong key
-    assert _first_line_of_a_refusal(run(wrong, "admin", "account", "create", "--workspace",
-                                        workspace, "--platform", "x", "--handle", "k",
-                                        "--sandbox")) == WRONG  # fmt: skip
+    assert (
+        _first_line_of_a_refusal(
+            run(
+                wrong,
+                "admin",
+                "account",
+                "create",
+                "--workspace",
+                workspace,
+                "--platform",
+                "x",
+                "--handle",
+                "k",
+                "--sandbox",
+            )
+        )
+        == WRONG
+    )
     # Then with the right key the server starts
     server = ServerProcess(env, str(tmp_path / "server.log")).start()
     try:
@@ -251,18 +297,35 @@ def test_a_wrong_secret_key_is_refused_at_start_up_by_the_server_and_the_workers
     third = "third-secret-key-0123456789abcdef-0123456789"
     refused = run({**env, "POSTS_SECRET_KEY": f"{unknown},{third}"}, "serve")
     assert _first_line_of_a_refusal(refused) == WRONG.replace(
-        "POSTS_SECRET_KEY is not", "none of the 2 keys in POSTS_SECRET_KEY is")
+        "POSTS_SECRET_KEY is not", "none of the 2 keys in POSTS_SECRET_KEY is"
+    )
     assert unknown not in refused.stderr and third not in refused.stderr
 
 
 def test_a_database_from_before_the_check_takes_the_key_that_opens_its_credentials(tmp_path):
-    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
-           "POSTS_SECRET_KEY": OLD_KEY}  # fmt: skip
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/k.db",
+        "POSTS_SECRET_KEY": OLD_KEY,
+    }
     assert run(env, "migrate").returncode == 0
     workspace = run(env, "admin", "workspace", "create", "keys").stdout.strip()
-    account = run(env, "admin", "account", "create", "--workspace", workspace, "--platform",
-                  "mastodon", "--handle", "k", "--base-url", "http://127.0.0.1:9",
-                  "--token", "network-token").stdout.strip()  # fmt: skip
+    account = run(
+        env,
+        "admin",
+        "account",
+        "create",
+        "--workspace",
+        workspace,
+        "--platform",
+        "mastodon",
+        "--handle",
+        "k",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--token",
+        "network-token",
+    ).stdout.strip()
     # Given a database whose credentials were stored before it kept key checks
     database = sqlite3.connect(f"{tmp_path}/k.db")
     with database:
@@ -270,7 +333,8 @@ def test_a_database_from_before_the_check_takes_the_key_that_opens_its_credentia
     # When a process starts with a key that does not open them, it is refused
     refused = run({**env, "POSTS_SECRET_KEY": NEW_KEY}, "admin", "workspace", "create", "x")
     assert _first_line_of_a_refusal(refused) == (
-        f"{WRONG} (it does not decrypt account {account}'s credentials)")
+        f"{WRONG} (it does not decrypt account {account}'s credentials)"
+    )
     assert database.execute("SELECT count(*) FROM secret_key_check").fetchall() == [(0,)]
     # And with the key that opens them, it starts and stores that key's check
     assert run(env, "admin", "workspace", "create", "y").returncode == 0
@@ -288,7 +352,8 @@ def test_the_embedded_key_file_is_checked_too(tmp_path):
     (tmp_path / crypto.KEY_FILE).write_bytes(Fernet.generate_key() + b"\n")
     assert _first_line_of_a_refusal(run(env, "serve")) == (
         f"error: the key in {tmp_path / crypto.KEY_FILE} is not the key this database's secrets"
-        " were stored under: start with that key (to rotate, put the new key in front of it)")
+        " were stored under: start with that key (to rotate, put the new key in front of it)"
+    )
 
 
 # ------------------------------------------------------------------- API keys
@@ -351,8 +416,9 @@ def test_key_list_shows_when_keys_were_made_used_expire_and_were_revoked_never_a
         assert keys[secret.partition(".")[0]].secret_hash not in result.stdout
 
 
-def test_a_revoked_key_is_refused_by_every_server_within_a_second(server, api, make_tenant,
-                                                                 tmp_path):  # fmt: skip
+def test_a_revoked_key_is_refused_by_every_server_within_a_second(
+    server, api, make_tenant, tmp_path
+):
     tenant = make_tenant("revoked")
     with _other_server(server, tmp_path) as address, grpc.insecure_channel(address) as channel:
         apis = [api, Api(posts_pb2_grpc.PostServiceStub(channel))]
@@ -365,8 +431,9 @@ def test_a_revoked_key_is_refused_by_every_server_within_a_second(server, api, m
         # Then both refuse it within a second
         refused = wait_for(
             lambda: all(_outcome(a, tenant) == "API_KEY_INVALID" for a in apis),
-            timeout=1.5, message="both servers to refuse the revoked key",
-        )  # fmt: skip
+            timeout=1.5,
+            message="both servers to refuse the revoked key",
+        )
         assert refused
 
 
@@ -407,8 +474,11 @@ def test_an_expired_key_is_unauthenticated(api, make_tenant):
             ApiKey.id == key_id
         ).execute()
 
-    wait_for(lambda: _outcome(api, tenant) == "API_KEY_INVALID", timeout=1.5,
-             message="the expired key to be refused")  # fmt: skip
+    wait_for(
+        lambda: _outcome(api, tenant) == "API_KEY_INVALID",
+        timeout=1.5,
+        message="the expired key to be refused",
+    )
     failure = api.refused("ListPosts", tenant)
     assert failure.kind == ("UNAUTHENTICATED", "API_KEY_INVALID")
 
@@ -469,13 +539,17 @@ NOW = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.UTC)
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30d", NOW + dt.timedelta(days=30)), ("12h", NOW + dt.timedelta(hours=12)),
-     ("90m", NOW + dt.timedelta(minutes=90)), ("45s", NOW + dt.timedelta(seconds=45)),
-     ("2w", NOW + dt.timedelta(weeks=2)),
-     ("2026-03-01T00:00:00Z", dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
-     ("2026-03-01T02:00:00+02:00", dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
-     ("2026-03-01", dt.datetime(2026, 3, 1, tzinfo=dt.UTC))],
-)  # fmt: skip
+    [
+        ("30d", NOW + dt.timedelta(days=30)),
+        ("12h", NOW + dt.timedelta(hours=12)),
+        ("90m", NOW + dt.timedelta(minutes=90)),
+        ("45s", NOW + dt.timedelta(seconds=45)),
+        ("2w", NOW + dt.timedelta(weeks=2)),
+        ("2026-03-01T00:00:00Z", dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
+        ("2026-03-01T02:00:00+02:00", dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
+        ("2026-03-01", dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
+    ],
+)
 def test_expires_takes_an_iso_time_or_a_duration(text, expected):
     assert admin.parse_expiry(text, NOW) == expected
 

@@ -29,7 +29,11 @@ STATUS_CHANGES = {
     (S.PENDING, "draft"): REFUSED,
     (S.PENDING, "cancelled"): S.CANCELLED,
     (S.CANCELLED, "cancelled"): "noop",
-    **{(s, c): REFUSED for s in (S.PROCESSING, S.PUBLISHED, S.FAILED) for c in lifecycle.CHANGE_EVENTS},
+    **{
+        (s, c): REFUSED
+        for s in (S.PROCESSING, S.PUBLISHED, S.FAILED)
+        for c in lifecycle.CHANGE_EVENTS
+    },
     **{(S.CANCELLED, c): REFUSED for c in ("publish", "scheduled", "draft")},
 }
 
@@ -77,8 +81,9 @@ def test_an_empty_update_changes_nothing():
 
 def test_rescheduling_into_the_last_minute_publishes_now():
     """A minute of clock skew: a time just past is the caller's "now"."""
-    decision = lifecycle.decide_update(S.SCHEDULED, None, edits=True, scheduled_at=PAST, now=NOW,
-                                       time_moved=True)  # fmt: skip
+    decision = lifecycle.decide_update(
+        S.SCHEDULED, None, edits=True, scheduled_at=PAST, now=NOW, time_moved=True
+    )
     assert decision.status is S.PENDING and decision.enqueue and decision.new_token
 
 
@@ -87,29 +92,53 @@ def test_rescheduling_over_a_minute_into_the_past_is_refused(change):
     """Publishing cannot be undone: a time further back than the skew is a mistake
     unless the same request asks for PUBLISH."""
     with pytest.raises(errors.InvalidField) as caught:
-        lifecycle.decide_update(S.SCHEDULED, change, edits=True, now=NOW, time_moved=True,
-                                scheduled_at=PAST - dt.timedelta(microseconds=1))  # fmt: skip
+        lifecycle.decide_update(
+            S.SCHEDULED,
+            change,
+            edits=True,
+            now=NOW,
+            time_moved=True,
+            scheduled_at=PAST - dt.timedelta(microseconds=1),
+        )
     assert set(caught.value.violations) == {"scheduled_at"}
     assert "status: STATUS_CHANGE_PUBLISH" in caught.value.violations["scheduled_at"]
 
 
 def test_rescheduling_into_the_past_with_publish_publishes_now():
-    decision = lifecycle.decide_update(S.SCHEDULED, "publish", edits=True, now=NOW,
-                                       time_moved=True, scheduled_at=NOW - dt.timedelta(days=30))
+    decision = lifecycle.decide_update(
+        S.SCHEDULED,
+        "publish",
+        edits=True,
+        now=NOW,
+        time_moved=True,
+        scheduled_at=NOW - dt.timedelta(days=30),
+    )
     assert decision.status is S.PENDING and decision.enqueue
 
 
 def test_an_overdue_scheduled_post_edited_without_moving_its_time_publishes_now():
     """The rule is about a time the request moves: a post already past its time
     (a dispatcher running behind) is due, whatever else is edited."""
-    decision = lifecycle.decide_update(S.SCHEDULED, None, edits=True, content_edited=True,
-                                       now=NOW, scheduled_at=NOW - dt.timedelta(hours=1))
+    decision = lifecycle.decide_update(
+        S.SCHEDULED,
+        None,
+        edits=True,
+        content_edited=True,
+        now=NOW,
+        scheduled_at=NOW - dt.timedelta(hours=1),
+    )
     assert decision.status is S.PENDING and decision.enqueue
 
 
 def test_a_draft_keeps_any_past_time():
-    decision = lifecycle.decide_update(S.DRAFT, None, edits=True, now=NOW, time_moved=True,
-                                       scheduled_at=NOW - dt.timedelta(days=30))  # fmt: skip
+    decision = lifecycle.decide_update(
+        S.DRAFT,
+        None,
+        edits=True,
+        now=NOW,
+        time_moved=True,
+        scheduled_at=NOW - dt.timedelta(days=30),
+    )
     assert decision.status is S.DRAFT and not decision.enqueue
 
 
@@ -127,16 +156,26 @@ def test_scheduling_a_draft_needs_a_future_time(when):
 
 
 def test_a_scheduled_post_turned_draft_keeps_nothing_queued():
-    decision = lifecycle.decide_update(S.SCHEDULED, "draft", edits=False, scheduled_at=FUTURE, now=NOW)
+    decision = lifecycle.decide_update(
+        S.SCHEDULED, "draft", edits=False, scheduled_at=FUTURE, now=NOW
+    )
     assert decision.status is S.DRAFT and decision.new_token and not decision.check_rules
 
 
 @pytest.mark.parametrize(
     ("current", "live", "allowed"),
-    [(S.DRAFT, False, True), (S.SCHEDULED, False, True), (S.PENDING, False, True),
-     (S.PENDING, True, False), (S.FAILED, False, True), (S.FAILED, True, False),
-     (S.CANCELLED, False, True), (S.PROCESSING, False, False), (S.PUBLISHED, True, False)],
-)  # fmt: skip
+    [
+        (S.DRAFT, False, True),
+        (S.SCHEDULED, False, True),
+        (S.PENDING, False, True),
+        (S.PENDING, True, False),
+        (S.FAILED, False, True),
+        (S.FAILED, True, False),
+        (S.CANCELLED, False, True),
+        (S.PROCESSING, False, False),
+        (S.PUBLISHED, True, False),
+    ],
+)
 def test_delete(current, live, allowed):
     assert lifecycle.can_delete(current, live) is allowed
 
@@ -159,11 +198,19 @@ DELIVERY_EVENTS = {
     (S.PROCESSING, Event.RESTART): S.PENDING,
     (S.PROCESSING, Event.PACED): S.PENDING,
 }
-SYSTEM_EVENTS = [e for e in Event if e not in lifecycle.CHANGE_EVENTS.values()
-                 and e not in (Event.CREATE, Event.EDIT, Event.DELETE)]  # fmt: skip
+SYSTEM_EVENTS = [
+    e
+    for e in Event
+    if e not in lifecycle.CHANGE_EVENTS.values()
+    and e not in (Event.CREATE, Event.EDIT, Event.DELETE)
+]
 POLICY = lifecycle.Policy(lease_seconds=60, max_attempts=3)
-IN_FLIGHT = {"job_token": "t0", "attempts": 1, "last_attempt_at": PAST,
-                 "lease_expires_at": NOW + dt.timedelta(seconds=30)}  # fmt: skip
+IN_FLIGHT = {
+    "job_token": "t0",
+    "attempts": 1,
+    "last_attempt_at": PAST,
+    "lease_expires_at": NOW + dt.timedelta(seconds=30),
+}
 
 
 def job(status: Status, **fields) -> lifecycle.Job:
@@ -223,14 +270,14 @@ def test_the_last_attempt_dying_fails_the_post_as_crashed(event):
 
 
 def test_the_last_transient_failure_fails_with_its_own_code():
-    outcome = decide(S.PROCESSING, Event.RETRY, job={"attempts": POLICY.max_attempts},
-                     error=("HTTP_503", "busy"))  # fmt: skip
+    outcome = decide(
+        S.PROCESSING, Event.RETRY, job={"attempts": POLICY.max_attempts}, error=("HTTP_503", "busy")
+    )
     assert (outcome.job.status, outcome.job.error_code) == (S.FAILED, "HTTP_503")
 
 
 def test_an_unknown_outcome_the_network_cannot_resolve_fails_at_once():
-    outcome = decide(S.PROCESSING, Event.UNKNOWN, error=("NO_ANSWER", "timeout"),
-                     resolvable=False)  # fmt: skip
+    outcome = decide(S.PROCESSING, Event.UNKNOWN, error=("NO_ANSWER", "timeout"), resolvable=False)
     assert (outcome.job.status, outcome.job.error_code) == (S.FAILED, lifecycle.OUTCOME_UNKNOWN)
     resolvable = decide(S.PROCESSING, Event.UNKNOWN, error=("NO_ANSWER", "timeout"), wait=5)
     assert resolvable.job.status is S.PENDING
@@ -253,11 +300,13 @@ def test_a_queued_post_always_gets_a_new_token(event):
 
 def test_a_thread_waiting_to_retry_with_a_live_item_cannot_be_cancelled():
     with pytest.raises(errors.InvalidTransition):
-        lifecycle.decide_update(S.PENDING, "cancelled", edits=False, scheduled_at=None, now=NOW,
-                                has_live_item=True)  # fmt: skip
+        lifecycle.decide_update(
+            S.PENDING, "cancelled", edits=False, scheduled_at=None, now=NOW, has_live_item=True
+        )
     # Cancelling what is already cancelled still changes nothing.
-    decision = lifecycle.decide_update(S.CANCELLED, "cancelled", edits=False, scheduled_at=None,
-                                       now=NOW, has_live_item=True)  # fmt: skip
+    decision = lifecycle.decide_update(
+        S.CANCELLED, "cancelled", edits=False, scheduled_at=None, now=NOW, has_live_item=True
+    )
     assert decision.noop
 
 
@@ -273,6 +322,11 @@ def test_decide_follows_the_table_for_every_status_and_event(current, event):
         return
     assert decide(current, event).job.status is expected
     last = decide(current, event, job={"attempts": POLICY.max_attempts}).job.status
-    ends = current is S.PROCESSING and event in (Event.RETRY, Event.UNKNOWN, Event.CRASH,
-                                                 Event.TAKE_OVER, Event.RESTART)  # fmt: skip
+    ends = current is S.PROCESSING and event in (
+        Event.RETRY,
+        Event.UNKNOWN,
+        Event.CRASH,
+        Event.TAKE_OVER,
+        Event.RESTART,
+    )
     assert last is (S.FAILED if ends else expected)

@@ -105,19 +105,26 @@ def test_a_nul_in_any_string_of_other_requests_is_invalid_field(api, tenant, rpc
 def test_strings_over_their_limits_are_invalid_field(api, tenant):
     over = {
         "title": EMOJI * (posts.MAX_TITLE_LENGTH + 1),
-        "items": [item("x", [
-            _media(alt_text="a" * (posts.MAX_ALT_TEXT_LENGTH + 1)),
-            _media(mime_type="i" * (posts.MAX_MIME_TYPE_LENGTH + 1)),
-        ])],
+        "items": [
+            item(
+                "x",
+                [
+                    _media(alt_text="a" * (posts.MAX_ALT_TEXT_LENGTH + 1)),
+                    _media(mime_type="i" * (posts.MAX_MIME_TYPE_LENGTH + 1)),
+                ],
+            )
+        ],
         "idempotency_key": "k" * (posts.MAX_KEY_LENGTH + 1),
-    }  # fmt: skip
+    }
     long_id = [item("x", [_media(media_id="m" * (posts.MAX_ID_LENGTH + 1))])]
 
     failure = api.refused("CreatePost", tenant, **over)
     id_failure = api.refused("CreatePost", tenant, items=long_id)
 
-    assert_invalid(failure, {"title", "items[0].media[0].alt_text", "items[0].media[1].mime_type",
-                             "idempotency_key"})  # fmt: skip
+    assert_invalid(
+        failure,
+        {"title", "items[0].media[0].alt_text", "items[0].media[1].mime_type", "idempotency_key"},
+    )
     assert_invalid(id_failure, {"items[0].media[0].media_id"})
     assert api.list_all(tenant) == []
 
@@ -125,11 +132,15 @@ def test_strings_over_their_limits_are_invalid_field(api, tenant):
 def test_strings_at_their_limits_are_accepted(api, tenant):
     at = {
         "title": EMOJI * posts.MAX_TITLE_LENGTH,
-        "media": [_media(alt_text=EMOJI * posts.MAX_ALT_TEXT_LENGTH,
-                         mime_type="i" * posts.MAX_MIME_TYPE_LENGTH,
-                         media_id="m" * posts.MAX_ID_LENGTH)],
+        "media": [
+            _media(
+                alt_text=EMOJI * posts.MAX_ALT_TEXT_LENGTH,
+                mime_type="i" * posts.MAX_MIME_TYPE_LENGTH,
+                media_id="m" * posts.MAX_ID_LENGTH,
+            )
+        ],
         "idempotency_key": "k" * posts.MAX_KEY_LENGTH,
-    }  # fmt: skip
+    }
 
     post = api.create(tenant, **at)
 
@@ -188,8 +199,13 @@ def test_an_update_mask_of_more_than_20_paths_is_invalid_field(api, tenant):
     post = api.create(tenant, text="before")
     paths = ["title"] * posts.MAX_MASK_PATHS
 
-    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, title="t",
-                          update_mask={"paths": [*paths, "title"]})  # fmt: skip
+    failure = api.refused(
+        "UpdatePost",
+        tenant,
+        post_id=post.post_id,
+        title="t",
+        update_mask={"paths": [*paths, "title"]},
+    )
     edited = api.update(tenant, post.post_id, title="t", update_mask={"paths": paths})
 
     assert_invalid(failure, {"update_mask"})
@@ -199,8 +215,9 @@ def test_an_update_mask_of_more_than_20_paths_is_invalid_field(api, tenant):
 def test_an_unknown_mask_path_is_named_shortened(api, tenant):
     post = api.create(tenant, text="before")
 
-    failure = api.refused("UpdatePost", tenant, post_id=post.post_id,
-                          update_mask={"paths": ["z" * 10_000]})  # fmt: skip
+    failure = api.refused(
+        "UpdatePost", tenant, post_id=post.post_id, update_mask={"paths": ["z" * 10_000]}
+    )
 
     assert_invalid(failure, {"update_mask"})
     assert len(failure.message) < 200
@@ -236,8 +253,9 @@ def test_a_page_of_large_posts_stops_before_4_mb(api, tenant):
     gRPC client takes by default; the page stops after two, and the next holds
     the third."""
     thread = [item(f"{n}" + "a" * (64 * KIB - 8)) for n in range(25)]
-    made = [api.create(tenant, post_type=pb.POST_TYPE_THREAD, items=thread).post_id
-            for _ in range(3)]  # fmt: skip
+    made = [
+        api.create(tenant, post_type=pb.POST_TYPE_THREAD, items=thread).post_id for _ in range(3)
+    ]
 
     first = api.list(tenant)
     second = api.list(tenant, page_token=first.next_page_token)
@@ -261,23 +279,35 @@ def _largest_items() -> list[pb.PostItem]:
         mime_type=EMOJI * posts.MAX_MIME_TYPE_LENGTH,
         alt_text=EMOJI * posts.MAX_ALT_TEXT_LENGTH,
     )
-    return [pb.PostItem(text="a" * posts.MAX_TEXT_BYTES, media=[media] * posts.MAX_MEDIA)
-            for _ in range(posts.MAX_ITEMS)]  # fmt: skip
+    return [
+        pb.PostItem(text="a" * posts.MAX_TEXT_BYTES, media=[media] * posts.MAX_MEDIA)
+        for _ in range(posts.MAX_ITEMS)
+    ]
 
 
 def test_the_message_limits_fit_the_largest_valid_request_and_its_answer():
     items = _largest_items()
     request = pb.CreatePostRequest(
-        workspace_id="w" * 64, account_id="a" * 64, post_type=pb.POST_TYPE_THREAD,
-        items=items, title=EMOJI * posts.MAX_TITLE_LENGTH, status=DRAFT,
+        workspace_id="w" * 64,
+        account_id="a" * 64,
+        post_type=pb.POST_TYPE_THREAD,
+        items=items,
+        title=EMOJI * posts.MAX_TITLE_LENGTH,
+        status=DRAFT,
         idempotency_key="k" * posts.MAX_KEY_LENGTH,
-    )  # fmt: skip
+    )
     answered = [pb.PostItem(text=i.text, media=i.media, platform_url="u" * 500) for i in items]
-    answer = pb.GetPostStatusResponse(post=pb.Post(
-        post_id="p" * 30, items=answered, text=answered[0].text, media=answered[0].media,
-        title=request.title, idempotency_key=request.idempotency_key,
-        error=pb.PostError(message="m" * 1000),
-    ))  # fmt: skip
+    answer = pb.GetPostStatusResponse(
+        post=pb.Post(
+            post_id="p" * 30,
+            items=answered,
+            text=answered[0].text,
+            media=answered[0].media,
+            title=request.title,
+            idempotency_key=request.idempotency_key,
+            error=pb.PostError(message="m" * 1000),
+        )
+    )
 
     assert request.ByteSize() <= service_server.MAX_RECEIVE_MESSAGE_BYTES
     assert answer.ByteSize() <= service_server.MAX_SEND_MESSAGE_BYTES
@@ -287,9 +317,10 @@ def test_the_server_takes_a_request_over_4_mib_and_refuses_one_over_its_limit(ap
     """gRPC's default receive limit is 4 MiB: the largest valid requests are larger."""
     options = [("grpc.max_receive_message_length", service_server.MAX_SEND_MESSAGE_BYTES)]
     # 25 items of 64 KiB of text and 20 media with 6,000 bytes of alt text: 4.6 MB
-    thread = [item("a" * posts.MAX_TEXT_BYTES,
-                   [_media(alt_text=EMOJI * posts.MAX_ALT_TEXT_LENGTH)] * 20)
-              for _ in range(posts.MAX_ITEMS)]  # fmt: skip
+    thread = [
+        item("a" * posts.MAX_TEXT_BYTES, [_media(alt_text=EMOJI * posts.MAX_ALT_TEXT_LENGTH)] * 20)
+        for _ in range(posts.MAX_ITEMS)
+    ]
     large = api.create_request(tenant, post_type=pb.POST_TYPE_THREAD, items=thread)
     too_large = api.create_request(
         tenant, text="x" * (service_server.MAX_RECEIVE_MESSAGE_BYTES + 1)

@@ -30,26 +30,39 @@ def writes_in(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for target in targets:
-            if (isinstance(target, ast.Attribute) and target.attr in COLUMNS
-                    and getattr(target.value, "id", "") != "self"):  # fmt: skip
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr in COLUMNS
+                and getattr(target.value, "id", "") != "self"
+            ):
                 found.append((node.lineno, f".{target.attr} = …"))
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        if isinstance(func, ast.Name) and func.id == "Post":
-            name = "Post"
-        elif (isinstance(func, ast.Attribute) and func.attr in WRITES
-              and getattr(func.value, "id", "") == "Post"):  # fmt: skip
-            name = f"Post.{func.attr}"
-        else:
-            continue
-        for keyword in node.keywords:
-            if keyword.arg in COLUMNS:
-                found.append((node.lineno, f"{name}({keyword.arg}=…)"))
-        for arg in node.args:
-            for key in arg.keys if isinstance(arg, ast.Dict) else ():
-                if isinstance(key, ast.Attribute) and key.attr in COLUMNS:
-                    found.append((node.lineno, f"{name}({{Post.{key.attr}: …}})"))
+        if isinstance(node, ast.Call):
+            found += _call_writes(node)
+    return found
+
+
+def _call_writes(node: ast.Call) -> list[tuple[int, str]]:
+    """``writes_in`` of one call: ``Post(status=…)``, ``Post.update(status=…)`` or
+    ``Post.update({Post.status: …})``."""
+    func = node.func
+    if isinstance(func, ast.Name) and func.id == "Post":
+        name = "Post"
+    elif (
+        isinstance(func, ast.Attribute)
+        and func.attr in WRITES
+        and getattr(func.value, "id", "") == "Post"
+    ):
+        name = f"Post.{func.attr}"
+    else:
+        return []
+    found = []
+    for keyword in node.keywords:
+        if keyword.arg in COLUMNS:
+            found.append((node.lineno, f"{name}({keyword.arg}=…)"))
+    for arg in node.args:
+        for key in arg.keys if isinstance(arg, ast.Dict) else ():
+            if isinstance(key, ast.Attribute) and key.attr in COLUMNS:
+                found.append((node.lineno, f"{name}({{Post.{key.attr}: …}})"))
     return found
 
 

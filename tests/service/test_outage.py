@@ -26,24 +26,33 @@ def postgres_service(tmp_path):
     from workers.inprocess import wire
 
     with PostgresServer() as postgres:
-        config = Config.from_env({
-            "POSTS_LISTEN": "127.0.0.1:0",
-            "POSTS_DATABASE_URL": postgres.create_database("outage"),
-            "POSTS_VAR_DIR": str(tmp_path),
-            "POSTS_SECRET_KEY": SECRET_KEY,
-            "POSTS_HEALTH_INTERVAL": "0.1",
-        })  # fmt: skip
+        config = Config.from_env(
+            {
+                "POSTS_LISTEN": "127.0.0.1:0",
+                "POSTS_DATABASE_URL": postgres.create_database("outage"),
+                "POSTS_VAR_DIR": str(tmp_path),
+                "POSTS_SECRET_KEY": SECRET_KEY,
+                "POSTS_HEALTH_INTERVAL": "0.1",
+            }
+        )
         db.init(config)
         migrations.migrate()
         server, port = create_server(config, *wire(config))
         server.start()
         try:
             workspace_id = admin.create_workspace("outage")
-            tenant = Tenant(workspace_id, admin.create_api_key([workspace_id]),
-                            admin.create_account(workspace_id, platform="x", sandbox=True))  # fmt: skip
+            tenant = Tenant(
+                workspace_id,
+                admin.create_api_key([workspace_id]),
+                admin.create_account(workspace_id, platform="x", sandbox=True),
+            )
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                yield (postgres, Api(posts_pb2_grpc.PostServiceStub(channel)), tenant,
-                       health_pb2_grpc.HealthStub(channel))  # fmt: skip
+                yield (
+                    postgres,
+                    Api(posts_pb2_grpc.PostServiceStub(channel)),
+                    tenant,
+                    health_pb2_grpc.HealthStub(channel),
+                )
         finally:
             server.stop(grace=2.0)
             db.close()
@@ -58,10 +67,16 @@ def test_a_database_outage_is_unavailable_and_heals(postgres_service):
     # When the database goes away
     postgres._halt()
     try:
-        read = refused(api.stub.GetPostStatus, api.request("GetPostStatus", tenant,
-                                                           post_id=post.post_id), tenant.key)
-        write = refused(api.stub.CreatePost, api.create_request(
-            tenant, text="during", status=posts_pb2.STATUS_CHANGE_DRAFT), tenant.key)
+        read = refused(
+            api.stub.GetPostStatus,
+            api.request("GetPostStatus", tenant, post_id=post.post_id),
+            tenant.key,
+        )
+        write = refused(
+            api.stub.CreatePost,
+            api.create_request(tenant, text="during", status=posts_pb2.STATUS_CHANGE_DRAFT),
+            tenant.key,
+        )
         # (and health turns NOT_SERVING, for the service and the server as a whole)
         wait_for(lambda: _health(health) == NOT_SERVING, timeout=10)
         assert _health(health, "posts.v1.PostService") == NOT_SERVING

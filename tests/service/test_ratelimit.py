@@ -60,8 +60,9 @@ def test_each_key_has_its_own_bucket():
     assert limiter.acquire("b") == 0.0
 
 
-@pytest.mark.parametrize("raw, parsed", [("", None), ("5", (5.0, 5)), ("0.5", (0.5, 1)),
-                                         ("5:20", (5.0, 20))])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw, parsed", [("", None), ("5", (5.0, 5)), ("0.5", (0.5, 1)), ("5:20", (5.0, 20))]
+)
 def test_the_setting(raw, parsed):
     assert service_config.Config.from_env({"POSTS_RATE_LIMIT": raw}).rate_limit == parsed
 
@@ -88,8 +89,11 @@ def test_the_sixth_quick_call_is_refused_with_a_retry_delay(stub, make_tenant):
     failure = Failure.of(raised.value)
     assert failure.kind == ("RESOURCE_EXHAUSTED", "RATE_LIMITED")
     assert failure.domain == "posts.v1"
-    infos = [d for d in rpc_status.from_call(raised.value).details
-             if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]  # fmt: skip
+    infos = [
+        d
+        for d in rpc_status.from_call(raised.value).details
+        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+    ]
     assert len(infos) == 1
     info = error_details_pb2.RetryInfo()
     infos[0].Unpack(info)

@@ -282,8 +282,15 @@ def test_unknown_post_type_and_platform():
 
 def test_every_platform_has_a_rule_entry():
     assert set(rules.RULES) == {
-        "x", "instagram", "linkedin", "tiktok", "youtube", "bluesky", "mastodon", "webhook",
-    }  # fmt: skip
+        "x",
+        "instagram",
+        "linkedin",
+        "tiktok",
+        "youtube",
+        "bluesky",
+        "mastodon",
+        "webhook",
+    }
 
 
 def test_plain_text_shortcut_weighs_as_the_cluster_walk():
@@ -344,9 +351,36 @@ def test_a_hostile_item_costs_linear_time(platform, kind):
 
 
 def test_urls_are_found_as_the_url_pattern_finds_them():
-    alphabet = ["a", "Z", "h", ".", "-", "/", "@", " ", ":", "_", "1", "\n", '"', "<", "#", "?",
-                "é", "\u212a", "\u017f", "http://", "https://", "com", "org", ".net", "gov",
-                "x.com", "a-", "-a"]  # fmt: skip
+    alphabet = [
+        "a",
+        "Z",
+        "h",
+        ".",
+        "-",
+        "/",
+        "@",
+        " ",
+        ":",
+        "_",
+        "1",
+        "\n",
+        '"',
+        "<",
+        "#",
+        "?",
+        "é",
+        "\u212a",
+        "\u017f",
+        "http://",
+        "https://",
+        "com",
+        "org",
+        ".net",
+        "gov",
+        "x.com",
+        "a-",
+        "-a",
+    ]
     generator = random.Random(11)
     for _ in range(20_000):
         text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 14)))
@@ -358,8 +392,23 @@ def test_cutting_runs_of_regional_indicators_finds_the_same_clusters(monkeypatch
     # Cuts every 2 indicators, so that short texts exercise them
     monkeypatch.setattr(rules, "_RI_PIECE", 2)
     monkeypatch.setattr(rules, "_LONG_RI_RUN", regex.compile(f"(?<!{rules._RI}){rules._RI}{{3,}}"))
-    alphabet = ["\U0001f1fa", "\U0001f1f8", "a", "\u0301", "\u200d", "\U0001f600", "\u0600",
-                "\u0903", "\n", "\r", "\u1100", "\u1161", "\u0915", "\u094d", "\ufe0f"]  # fmt: skip
+    alphabet = [
+        "\U0001f1fa",
+        "\U0001f1f8",
+        "a",
+        "\u0301",
+        "\u200d",
+        "\U0001f600",
+        "\u0600",
+        "\u0903",
+        "\n",
+        "\r",
+        "\u1100",
+        "\u1161",
+        "\u0915",
+        "\u094d",
+        "\ufe0f",
+    ]
     generator = random.Random(12)
     for _ in range(20_000):
         text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 16)))
@@ -372,10 +421,33 @@ def test_sorting_runs_of_combining_marks_gives_the_same_nfc(monkeypatch):
     monkeypatch.setattr(
         rules, "_LONG_MARK_RUN", regex.compile(f"(?<!{rules._MARK}){rules._MARK}{{2,}}")
     )
-    alphabet = ["\u0301", "\u0316", "\u0308", "\u0344", "\u0f73", "\u0f71", "\u0f72", "\u0f80",
-                "\u0f81", "\u05b0", "\u0327", "a", "e", "é", "\u01d8", "o", "\u031b", "\u0340",
-                "\u1100", "\u1161", "\u0958", "\u093c", "\uac00", "\u11a8",
-                "\u0897"]  # fmt: skip
+    alphabet = [
+        "\u0301",
+        "\u0316",
+        "\u0308",
+        "\u0344",
+        "\u0f73",
+        "\u0f71",
+        "\u0f72",
+        "\u0f80",
+        "\u0f81",
+        "\u05b0",
+        "\u0327",
+        "a",
+        "e",
+        "é",
+        "\u01d8",
+        "o",
+        "\u031b",
+        "\u0340",
+        "\u1100",
+        "\u1161",
+        "\u0958",
+        "\u093c",
+        "\uac00",
+        "\u11a8",
+        "\u0897",
+    ]
     generator = random.Random(13)
     for _ in range(20_000):
         text = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12)))

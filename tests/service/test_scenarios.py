@@ -209,8 +209,7 @@ def test_a_scheduled_post_moved_over_a_minute_into_the_past_is_refused(api, tena
     """Publishing cannot be undone: a time further back is taken for a mistake."""
     post = api.create(tenant, status=SCHEDULED, scheduled_at=in_seconds(3600))
 
-    failure = api.refused("UpdatePost", tenant, post_id=post.post_id,
-                          scheduled_at=in_seconds(-90))  # fmt: skip
+    failure = api.refused("UpdatePost", tenant, post_id=post.post_id, scheduled_at=in_seconds(-90))
 
     assert failure.kind == ("INVALID_ARGUMENT", "INVALID_FIELD")
     assert failure.fields == {"scheduled_at"}
@@ -430,15 +429,24 @@ def test_an_update_mask_changes_exactly_the_named_fields_and_can_clear_one(api, 
     assert edited.text == "keep me"
 
 
-@pytest.mark.parametrize("paths", [["title", "scheduled_at"], ["title", "scheduledAt"],
-                                   ["scheduledAt", "scheduled_at", "title"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "paths",
+    [["title", "scheduled_at"], ["title", "scheduledAt"], ["scheduledAt", "scheduled_at", "title"]],
+)
 def test_mask_paths_may_be_written_in_snake_case_or_as_json_names(paths, api, tenant):
-    post = api.create(tenant, text="keep me", title="old", status=SCHEDULED,
-                      scheduled_at=in_seconds(3600))  # fmt: skip
+    post = api.create(
+        tenant, text="keep me", title="old", status=SCHEDULED, scheduled_at=in_seconds(3600)
+    )
     later = in_seconds(7200)
 
-    edited = api.update(tenant, post.post_id, text="ignored", title="new", scheduled_at=later,
-                        update_mask={"paths": paths})  # fmt: skip
+    edited = api.update(
+        tenant,
+        post.post_id,
+        text="ignored",
+        title="new",
+        scheduled_at=later,
+        update_mask={"paths": paths},
+    )
 
     assert (edited.title, edited.text) == ("new", "keep me")
     assert as_datetime(edited.scheduled_at) == later

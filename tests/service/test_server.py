@@ -39,12 +39,20 @@ def test_reflection_and_health_need_no_key(env, tmp_path):
     try:
         server.wait_serving()
         grpcurl = os.path.join(ROOT, ".venv", "bin", "grpcurl")
-        listed = subprocess.run([grpcurl, "-plaintext", server.address, "list"],
-                                capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+        listed = subprocess.run(
+            [grpcurl, "-plaintext", server.address, "list"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         described = subprocess.run(
             [grpcurl, "-plaintext", server.address, "describe", "posts.v1.PostService"],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         with grpc.insecure_channel(server.address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="posts.v1.PostService"), timeout=5
@@ -53,8 +61,10 @@ def test_reflection_and_health_need_no_key(env, tmp_path):
         server.stop()
     assert listed.returncode == 0, listed.stderr
     assert set(listed.stdout.split()) >= {
-        "posts.v1.PostService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
-    }  # fmt: skip
+        "posts.v1.PostService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
     assert "rpc UpdatePost" in described.stdout
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -86,9 +96,24 @@ def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
     assert run(env, "migrate").returncode == 0
     workspace = _created(run(env, "admin", "workspace", "create", "drain"))
     key = _created(run(env, "admin", "key", "create", "--workspace", workspace))
-    account = _created(run(env, "admin", "account", "create", "--workspace", workspace,
-                           "--platform", "mastodon", "--handle", "drain",
-                           "--base-url", mastodon.base_url, "--token", "m-token"))  # fmt: skip
+    account = _created(
+        run(
+            env,
+            "admin",
+            "account",
+            "create",
+            "--workspace",
+            workspace,
+            "--platform",
+            "mastodon",
+            "--handle",
+            "drain",
+            "--base-url",
+            mastodon.base_url,
+            "--token",
+            "m-token",
+        )
+    )
     metadata = (("authorization", f"Bearer {key}"),)
     log = tmp_path / "server.log"
     row_lock = psycopg.connect(env["POSTS_DATABASE_URL"])  # its transaction holds the lock
@@ -97,8 +122,9 @@ def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
     def lock_waits() -> int:
         [(waiting,)] = postgres_server.execute(
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'", database
-        )  # fmt: skip
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            database,
+        )
         return waiting
 
     try:
@@ -109,9 +135,11 @@ def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
 
             def create(text: str, status) -> posts_pb2.Post:
                 request = posts_pb2.CreatePostRequest(
-                    account_id=account, post_type=posts_pb2.POST_TYPE_POST, text=text,
+                    account_id=account,
+                    post_type=posts_pb2.POST_TYPE_POST,
+                    text=text,
                     status=status,
-                )  # fmt: skip
+                )
                 return stub.CreatePost(request, metadata=metadata, timeout=10).post
 
             def draining() -> bool:
@@ -130,8 +158,9 @@ def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
             row_lock.execute("SELECT id FROM post WHERE id = %s FOR UPDATE", (draft.post_id,))
             edit = stub.UpdatePost.future(
                 posts_pb2.UpdatePostRequest(post_id=draft.post_id, text="edited while draining"),
-                metadata=metadata, timeout=30,
-            )  # fmt: skip
+                metadata=metadata,
+                timeout=30,
+            )
             wait_for(lock_waits, message="the UpdatePost to wait for the row lock")
 
             # When SIGTERM arrives, and the drain has begun with both still held
@@ -154,8 +183,9 @@ def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
     assert edited.text == "edited while draining"
     # And the worker finished its delivery before the process exited 0
     assert code == 0
-    [(status,)] = postgres_server.execute(f"SELECT status FROM post WHERE id = '{sent.post_id}'",
-                                          database)  # fmt: skip
+    [(status,)] = postgres_server.execute(
+        f"SELECT status FROM post WHERE id = '{sent.post_id}'", database
+    )
     assert status == "published"
     with mastodon.lock:
         assert [entry["text"] for entry in mastodon.live] == ["delivered while draining"]
@@ -170,8 +200,9 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
     try:
         server.wait_serving()
         # (spawn may add a resource tracker beside the two servers)
-        children = wait_for(lambda: _children(server.popen.pid) if
-                            len(_children(server.popen.pid)) >= 2 else None)  # fmt: skip
+        children = wait_for(
+            lambda: _children(server.popen.pid) if len(_children(server.popen.pid)) >= 2 else None
+        )
         # When health is checked on fresh connections (SO_REUSEPORT spreads new
         # connections over the listening processes) until two processes answered
         answered: dict[int, int] = {}  # pid -> SERVING answers
@@ -183,8 +214,9 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
             return len(answered) >= 2
 
         try:
-            wait_for(two_answered, timeout=30, interval=0.05,
-                     message="a second server process to answer")  # fmt: skip
+            wait_for(
+                two_answered, timeout=30, interval=0.05, message="a second server process to answer"
+            )
         except AssertionError as error:
             raise AssertionError(f"{error}; answers by pid: {answered}") from None
         children = _children(server.popen.pid)
@@ -192,8 +224,11 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
     finally:
         code = server.stop(timeout=30)
     # And the parent logged its start: how many processes (their pids), where, on what
-    started = re.search(r"serving posts\.v1\.PostService with 2 processes on (\S+) \(pids (\d+),"
-                        r" (\d+); database (\S+), broker (\S+)\)", text)  # fmt: skip
+    started = re.search(
+        r"serving posts\.v1\.PostService with 2 processes on (\S+) \(pids (\d+),"
+        r" (\d+); database (\S+), broker (\S+)\)",
+        text,
+    )
     assert started, text
     assert started.group(1) == server.address
     assert {int(started.group(2)), int(started.group(3))} == set(answered)
@@ -205,8 +240,11 @@ def test_serve_processes_share_one_port_and_stop_together(env, tmp_path, redis_s
     assert code == 0
     names = {pid: _command(pid) for pid in children}
     # (spawn's resource tracker notices its parent gone a moment later)
-    wait_for(lambda: not [pid for pid in children if _running(pid)], timeout=10,
-             message=f"the children {names} to exit")  # fmt: skip
+    wait_for(
+        lambda: not [pid for pid in children if _running(pid)],
+        timeout=10,
+        message=f"the children {names} to exit",
+    )
     # And its stop, with each child's exit code
     stopped = (tmp_path / "server.log").read_text()
     assert "signal 15: draining the 2 server processes" in stopped
@@ -274,20 +312,28 @@ def test_a_second_server_on_the_same_port_is_refused_in_one_line(env, tmp_path):
     try:
         first.wait_serving()
         # When a second one, on a database of its own, starts on the same port
-        other = {**env, "POSTS_VAR_DIR": str(tmp_path / "other"),
-                 "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/other/posts.db"}  # fmt: skip
+        other = {
+            **env,
+            "POSTS_VAR_DIR": str(tmp_path / "other"),
+            "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/other/posts.db",
+        }
         assert run(other, "migrate").returncode == 0
         second = ServerProcess(other, str(tmp_path / "second.log"), port=first.port).start()
         # Then it exits 2 saying so in one line, and the first one serves on alone
         text = _refused(second)
         assert text.splitlines() == [
-            (f"error: cannot listen on {first.address}: address already in use (another server"
-             " runs there; set POSTS_LISTEN to another port, or stop it)")
+            (
+                f"error: cannot listen on {first.address}: address already in use (another server"
+                " runs there; set POSTS_LISTEN to another port, or stop it)"
+            )
         ]
         with grpc.insecure_channel(first.address) as channel:
-            assert health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=5
-            ).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health_pb2_grpc.HealthStub(channel)
+                .Check(health_pb2.HealthCheckRequest(), timeout=5)
+                .status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
     finally:
         assert first.stop() == 0
 
@@ -304,9 +350,11 @@ def test_a_second_embedded_server_on_the_same_database_is_refused_until_the_firs
         # Then it exits 2, naming the database and the first one's pid
         database = env["POSTS_DATABASE_URL"].removeprefix("sqlite:///")
         assert _refused(second).splitlines() == [
-            (f"error: {database} is in use by another server (pid {first.popen.pid}, holding"
-             f" {database}.lock): the embedded default runs one server per database; stop that"
-             " one, or use PostgreSQL and POSTS_BROKER_URL for several")
+            (
+                f"error: {database} is in use by another server (pid {first.popen.pid}, holding"
+                f" {database}.lock): the embedded default runs one server per database; stop that"
+                " one, or use PostgreSQL and POSTS_BROKER_URL for several"
+            )
         ]
     finally:
         assert first.stop() == 0

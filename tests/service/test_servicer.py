@@ -12,8 +12,13 @@ from service.servicer import AnswerCache, PostServicer, check_strings
 # isort: split
 from posts.v1 import posts_pb2 as pb
 
-REQUESTS = [pb.CreatePostRequest, pb.GetPostStatusRequest, pb.UpdatePostRequest,
-            pb.DeletePostRequest, pb.ListPostsRequest]  # fmt: skip
+REQUESTS = [
+    pb.CreatePostRequest,
+    pb.GetPostStatusRequest,
+    pb.UpdatePostRequest,
+    pb.DeletePostRequest,
+    pb.ListPostsRequest,
+]
 
 
 def answer(size: int) -> pb.GetPostStatusResponse:

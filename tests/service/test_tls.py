@@ -97,8 +97,11 @@ def servers(pki, tmp_path_factory) -> Servers:
             started.append(server)
             addresses.append(f"127.0.0.1:{port}")
         workspace_id = admin.create_workspace("tls")
-        tenant = Tenant(workspace_id, admin.create_api_key([workspace_id]),
-                        admin.create_account(workspace_id, "x", "tls", sandbox=True))  # fmt: skip
+        tenant = Tenant(
+            workspace_id,
+            admin.create_api_key([workspace_id]),
+            admin.create_account(workspace_id, "x", "tls", sandbox=True),
+        )
         yield Servers(*addresses, tenant)
     finally:
         for server in started:
@@ -109,9 +112,11 @@ def servers(pki, tmp_path_factory) -> Servers:
 def _health(channel: grpc.Channel) -> int:
     """The health check's answer (SERVING), or the RPC's error code name when refused."""
     try:
-        return health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=DEFAULT_WAIT
-        ).status
+        return (
+            health_pb2_grpc.HealthStub(channel)
+            .Check(health_pb2.HealthCheckRequest(), timeout=DEFAULT_WAIT)
+            .status
+        )
     except grpc.RpcError as error:
         return error.code().name
 
@@ -162,9 +167,21 @@ def test_the_readme_grpcurl_flags_reach_a_mutual_tls_server(servers, pki):
     if not os.path.exists(grpcurl):
         pytest.skip("grpcurl is not installed beside the virtual environment's Python")
     checked = subprocess.run(
-        [grpcurl, "-cacert", pki.ca.cert_path, "-cert", pki.client.cert_path,
-         "-key", pki.client.key_path, servers.mutual, "grpc.health.v1.Health/Check"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            grpcurl,
+            "-cacert",
+            pki.ca.cert_path,
+            "-cert",
+            pki.client.cert_path,
+            "-key",
+            pki.client.key_path,
+            servers.mutual,
+            "grpc.health.v1.Health/Check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stderr
     assert '"status": "SERVING"' in checked.stdout

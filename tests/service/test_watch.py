@@ -65,8 +65,11 @@ class Stream:
         return wait_for(reached, timeout, message=message)
 
     def wait_for_post(self, post_id: str, event_type: int, timeout: float = DEFAULT_WAIT):
-        self.wait(lambda found: any(e.post_id == post_id and e.type == event_type for e in found),
-                  timeout, f"{T.Name(event_type)} of {post_id}")  # fmt: skip
+        self.wait(
+            lambda found: any(e.post_id == post_id and e.type == event_type for e in found),
+            timeout,
+            f"{T.Name(event_type)} of {post_id}",
+        )
 
     def wait_end(self, timeout: float = DEFAULT_WAIT) -> Failure | None:
         assert self.ended.wait(timeout), "the stream did not end"
@@ -115,8 +118,12 @@ def published_life(api, tenant, text: str = "watched") -> str:
 
 #: A tweet created with STATUS_CHANGE_PUBLISH and delivered by the sandbox.
 #: CREATED carries its status PENDING; the sandbox makes the one item live.
-PUBLISHED_LIFE = [T.POST_EVENT_TYPE_CREATED, T.POST_EVENT_TYPE_PROCESSING,
-                  T.POST_EVENT_TYPE_ITEM_PUBLISHED, T.POST_EVENT_TYPE_PUBLISHED]  # fmt: skip
+PUBLISHED_LIFE = [
+    T.POST_EVENT_TYPE_CREATED,
+    T.POST_EVENT_TYPE_PROCESSING,
+    T.POST_EVENT_TYPE_ITEM_PUBLISHED,
+    T.POST_EVENT_TYPE_PUBLISHED,
+]
 
 
 def expected_life() -> list[int]:
@@ -145,8 +152,9 @@ def test_a_stream_opened_before_a_post_gets_its_life_in_order(stub, api, tenant,
     # Then the stream has its events, in order, as the database has them
     got = [e for e in stream.events if e.post_id == post_id]
     assert [e.type for e in got] == expected_life()
-    assert [e.event_id for e in got] == [e.event_id for e in
-                                         stored_events(tenant.workspace_id, post_ids=(post_id,))]
+    assert [e.event_id for e in got] == [
+        e.event_id for e in stored_events(tenant.workspace_id, post_ids=(post_id,))
+    ]
     assert got[-1].post.status == pb.POST_STATUS_PUBLISHED
     assert got[-1].status == pb.POST_STATUS_PUBLISHED
     assert all(e.workspace_id == tenant.workspace_id for e in stream.events)
@@ -179,13 +187,18 @@ def test_replay_then_live_neither_skips_nor_repeats_at_the_join(stub, api, tenan
             target = stored[-1].event_id + 1
             stream = streams(stub, tenant.key, after_event_id=after)
             # ... and reads until it is past events committed after it opened
-            stream.wait(lambda found, t=target: found and found[-1].event_id > t + 20,
-                        message=f"iteration {iteration}: live events")  # fmt: skip
+            stream.wait(
+                lambda found, t=target: found and found[-1].event_id > t + 20,
+                message=f"iteration {iteration}: live events",
+            )
             stream.cancel()
             got = stream.ids
             # Then it got exactly the events after its cursor, in order
-            expected = [e.event_id for e in stored_events(tenant.workspace_id, after)
-                        if e.event_id <= got[-1]]  # fmt: skip
+            expected = [
+                e.event_id
+                for e in stored_events(tenant.workspace_id, after)
+                if e.event_id <= got[-1]
+            ]
             assert got == expected, (iteration, _difference(got, expected))
     finally:
         stop.set()
@@ -265,14 +278,21 @@ def test_a_stream_filters_by_post_and_type(stub, api, tenant, streams):
     post_id = published_life(api, tenant, "filtered")
     other = published_life(api, tenant, "other")
 
-    stream = streams(stub, tenant.key, after_event_id=0, post_ids=[post_id, other],
-                     types=[T.POST_EVENT_TYPE_PUBLISHED])  # fmt: skip
+    stream = streams(
+        stub,
+        tenant.key,
+        after_event_id=0,
+        post_ids=[post_id, other],
+        types=[T.POST_EVENT_TYPE_PUBLISHED],
+    )
     stream.wait(lambda found: len(found) >= 2, message="both PUBLISHED")
     one_more = published_life(api, tenant, "unwatched")
     live(streams(stub, tenant.key), api, tenant)  # the hub has fanned out past it
 
     assert [(e.post_id, e.type) for e in stream.events] == [
-        (post_id, T.POST_EVENT_TYPE_PUBLISHED), (other, T.POST_EVENT_TYPE_PUBLISHED)]
+        (post_id, T.POST_EVENT_TYPE_PUBLISHED),
+        (other, T.POST_EVENT_TYPE_PUBLISHED),
+    ]
     assert one_more not in {e.post_id for e in stream.events}
 
 
@@ -320,16 +340,23 @@ class AsyncStreams:
     """``count`` WatchPostEvents streams opened by a grpc.aio client on an event
     loop of its own (one thread), each read into its own list."""
 
-    def __init__(self, address: str, key: str, count: int, channels: int = 10,
-                 after_event_id: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        address: str,
+        key: str,
+        count: int,
+        channels: int = 10,
+        after_event_id: int | None = None,
+    ):
         self.received: list[list[pb.PostEvent]] = [[] for _ in range(count)]
         self._request = pb.WatchPostEventsRequest(after_event_id=after_event_id)
         self.errors: list[BaseException] = []
         self._address, self._key, self._channels = address, key, channels
         self._loop = asyncio.new_event_loop()
         self._done: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete,
-                                        args=(self._main(),), daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._main(),), daemon=True
+        )
         self._thread.start()
 
     async def _main(self) -> None:
@@ -375,17 +402,22 @@ def test_a_thousand_streams_on_one_process_each_get_every_event(server, api, ten
     streams = AsyncStreams(server.address, tenant.key, 1000)
     try:
         # When a thousand streams are open (registered with the process's hub)
-        wait_for(lambda: hub.watchers >= before + 1000 or streams.errors, timeout=60,
-                 message="1000 watchers")  # fmt: skip
+        wait_for(
+            lambda: hub.watchers >= before + 1000 or streams.errors,
+            timeout=60,
+            message="1000 watchers",
+        )
         assert not streams.errors, streams.errors[0]
         threads = threading.active_count()
         # ... and a post is created after they all opened
         post = api.create(tenant, text="to everyone")
 
         # Then every one of them gets its event, and the process holds few threads
-        wait_for(lambda: all(any(e.post_id == post.post_id for e in got)
-                             for got in streams.received), timeout=30,
-                 message="the event on all 1000 streams")  # fmt: skip
+        wait_for(
+            lambda: all(any(e.post_id == post.post_id for e in got) for got in streams.received),
+            timeout=30,
+            message="the event on all 1000 streams",
+        )
         assert all([e.post_id for e in got] == [post.post_id] for got in streams.received)
         threads = max(threads, threading.active_count())
         print(f"1000 streams: {threads} threads in the process, {baseline} before")
@@ -396,7 +428,8 @@ def test_a_thousand_streams_on_one_process_each_get_every_event(server, api, ten
 
 
 def test_a_watcher_too_slow_to_keep_up_is_ended_and_resumes_without_loss(
-        server, stub, api, make_tenant, streams, monkeypatch):  # fmt: skip
+    server, stub, api, make_tenant, streams, monkeypatch
+):
     if server.backend != "sqlite":
         pytest.skip("one backend is enough: the queue is the process's")
     from service import watch
@@ -406,8 +439,9 @@ def test_a_watcher_too_slow_to_keep_up_is_ended_and_resumes_without_loss(
     tenant = make_tenant("slow")
     # Given a client that opens a stream and does not read it
     request = pb.WatchPostEventsRequest(after_event_id=0)
-    call = stub.WatchPostEvents(request, metadata=(("authorization", f"Bearer {tenant.key}"),),
-                                timeout=120)  # fmt: skip
+    call = stub.WatchPostEvents(
+        request, metadata=(("authorization", f"Bearer {tenant.key}"),), timeout=120
+    )
     wait_for(lambda: hub.watchers >= 1)
     # When far more events commit than the flow-control windows and its queue hold
     for n in range(120):
@@ -422,7 +456,7 @@ def test_a_watcher_too_slow_to_keep_up_is_ended_and_resumes_without_loss(
             got.append(answer.event.event_id)
     failure = Failure.of(raised.value)
     assert failure.kind == ("RESOURCE_EXHAUSTED", "WATCHER_TOO_SLOW")
-    assert got == [e.event_id for e in stored][:len(got)]
+    assert got == [e.event_id for e in stored][: len(got)]
     assert len(got) < len(stored)
     assert failure.metadata["lastEventId"] == str(got[-1] if got else 0)
     assert "after_event_id" in failure.message

@@ -26,8 +26,16 @@ def listed(api, tenant) -> list[pb.WebhookSubscription]:
 
 def test_create_shows_the_secret_once_and_list_never(api, make_tenant):
     tenant = make_tenant("subs")
-    made = create(api, tenant, description="ops", event_types=[
-        pb.POST_EVENT_TYPE_PUBLISHED, pb.POST_EVENT_TYPE_FAILED, pb.POST_EVENT_TYPE_PUBLISHED])
+    made = create(
+        api,
+        tenant,
+        description="ops",
+        event_types=[
+            pb.POST_EVENT_TYPE_PUBLISHED,
+            pb.POST_EVENT_TYPE_FAILED,
+            pb.POST_EVENT_TYPE_PUBLISHED,
+        ],
+    )
     sub = made.subscription
     assert made.secret.startswith("whsec_") and len(made.secret) > 30
     assert sub.subscription_id.startswith("whs_")
@@ -40,7 +48,8 @@ def test_create_shows_the_secret_once_and_list_never(api, make_tenant):
     [again] = listed(api, tenant)
     assert again == sub
     assert made.secret not in str(again) and made.secret not in again.SerializeToString().decode(
-        "utf-8", "replace")
+        "utf-8", "replace"
+    )
     # Two subscriptions never share a secret.
     assert create(api, tenant).secret != made.secret
 
@@ -62,14 +71,17 @@ def test_the_secret_is_stored_encrypted(api, make_tenant, server):
 def test_delete_removes(api, make_tenant):
     tenant = make_tenant("deleting")
     first, second = create(api, tenant).subscription, create(api, tenant).subscription
-    request = pb.DeleteWebhookSubscriptionRequest(workspace_id=tenant.workspace_id,
-                                                  subscription_id=first.subscription_id)  # fmt: skip
+    request = pb.DeleteWebhookSubscriptionRequest(
+        workspace_id=tenant.workspace_id, subscription_id=first.subscription_id
+    )
     assert call(api.stub.DeleteWebhookSubscription, request, tenant.key) == (
-        pb.DeleteWebhookSubscriptionResponse())
+        pb.DeleteWebhookSubscriptionResponse()
+    )
     assert [s.subscription_id for s in listed(api, tenant)] == [second.subscription_id]
     # Deleting again: it is gone.
-    failure = api.refused("DeleteWebhookSubscription", tenant,
-                          subscription_id=first.subscription_id)  # fmt: skip
+    failure = api.refused(
+        "DeleteWebhookSubscription", tenant, subscription_id=first.subscription_id
+    )
     assert failure.kind == ("NOT_FOUND", "SUBSCRIPTION_NOT_FOUND")
     assert failure.metadata == {"subscriptionId": first.subscription_id}
 
@@ -85,29 +97,33 @@ def test_at_most_20_per_workspace(api, make_tenant):
     # Another workspace has its own 20.
     create(api, other)
     # Deleting one makes room again.
-    request = pb.DeleteWebhookSubscriptionRequest(workspace_id=tenant.workspace_id,
-                                                  subscription_id=made[0].subscription_id)  # fmt: skip
+    request = pb.DeleteWebhookSubscriptionRequest(
+        workspace_id=tenant.workspace_id, subscription_id=made[0].subscription_id
+    )
     call(api.stub.DeleteWebhookSubscription, request, tenant.key)
     create(api, tenant)
 
 
-@pytest.mark.parametrize(("fields", "path"), [
-    ({"url": ""}, "url"),
-    ({"url": "ftp://hooks.example.com/x"}, "url"),
-    ({"url": "not a url"}, "url"),
-    ({"url": "https://user:pass@hooks.example.com/x"}, "url"),
-    ({"url": "https://hooks.example.com/" + "a" * 2048}, "url"),
-    # Refused by the egress guard: loopback (other than the fakes' 127.0.0.1),
-    # private, link-local (cloud metadata) addresses.
-    ({"url": "http://127.0.0.2:8080/hook"}, "url"),
-    ({"url": "http://10.1.2.3/hook"}, "url"),
-    ({"url": "http://169.254.169.254/latest/meta-data"}, "url"),
-    ({"url": "http://[::1]/hook"}, "url"),
-    ({"description": "d" * 301}, "description"),
-    ({"event_types": [pb.POST_EVENT_TYPE_UNSPECIFIED]}, "event_types[0]"),
-    ({"event_types": [pb.POST_EVENT_TYPE_CREATED, 999]}, "event_types[1]"),
-    ({"event_types": [pb.POST_EVENT_TYPE_CREATED] * 17}, "event_types"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"url": ""}, "url"),
+        ({"url": "ftp://hooks.example.com/x"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": "https://user:pass@hooks.example.com/x"}, "url"),
+        ({"url": "https://hooks.example.com/" + "a" * 2048}, "url"),
+        # Refused by the egress guard: loopback (other than the fakes' 127.0.0.1),
+        # private, link-local (cloud metadata) addresses.
+        ({"url": "http://127.0.0.2:8080/hook"}, "url"),
+        ({"url": "http://10.1.2.3/hook"}, "url"),
+        ({"url": "http://169.254.169.254/latest/meta-data"}, "url"),
+        ({"url": "http://[::1]/hook"}, "url"),
+        ({"description": "d" * 301}, "description"),
+        ({"event_types": [pb.POST_EVENT_TYPE_UNSPECIFIED]}, "event_types[0]"),
+        ({"event_types": [pb.POST_EVENT_TYPE_CREATED, 999]}, "event_types[1]"),
+        ({"event_types": [pb.POST_EVENT_TYPE_CREATED] * 17}, "event_types"),
+    ],
+)
 def test_bad_fields_are_invalid(api, make_tenant, fields, path):
     tenant = make_tenant("bad")
     fields.setdefault("url", URL)
@@ -120,8 +136,13 @@ def test_bad_fields_are_invalid(api, make_tenant, fields, path):
 def test_the_limits_themselves_are_accepted(api, make_tenant):
     tenant = make_tenant("edges")
     url = "https://hooks.example.com/" + "a" * (2048 - len("https://hooks.example.com/"))
-    made = create(api, tenant, url=url, description="d" * 300,
-                  event_types=[t for t in pb.PostEventType.values() if t][:16])  # fmt: skip
+    made = create(
+        api,
+        tenant,
+        url=url,
+        description="d" * 300,
+        event_types=[t for t in pb.PostEventType.values() if t][:16],
+    )
     assert made.subscription.url == url
     # The fakes' address, let through by POSTS_EGRESS_ALLOW.
     create(api, tenant, url="http://127.0.0.1:9/hook")
@@ -131,8 +152,9 @@ def test_another_workspace_can_neither_see_nor_delete(api, make_tenant, make_key
     owner, stranger = make_tenant("owner"), make_tenant("stranger")
     sub = create(api, owner).subscription
     assert listed(api, stranger) == []
-    failure = api.refused("DeleteWebhookSubscription", stranger,
-                          subscription_id=sub.subscription_id)  # fmt: skip
+    failure = api.refused(
+        "DeleteWebhookSubscription", stranger, subscription_id=sub.subscription_id
+    )
     assert failure.kind == ("NOT_FOUND", "SUBSCRIPTION_NOT_FOUND")
     # Naming the owner's workspace with the stranger's key is refused outright.
     failure = api.refused("ListWebhookSubscriptions", stranger, workspace_id=owner.workspace_id)

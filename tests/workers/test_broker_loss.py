@@ -126,9 +126,14 @@ def loss(broker, tmp_path, postgres_server):
     try:
         server.start()
         server.wait_serving(timeout=60)
-        yield {"broker": broker, "hook": hook, "server": server,
-               "workers": workers, "tenant": tenant,
-               "sql": lambda query: postgres_server.execute(query, database)}  # fmt: skip
+        yield {
+            "broker": broker,
+            "hook": hook,
+            "server": server,
+            "workers": workers,
+            "tenant": tenant,
+            "sql": lambda query: postgres_server.execute(query, database),
+        }
     finally:
         for process in (workers, server):
             process.stop(timeout=20)
@@ -160,11 +165,16 @@ def test_a_broker_restart_that_loses_the_queue_costs_seconds(loss, request):
     # Given 200 posts PENDING, their messages in the broker and no worker consuming
     with grpc.insecure_channel(loss["server"].address) as channel:
         api = Api(posts_pb2_grpc.PostServiceStub(channel))
-        post_ids = [api.create(tenant, text=f"loss {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
-                    for n in range(POSTS)]  # fmt: skip
+        post_ids = [
+            api.create(tenant, text=f"loss {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
+            for n in range(POSTS)
+        ]
     assert sql("SELECT count(*) FROM post WHERE status = 'pending'") == [(POSTS,)]
-    wait_for(lambda: broker.waiting() == POSTS, timeout=10,
-             message=f"{POSTS} messages in the broker's queue")  # fmt: skip
+    wait_for(
+        lambda: broker.waiting() == POSTS,
+        timeout=10,
+        message=f"{POSTS} messages in the broker's queue",
+    )
 
     # When the broker stops, workers start meanwhile, and it comes back empty
     if broker.backend == "postgres-rabbitmq":
@@ -191,20 +201,26 @@ def test_a_broker_restart_that_loses_the_queue_costs_seconds(loss, request):
     took = time.monotonic() - back
 
     # And each reaches the network exactly once
-    wait_for(lambda: sql("SELECT count(*) FROM post WHERE status = 'published'") == [(POSTS,)],
-             timeout=PUBLISH_WITHIN, interval=0.2)  # fmt: skip
+    wait_for(
+        lambda: sql("SELECT count(*) FROM post WHERE status = 'published'") == [(POSTS,)],
+        timeout=PUBLISH_WITHIN,
+        interval=0.2,
+    )
     with hook.lock:
         live = collections.Counter(entry["post_id"] for entry in hook.live)
-        requests = collections.Counter((a.request.json or {}).get("post", {}).get("postId")
-                                       for a in hook.arrivals)  # fmt: skip
+        requests = collections.Counter(
+            (a.request.json or {}).get("post", {}).get("postId") for a in hook.arrivals
+        )
     assert live == dict.fromkeys(post_ids, 1)
     assert requests == dict.fromkeys(post_ids, 1)
     claims = sql("SELECT post_id, count(*) FROM post_event WHERE cause = 'claim' GROUP BY post_id")
     assert sorted(claims) == sorted((post_id, 1) for post_id in post_ids)
     [(resent,)] = sql("SELECT count(*) FROM post_event WHERE cause = 'message lost'")
     request.node.user_properties.append(("claimed_all_after_s", round(took, 2)))
-    print(f"{broker.backend}: all {POSTS} claimed {took:.2f}s after the broker was back; "
-          f"{resent} re-sends")  # fmt: skip
+    print(
+        f"{broker.backend}: all {POSTS} claimed {took:.2f}s after the broker was back; "
+        f"{resent} re-sends"
+    )
 
 
 def message(n: int):
@@ -213,8 +229,13 @@ def message(n: int):
 
     from workers.actors import DELIVERY_QUEUE
 
-    return dramatiq.Message(queue_name=DELIVERY_QUEUE, actor_name="deliver_post",
-                            args=(f"pst_{n}", "token"), kwargs={}, options={})  # fmt: skip
+    return dramatiq.Message(
+        queue_name=DELIVERY_QUEUE,
+        actor_name="deliver_post",
+        args=(f"pst_{n}", "token"),
+        kwargs={},
+        options={},
+    )
 
 
 def test_the_probe_counts_the_messages_waiting(broker):
@@ -264,10 +285,18 @@ def pending_posts(tenant, count: int, sent_ago: float) -> dict[str, str]:
     with db.connection(), db.write():
         for n in range(count):
             post = Post.create(
-                id=ids.new(ids.POST), workspace=tenant.workspace_id, account=tenant.account_id,
-                platform="x", post_type="tweet", job_token=store.new_token(), status="pending",
-                queued_at=sent, next_attempt_at=sent, created_at=now, updated_at=now,
-            )  # fmt: skip
+                id=ids.new(ids.POST),
+                workspace=tenant.workspace_id,
+                account=tenant.account_id,
+                platform="x",
+                post_type="tweet",
+                job_token=store.new_token(),
+                status="pending",
+                queued_at=sent,
+                next_attempt_at=sent,
+                created_at=now,
+                updated_at=now,
+            )
             PostItem.create(post=post.id, position=0, text=f"quiet {n}")
             made[post.id] = post.job_token
     return made
@@ -288,8 +317,12 @@ def test_an_empty_queue_resends_each_message_once_per_quiet_period(make_tenant):
         return depth[0]
 
     sent: list[tuple[str, str]] = []
-    scheduler = Scheduler(lambda post_id, token: sent.append((post_id, token)), interval=0.2,
-                          requeue_after=300.0, queue_depth=probe)  # fmt: skip
+    scheduler = Scheduler(
+        lambda post_id, token: sent.append((post_id, token)),
+        interval=0.2,
+        requeue_after=300.0,
+        queue_depth=probe,
+    )
 
     def sweep(now) -> list[tuple[str, str]]:
         sent.clear()
@@ -319,18 +352,27 @@ def test_python_m_workers_without_a_broker_refuses_to_start(tmp_path):
     # Without POSTS_BROKER_URL nothing would ever send to this worker: it must not
     # start, "ready for action" on an in-memory broker of its own
     result = subprocess.run(
-        [sys.executable, "-m", "workers"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "POSTS_VAR_DIR": str(tmp_path), "POSTS_BROKER_URL": ""}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "workers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "POSTS_VAR_DIR": str(tmp_path), "POSTS_BROKER_URL": ""},
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
-        ("error: python -m workers needs POSTS_BROKER_URL (without one, the worker runs inside"
-         " the one `python -m service serve` process)")
+        (
+            "error: python -m workers needs POSTS_BROKER_URL (without one, the worker runs inside"
+            " the one `python -m service serve` process)"
+        )
     ]
 
 
 #: A line as service.logs writes it: time, level, pid, logger.
-_LOGGED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[\d+\] ")
+_LOGGED = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[\d+\] "
+)
 
 
 @pytest.mark.timeout(300)
@@ -339,7 +381,9 @@ def test_the_logs_say_in_one_line_each_when_the_broker_is_lost_and_reached_again
 ):
     kind = broker.backend.split("-")[1]
     env = {
-        "POSTS_DATABASE_URL": postgres_server.create_database(f"broker_log_{next(_databases)}_{kind}"),
+        "POSTS_DATABASE_URL": postgres_server.create_database(
+            f"broker_log_{next(_databases)}_{kind}"
+        ),
         "POSTS_BROKER_URL": broker.url,
         "POSTS_SECRET_KEY": SECRET_KEY,
         "POSTS_VAR_DIR": str(tmp_path),
@@ -364,16 +408,20 @@ def test_the_logs_say_in_one_line_each_when_the_broker_is_lost_and_reached_again
                 api = Api(posts_pb2_grpc.PostServiceStub(channel))
                 post = api.create(tenant, text="during the outage", status=pb.STATUS_CHANGE_PUBLISH)
             wait_for(lambda: f"lost the broker {where}" in workers_log.read_text(), timeout=30)
-            wait_for(lambda: f"enqueue of {post.post_id} failed" in server_log.read_text(),
-                     timeout=30)  # fmt: skip
+            wait_for(
+                lambda: f"enqueue of {post.post_id} failed" in server_log.read_text(), timeout=30
+            )
         finally:
             broker.server._launch()
         # Then the workers say when they reach it again, and the post is delivered
-        wait_for(lambda: f"reconnected to the broker {where} after " in workers_log.read_text(),
-                 timeout=60)  # fmt: skip
+        wait_for(
+            lambda: f"reconnected to the broker {where} after " in workers_log.read_text(),
+            timeout=60,
+        )
         with grpc.insecure_channel(server.address) as channel:
-            Api(posts_pb2_grpc.PostServiceStub(channel)).wait_published(tenant, post.post_id,
-                                                                        timeout=60)  # fmt: skip
+            Api(posts_pb2_grpc.PostServiceStub(channel)).wait_published(
+                tenant, post.post_id, timeout=60
+            )
     finally:
         for process in (workers, server):
             process.stop(timeout=20)

@@ -72,10 +72,11 @@ def _accounts(workspace_id: str, fakes) -> dict[str, str]:
         "youtube": ("channel", fakes["youtube"].base_url, "yt-token"),
     }
     return {
-        name: admin.create_account(workspace_id, platform=name, handle=handle,
-                                   base_url=url, token=token, sandbox=False)
+        name: admin.create_account(
+            workspace_id, platform=name, handle=handle, base_url=url, token=token, sandbox=False
+        )
         for name, (handle, url, token) in specs.items()
-    }  # fmt: skip
+    }
 
 
 #: Networks whose posts are one item (the others get threads).
@@ -96,6 +97,53 @@ def _live_texts(name: str, fake) -> list[str]:
         if name == "youtube":
             return [e["description"] for e in fake.live]
         return [e["text"] for e in fake.live]
+
+
+def _read_posts(address: str, metadata, post_ids) -> dict[str, posts_pb2.Post]:
+    """Each post of ``post_ids`` as GetPostStatus answers it now."""
+    with grpc.insecure_channel(address) as channel:
+        stub = posts_pb2_grpc.PostServiceStub(channel)
+        return {
+            post_id: stub.GetPostStatus(
+                posts_pb2.GetPostStatusRequest(post_id=post_id), metadata=metadata, timeout=10
+            ).post
+            for post_id in post_ids
+        }
+
+
+def _create_request(
+    networks, name: str, account_id: str, n: int, texts: list[str]
+) -> posts_pb2.CreatePostRequest:
+    """Round ``n``'s post on network ``name``, published at once."""
+    post_type = {
+        "instagram": posts_pb2.POST_TYPE_FEED,
+        "tiktok": posts_pb2.POST_TYPE_VIDEO,
+        "youtube": posts_pb2.POST_TYPE_VIDEO,
+    }.get(name, (posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
+    media = {
+        "instagram": [
+            posts_pb2.Media(
+                url=networks[name].media_url(f"chaos-{n}.jpg"), kind=posts_pb2.MEDIA_KIND_IMAGE
+            )
+        ],
+        "tiktok": [
+            posts_pb2.Media(
+                url=networks[name].media_url(f"chaos-{n}.mp4"), kind=posts_pb2.MEDIA_KIND_VIDEO
+            )
+        ],
+        "youtube": [
+            posts_pb2.Media(
+                url=networks[name].media_url("chaos.mp4"), kind=posts_pb2.MEDIA_KIND_VIDEO
+            )
+        ],
+    }.get(name, [])
+    return posts_pb2.CreatePostRequest(
+        account_id=account_id,
+        post_type=post_type,
+        title=f"chaos {n}" if name == "youtube" else "",
+        items=[posts_pb2.PostItem(text=t, media=media) for t in texts],
+        status=posts_pb2.STATUS_CHANGE_PUBLISH,
+    )
 
 
 def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
@@ -131,25 +179,8 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
             stub = posts_pb2_grpc.PostServiceStub(channel)
             for name, account_id in accounts.items():
                 texts = _texts(name, n)
-                post_type = {"instagram": posts_pb2.POST_TYPE_FEED,
-                             "tiktok": posts_pb2.POST_TYPE_VIDEO,
-                             "youtube": posts_pb2.POST_TYPE_VIDEO}.get(name, (
-                    posts_pb2.POST_TYPE_POST if len(texts) == 1 else posts_pb2.POST_TYPE_THREAD))
-                media = {
-                    "instagram": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.jpg"),
-                                                  kind=posts_pb2.MEDIA_KIND_IMAGE)],
-                    "tiktok": [posts_pb2.Media(url=networks[name].media_url(f"chaos-{n}.mp4"),
-                                               kind=posts_pb2.MEDIA_KIND_VIDEO)],
-                    "youtube": [posts_pb2.Media(url=networks[name].media_url("chaos.mp4"),
-                                                kind=posts_pb2.MEDIA_KIND_VIDEO)],
-                }.get(name, [])  # fmt: skip
-                post = stub.CreatePost(posts_pb2.CreatePostRequest(
-                    account_id=account_id,
-                    post_type=post_type,
-                    title=f"chaos {n}" if name == "youtube" else "",
-                    items=[posts_pb2.PostItem(text=t, media=media) for t in texts],
-                    status=posts_pb2.STATUS_CHANGE_PUBLISH,
-                ), metadata=metadata, timeout=10).post  # fmt: skip
+                request = _create_request(networks, name, account_id, n, texts)
+                post = stub.CreatePost(request, metadata=metadata, timeout=10).post
                 expected[post.post_id] = (name, texts)
 
     def requests_seen() -> int:
@@ -159,15 +190,9 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         return sum(f.in_flight for f in networks.values())
 
     def all_settled() -> bool:
-        with grpc.insecure_channel(server.address) as channel:
-            stub = posts_pb2_grpc.PostServiceStub(channel)
-            for post_id in expected:
-                post = stub.GetPostStatus(posts_pb2.GetPostStatusRequest(post_id=post_id),
-                                          metadata=metadata, timeout=10).post  # fmt: skip
-                if post.status not in (posts_pb2.POST_STATUS_PUBLISHED,
-                                       posts_pb2.POST_STATUS_FAILED):  # fmt: skip
-                    return False
-        return True
+        settled = (posts_pb2.POST_STATUS_PUBLISHED, posts_pb2.POST_STATUS_FAILED)
+        current = _read_posts(server.address, metadata, expected)
+        return all(post.status in settled for post in current.values())
 
     kills = mid_send = 0
     try:
@@ -177,8 +202,11 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
         for n in range(KILLS):
             queue_round(n)
             seen = requests_seen()
-            wait_for(lambda s=seen: requests_seen() >= s + 3 and in_flight() > 0,
-                     timeout=ROUND_TIMEOUT, message=f"kill {n + 1}: a send in flight")  # fmt: skip
+            wait_for(
+                lambda s=seen: requests_seen() >= s + 3 and in_flight() > 0,
+                timeout=ROUND_TIMEOUT,
+                message=f"kill {n + 1}: a send in flight",
+            )
             server.kill()
             kills += 1
             # The server is dead (its group reaped): a request still in flight
@@ -187,13 +215,7 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
             server.start()
             server.wait_serving()
         wait_for(all_settled, timeout=120, interval=0.5)
-        final = {}
-        with grpc.insecure_channel(server.address) as channel:
-            stub = posts_pb2_grpc.PostServiceStub(channel)
-            for post_id in expected:
-                final[post_id] = stub.GetPostStatus(
-                    posts_pb2.GetPostStatusRequest(post_id=post_id), metadata=metadata, timeout=10
-                ).post
+        final = _read_posts(server.address, metadata, expected)
     finally:
         server.stop()
 
@@ -208,10 +230,14 @@ def test_killed_worker_never_posts_an_item_twice(tmp_path, networks):
             )
         }
 
-    outcomes = [(expected[p][0], posts_pb2.PostStatus.Name(final[p].status), final[p].error.code)
-                for p in expected]  # fmt: skip
-    print(f"{kills} kills, {mid_send} mid-send, {len(taken_over)} posts taken over; outcomes:",
-          sorted({(o, outcomes.count(o)) for o in outcomes}))  # fmt: skip
+    outcomes = [
+        (expected[p][0], posts_pb2.PostStatus.Name(final[p].status), final[p].error.code)
+        for p in expected
+    ]
+    print(
+        f"{kills} kills, {mid_send} mid-send, {len(taken_over)} posts taken over; outcomes:",
+        sorted({(o, outcomes.count(o)) for o in outcomes}),
+    )
 
     # Then every kill landed, interrupting deliveries, and no item went out twice
     assert kills == KILLS

@@ -27,8 +27,9 @@ def record_last_item_live(post_id: str, token: str):
 
     with db.connection():
         last = posts.load(post_id).items[-1][0]
-        delivery._record_live(last, Published("net-2", "https://net/2"), post_id, token,
-                              finish=True)  # fmt: skip
+        delivery._record_live(
+            last, Published("net-2", "https://net/2"), post_id, token, finish=True
+        )
 
 
 def state(post_id: str):
@@ -91,8 +92,9 @@ def test_an_item_recorded_live_is_never_overwritten(api, tenant):
     with db.connection():
         last = posts.load(post_id).items[-1][0]
     with pytest.raises(delivery.LeaseLost), db.connection():
-        delivery._record_live(last, Published("net-other", "https://net/other"), post_id,
-                              "second-worker", finish=True)  # fmt: skip
+        delivery._record_live(
+            last, Published("net-other", "https://net/other"), post_id, "second-worker", finish=True
+        )
     # Then the first result stands
     _, live = state(post_id)
     assert live == ["", "net-2"]

@@ -79,9 +79,12 @@ def fake():
 def hook(make_tenant, fake):
     tenant = make_tenant("delivery-races")
     account_id = tenant.add_account(
-        "webhook", sandbox=False, handle="consumer",
-        base_url=fake.base_url + "/hooks/races", token=SECRET,
-    )  # fmt: skip
+        "webhook",
+        sandbox=False,
+        handle="consumer",
+        base_url=fake.base_url + "/hooks/races",
+        token=SECRET,
+    )
     return tenant, account_id
 
 
@@ -97,11 +100,13 @@ def create_posts(api, tenant, account_id, rng: random.Random) -> list[Tracked]:
     def create(spec) -> Tracked:
         is_thread, texts = spec
         post = api.create(
-            tenant, account_id=account_id,
+            tenant,
+            account_id=account_id,
             post_type=pb.POST_TYPE_THREAD if is_thread else pb.POST_TYPE_POST,
             items=[item(text) for text in texts],
-            status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600),
-        )  # fmt: skip
+            status=pb.STATUS_CHANGE_SCHEDULED,
+            scheduled_at=in_seconds(3600),
+        )
         return Tracked(post.post_id, is_thread, texts)
 
     with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
@@ -161,8 +166,9 @@ def bring_forward(posts: list[Tracked], rng: random.Random) -> None:
             assert moved == 1, post.post_id
 
 
-def client(api, tenant, posts: list[Tracked], seed: int, start: threading.Barrier,
-           problems: list) -> None:  # fmt: skip
+def client(
+    api, tenant, posts: list[Tracked], seed: int, start: threading.Barrier, problems: list
+) -> None:
     """One client: random RPCs on random posts for CLIENT_SECONDS."""
     rng = random.Random(seed)
     start.wait()
@@ -275,8 +281,10 @@ def test_edits_reschedules_and_cancels_racing_delivery_never_send_twice(api, hoo
             # ...a published post has each item live exactly once, with its last edit's text
             entries = sorted(live[post_id], key=lambda entry: entry["item_index"])
             assert [entry["item_index"] for entry in entries] == list(range(len(post.texts))), (
-                post_id, post.texts, entries,
-            )  # fmt: skip
+                post_id,
+                post.texts,
+                entries,
+            )
             assert [
                 entry["body"]["post"]["items"][entry["item_index"]]["text"] for entry in entries
             ] == post.texts, post_id

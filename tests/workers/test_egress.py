@@ -123,8 +123,10 @@ def test_public_addresses_pass(address):
     assert egress.resolution_refusal("media.invalid", 443, [address], NOTHING_ALLOWED) is None
 
 
-@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0177.0.0.1", "127.1",
-                                  "0x7f.1", "127.0.0.1.", "2852039166"])  # fmt: skip
+@pytest.mark.parametrize(
+    "host",
+    ["2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.1", "127.0.0.1.", "2852039166"],
+)
 def test_ipv4_in_the_spellings_resolvers_read_is_refused_from_the_url(host):
     """inet_aton's forms (decimal, hex, octal, short) are IP literals too."""
     refusal = egress.url_refusal(f"http://{host}/latest/meta-data/", NOTHING_ALLOWED)
@@ -176,8 +178,10 @@ def test_the_allow_list_lets_a_cidr_block_through():
     assert egress.url_refusal("http://[fd00:2::5]/a.png", allowed) is not None
     assert egress.resolution_refusal("media.invalid", 443, ["10.1.0.9"], allowed) is None
     # Every address must be allowed, not just one.
-    assert egress.resolution_refusal("media.invalid", 443, ["10.1.0.9", "10.3.0.1"],
-                                     allowed) is not None  # fmt: skip
+    assert (
+        egress.resolution_refusal("media.invalid", 443, ["10.1.0.9", "10.3.0.1"], allowed)
+        is not None
+    )
 
 
 def test_an_ipv4_cidr_block_covers_the_ipv4_mapped_forms_of_its_addresses():
@@ -202,13 +206,18 @@ def test_the_allow_list_lets_a_host_and_port_through():
 
 
 def test_egress_settings_are_parsed_in_the_configuration():
-    config = Config.from_env({
-        "POSTS_EGRESS_ALLOW": " 10.0.0.0/8 , media.invalid:8443,[::1]:9000, 127.0.0.1,",
-        "POSTS_MEDIA_MAX_BYTES": "1048576",
-    })  # fmt: skip
+    config = Config.from_env(
+        {
+            "POSTS_EGRESS_ALLOW": " 10.0.0.0/8 , media.invalid:8443,[::1]:9000, 127.0.0.1,",
+            "POSTS_MEDIA_MAX_BYTES": "1048576",
+        }
+    )
     assert config.egress_allow.networks == (ipaddress.ip_network("10.0.0.0/8"),)
-    assert config.egress_allow.hosts == (("media.invalid", 8443), ("::1", 9000),
-                                         ("127.0.0.1", None))  # fmt: skip
+    assert config.egress_allow.hosts == (
+        ("media.invalid", 8443),
+        ("::1", 9000),
+        ("127.0.0.1", None),
+    )
     assert config.media_max_bytes == MIB
     default = Config.from_env({})
     assert (default.egress_allow, default.media_max_bytes) == (NOTHING_ALLOWED, 1 << 30)
@@ -290,8 +299,10 @@ class Listener:
                 connection.settimeout(2)
                 try:
                     connection.recv(65536)
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
-                                       b"Content-Length: 2\r\nConnection: close\r\n\r\nok")  # fmt: skip
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                        b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                    )
                 except OSError:
                     pass
 
@@ -303,8 +314,9 @@ class Site:
     """A loopback HTTP server (127.0.0.1: on the suite's allow-list) whose paths
     answer as the test says; it records each request's path and Host header."""
 
-    def __init__(self, routes: dict[str, Route], host: str = "127.0.0.1",
-                 tls: ssl.SSLContext | None = None):  # fmt: skip
+    def __init__(
+        self, routes: dict[str, Route], host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ):
         self.routes = routes
         self.seen: list[tuple[str, str]] = []  # (path, Host)
         self.sent = 0  # body bytes written
@@ -410,8 +422,9 @@ def guard(monkeypatch) -> Callable[..., None]:
     directly (the process's own, from POSTS_EGRESS_ALLOW, otherwise)."""
 
     def set_to(allowed: str = FAKES_EGRESS_ALLOW, max_bytes: int = 1 << 30) -> None:
-        monkeypatch.setattr(egress, "_configured", Config(
-            egress_allow=allow(allowed), media_max_bytes=max_bytes))  # fmt: skip
+        monkeypatch.setattr(
+            egress, "_configured", Config(egress_allow=allow(allowed), media_max_bytes=max_bytes)
+        )
 
     set_to()
     return set_to
@@ -483,8 +496,11 @@ def test_an_allowed_name_is_resolved_once_and_connected_by_address_keeping_its_h
 def test_a_refused_loopback_listener_is_never_connected_to(guard, resolver):
     with Listener() as refused:
         resolver["media.invalid"] = [REFUSED_LOOPBACK]
-        for url in (refused.url(), refused.url(host="media.invalid"),
-                    refused.url(host=f"[::ffff:{REFUSED_LOOPBACK}]")):  # fmt: skip
+        for url in (
+            refused.url(),
+            refused.url(host="media.invalid"),
+            refused.url(host=f"[::ffff:{REFUSED_LOOPBACK}]"),
+        ):
             with pytest.raises(DestinationRefused):
                 fetch(url)
         with pytest.raises(DestinationRefused), adapters_http.client(refused.url("")) as api:
@@ -502,8 +518,12 @@ def test_credentials_in_a_url_are_refused_before_connecting(guard):
         assert "hunter2" not in caught.value.message
         # A URL a network's answer hands out (an upload URL) passes the same check.
         with adapters_http.client(listener.url("")) as api, pytest.raises(DestinationRefused):
-            adapters_http.request(api, "PUT", listener.url("/upload").replace(
-                "http://", "http://user:hunter2@"), content=b"bytes")  # fmt: skip
+            adapters_http.request(
+                api,
+                "PUT",
+                listener.url("/upload").replace("http://", "http://user:hunter2@"),
+                content=b"bytes",
+            )
         assert listener.connections() == 0
 
 
@@ -660,8 +680,9 @@ def test_a_network_refusal_quotes_its_error_field_capped_never_its_body():
     import httpx
 
     def refusal(status: int, **kwargs) -> PermanentError:
-        response = httpx.Response(status, request=httpx.Request("POST", "http://127.0.0.1/x"),
-                                  **kwargs)  # fmt: skip
+        response = httpx.Response(
+            status, request=httpx.Request("POST", "http://127.0.0.1/x"), **kwargs
+        )
         with pytest.raises(PermanentError) as caught:
             adapters_http.check(response)
         return caught.value
@@ -670,10 +691,17 @@ def test_a_network_refusal_quotes_its_error_field_capped_never_its_body():
     assert long.code == "400" and long.message.startswith("mmm") and len(long.message) <= 200
     coded = refusal(403, json={"errors": [{"code": 453, "extra": SECRET}]})
     assert coded.message == "453"
-    for answer_body in ({"content": SECRET.encode()}, {"json": {"data": SECRET}},
-                        {"json": [SECRET]}, {"html": f"<h1>{SECRET}</h1>"}):  # fmt: skip
-        kwargs = ({"content": answer_body["html"].encode(), "headers": {"content-type": "text/html"}}
-                  if "html" in answer_body else answer_body)  # fmt: skip
+    for answer_body in (
+        {"content": SECRET.encode()},
+        {"json": {"data": SECRET}},
+        {"json": [SECRET]},
+        {"html": f"<h1>{SECRET}</h1>"},
+    ):
+        kwargs = (
+            {"content": answer_body["html"].encode(), "headers": {"content-type": "text/html"}}
+            if "html" in answer_body
+            else answer_body
+        )
         plain = refusal(401, **kwargs)
         assert (plain.code, plain.message) == ("401", "Unauthorized")
 
@@ -692,9 +720,13 @@ def mastodon() -> Iterator[FakeMastodon]:
 
 def _publish(api, tenant, account_id: str, media_url: str = "") -> pb.Post:
     media = [pb.Media(url=media_url, kind=pb.MEDIA_KIND_IMAGE, mime_type="image/png")]
-    return api.create(tenant, account_id=account_id, post_type=pb.POST_TYPE_POST,
-                      status=pb.STATUS_CHANGE_PUBLISH,
-                      items=[item("Hello", media if media_url else [])])  # fmt: skip
+    return api.create(
+        tenant,
+        account_id=account_id,
+        post_type=pb.POST_TYPE_POST,
+        status=pb.STATUS_CHANGE_PUBLISH,
+        items=[item("Hello", media if media_url else [])],
+    )
 
 
 def _failed(api, tenant, post: pb.Post) -> pb.Post:
@@ -705,12 +737,14 @@ def test_media_on_a_loopback_listener_off_the_allow_list_fails_without_connectin
     api, make_tenant, mastodon, resolver
 ):
     tenant = make_tenant("egress-media")
-    account = tenant.add_account("mastodon", sandbox=False, handle="alice",
-                                 base_url=mastodon.base_url, token=TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "mastodon", sandbox=False, handle="alice", base_url=mastodon.base_url, token=TOKEN
+    )
     with Listener() as refused:
         resolver["media.invalid"] = [REFUSED_LOOPBACK]  # the in-process worker resolves it
-        failed = _failed(api, tenant, _publish(api, tenant, account,
-                                               refused.url(host="media.invalid")))  # fmt: skip
+        failed = _failed(
+            api, tenant, _publish(api, tenant, account, refused.url(host="media.invalid"))
+        )
         assert refused.connections() == 0
     assert failed.error.code == "DESTINATION_REFUSED"
     assert REFUSED_LOOPBACK in failed.error.message and "loopback" in failed.error.message
@@ -720,12 +754,19 @@ def test_media_on_a_loopback_listener_off_the_allow_list_fails_without_connectin
 def test_a_webhook_or_account_url_on_a_refused_address_fails_without_connecting(api, make_tenant):
     tenant = make_tenant("egress-accounts")
     with Listener() as refused:
-        hook = tenant.add_account("webhook", sandbox=False, handle="consumer",
-                                  base_url=refused.url("/hooks/posts"), token="hook-secret")  # fmt: skip
-        instance = tenant.add_account("mastodon", sandbox=False, handle="alice",
-                                      base_url=refused.url(""), token=TOKEN)  # fmt: skip
-        failures = [_failed(api, tenant, _publish(api, tenant, account))
-                    for account in (hook, instance)]  # fmt: skip
+        hook = tenant.add_account(
+            "webhook",
+            sandbox=False,
+            handle="consumer",
+            base_url=refused.url("/hooks/posts"),
+            token="hook-secret",
+        )
+        instance = tenant.add_account(
+            "mastodon", sandbox=False, handle="alice", base_url=refused.url(""), token=TOKEN
+        )
+        failures = [
+            _failed(api, tenant, _publish(api, tenant, account)) for account in (hook, instance)
+        ]
         assert refused.connections() == 0
     for failed in failures:
         assert failed.error.code == "DESTINATION_REFUSED"
@@ -736,8 +777,9 @@ def test_a_redirect_to_a_refused_address_fails_the_post_without_connecting(
     api, make_tenant, mastodon
 ):
     tenant = make_tenant("egress-redirect")
-    account = tenant.add_account("mastodon", sandbox=False, handle="alice",
-                                 base_url=mastodon.base_url, token=TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "mastodon", sandbox=False, handle="alice", base_url=mastodon.base_url, token=TOKEN
+    )
     with Listener() as refused, Site({"/cat.png": redirect(refused.url())}) as site:
         failed = _failed(api, tenant, _publish(api, tenant, account, site.url("/cat.png")))
         assert refused.connections() == 0
@@ -748,8 +790,9 @@ def test_a_redirect_to_a_refused_address_fails_the_post_without_connecting(
 
 def test_media_over_the_cap_fails_the_post(api, make_tenant, mastodon):
     tenant = make_tenant("egress-cap")
-    account = tenant.add_account("mastodon", sandbox=False, handle="alice",
-                                 base_url=mastodon.base_url, token=TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "mastodon", sandbox=False, handle="alice", base_url=mastodon.base_url, token=TOKEN
+    )
     with Site({}) as site:
         site.routes["/big.png"] = stream(4 * SERVER_MEDIA_MAX_BYTES, declare=False)
         failed = _failed(api, tenant, _publish(api, tenant, account, site.url("/big.png")))
@@ -759,8 +802,9 @@ def test_media_over_the_cap_fails_the_post(api, make_tenant, mastodon):
 
 def test_a_media_refusal_never_shows_its_body_in_the_posts_error(api, make_tenant, mastodon):
     tenant = make_tenant("egress-secret")
-    account = tenant.add_account("mastodon", sandbox=False, handle="alice",
-                                 base_url=mastodon.base_url, token=TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "mastodon", sandbox=False, handle="alice", base_url=mastodon.base_url, token=TOKEN
+    )
     forbidden = lambda handler: answer(handler, 403, SECRET.encode(), Content_Type="text/plain")
     with Site({"/cat.png": forbidden}) as site:
         failed = _failed(api, tenant, _publish(api, tenant, account, site.url("/cat.png")))

@@ -35,8 +35,9 @@ def subscriber():
 
 
 def subscribe(api, tenant, fake: FakeSubscriber, name: str, **fields) -> pb.WebhookSubscription:
-    request = pb.CreateWebhookSubscriptionRequest(workspace_id=tenant.workspace_id,
-                                                  url=fake.url(name), **fields)  # fmt: skip
+    request = pb.CreateWebhookSubscriptionRequest(
+        workspace_id=tenant.workspace_id, url=fake.url(name), **fields
+    )
     made = call(api.stub.CreateWebhookSubscription, request, tenant.key)
     fake.secrets[name] = made.secret
     return made.subscription
@@ -49,14 +50,17 @@ def subscriptions(api, tenant) -> dict[str, pb.WebhookSubscription]:
 
 
 def events_of(api, tenant, post_id: str) -> list[pb.PostEvent]:
-    request = pb.ListPostEventsRequest(workspace_id=tenant.workspace_id, post_id=post_id,
-                                       page_size=1000)  # fmt: skip
+    request = pb.ListPostEventsRequest(
+        workspace_id=tenant.workspace_id, post_id=post_id, page_size=1000
+    )
     return list(call(api.stub.ListPostEvents, request, tenant.key).events)
 
 
 def publish(api, tenant, n: int, text: str = "hooked") -> list[str]:
-    posts = [api.create(tenant, text=f"{text} {i}", status=pb.STATUS_CHANGE_PUBLISH).post_id
-             for i in range(n)]  # fmt: skip
+    posts = [
+        api.create(tenant, text=f"{text} {i}", status=pb.STATUS_CHANGE_PUBLISH).post_id
+        for i in range(n)
+    ]
     for post_id in posts:
         api.wait_published(tenant, post_id)
     return posts
@@ -82,8 +86,9 @@ def all_arrived(api, tenant, fake, name, post_ids, timeout=20.0) -> dict[str, li
 def check_signature(secret: str, request) -> None:
     """The receiver's check, done again here: t and v1 over "<t>.<body>"."""
     parts = dict(p.split("=", 1) for p in request.headers["x-posts-signature"].split(","))
-    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + request.body,
-                        hashlib.sha256).hexdigest()  # fmt: skip
+    expected = hmac.new(
+        secret.encode(), f"{parts['t']}.".encode() + request.body, hashlib.sha256
+    ).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
     assert abs(time.time() - int(parts["t"])) < 60
 
@@ -105,7 +110,9 @@ def test_each_event_arrives_once_in_order_signed_after_three_500s(api, make_tena
     for post_id in posts:
         got = [entry["id"] for entry in received if entry["post_id"] == post_id]
         assert got == [str(e.event_id) for e in expected[post_id]]
-        for entry, event in zip(subscriber.received("retried", post_id), expected[post_id]):
+        for entry, event in zip(
+            subscriber.received("retried", post_id), expected[post_id], strict=True
+        ):
             assert entry["header_id"] == entry["id"]
             assert entry["type"] == WEBHOOK_NAMES[event.type]
             assert entry["event"] == json_format.MessageToDict(event)
@@ -132,15 +139,17 @@ def test_event_types_filter_what_is_sent(api, make_tenant, subscriber):
     assert sorted(e["post_id"] for e in subscriber.received("typed")) == sorted(posts)
 
 
-def test_a_subscriber_down_past_the_retry_window_is_disabled(api, make_tenant, subscriber,
-                                                            server, monkeypatch):  # fmt: skip
+def test_a_subscriber_down_past_the_retry_window_is_disabled(
+    api, make_tenant, subscriber, server, monkeypatch
+):
     from service import db
     from service.models import WebhookDelivery
     from service.webhooks import Policy
     from workers import webhooks
 
-    monkeypatch.setattr(webhooks, "_policy", Policy(
-        webhooks.policy().lease, retry_base=0.05, retry_window=1.0))  # fmt: skip
+    monkeypatch.setattr(
+        webhooks, "_policy", Policy(webhooks.policy().lease, retry_base=0.05, retry_window=1.0)
+    )
     tenant = make_tenant("down")
     sub = subscribe(api, tenant, subscriber, "down")
     subscriber.fail_next(*[Fault(503, {"error": "secret details of the receiver"})] * 10_000)
@@ -158,8 +167,12 @@ def test_a_subscriber_down_past_the_retry_window_is_disabled(api, make_tenant, s
     tries = len(subscriber.log)
     publish(api, tenant, 1)
     with db.connection():
-        assert WebhookDelivery.select().where(
-            WebhookDelivery.subscription == sub.subscription_id).count() == 0
+        assert (
+            WebhookDelivery.select()
+            .where(WebhookDelivery.subscription == sub.subscription_id)
+            .count()
+            == 0
+        )
     assert len(subscriber.log) == tries
 
 
@@ -207,22 +220,23 @@ def test_the_readme_receiver_verifies_real_deliveries(api, make_tenant, tmp_path
     tenant = make_tenant("readme")
     receiver = ReadmeReceiver(code, tmp_path)
     request = pb.CreateWebhookSubscriptionRequest(
-        workspace_id=tenant.workspace_id, url=receiver.url("/hook"),
+        workspace_id=tenant.workspace_id,
+        url=receiver.url("/hook"),
         event_types=[pb.POST_EVENT_TYPE_PUBLISHED],
-    )  # fmt: skip
+    )
     secret = call(api.stub.CreateWebhookSubscription, request, tenant.key).secret
     with receiver.start(WEBHOOK_SECRET=secret):
         [post_id] = publish(api, tenant, 1)
-        [published] = [e for e in events_of(api, tenant, post_id)
-                       if e.type == pb.POST_EVENT_TYPE_PUBLISHED]  # fmt: skip
+        [published] = [
+            e for e in events_of(api, tenant, post_id) if e.type == pb.POST_EVENT_TYPE_PUBLISHED
+        ]
         line = f"post.published {published.event_id}"
         wait_for(lambda: line in receiver.output(), message=line)
         # It refuses a wrong signature and a replayed (old) one.
         body = b'{"id":"1","type":"post.published"}'
         now = int(time.time())
         good = hmac.new(secret.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
-        old = hmac.new(secret.encode(), f"{now - 301}.".encode() + body,
-                       hashlib.sha256).hexdigest()  # fmt: skip
+        old = hmac.new(secret.encode(), f"{now - 301}.".encode() + body, hashlib.sha256).hexdigest()
 
         def status(body: bytes, signature: str) -> int:
             return receiver.post("/hook", body, {"X-Posts-Signature": signature})[0]

@@ -37,8 +37,9 @@ ENV = {
 
 
 def subscribe(api: Api, tenant: Tenant, fake: FakeSubscriber, name: str) -> None:
-    request = pb.CreateWebhookSubscriptionRequest(workspace_id=tenant.workspace_id,
-                                                  url=fake.url(name))  # fmt: skip
+    request = pb.CreateWebhookSubscriptionRequest(
+        workspace_id=tenant.workspace_id, url=fake.url(name)
+    )
     fake.secrets[name] = call(api.stub.CreateWebhookSubscription, request, tenant.key).secret
 
 
@@ -47,17 +48,23 @@ def expected_events(api: Api, tenant: Tenant, post_ids) -> dict[str, list[str]]:
     found = {}
     for post_id in post_ids:
         api.wait_published(tenant, post_id, timeout=90)
-        request = pb.ListPostEventsRequest(workspace_id=tenant.workspace_id, post_id=post_id,
-                                           page_size=1000)  # fmt: skip
-        found[post_id] = [str(e.event_id)
-                          for e in call(api.stub.ListPostEvents, request, tenant.key).events]  # fmt: skip
+        request = pb.ListPostEventsRequest(
+            workspace_id=tenant.workspace_id, post_id=post_id, page_size=1000
+        )
+        found[post_id] = [
+            str(e.event_id) for e in call(api.stub.ListPostEvents, request, tenant.key).events
+        ]
     return found
 
 
 def wait_all(fake: FakeSubscriber, expected: dict[str, list[str]], timeout: float) -> None:
     wanted = {event_id for ids in expected.values() for event_id in ids}
-    wait_for(lambda: wanted <= {e["id"] for e in fake.received()}, timeout=timeout,
-             interval=0.1, message="every event at the subscriber")  # fmt: skip
+    wait_for(
+        lambda: wanted <= {e["id"] for e in fake.received()},
+        timeout=timeout,
+        interval=0.1,
+        message="every event at the subscriber",
+    )
 
 
 def first_order(fake: FakeSubscriber, post_id: str) -> list[str]:
@@ -74,10 +81,15 @@ def subscriber():
 
 
 @pytest.mark.timeout(300)
-def test_a_worker_killed_mid_send_loses_no_event(tmp_path, postgres_server, redis_server,
-                                                 subscriber):  # fmt: skip
-    env = {**ENV, "POSTS_DATABASE_URL": postgres_server.create_database("webhook_kill"),
-           "POSTS_BROKER_URL": redis_server.url_for(2), "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
+def test_a_worker_killed_mid_send_loses_no_event(
+    tmp_path, postgres_server, redis_server, subscriber
+):
+    env = {
+        **ENV,
+        "POSTS_DATABASE_URL": postgres_server.create_database("webhook_kill"),
+        "POSTS_BROKER_URL": redis_server.url_for(2),
+        "POSTS_VAR_DIR": str(tmp_path),
+    }
     redis_server.flush()
     assert run_cli(env, "migrate").returncode == 0
     tenant = provision_tenant(env, "killed")
@@ -93,8 +105,10 @@ def test_a_worker_killed_mid_send_loses_no_event(tmp_path, postgres_server, redi
             subscribe(api, tenant, subscriber, "killed")
             # Given a send held in flight at the subscriber
             subscriber.hold(timeout=60)
-            posts = [api.create(tenant, text=f"kill {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
-                     for n in range(3)]  # fmt: skip
+            posts = [
+                api.create(tenant, text=f"kill {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
+                for n in range(3)
+            ]
             wait_for(lambda: subscriber.in_flight >= 1, timeout=30, message="a send in flight")
             held = subscriber.in_flight
 
@@ -123,8 +137,9 @@ def test_a_worker_killed_mid_send_loses_no_event(tmp_path, postgres_server, redi
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
-def test_several_worker_processes_send_each_event_once(request, tmp_path, postgres_server,
-                                                       subscriber, broker):  # fmt: skip
+def test_several_worker_processes_send_each_event_once(
+    request, tmp_path, postgres_server, subscriber, broker
+):
     if broker == "redis":
         redis = request.getfixturevalue("redis_server")
         redis.flush()
@@ -133,9 +148,13 @@ def test_several_worker_processes_send_each_event_once(request, tmp_path, postgr
         rabbit = request.getfixturevalue("rabbit_server")
         broker_url = rabbit.add_vhost(f"webhooks-{tmp_path.name}")
     database = f"webhook_many_{broker}"
-    env = {**ENV, "POSTS_DATABASE_URL": postgres_server.create_database(database),
-           "POSTS_BROKER_URL": broker_url, "POSTS_VAR_DIR": str(tmp_path),
-           "POSTS_LEASE_SECONDS": "30"}  # fmt: skip
+    env = {
+        **ENV,
+        "POSTS_DATABASE_URL": postgres_server.create_database(database),
+        "POSTS_BROKER_URL": broker_url,
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_LEASE_SECONDS": "30",
+    }
     assert run_cli(env, "migrate").returncode == 0
     tenant = provision_tenant(env, f"many-{broker}")
     subscriber.delay = 0.02  # each send takes a while: more chances to overlap
@@ -149,14 +168,23 @@ def test_several_worker_processes_send_each_event_once(request, tmp_path, postgr
         with grpc.insecure_channel(server.address) as channel:
             api = Api(posts_pb2_grpc.PostServiceStub(channel))
             subscribe(api, tenant, subscriber, "many")
-            posts = [api.create(tenant, text=f"many {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
-                     for n in range(20)]  # fmt: skip
+            posts = [
+                api.create(tenant, text=f"many {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
+                for n in range(20)
+            ]
             expected = expected_events(api, tenant, posts)
             wait_all(subscriber, expected, timeout=90)
             # Nothing is left to send: the counts below are final.
-            wait_for(lambda: postgres_server.execute(
-                'SELECT count(*) FROM "webhook_delivery"', database)[0][0] == 0,
-                timeout=30, message="the outbox empty")  # fmt: skip
+            wait_for(
+                lambda: (
+                    postgres_server.execute('SELECT count(*) FROM "webhook_delivery"', database)[0][
+                        0
+                    ]
+                    == 0
+                ),
+                timeout=30,
+                message="the outbox empty",
+            )
         counts = collections.Counter(e["id"] for e in subscriber.received())
         assert set(counts.values()) == {1}, [i for i, n in counts.items() if n > 1]
         assert len(counts) == sum(len(ids) for ids in expected.values())

@@ -74,8 +74,9 @@ def test_a_message_with_an_older_token_is_dropped_and_the_current_one_delivers_o
     from workers import actors
 
     # Given a post scheduled for later (its job token then), then published now
-    post = api.create(tenant, text="tokens", status=pb.STATUS_CHANGE_SCHEDULED,
-                      scheduled_at=in_seconds(3600))  # fmt: skip
+    post = api.create(
+        tenant, text="tokens", status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600)
+    )
     older = job_token(post.post_id)
     held = delivery_hooks.before_claim(HoldFirst(post.post_id))
     claims = delivery_hooks.after_claim(Claims())

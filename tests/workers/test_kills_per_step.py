@@ -83,8 +83,16 @@ class Network:
 
 
 def _instagram_account(fake: FakeNetwork) -> tuple[str, ...]:
-    return ("--platform", "instagram", "--handle", USER_ID, "--base-url", fake.base_url,
-            "--token", TOKEN)  # fmt: skip
+    return (
+        "--platform",
+        "instagram",
+        "--handle",
+        USER_ID,
+        "--base-url",
+        fake.base_url,
+        "--token",
+        TOKEN,
+    )
 
 
 def _instagram_post(fake: FakeNetwork, step: str) -> dict:
@@ -126,6 +134,8 @@ TIKTOK = Network(
     },
     unknown_at=("init",),
 )
+
+
 def _youtube_fake() -> FakeYouTube:
     fake = FakeYouTube(TOKEN)
     fake.add_file("clip.mp4", "v" * (CHUNK * 5 // 2))  # two chunks and a half
@@ -142,8 +152,9 @@ def _youtube_post(fake: FakeNetwork, step: str) -> dict:
 
 
 def _chunk_from(offset: int) -> Predicate:
-    return lambda r: (r.method == "PUT"
-                      and r.headers.get("content-range", "").startswith(f"bytes {offset}-"))  # fmt: skip
+    return lambda r: (
+        r.method == "PUT" and r.headers.get("content-range", "").startswith(f"bytes {offset}-")
+    )
 
 
 YOUTUBE = Network(
@@ -157,29 +168,41 @@ YOUTUBE = Network(
         "last_chunk": lambda fake: _chunk_from(2 * CHUNK),
     },
 )
-CASES = [pytest.param(network, step, id=f"{network.platform}-{step}")
-         for network in (INSTAGRAM, TIKTOK, YOUTUBE) for step in network.steps]  # fmt: skip
+CASES = [
+    pytest.param(network, step, id=f"{network.platform}-{step}")
+    for network in (INSTAGRAM, TIKTOK, YOUTUBE)
+    for step in network.steps
+]
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres-redis"])
 @pytest.mark.parametrize(("network", "step"), CASES)
-def test_a_worker_killed_at_each_step_leaves_the_post_live_once(request, tmp_path, backend,
-                                                                network, step):  # fmt: skip
+def test_a_worker_killed_at_each_step_leaves_the_post_live_once(
+    request, tmp_path, backend, network, step
+):
     fake = network.fake().start()
-    env = {**ENV, "POSTS_VAR_DIR": str(tmp_path),
-           "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db"}  # fmt: skip
+    env = {
+        **ENV,
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": f"sqlite:///{tmp_path}/posts.db",
+    }
     if backend == "postgres-redis":
-        postgres, redis = (request.getfixturevalue("postgres_server"),
-                           request.getfixturevalue("redis_server"))  # fmt: skip
+        postgres, redis = (
+            request.getfixturevalue("postgres_server"),
+            request.getfixturevalue("redis_server"),
+        )
         redis.flush()
         env["POSTS_DATABASE_URL"] = postgres.create_database(f"kill_{network.platform}_{step}")
         env["POSTS_BROKER_URL"] = redis.url_for(3)
     assert run_cli(env, "migrate").returncode == 0
     tenant = provision_tenant(env, "killed", *network.account(fake))
     server = ServerProcess(env, str(tmp_path / "server.log"))
-    workers = (WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=2)
-               if backend == "postgres-redis" else None)  # fmt: skip
+    workers = (
+        WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=2)
+        if backend == "postgres-redis"
+        else None
+    )
 
     try:
         server.start()
@@ -190,8 +213,12 @@ def test_a_worker_killed_at_each_step_leaves_the_post_live_once(request, tmp_pat
         fake.hold_when(network.steps[step](fake))
         with grpc.insecure_channel(server.address) as channel:
             api = Api(posts_pb2_grpc.PostServiceStub(channel))
-            post = api.create(tenant, account_id=tenant.account_id,
-                              status=pb.STATUS_CHANGE_PUBLISH, **network.post(fake, step))  # fmt: skip
+            post = api.create(
+                tenant,
+                account_id=tenant.account_id,
+                status=pb.STATUS_CHANGE_PUBLISH,
+                **network.post(fake, step),
+            )
 
             # When the worker is killed while the step's request is in flight
             wait_for(lambda: fake.held >= 1, timeout=30, message=f"the {step} request held")
@@ -207,9 +234,12 @@ def test_a_worker_killed_at_each_step_leaves_the_post_live_once(request, tmp_pat
                 server.wait_serving(timeout=60)
 
             # Then the post ends, live once on the network
-            done = api.wait_status(tenant, post.post_id,
-                                   pb.POST_STATUS_FAILED if step in network.unknown_at
-                                   else pb.POST_STATUS_PUBLISHED, timeout=60)  # fmt: skip
+            done = api.wait_status(
+                tenant,
+                post.post_id,
+                pb.POST_STATUS_FAILED if step in network.unknown_at else pb.POST_STATUS_PUBLISHED,
+                timeout=60,
+            )
     finally:
         fake.release_held()
         if workers:

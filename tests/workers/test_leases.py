@@ -53,14 +53,20 @@ def linkedin():
 
 
 def publish(api, tenant, account_id: str, post_type: int, *items: pb.PostItem) -> pb.Post:
-    return api.create(tenant, account_id=account_id, post_type=post_type, items=list(items),
-                      status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    return api.create(
+        tenant,
+        account_id=account_id,
+        post_type=post_type,
+        items=list(items),
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
 
 
 def test_x_processing_longer_than_the_lease_sends_one_tweet(api, tenant, x):
     x.processing_seconds = PROCESSING
-    account = tenant.add_account("x", sandbox=False, handle="acme", base_url=x.base_url,
-                                 token=X_TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "x", sandbox=False, handle="acme", base_url=x.base_url, token=X_TOKEN
+    )
     clip = pb.Media(url=x.media_url("long.mp4"), kind=pb.MEDIA_KIND_VIDEO)
     post = publish(api, tenant, account, pb.POST_TYPE_TWEET, item("A long clip", [clip]))
 
@@ -74,16 +80,20 @@ def test_x_processing_longer_than_the_lease_sends_one_tweet(api, tenant, x):
     assert statuses[-1].at - statuses[0].at >= PROCESSING - 1.5, "processing was not slow"
 
 
-@pytest.mark.parametrize(("kind", "name", "post_type"), [
-    (pb.MEDIA_KIND_VIDEO, "long.mp4", pb.POST_TYPE_POST),
-    (pb.MEDIA_KIND_DOCUMENT, "long.pdf", pb.POST_TYPE_DOCUMENT),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "name", "post_type"),
+    [
+        (pb.MEDIA_KIND_VIDEO, "long.mp4", pb.POST_TYPE_POST),
+        (pb.MEDIA_KIND_DOCUMENT, "long.pdf", pb.POST_TYPE_DOCUMENT),
+    ],
+)
 def test_linkedin_processing_longer_than_the_lease_creates_one_post(
     api, tenant, linkedin, kind, name, post_type
 ):
     linkedin.processing_seconds = PROCESSING
-    account = tenant.add_account("linkedin", sandbox=False, handle=AUTHOR,
-                                 base_url=linkedin.base_url, token=LINKEDIN_TOKEN)  # fmt: skip
+    account = tenant.add_account(
+        "linkedin", sandbox=False, handle=AUTHOR, base_url=linkedin.base_url, token=LINKEDIN_TOKEN
+    )
     media = pb.Media(url=linkedin.media_url(name), kind=kind)
     post = publish(api, tenant, account, post_type, item("Worth the wait", [media]))
 
@@ -99,11 +109,17 @@ def test_linkedin_processing_longer_than_the_lease_creates_one_post(
 
 def test_x_tweet_made_then_answered_504_is_found_not_sent_again(api, tenant, x):
     # X made the tweet; the gateway in front of it gave up and answered 504.
-    x.fail_next(Fault(status=504, live=True, path="/2/tweets",
-                      body={"title": "Gateway Timeout", "detail": "Gateway Timeout",
-                            "status": 504}))  # fmt: skip
-    account = tenant.add_account("x", sandbox=False, handle="acme", base_url=x.base_url,
-                                 token=X_TOKEN)  # fmt: skip
+    x.fail_next(
+        Fault(
+            status=504,
+            live=True,
+            path="/2/tweets",
+            body={"title": "Gateway Timeout", "detail": "Gateway Timeout", "status": 504},
+        )
+    )
+    account = tenant.add_account(
+        "x", sandbox=False, handle="acme", base_url=x.base_url, token=X_TOKEN
+    )
     post = publish(api, tenant, account, pb.POST_TYPE_TWEET, item("Made, then 504"))
 
     done = api.wait_published(tenant, post.post_id)

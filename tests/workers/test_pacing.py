@@ -24,8 +24,12 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def test_paced_gives_the_attempt_back_and_waits_with_a_new_token():
-    job = lifecycle.Job(Status.PROCESSING, job_token="t0", attempts=1,
-                        lease_expires_at=NOW + dt.timedelta(seconds=30))  # fmt: skip
+    job = lifecycle.Job(
+        Status.PROCESSING,
+        job_token="t0",
+        attempts=1,
+        lease_expires_at=NOW + dt.timedelta(seconds=30),
+    )
     outcome = lifecycle.decide(job, Event.PACED, NOW, new_token="t1", wait=90)
     assert outcome.job.status is Status.PENDING and not outcome.enqueue
     assert outcome.job.attempts == 0 and outcome.job.lease_expires_at is None
@@ -76,10 +80,11 @@ def _paced(post_id: str) -> bool:
 def test_the_post_over_the_limit_waits_for_the_window_then_goes_out(api, tenant, ledger):
     # One at a time: deliveries racing for one account may both pass the check.
     first, _second = (
-        api.wait_published(tenant, api.create(tenant, text=f"post {n}",
-                                              status=pb.STATUS_CHANGE_PUBLISH).post_id)
+        api.wait_published(
+            tenant, api.create(tenant, text=f"post {n}", status=pb.STATUS_CHANGE_PUBLISH).post_id
+        )
         for n in (1, 2)
-    )  # fmt: skip
+    )
     window_end = _first_item_live_at(first.post_id) + dt.timedelta(seconds=WINDOW)
     last = api.create(tenant, text="post 3", status=pb.STATUS_CHANGE_PUBLISH)
     wait_for(lambda: _paced(last.post_id), message="the third post paced")

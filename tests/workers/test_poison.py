@@ -82,8 +82,9 @@ def test_a_post_that_hangs_its_worker_fails_as_crashed_while_others_go_out(
     api.update(poisoner, draft.post_id, status=pb.STATUS_CHANGE_PUBLISH)
 
     # When another workspace publishes 20 posts meanwhile
-    others = [api.create(bystander, text=f"fine {n}", status=pb.STATUS_CHANGE_PUBLISH)
-              for n in range(20)]  # fmt: skip
+    others = [
+        api.create(bystander, text=f"fine {n}", status=pb.STATUS_CHANGE_PUBLISH) for n in range(20)
+    ]
 
     # Then all 20 go out, once each
     for post in others:
@@ -129,10 +130,14 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
     # Given a server, workers on PostgreSQL + Redis, and two workspaces on two
     # consumers: the poisoner's never answers (the test kills the worker instead)
     redis_server.flush()
-    env = {**KILL_ENV, "POSTS_DATABASE_URL": postgres_server.create_database("poison_kill"),
-           # Redis database 1: this module's in-process server (the test above, on
-           # postgres-redis) may still be consuming database 0's delivery queue.
-           "POSTS_BROKER_URL": redis_server.url_for(1), "POSTS_VAR_DIR": str(tmp_path)}  # fmt: skip
+    env = {
+        **KILL_ENV,
+        "POSTS_DATABASE_URL": postgres_server.create_database("poison_kill"),
+        # Redis database 1: this module's in-process server (the test above, on
+        # postgres-redis) may still be consuming database 0's delivery queue.
+        "POSTS_BROKER_URL": redis_server.url_for(1),
+        "POSTS_VAR_DIR": str(tmp_path),
+    }
     poison_hook, fine_hook = FakeWebhook(HOOK_SECRET).start(), FakeWebhook(HOOK_SECRET).start()
     poison_hook.hold(timeout=60)
     assert run_cli(env, "migrate").returncode == 0
@@ -152,8 +157,10 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
         with grpc.insecure_channel(server.address) as channel:
             api = Api(posts_pb2_grpc.PostServiceStub(channel))
             poison = api.create(poisoner, text="kills its worker", status=pb.STATUS_CHANGE_PUBLISH)
-            others = [api.create(bystander, text=f"fine {n}", status=pb.STATUS_CHANGE_PUBLISH)
-                      for n in range(20)]  # fmt: skip
+            others = [
+                api.create(bystander, text=f"fine {n}", status=pb.STATUS_CHANGE_PUBLISH)
+                for n in range(20)
+            ]
 
             # When its worker is SIGKILLed each time it is sending that post
             def status() -> int:
@@ -162,18 +169,30 @@ def test_a_post_whose_worker_is_killed_on_it_each_time_fails_as_crashed(
             # (A killed worker's request stays held at the consumer: count arrivals.)
             while status() != pb.POST_STATUS_FAILED and kills <= MAX_ATTEMPTS:
                 # Arrivals so far: one per attempt the test killed.
-                wait_for(lambda sent=kills: len(poison_hook.log) > sent
-                         or status() == pb.POST_STATUS_FAILED,
-                         timeout=30, interval=0.02,
-                         message="the poison post's send in flight")  # fmt: skip
+                wait_for(
+                    lambda sent=kills: (
+                        len(poison_hook.log) > sent or status() == pb.POST_STATUS_FAILED
+                    ),
+                    timeout=30,
+                    interval=0.02,
+                    message="the poison post's send in flight",
+                )
                 if status() == pb.POST_STATUS_FAILED:
                     break
                 # Aim the kill at the poison post alone: a bystander's delivery in
                 # flight would die with it and, killed on every attempt, fail too.
                 with contextlib.suppress(AssertionError):
-                    wait_for(lambda: not [p for p in api.list_all(bystander)
-                                          if p.status == pb.POST_STATUS_PROCESSING],
-                             timeout=2, interval=0.02)  # fmt: skip
+                    wait_for(
+                        lambda: (
+                            not [
+                                p
+                                for p in api.list_all(bystander)
+                                if p.status == pb.POST_STATUS_PROCESSING
+                            ]
+                        ),
+                        timeout=2,
+                        interval=0.02,
+                    )
                 workers.kill()
                 kills += 1
                 workers.start()

@@ -273,8 +273,12 @@ def test_a_reschedule_racing_delivery_fires_the_post_exactly_once(
 
     for n in range(ITERATIONS):
         # Given a post due in a moment
-        post = api.create(tenant, text=f"race {n}", status=pb.STATUS_CHANGE_SCHEDULED,
-                          scheduled_at=in_seconds(0.3))  # fmt: skip
+        post = api.create(
+            tenant,
+            text=f"race {n}",
+            status=pb.STATUS_CHANGE_SCHEDULED,
+            scheduled_at=in_seconds(0.3),
+        )
         due = as_datetime(post.scheduled_at)
         if moment == "at-the-dispatch":
             # The dispatcher round that finds it due waits for this RPC
@@ -307,8 +311,9 @@ def test_a_reschedule_racing_delivery_fires_the_post_exactly_once(
             moved[post.post_id] = as_datetime(rescheduled.scheduled_at)
             assert moved[post.post_id] > due
 
-    report(request, reschedule_won=len(moved), delivery_won=len(refused_),
-           latency_ms=latency * 1000)  # fmt: skip
+    report(
+        request, reschedule_won=len(moved), delivery_won=len(refused_), latency_ms=latency * 1000
+    )
 
     # Then every post goes out exactly once: at its old time if delivery won,
     # at (never before) its new time if the reschedule won

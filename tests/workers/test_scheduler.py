@@ -56,6 +56,8 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
     def ago(seconds: float) -> dt.datetime:
         return now - dt.timedelta(seconds=seconds)
 
+    # Laid out by hand, as a table: one state per line.
+    # fmt: off
     states = {
         "due": {"status": "scheduled", "scheduled_at": ago(1)},
         "retry": {"status": "pending", "attempts": 1,
@@ -63,15 +65,22 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
         "lost": {"status": "pending", "queued_at": ago(3600), "next_attempt_at": ago(3600)},
         "expired": {"status": "processing", "attempts": 1, "last_attempt_at": ago(120),
                     "lease_expires_at": ago(1), "queued_at": ago(180), "next_attempt_at": None},
-    }  # fmt: skip
+    }
+    # fmt: on
     made = {}
     with db.connection(), db.write():
         for n in range(count):
             post = Post.create(
-                id=ids.new(ids.POST), workspace=tenant.workspace_id, account=tenant.account_id,
-                platform="x", post_type="tweet", job_token=store.new_token(),
-                created_at=now, updated_at=now, **states[kind],
-            )  # fmt: skip
+                id=ids.new(ids.POST),
+                workspace=tenant.workspace_id,
+                account=tenant.account_id,
+                platform="x",
+                post_type="tweet",
+                job_token=store.new_token(),
+                created_at=now,
+                updated_at=now,
+                **states[kind],
+            )
             PostItem.create(post=post.id, position=0, text=f"{kind} {n}")
             made[post.id] = post.job_token
     return made
@@ -171,8 +180,9 @@ def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_te
         results = [future.result(timeout=60) for future in running]
 
     # Then together they moved every post, and none twice
-    jobs = [(post_id, token) for result in results for post_id, token in result
-            if post_id in kind_of]  # fmt: skip
+    jobs = [
+        (post_id, token) for result in results for post_id, token in result if post_id in kind_of
+    ]
     moved = collections.Counter(post_id for post_id, _ in jobs)
     twice = {post_id: count for post_id, count in moved.items() if count > 1}
     assert not twice, f"posts moved more than once: {twice}"
@@ -205,7 +215,10 @@ def test_concurrent_dispatchers_and_sweepers_move_each_post_exactly_once(make_te
         before, cause, _ = MOVES[kind]
         expected = [] if kind == "lost" else [(before, "pending", cause, token_of[post_id])]
         assert [(e.from_status, e.to_status, e.cause, e.job_token) for e in moves] == expected, (
-            post_id, kind, [(e.from_status, e.to_status, e.cause) for e in events[post_id]])
+            post_id,
+            kind,
+            [(e.from_status, e.to_status, e.cause) for e in events[post_id]],
+        )
 
 
 def claim_at_once(post_id: str, token: str, copies: int = 4) -> list[bool]:
@@ -258,8 +271,9 @@ def test_a_takeover_drops_the_old_message_and_a_resent_one_claims_once(make_tena
     with db.connection():
         assert claim(expired, dead_token, db.utcnow()) is None
     assert (rows([expired])[expired].status, rows([expired])[expired].job_token) == (
-        "processing", new_token,
-    )  # fmt: skip
+        "processing",
+        new_token,
+    )
     assert claims(expired) == [("pending", "processing", new_token)]
 
     # And of the lost message and its re-sent copy, the first claims, the rest drop

@@ -9,7 +9,7 @@ from workers.adapters.base import AccountRef, Adapter
 from workers.adapters.sandbox import SandboxAdapter
 
 
-def adapter_class(platform: str) -> type | None:
+def adapter_class(platform: str) -> type[Adapter] | None:
     """The adapter class of a real network; None when it has none yet."""
     try:
         module = importlib.import_module(f"workers.adapters.{platform}")

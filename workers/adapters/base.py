@@ -180,6 +180,8 @@ class Adapter(Protocol):
     #: ``look_up`` can find an item already published with a key.
     can_look_up: bool
 
+    def __init__(self, account: AccountRef) -> None: ...
+
     def publish(self, request: ItemRequest) -> Published:
         """Publishes one item; raises TransientError, PermanentError or OutcomeUnknown."""
         ...

@@ -175,10 +175,12 @@ def link_facets(text: str) -> list[dict]:
     for match in _LINK.finditer(text):
         url = match.group().rstrip(_LINK_TRAILING)
         start = len(text[: match.start()].encode())
-        facets.append({
-            "index": {"byteStart": start, "byteEnd": start + len(url.encode())},
-            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": url}],
-        })  # fmt: skip
+        facets.append(
+            {
+                "index": {"byteStart": start, "byteEnd": start + len(url.encode())},
+                "features": [{"$type": "app.bsky.richtext.facet#link", "uri": url}],
+            }
+        )
     return facets
 
 
@@ -214,9 +216,13 @@ class BlueskyAdapter:
             body = {"repo": session.did, "collection": POST, "rkey": rkey, "record": record}
             try:
                 answer = self._call(
-                    client, "POST", "com.atproto.repo.createRecord", json=body, creates=True,
+                    client,
+                    "POST",
+                    "com.atproto.repo.createRecord",
+                    json=body,
+                    creates=True,
                     before_send=request.lease.before_create,
-                )  # fmt: skip
+                )
             except DeliveryError as exc:
                 if not _may_be_duplicate(exc):
                     raise
@@ -264,24 +270,30 @@ class BlueskyAdapter:
             return session
 
     def _create_session(self, client: httpx.Client) -> Session:
-        credentials = {"identifier": self._account.handle.lstrip("@"),
-                       "password": self._account.token}  # fmt: skip
+        credentials = {
+            "identifier": self._account.handle.lstrip("@"),
+            "password": self._account.token,
+        }
         with http.nothing_live_yet():  # logging in twice is harmless
-            response = http.request(client, "POST", "/xrpc/com.atproto.server.createSession",
-                                    json=credentials)  # fmt: skip
+            response = http.request(
+                client, "POST", "/xrpc/com.atproto.server.createSession", json=credentials
+            )
         return _session_from(_json(response))
 
     def _refresh_session(self, client: httpx.Client, stale: Session) -> Session:
         with http.nothing_live_yet():
             response = http.request(
-                client, "POST", "/xrpc/com.atproto.server.refreshSession",
+                client,
+                "POST",
+                "/xrpc/com.atproto.server.refreshSession",
                 headers={"Authorization": f"Bearer {stale.refresh_jwt}"},
-            )  # fmt: skip
+            )
         return _session_from(_json(response))
 
     # ------------------------------------------------------------------ calls
-    def _call(self, client: httpx.Client, method: str, nsid: str, before_send=None,
-              **kwargs) -> dict:  # fmt: skip
+    def _call(
+        self, client: httpx.Client, method: str, nsid: str, before_send=None, **kwargs
+    ) -> dict:
         """One XRPC call with the account's session, renewed once if it is refused;
         ``before_send()`` runs before each send (a renewal may take a while)."""
         extra = kwargs.pop("headers", None) or {}
@@ -291,8 +303,7 @@ class BlueskyAdapter:
             if before_send is not None:
                 before_send()
             try:
-                response = http.request(client, method, f"/xrpc/{nsid}",
-                                        headers=headers, **kwargs)  # fmt: skip
+                response = http.request(client, method, f"/xrpc/{nsid}", headers=headers, **kwargs)
                 return _json(response)
             except XrpcError as exc:
                 if last or not exc.session_refused:
@@ -300,8 +311,9 @@ class BlueskyAdapter:
             session = self._renew(client, session)
         raise AssertionError("unreachable")
 
-    def _get_record(self, client: httpx.Client, repo: str, collection: str,
-                    rkey: str) -> dict | None:  # fmt: skip
+    def _get_record(
+        self, client: httpx.Client, repo: str, collection: str, rkey: str
+    ) -> dict | None:
         params = {"repo": repo, "collection": collection, "rkey": rkey}
         with http.nothing_live_yet():  # a read changes nothing
             try:
@@ -317,8 +329,8 @@ class BlueskyAdapter:
         if parent is None or not parent.get("cid"):
             raise PermanentError("REPLY_TARGET_NOT_FOUND", f"{parent_uri} is not on Bluesky")
         parent_ref = {"uri": parent.get("uri") or parent_uri, "cid": parent["cid"]}
-        value = parent.get("value") if isinstance(parent.get("value"), dict) else {}
-        reply = value.get("reply") if isinstance(value.get("reply"), dict) else {}
+        value = found if isinstance(found := parent.get("value"), dict) else {}
+        reply = found if isinstance(found := value.get("reply"), dict) else {}
         root = reply.get("root")
         if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
             root = parent_ref
@@ -329,8 +341,13 @@ class BlueskyAdapter:
         # renewed); a blob nobody references is harmless: try again.
         with http.download(media, lease) as medium, http.nothing_live_yet():
             body = medium.body()
-            answer = self._call(client, "POST", "com.atproto.repo.uploadBlob", content=body,
-                                headers={"Content-Type": medium.mime_type, **body.headers})  # fmt: skip
+            answer = self._call(
+                client,
+                "POST",
+                "com.atproto.repo.uploadBlob",
+                content=body,
+                headers={"Content-Type": medium.mime_type, **body.headers},
+            )
         blob = answer.get("blob")
         if not isinstance(blob, dict):
             raise PermanentError("BAD_ANSWER", "Bluesky answered uploadBlob without a blob")
@@ -361,8 +378,9 @@ def _may_be_duplicate(exc: DeliveryError) -> bool:
 
 def _session_from(answer: dict) -> Session:
     try:
-        return Session(answer["accessJwt"], answer["refreshJwt"], answer["did"],
-                       answer.get("handle", ""))  # fmt: skip
+        return Session(
+            answer["accessJwt"], answer["refreshJwt"], answer["did"], answer.get("handle", "")
+        )
     except (KeyError, TypeError) as exc:
         raise PermanentError("BAD_ANSWER", f"Bluesky answered a session without {exc}") from exc
 
@@ -383,10 +401,14 @@ def _raise_xrpc_error(response: httpx.Response) -> None:
     body = http.json_object(response)
     if not isinstance(body.get("error"), str):
         return
-    message = body.get("message") if isinstance(body.get("message"), str) else ""
+    message = found if isinstance(found := body.get("message"), str) else ""
     authenticated = "authorization" in response.request.headers
-    raise XrpcError(response.status_code, http.network_text(body["error"]),
-                    http.network_text(message), authenticated)  # fmt: skip
+    raise XrpcError(
+        response.status_code,
+        http.network_text(body["error"]),
+        http.network_text(message),
+        authenticated,
+    )
 
 
 Adapter = BlueskyAdapter

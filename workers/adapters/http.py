@@ -97,12 +97,18 @@ def client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client
         refusal = egress.url_refusal(base_url, egress.allow(), max_length=None)
         if refusal:
             raise DestinationRefused(f"{_origin(base_url)}: {refusal}")
-    return httpx.Client(base_url=base_url.rstrip("/"), headers=headers or {}, timeout=TIMEOUT,
-                        transport=_Transport(), trust_env=False)  # fmt: skip
+    return httpx.Client(
+        base_url=base_url.rstrip("/"),
+        headers=headers or {},
+        timeout=TIMEOUT,
+        transport=_Transport(),
+        trust_env=False,
+    )
 
 
-def require_account(account: AccountRef, network: str, url: str, token: str,
-                    token_code: str = "NO_TOKEN") -> None:  # fmt: skip
+def require_account(
+    account: AccountRef, network: str, url: str, token: str, token_code: str = "NO_TOKEN"
+) -> None:
     """Refuses, permanently, an account without a base URL (NO_URL) or a token
     (``token_code``); ``url`` and ``token`` name them as ``network`` does."""
     if not account.base_url:
@@ -120,8 +126,9 @@ def deadline() -> float:
     return min(REQUEST_DEADLINE, store.policy().lease_seconds / 2)
 
 
-def request(http: httpx.Client, method: str, url: str, *, creates: bool = False,
-            **kwargs) -> httpx.Response:  # fmt: skip
+def request(
+    http: httpx.Client, method: str, url: str, *, creates: bool = False, **kwargs
+) -> httpx.Response:
     """Sends a request and returns a 2xx response, or raises the matching delivery error.
 
     ``creates``: the request makes an item live on a network that cannot dedupe:
@@ -134,8 +141,7 @@ def request(http: httpx.Client, method: str, url: str, *, creates: bool = False,
     return response
 
 
-def answer(http: httpx.Client, method: str, url: str, *, within: float,
-           **kwargs) -> httpx.Response:  # fmt: skip
+def answer(http: httpx.Client, method: str, url: str, *, within: float, **kwargs) -> httpx.Response:
     """Sends a request and returns its answer whatever its status, all of it within
     ``within`` seconds; raises as ``request`` does when no answer came (the
     caller judges the status, and reads the body only if it wants to)."""
@@ -150,8 +156,13 @@ def _answered() -> Iterator[None]:
         yield
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise TransientError("CONNECTION_ERROR", str(exc) or type(exc).__name__) from exc
-    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError,
-            httpx.ReadError, httpx.WriteError) as exc:  # fmt: skip
+    except (
+        httpx.ReadTimeout,
+        httpx.WriteTimeout,
+        httpx.RemoteProtocolError,
+        httpx.ReadError,
+        httpx.WriteError,
+    ) as exc:
         raise OutcomeUnknown("NO_ANSWER", str(exc) or type(exc).__name__) from exc
 
 
@@ -384,8 +395,13 @@ def _fetch(media: MediaRef, file: IO[bytes], lease: Lease) -> str:
     """Streams the media into ``file``; returns its MIME type."""
     allowed, limit = egress.allow(), egress.media_max_bytes()
     url = media.url
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False,
-                      headers={"Accept-Encoding": "identity"}, transport=_Transport()) as web:  # fmt: skip
+    with httpx.Client(
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept-Encoding": "identity"},
+        transport=_Transport(),
+    ) as web:
         try:
             with _answered(), _within(DOWNLOAD_DEADLINE):
                 for hop in range(MAX_REDIRECTS + 1):
@@ -402,8 +418,9 @@ def _fetch(media: MediaRef, file: IO[bytes], lease: Lease) -> str:
                         _save(media, response, file, lease, limit)
                         return _mime_type(media, response.headers.get("content-type", ""))
         except (TransientError, OutcomeUnknown) as exc:
-            raise TransientError("MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}",
-                                 exc.retry_after) from exc  # fmt: skip
+            raise TransientError(
+                "MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}", exc.retry_after
+            ) from exc
     raise PermanentError(TOO_MANY_REDIRECTS, f"{media.url}: more than {MAX_REDIRECTS} redirects")
 
 
@@ -413,15 +430,16 @@ def _refused_media(media: MediaRef, response: httpx.Response) -> None:
     try:
         check(response, network=False)
     except PermanentError as exc:
-        raise PermanentError("MEDIA_UNAVAILABLE",
-                             f"{media.url}: {exc.code} {exc.message}") from exc  # fmt: skip
+        raise PermanentError("MEDIA_UNAVAILABLE", f"{media.url}: {exc.code} {exc.message}") from exc
 
 
-def _save(media: MediaRef, response: httpx.Response, file: IO[bytes], lease: Lease,
-          limit: int) -> None:  # fmt: skip
+def _save(
+    media: MediaRef, response: httpx.Response, file: IO[bytes], lease: Lease, limit: int
+) -> None:
     """Writes the answer's body to ``file``, stopping at once past ``limit`` bytes."""
-    too_large = PermanentError(MEDIA_TOO_LARGE,
-                               f"{media.url}: larger than POSTS_MEDIA_MAX_BYTES ({limit} bytes)")  # fmt: skip
+    too_large = PermanentError(
+        MEDIA_TOO_LARGE, f"{media.url}: larger than POSTS_MEDIA_MAX_BYTES ({limit} bytes)"
+    )
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -506,16 +524,19 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         for start in range(0, len(buffer), _WRITE_SLICE):
-            self._stream.write(buffer[start : start + _WRITE_SLICE],
-                               _left(timeout, httpcore.WriteTimeout))  # fmt: skip
+            self._stream.write(
+                buffer[start : start + _WRITE_SLICE], _left(timeout, httpcore.WriteTimeout)
+            )
 
     def close(self) -> None:
         self._stream.close()
 
-    def start_tls(self, ssl_context, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:  # fmt: skip
-        tls = self._stream.start_tls(ssl_context, server_hostname,
-                                     _left(timeout, httpcore.ConnectTimeout))  # fmt: skip
+    def start_tls(
+        self, ssl_context, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(
+            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(tls)
 
     def get_extra_info(self, info: str):
@@ -532,9 +553,14 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self):
         self._backend = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options=None,
+    ) -> httpcore.NetworkStream:
         addresses = _resolve(host, port)
         refusal = egress.resolution_refusal(host, port, addresses, egress.allow())
         if refusal:
@@ -543,16 +569,18 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         for address in addresses:  # in the resolver's order, as socket.create_connection
             left = _left(timeout, httpcore.ConnectTimeout)
             try:
-                stream = self._backend.connect_tcp(address, port, left, local_address,
-                                                   socket_options)  # fmt: skip
+                stream = self._backend.connect_tcp(
+                    address, port, left, local_address, socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
                 continue
             return _DeadlineStream(stream)
         raise failure or httpcore.ConnectError(f"{host}: no address to connect to")
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options=None) -> httpcore.NetworkStream:  # fmt: skip
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options=None
+    ) -> httpcore.NetworkStream:
         timeout = _left(timeout, httpcore.ConnectTimeout)
         return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
 
@@ -568,8 +596,9 @@ def _resolve(host: str, port: int) -> list[str]:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
     addresses: list[str] = []
     for *_, sockaddr in found:
-        if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+        address = str(sockaddr[0])  # already a str for the IPv4 and IPv6 families asked
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 
@@ -595,4 +624,4 @@ class _Transport(httpx.HTTPTransport):
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=_DeadlineBackend(),
-        )  # fmt: skip
+        )

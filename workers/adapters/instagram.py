@@ -119,16 +119,23 @@ class InstagramAdapter:
                 # Published by an attempt that did not live to record it.
                 found = self._find_published(user_id, item)
                 if found is None:
-                    raise PermanentError(OUTCOME_UNKNOWN, f"container {container.id} was"
-                                         " published and its media cannot be found")  # fmt: skip
+                    raise PermanentError(
+                        OUTCOME_UNKNOWN,
+                        f"container {container.id} was published and its media cannot be found",
+                    )
                 return found
             else:
                 container_id = container.id  # ERROR or EXPIRED: the wait raises
             self._wait_finished(container_id, lease)
             self._check_quota(user_id, lease)
         lease.before_create()
-        published = self._call("POST", f"/{user_id}/media_publish", lease, creates=True,
-                               data={"creation_id": container_id})  # fmt: skip
+        published = self._call(
+            "POST",
+            f"/{user_id}/media_publish",
+            lease,
+            creates=True,
+            data={"creation_id": container_id},
+        )
         media_id = str(published.get("id") or "")
         if not media_id:
             raise OutcomeUnknown("NO_MEDIA_ID", "Instagram published without naming the media")
@@ -147,8 +154,10 @@ class InstagramAdapter:
                 return None
             found = self._find_published(user_id, item)
         if found is None:
-            raise CannotTell("CONTAINER_PUBLISHED",
-                             f"container {item.handle} was published and its media cannot be found")  # fmt: skip
+            raise CannotTell(
+                "CONTAINER_PUBLISHED",
+                f"container {item.handle} was published and its media cannot be found",
+            )
         return found
 
     # ------------------------------------------------------------------ steps
@@ -156,9 +165,10 @@ class InstagramAdapter:
         require_account(self._account, "Instagram", "base URL", "access token")
         user_id = self._account.handle.strip()
         if not user_id.isdigit():
-            raise PermanentError("INVALID_ACCOUNT",
-                                 "an Instagram account's handle must be its numeric user id,"
-                                 f" not {user_id!r}")  # fmt: skip
+            raise PermanentError(
+                "INVALID_ACCOUNT",
+                f"an Instagram account's handle must be its numeric user id, not {user_id!r}",
+            )
         return user_id
 
     def _create(self, user_id: str, item: ItemRequest) -> str:
@@ -168,17 +178,20 @@ class InstagramAdapter:
             children = []
             for media in item.media:
                 fields = {"is_carousel_item": "true", **_source(media, carousel=True)}
-                children.append(self._made(self._call("POST", f"/{user_id}/media", lease,
-                                                      data=fields)))  # fmt: skip
+                children.append(
+                    self._made(self._call("POST", f"/{user_id}/media", lease, data=fields))
+                )
             for child in children:
                 self._wait_finished(child, lease)
-            fields = {"media_type": "CAROUSEL", "children": ",".join(children),
-                      "caption": item.text}  # fmt: skip
+            fields = {
+                "media_type": "CAROUSEL",
+                "children": ",".join(children),
+                "caption": item.text,
+            }
         else:
-            (media,) = item.media[:1] or (None,)
-            if media is None:
+            if not item.media:
                 raise PermanentError("PLATFORM_RULE_VIOLATED", "an Instagram post needs a medium")
-            fields = _source(media, post_type=item.post_type)
+            fields = _source(item.media[0], post_type=item.post_type)
             if item.post_type != "story":  # stories take no caption
                 fields["caption"] = item.text
         return self._made(self._call("POST", f"/{user_id}/media", lease, data=fields))
@@ -193,8 +206,9 @@ class InstagramAdapter:
     def _container(self, item: ItemRequest) -> _Container | None:
         """The recorded container's status; None when Instagram no longer knows it."""
         try:
-            body = self._call("GET", f"/{item.handle}", item.lease,
-                              params={"fields": "status_code,status"})  # fmt: skip
+            body = self._call(
+                "GET", f"/{item.handle}", item.lease, params={"fields": "status_code,status"}
+            )
         except PermanentError as exc:
             if exc.code == "404" or "does not exist" in exc.message:
                 return None
@@ -205,33 +219,43 @@ class InstagramAdapter:
         """Polls the container until Instagram has fetched and processed its media."""
         ends_at = time.monotonic() + PROCESSING_DEADLINE
         while True:
-            body = self._call("GET", f"/{container_id}", lease,
-                              params={"fields": "status_code,status"})  # fmt: skip
+            body = self._call(
+                "GET", f"/{container_id}", lease, params={"fields": "status_code,status"}
+            )
             status = body.get("status_code")
             if status in ("FINISHED", "PUBLISHED"):
                 return
             if status in ("ERROR", "EXPIRED"):
                 detail = str(body.get("status") or "")[:MESSAGE_CHARS]
-                raise PermanentError(f"CONTAINER_{status}",
-                                     f"Instagram could not use container {container_id}"
-                                     + (f": {detail}" if detail else ""))  # fmt: skip
+                raise PermanentError(
+                    f"CONTAINER_{status}",
+                    f"Instagram could not use container {container_id}"
+                    + (f": {detail}" if detail else ""),
+                )
             if time.monotonic() >= ends_at:
-                raise TransientError("MEDIA_PROCESSING",
-                                     f"Instagram is still processing container {container_id}")  # fmt: skip
+                raise TransientError(
+                    "MEDIA_PROCESSING", f"Instagram is still processing container {container_id}"
+                )
             pause(PROCESSING_POLL_INTERVAL, lease)
 
     def _check_quota(self, user_id: str, lease: Lease) -> None:
         """Paced when the account's publishing quota for the last 24 hours is used up."""
-        body = self._call("GET", f"/{user_id}/content_publishing_limit", lease,
-                          params={"fields": "config,quota_usage"})  # fmt: skip
+        body = self._call(
+            "GET",
+            f"/{user_id}/content_publishing_limit",
+            lease,
+            params={"fields": "config,quota_usage"},
+        )
         data = body.get("data") or [{}]
         limit = data[0] if isinstance(data, list) and isinstance(data[0], dict) else {}
         total = (limit.get("config") or {}).get("quota_total")
         used = limit.get("quota_usage")
         if isinstance(total, int) and isinstance(used, int) and used >= total:
-            raise Paced("PUBLISH_LIMIT_REACHED",
-                        f"the account has published {used} of its {total} posts in 24 hours",
-                        PUBLISH_LIMIT_WAIT)  # fmt: skip
+            raise Paced(
+                "PUBLISH_LIMIT_REACHED",
+                f"the account has published {used} of its {total} posts in 24 hours",
+                PUBLISH_LIMIT_WAIT,
+            )
 
     def _permalink(self, media_id: str, lease: Lease) -> str:
         """The post's URL; "" when Instagram does not say (it is live all the same)."""
@@ -243,8 +267,12 @@ class InstagramAdapter:
 
     def _find_published(self, user_id: str, item: ItemRequest) -> Published | None:
         """The account's recent medium with the item's caption, made since the earlier send."""
-        body = self._call("GET", f"/{user_id}/media", item.lease,
-                          params={"fields": "id,caption,permalink,timestamp", "limit": 25})  # fmt: skip
+        body = self._call(
+            "GET",
+            f"/{user_id}/media",
+            item.lease,
+            params={"fields": "id,caption,permalink,timestamp", "limit": 25},
+        )
         since = (item.send_started_at - LOOK_UP_GRACE) if item.send_started_at else None
         caption = "" if item.post_type == "story" else item.text
         for media in body.get("data") or []:
@@ -257,11 +285,14 @@ class InstagramAdapter:
 
     # ------------------------------------------------------------------ requests
     def _client(self) -> httpx.Client:
-        return client(f"{self._account.base_url.rstrip('/')}/{VERSION}",
-                      {"Authorization": f"Bearer {self._account.token}"})  # fmt: skip
+        return client(
+            f"{self._account.base_url.rstrip('/')}/{VERSION}",
+            {"Authorization": f"Bearer {self._account.token}"},
+        )
 
-    def _call(self, method: str, path: str, lease: Lease, *, creates: bool = False,
-              **kwargs) -> dict:  # fmt: skip
+    def _call(
+        self, method: str, path: str, lease: Lease, *, creates: bool = False, **kwargs
+    ) -> dict:
         """One Graph API call; its JSON answer. An expired token is refreshed once and
         the call made again; other refusals raise as workers.adapters.http does."""
         while True:
@@ -283,17 +314,22 @@ class InstagramAdapter:
 
     def _exchange(self, account: AccountRef) -> credentials.Renewed:
         with client(account.base_url) as api:
-            response = answer(api, "GET", "/refresh_access_token", within=deadline(),
-                              params={"grant_type": "ig_refresh_token",
-                                      "access_token": account.token})  # fmt: skip
+            response = answer(
+                api,
+                "GET",
+                "/refresh_access_token",
+                within=deadline(),
+                params={"grant_type": "ig_refresh_token", "access_token": account.token},
+            )
         if not response.is_success:
             error = json_object(response).get("error")
             raise _refusal(response, error if isinstance(error, dict) else {}, creates=False)
         body = json_object(response)
         expires_in = body.get("expires_in")
-        return credentials.Renewed(str(body.get("access_token") or ""),
-                                   expires_in=float(expires_in)
-                                   if isinstance(expires_in, (int, float)) else None)  # fmt: skip
+        return credentials.Renewed(
+            str(body.get("access_token") or ""),
+            expires_in=float(expires_in) if isinstance(expires_in, (int, float)) else None,
+        )
 
 
 Adapter = InstagramAdapter

@@ -105,11 +105,14 @@ class LinkedInAdapter:
 
     # ------------------------------------------------------------------ media
     def _client(self) -> httpx.Client:
-        return client(self._account.base_url, {
-            "Authorization": f"Bearer {self._account.token}",
-            "LinkedIn-Version": VERSION,
-            "X-Restli-Protocol-Version": "2.0.0",
-        })  # fmt: skip
+        return client(
+            self._account.base_url,
+            {
+                "Authorization": f"Bearer {self._account.token}",
+                "LinkedIn-Version": VERSION,
+                "X-Restli-Protocol-Version": "2.0.0",
+            },
+        )
 
     def _content(self, api: httpx.Client, author: str, item: ItemRequest) -> dict | None:
         media, lease = item.media, item.lease
@@ -117,14 +120,18 @@ class LinkedInAdapter:
             return None
         if all(m.kind in ("image", "gif") for m in media):
             images = [
-                {"id": self._upload(api, author, m, "images", "image", lease),
-                 **({"altText": m.alt_text} if m.alt_text else {})}
+                {
+                    "id": self._upload(api, author, m, "images", "image", lease),
+                    **({"altText": m.alt_text} if m.alt_text else {}),
+                }
                 for m in media
-            ]  # fmt: skip
+            ]
             return {"media": images[0]} if len(images) == 1 else {"multiImage": {"images": images}}
         if len(media) > 1:
-            raise PermanentError("PLATFORM_RULE_VIOLATED",
-                                 "a LinkedIn post carries images, or one video, or one document")  # fmt: skip
+            raise PermanentError(
+                "PLATFORM_RULE_VIOLATED",
+                "a LinkedIn post carries images, or one video, or one document",
+            )
         only = media[0]
         if only.kind == "document":
             urn = self._upload(api, author, only, "documents", "document", lease)
@@ -135,32 +142,57 @@ class LinkedInAdapter:
             return {"media": {"id": urn, **({"title": item.title} if item.title else {})}}
         raise PermanentError("PLATFORM_RULE_VIOLATED", f"LinkedIn does not take {only.kind} media")
 
-    def _upload(self, api: httpx.Client, author: str, media: MediaRef, api_name: str,
-                field: str, lease: Lease) -> str:  # fmt: skip
+    def _upload(
+        self,
+        api: httpx.Client,
+        author: str,
+        media: MediaRef,
+        api_name: str,
+        field: str,
+        lease: Lease,
+    ) -> str:
         """Images and Documents API: initializeUpload, then PUT the bytes to the upload URL."""
         with download(media, lease) as medium:  # a temporary file, streamed up from there
-            init = request(api, "POST", f"/rest/{api_name}",
-                           params={"action": "initializeUpload"},
-                           json={"initializeUploadRequest": {"owner": author}})  # fmt: skip
+            init = request(
+                api,
+                "POST",
+                f"/rest/{api_name}",
+                params={"action": "initializeUpload"},
+                json={"initializeUploadRequest": {"owner": author}},
+            )
             value = json_field(init, "value")
             if not value.get("uploadUrl") or not value.get(field):
-                raise TransientError("UPLOAD_NOT_INITIALIZED",
-                                     f"LinkedIn gave no {field} upload URL")  # fmt: skip
+                raise TransientError(
+                    "UPLOAD_NOT_INITIALIZED", f"LinkedIn gave no {field} upload URL"
+                )
             body = medium.body()
-            request(api, "PUT", value["uploadUrl"], content=body,
-                    headers={"Content-Type": medium.mime_type, **body.headers})  # fmt: skip
+            request(
+                api,
+                "PUT",
+                value["uploadUrl"],
+                content=body,
+                headers={"Content-Type": medium.mime_type, **body.headers},
+            )
         return value[field]
 
-    def _upload_video(self, api: httpx.Client, author: str, media: MediaRef,
-                      lease: Lease) -> str:  # fmt: skip
+    def _upload_video(self, api: httpx.Client, author: str, media: MediaRef, lease: Lease) -> str:
         """Videos API: initializeUpload, PUT each part (streamed from the downloaded
         file), finalizeUpload with the parts' ETags."""
         with download(media, lease) as medium:
-            init = request(api, "POST", "/rest/videos", params={"action": "initializeUpload"},
-                           json={"initializeUploadRequest": {
-                               "owner": author, "fileSizeBytes": medium.size,
-                               "uploadCaptions": False, "uploadThumbnail": False,
-                           }})  # fmt: skip
+            init = request(
+                api,
+                "POST",
+                "/rest/videos",
+                params={"action": "initializeUpload"},
+                json={
+                    "initializeUploadRequest": {
+                        "owner": author,
+                        "fileSizeBytes": medium.size,
+                        "uploadCaptions": False,
+                        "uploadThumbnail": False,
+                    }
+                },
+            )
             value = json_field(init, "value")
             urn, parts = value.get("video"), value.get("uploadInstructions") or []
             if not urn or not parts:
@@ -169,15 +201,27 @@ class LinkedInAdapter:
             for part in parts:
                 lease.renew()
                 body = medium.body(int(part["firstByte"]), int(part["lastByte"]) + 1)
-                uploaded = request(api, "PUT", part["uploadUrl"], content=body,
-                                   headers={"Content-Type": "application/octet-stream",
-                                            **body.headers})  # fmt: skip
+                uploaded = request(
+                    api,
+                    "PUT",
+                    part["uploadUrl"],
+                    content=body,
+                    headers={"Content-Type": "application/octet-stream", **body.headers},
+                )
                 etags.append(uploaded.headers.get("etag", ""))
-        request(api, "POST", "/rest/videos", params={"action": "finalizeUpload"},
-                json={"finalizeUploadRequest": {
-                    "video": urn, "uploadToken": value.get("uploadToken", ""),
+        request(
+            api,
+            "POST",
+            "/rest/videos",
+            params={"action": "finalizeUpload"},
+            json={
+                "finalizeUploadRequest": {
+                    "video": urn,
+                    "uploadToken": value.get("uploadToken", ""),
                     "uploadedPartIds": etags,
-                }})  # fmt: skip
+                }
+            },
+        )
         self._wait_available(api, "videos", urn, lease)
         return urn
 

@@ -69,9 +69,12 @@ class MastodonAdapter:
                 body["media_ids"] = media_ids
             request.lease.before_create()
             response = http.request(
-                client, "POST", "/api/v1/statuses", json=body,
+                client,
+                "POST",
+                "/api/v1/statuses",
+                json=body,
                 headers={"Idempotency-Key": request.idempotency_key},
-            )  # fmt: skip
+            )
         status = _json(response)
         status_id = status.get("id")
         if status_id in (None, ""):
@@ -97,10 +100,12 @@ class MastodonAdapter:
         # harmless: try again.
         with http.download(media, lease) as medium, http.nothing_live_yet():
             response = http.request(
-                client, "POST", "/api/v2/media",
+                client,
+                "POST",
+                "/api/v2/media",
                 files={"file": (http.filename(media.url), medium.file, medium.mime_type)},
                 data={"description": media.alt_text} if media.alt_text else None,
-            )  # fmt: skip
+            )
         attachment = _json(response)
         media_id = attachment.get("id")
         if media_id in (None, ""):

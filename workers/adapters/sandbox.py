@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 
 from ulid import ULID
 
@@ -32,14 +33,18 @@ class Ledger:
         self._sends: list[Send] = []
         self._by_key: dict[str, Published] = {}
 
-    def record(self, request: ItemRequest, make: callable) -> Published:
+    def record(self, request: ItemRequest, make: Callable[[], Published]) -> Published:
         with self._lock:
             published = self._by_key.get(request.idempotency_key) or make()
             self._by_key[request.idempotency_key] = published
             self._sends.append(
-                Send(request.post_id, request.item_index, request.idempotency_key,
-                     published.platform_post_id)
-            )  # fmt: skip
+                Send(
+                    request.post_id,
+                    request.item_index,
+                    request.idempotency_key,
+                    published.platform_post_id,
+                )
+            )
             return published
 
     def find(self, key: str) -> Published | None:
@@ -72,7 +77,9 @@ class SandboxAdapter:
     def publish(self, request: ItemRequest) -> Published:
         def make() -> Published:
             post_id = f"sbx_{ULID()}"
-            url = f"https://sandbox.invalid/{self._account.platform}/{self._account.handle}/{post_id}"
+            url = (
+                f"https://sandbox.invalid/{self._account.platform}/{self._account.handle}/{post_id}"
+            )
             return Published(post_id, url)
 
         request.lease.before_create()

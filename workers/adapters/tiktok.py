@@ -63,8 +63,7 @@ PROCESSING_POLL_INTERVAL = 2.0
 #: A token known to expire within this many seconds is refreshed before use.
 REFRESH_MARGIN = 300.0
 #: Privacy levels, most public first: a post takes the first the creator is offered.
-PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR",
-                  "SELF_ONLY")  # fmt: skip
+PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 #: ``fail_reason``s worth another attempt: TikTok's own trouble or a media URL
 #: that did not answer this time. Any other reason is permanent.
 TRANSIENT_FAIL_REASONS = frozenset({"internal", "video_pull_failed", "photo_pull_failed"})
@@ -104,7 +103,9 @@ class TikTokAdapter:
             data = self._call(path, body, lease, creates=True)
             publish_id = str(data.get("publish_id") or "")
             if not publish_id:
-                raise OutcomeUnknown("NO_PUBLISH_ID", "TikTok answered the init without a publish_id")
+                raise OutcomeUnknown(
+                    "NO_PUBLISH_ID", "TikTok answered the init without a publish_id"
+                )
             lease.record_handle(publish_id)
         with nothing_live_yet("status"):
             return self._wait_published(publish_id, lease)
@@ -117,7 +118,9 @@ class TikTokAdapter:
             raise CannotTell(OUTCOME_UNKNOWN, "the init may have gone out; TikTok cannot tell")
         with nothing_live_yet("status"):
             status = self._status(item.handle, item.lease)
-        return _published(item.handle, status) if status.get("status") == "PUBLISH_COMPLETE" else None
+        return (
+            _published(item.handle, status) if status.get("status") == "PUBLISH_COMPLETE" else None
+        )
 
     # ------------------------------------------------------------------ steps
     def _creator(self, lease: Lease) -> tuple[str, float]:
@@ -130,8 +133,9 @@ class TikTokAdapter:
         for level in PRIVACY_LEVELS:
             if level in offered:
                 return level, longest
-        raise PermanentError("PRIVACY_LEVEL_UNAVAILABLE",
-                             "TikTok offers this creator no privacy level to post with")  # fmt: skip
+        raise PermanentError(
+            "PRIVACY_LEVEL_UNAVAILABLE", "TikTok offers this creator no privacy level to post with"
+        )
 
     def _check_duration(self, item: ItemRequest, longest: float) -> None:
         """VIDEO_TOO_LONG when the video is longer than the creator may post: read
@@ -140,29 +144,42 @@ class TikTokAdapter:
         with download(item.media[0], item.lease) as medium:
             seconds = mp4_duration(medium)
         if seconds is not None and seconds > longest:
-            raise PermanentError("VIDEO_TOO_LONG",
-                                 f"the video lasts {seconds:.0f} s; this creator may post"
-                                 f" {longest:.0f} s at most")  # fmt: skip
+            raise PermanentError(
+                "VIDEO_TOO_LONG",
+                f"the video lasts {seconds:.0f} s; this creator may post {longest:.0f} s at most",
+            )
 
     def _init(self, item: ItemRequest, privacy: str) -> tuple[str, dict]:
         kinds = {m.kind for m in item.media}
         if item.post_type == "photo":
             if kinds != {"image"}:
                 raise PermanentError("PLATFORM_RULE_VIOLATED", "a TikTok photo post takes images")
-            post_info = {"title": item.title[:PHOTO_TITLE], "description": item.text,
-                         "privacy_level": privacy, "disable_comment": False,
-                         "auto_add_music": True}  # fmt: skip
+            post_info = {
+                "title": item.title[:PHOTO_TITLE],
+                "description": item.text,
+                "privacy_level": privacy,
+                "disable_comment": False,
+                "auto_add_music": True,
+            }
             return "/v2/post/publish/content/init/", {
                 "post_info": post_info,
-                "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": 0,
-                                "photo_images": [m.url for m in item.media]},
+                "source_info": {
+                    "source": "PULL_FROM_URL",
+                    "photo_cover_index": 0,
+                    "photo_images": [m.url for m in item.media],
+                },
                 "post_mode": "DIRECT_POST",
                 "media_type": "PHOTO",
-            }  # fmt: skip
+            }
         if kinds != {"video"} or len(item.media) != 1:
             raise PermanentError("PLATFORM_RULE_VIOLATED", "a TikTok video post takes one video")
-        post_info = {"title": item.text, "privacy_level": privacy, "disable_duet": False,
-                     "disable_comment": False, "disable_stitch": False}  # fmt: skip
+        post_info = {
+            "title": item.text,
+            "privacy_level": privacy,
+            "disable_duet": False,
+            "disable_comment": False,
+            "disable_stitch": False,
+        }
         return "/v2/post/publish/video/init/", {
             "post_info": post_info,
             "source_info": {"source": "PULL_FROM_URL", "video_url": item.media[0].url},
@@ -172,8 +189,9 @@ class TikTokAdapter:
         """The recorded post FAILED for a transient reason: nothing of it is live."""
         with nothing_live_yet("status"):
             status = self._status(publish_id, lease)
-        return (status.get("status") == "FAILED"
-                and status.get("fail_reason") in TRANSIENT_FAIL_REASONS)  # fmt: skip
+        return (
+            status.get("status") == "FAILED" and status.get("fail_reason") in TRANSIENT_FAIL_REASONS
+        )
 
     def _status(self, publish_id: str, lease: Lease) -> dict:
         return self._call("/v2/post/publish/status/fetch/", {"publish_id": publish_id}, lease)
@@ -187,19 +205,23 @@ class TikTokAdapter:
                 return _published(publish_id, status)
             if state == "FAILED":
                 reason = str(status.get("fail_reason") or "unknown")[:MESSAGE_CHARS]
-                error = (TransientError if reason in TRANSIENT_FAIL_REASONS else PermanentError)
+                error = TransientError if reason in TRANSIENT_FAIL_REASONS else PermanentError
                 raise error(f"FAILED:{reason}", f"TikTok could not publish {publish_id}: {reason}")
             if time.monotonic() >= ends_at:
-                raise TransientError("PUBLISH_PROCESSING",
-                                     f"TikTok is still processing {publish_id} ({state})")  # fmt: skip
+                raise TransientError(
+                    "PUBLISH_PROCESSING", f"TikTok is still processing {publish_id} ({state})"
+                )
             pause(PROCESSING_POLL_INTERVAL, lease)
 
     # ------------------------------------------------------------------ requests
     def _client(self) -> httpx.Client:
-        return client(self._account.base_url, {
-            "Authorization": f"Bearer {self._account.token}",
-            "Content-Type": "application/json; charset=UTF-8",
-        })  # fmt: skip
+        return client(
+            self._account.base_url,
+            {
+                "Authorization": f"Bearer {self._account.token}",
+                "Content-Type": "application/json; charset=UTF-8",
+            },
+        )
 
     def _call(self, path: str, body: dict, lease: Lease, *, creates: bool = False) -> dict:
         """One API call; its ``data``. An expired token is refreshed once and the call
@@ -208,7 +230,7 @@ class TikTokAdapter:
             with self._client() as api:
                 response = answer(api, "POST", path, within=deadline(), json=body)
             payload = json_object(response)
-            error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+            error = found if isinstance(found := payload.get("error"), dict) else {}
             code = str(error.get("code") or "")
             if response.is_success and code in ("", "ok"):
                 data = payload.get("data")
@@ -225,19 +247,28 @@ class TikTokAdapter:
 
     def _exchange(self, account: AccountRef) -> credentials.Renewed:
         with client(account.base_url) as api:
-            response = answer(api, "POST", "/v2/oauth/token/", within=deadline(), data={
-                "client_key": account.client_id, "client_secret": account.client_secret,
-                "grant_type": "refresh_token", "refresh_token": account.refresh_token,
-            })  # fmt: skip
+            response = answer(
+                api,
+                "POST",
+                "/v2/oauth/token/",
+                within=deadline(),
+                data={
+                    "client_key": account.client_id,
+                    "client_secret": account.client_secret,
+                    "grant_type": "refresh_token",
+                    "refresh_token": account.refresh_token,
+                },
+            )
         body = json_object(response)
         if not response.is_success or "error" in body and body.get("error"):
             message = str(body.get("error_description") or body.get("error") or "")
             raise _refusal(response, str(body.get("error") or ""), message, creates=False)
         expires_in = body.get("expires_in")
-        return credentials.Renewed(str(body.get("access_token") or ""),
-                                   str(body.get("refresh_token") or ""),
-                                   float(expires_in) if isinstance(expires_in, (int, float))
-                                   else None)  # fmt: skip
+        return credentials.Renewed(
+            str(body.get("access_token") or ""),
+            str(body.get("refresh_token") or ""),
+            float(expires_in) if isinstance(expires_in, (int, float)) else None,
+        )
 
 
 Adapter = TikTokAdapter

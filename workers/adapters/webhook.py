@@ -94,8 +94,9 @@ class WebhookAdapter:
         self._clock = clock
 
     def publish(self, request: ItemRequest) -> Published:
-        http.require_account(self._account, "webhook", "URL to POST to", "signing secret",
-                             token_code="NO_SECRET")  # fmt: skip
+        http.require_account(
+            self._account, "webhook", "URL to POST to", "signing secret", token_code="NO_SECRET"
+        )
         body = encode_body(request)
         headers = {
             "content-type": "application/json",
@@ -105,8 +106,9 @@ class WebhookAdapter:
         client = _client(self._account.base_url)
         request.lease.before_create()
         # The absolute URL, not a path under base_url: httpx would add a trailing slash.
-        response = http.request(client, "POST", self._account.base_url,
-                                content=body, headers=headers)  # fmt: skip
+        response = http.request(
+            client, "POST", self._account.base_url, content=body, headers=headers
+        )
         return _published(response, request.idempotency_key)
 
     def look_up(self, request: ItemRequest) -> Published | None:

@@ -97,9 +97,11 @@ class XAdapter:
             if not user_id:
                 raise TransientError("NO_USER_ID", "X did not say who the account is")
             response = request(
-                api, "GET", f"/2/users/{user_id}/tweets",
+                api,
+                "GET",
+                f"/2/users/{user_id}/tweets",
                 params={"max_results": 100, "tweet.fields": TWEET_FIELDS},
-            )  # fmt: skip
+            )
         tweets = response.json().get("data") or []
         # Only a tweet made since the earlier send can be ours (a minute's grace for clock skew).
         since = (
@@ -128,48 +130,66 @@ class XAdapter:
             kind = media.kind if media.kind in CATEGORY else "image"
             if kind == "image":
                 response = request(
-                    api, "POST", "/2/media/upload",
+                    api,
+                    "POST",
+                    "/2/media/upload",
                     data={"media_category": CATEGORY[kind], "media_type": mime},
                     files={"media": (filename(media.url), medium.file, mime)},
-                )  # fmt: skip
+                )
                 media_id = _media_id(response)
             else:
                 media_id = self._upload_chunked(api, medium, CATEGORY[kind], lease)
         if media.alt_text and kind != "video":
-            request(api, "POST", "/2/media/metadata",
-                    json={"id": media_id, "metadata": {"alt_text": {"text": media.alt_text}}})  # fmt: skip
+            request(
+                api,
+                "POST",
+                "/2/media/metadata",
+                json={"id": media_id, "metadata": {"alt_text": {"text": media.alt_text}}},
+            )
         return media_id
 
-    def _upload_chunked(self, api: httpx.Client, medium: Download, category: str,
-                        lease: Lease) -> str:  # fmt: skip
+    def _upload_chunked(
+        self, api: httpx.Client, medium: Download, category: str, lease: Lease
+    ) -> str:
         """INIT, one APPEND per CHUNK_BYTES (only that chunk in memory), FINALIZE."""
-        init = request(api, "POST", "/2/media/upload/initialize",
-                       json={"media_type": medium.mime_type, "total_bytes": medium.size,
-                             "media_category": category})  # fmt: skip
+        init = request(
+            api,
+            "POST",
+            "/2/media/upload/initialize",
+            json={
+                "media_type": medium.mime_type,
+                "total_bytes": medium.size,
+                "media_category": category,
+            },
+        )
         media_id = _media_id(init)
         for index, start in enumerate(range(0, medium.size, CHUNK_BYTES)):
             lease.renew()
             request(
-                api, "POST", f"/2/media/upload/{media_id}/append",
+                api,
+                "POST",
+                f"/2/media/upload/{media_id}/append",
                 data={"segment_index": str(index)},
-                files={"media": ("chunk", medium.read(start, CHUNK_BYTES),
-                                 "application/octet-stream")},
-            )  # fmt: skip
+                files={
+                    "media": ("chunk", medium.read(start, CHUNK_BYTES), "application/octet-stream")
+                },
+            )
         final = request(api, "POST", f"/2/media/upload/{media_id}/finalize")
-        self._wait_processed(api, media_id, json_field(final, "data").get("processing_info"),
-                             lease)  # fmt: skip
+        self._wait_processed(api, media_id, json_field(final, "data").get("processing_info"), lease)
         return media_id
 
-    def _wait_processed(self, api: httpx.Client, media_id: str, info: dict | None,
-                        lease: Lease) -> None:  # fmt: skip
+    def _wait_processed(
+        self, api: httpx.Client, media_id: str, info: dict | None, lease: Lease
+    ) -> None:
         deadline = time.monotonic() + PROCESSING_DEADLINE
         while info and info.get("state") in ("pending", "in_progress"):
             if time.monotonic() >= deadline:
                 raise TransientError("MEDIA_PROCESSING", f"X is still processing media {media_id}")
             after = info.get("check_after_secs")
             pause(min(max(1.0 if after is None else float(after), 0.1), 10.0), lease)
-            status = request(api, "GET", "/2/media/upload",
-                             params={"command": "STATUS", "media_id": media_id})  # fmt: skip
+            status = request(
+                api, "GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id}
+            )
             info = json_field(status, "data").get("processing_info")
         if info and info.get("state") == "failed":
             error = info.get("error") or {}

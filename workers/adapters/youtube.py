@@ -94,7 +94,7 @@ class YouTubeAdapter:
             if credentials.expiring(self._account, REFRESH_MARGIN):
                 self._refresh(lease)
             with download(item.media[0], lease) as medium:
-                session, offset = item.handle, 0
+                session, offset = item.handle, 0  # type: str, int | None
                 if session:
                     done, offset = self._resume_at(session, medium, lease)
                     if done is not None:
@@ -115,14 +115,23 @@ class YouTubeAdapter:
         if item.post_type == "short" and "#shorts" not in f"{item.title} {item.text}".lower():
             description = f"{description}\n\n#Shorts".strip()
         response = self._send(
-            "POST", "/upload/youtube/v3/videos", lease,
+            "POST",
+            "/upload/youtube/v3/videos",
+            lease,
             params={"uploadType": "resumable", "part": "snippet,status"},
-            headers={"X-Upload-Content-Length": str(medium.size),
-                     "X-Upload-Content-Type": medium.mime_type},
-            json={"snippet": {"title": item.title, "description": description,
-                              "categoryId": CATEGORY},
-                  "status": {"privacyStatus": "public", "selfDeclaredMadeForKids": False}},
-        )  # fmt: skip
+            headers={
+                "X-Upload-Content-Length": str(medium.size),
+                "X-Upload-Content-Type": medium.mime_type,
+            },
+            json={
+                "snippet": {
+                    "title": item.title,
+                    "description": description,
+                    "categoryId": CATEGORY,
+                },
+                "status": {"privacyStatus": "public", "selfDeclaredMadeForKids": False},
+            },
+        )
         if not response.is_success:
             raise _refusal(response)
         session = response.headers.get("location", "")
@@ -130,12 +139,17 @@ class YouTubeAdapter:
             raise TransientError("NO_UPLOAD_SESSION", "YouTube gave no upload session")
         return session
 
-    def _resume_at(self, session: str, medium: Download,
-                   lease: Lease) -> tuple[dict | None, int | None]:  # fmt: skip
+    def _resume_at(
+        self, session: str, medium: Download, lease: Lease
+    ) -> tuple[dict | None, int | None]:
         """What the session holds: (the video, _) once complete; else (None, the
         offset to go on from); (None, None) when YouTube no longer knows it."""
-        response = self._send("PUT", session, lease, headers={
-            "Content-Length": "0", "Content-Range": f"bytes */{medium.size}"})  # fmt: skip
+        response = self._send(
+            "PUT",
+            session,
+            lease,
+            headers={"Content-Length": "0", "Content-Range": f"bytes */{medium.size}"},
+        )
         if response.status_code in (200, 201):
             return json_object(response), 0
         if response.status_code == 308:
@@ -154,19 +168,28 @@ class YouTubeAdapter:
             else:
                 lease.renew()
             body = medium.body(offset, end)
-            response = self._send("PUT", session, lease, content=body, headers={
-                "Content-Type": medium.mime_type,
-                "Content-Range": f"bytes {offset}-{end - 1}/{size}" if size else f"bytes */{size}",
-                **body.headers,
-            })  # fmt: skip
+            response = self._send(
+                "PUT",
+                session,
+                lease,
+                content=body,
+                headers={
+                    "Content-Type": medium.mime_type,
+                    "Content-Range": f"bytes {offset}-{end - 1}/{size}"
+                    if size
+                    else f"bytes */{size}",
+                    **body.headers,
+                },
+            )
             if response.status_code in (200, 201):
                 return json_object(response)
             if response.status_code == 308:
                 offset = _held(response)
                 continue
             if response.status_code in (404, 410):
-                raise TransientError("UPLOAD_SESSION_GONE",
-                                     "YouTube no longer knows the upload session")  # fmt: skip
+                raise TransientError(
+                    "UPLOAD_SESSION_GONE", "YouTube no longer knows the upload session"
+                )
             raise _refusal(response)
 
     def _published(self, video: dict, item: ItemRequest) -> Published:
@@ -182,8 +205,9 @@ class YouTubeAdapter:
         """One request, answered whatever its status; an expired token (401) is
         refreshed once and the request sent again."""
         while True:
-            with client(self._account.base_url,
-                        {"Authorization": f"Bearer {self._account.token}"}) as api:  # fmt: skip
+            with client(
+                self._account.base_url, {"Authorization": f"Bearer {self._account.token}"}
+            ) as api:
                 response = answer(api, method, url, within=deadline(), **kwargs)
             if response.status_code == 401 and not self._refreshed and self._account.refresh_token:
                 self._refresh(lease)
@@ -196,10 +220,18 @@ class YouTubeAdapter:
 
     def _exchange(self, account: AccountRef) -> credentials.Renewed:
         with client(account.base_url) as api:
-            response = answer(api, "POST", "/oauth2/v4/token", within=deadline(), data={
-                "client_id": account.client_id, "client_secret": account.client_secret,
-                "grant_type": "refresh_token", "refresh_token": account.refresh_token,
-            })  # fmt: skip
+            response = answer(
+                api,
+                "POST",
+                "/oauth2/v4/token",
+                within=deadline(),
+                data={
+                    "client_id": account.client_id,
+                    "client_secret": account.client_secret,
+                    "grant_type": "refresh_token",
+                    "refresh_token": account.refresh_token,
+                },
+            )
         if not response.is_success:
             body = json_object(response)
             message = str(body.get("error_description") or body.get("error") or "")
@@ -207,10 +239,11 @@ class YouTubeAdapter:
             raise _refusal(response, label, message)
         body = json_object(response)
         expires_in = body.get("expires_in")
-        return credentials.Renewed(str(body.get("access_token") or ""),
-                                   str(body.get("refresh_token") or ""),
-                                   float(expires_in) if isinstance(expires_in, (int, float))
-                                   else None)  # fmt: skip
+        return credentials.Renewed(
+            str(body.get("access_token") or ""),
+            str(body.get("refresh_token") or ""),
+            float(expires_in) if isinstance(expires_in, (int, float)) else None,
+        )
 
 
 Adapter = YouTubeAdapter
@@ -233,8 +266,9 @@ def _refusal(response: httpx.Response, label: str = "", message: str = "") -> Ex
     errors = error.get("errors") if isinstance(error.get("errors"), list) else []
     reason = str(errors[0].get("reason") or "") if errors and isinstance(errors[0], dict) else ""
     label = label or (f"{status}/{reason}" if reason else str(status))
-    message = (message or str(error.get("message") or "") or response.reason_phrase
-               or str(status))[:MESSAGE_CHARS]  # fmt: skip
+    message = (message or str(error.get("message") or "") or response.reason_phrase or str(status))[
+        :MESSAGE_CHARS
+    ]
     if reason in QUOTA_REASONS:
         return Paced(label, message, until_quota_resets())
     if status == 429 or status >= 500 or reason in TRANSIENT_REASONS:
@@ -244,6 +278,7 @@ def _refusal(response: httpx.Response, label: str = "", message: str = "") -> Ex
 
 def until_quota_resets(now: dt.datetime | None = None) -> float:
     """Seconds until the next midnight Pacific time, when YouTube's daily quota resets."""
+    pacific: dt.tzinfo
     try:
         pacific = zoneinfo.ZoneInfo("America/Los_Angeles")
     except zoneinfo.ZoneInfoNotFoundError:  # no time zone data: standard time, an hour late at most

@@ -94,8 +94,9 @@ def make_account(make_tenant) -> Callable[..., Account]:
 
     def make(platform: str, *, handle: str, base_url: str, token: str) -> Account:
         tenant = make_tenant(f"{platform}-{uuid.uuid4().hex[:8]}")
-        account_id = tenant.add_account(platform, sandbox=False, handle=handle,
-                                        base_url=base_url, token=token)  # fmt: skip
+        account_id = tenant.add_account(
+            platform, sandbox=False, handle=handle, base_url=base_url, token=token
+        )
         return Account(tenant, account_id)
 
     return make
@@ -116,7 +117,8 @@ def png() -> Callable[..., pb.Media]:
     """Factory: a PNG image ``fake`` serves (``add_file``) as ``name``, as a post's media."""
 
     def make(fake: FakeNetwork, name: str, alt: str = "") -> pb.Media:
-        return pb.Media(url=fake.add_file(name), kind=pb.MEDIA_KIND_IMAGE, mime_type="image/png",
-                        alt_text=alt)  # fmt: skip
+        return pb.Media(
+            url=fake.add_file(name), kind=pb.MEDIA_KIND_IMAGE, mime_type="image/png", alt_text=alt
+        )
 
     return make

@@ -99,8 +99,14 @@ def test_transient_failure_is_retried(api, account, fake):
 
 
 def test_retry_after_is_respected(api, account, fake):
-    fake.fail_next(Fault(status=429, path=CREATE, headers={"Retry-After": "1"},
-                         body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            path=CREATE,
+            headers={"Retry-After": "1"},
+            body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+        )
+    )
     post = account.publish(api, item("patiently"))
     api.wait_published(account.tenant, post.post_id)
 
@@ -112,8 +118,14 @@ def test_retry_after_is_respected(api, account, fake):
 def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     # The PDS's own 429 says when the limit resets (unix seconds), not how long to wait.
     reset_mono, reset = time.monotonic() + 1.2, time.time() + 1.2
-    fake.fail_next(Fault(status=429, path=CREATE, headers={"RateLimit-Reset": str(int(reset) + 1)},
-                         body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            path=CREATE,
+            headers={"RateLimit-Reset": str(int(reset) + 1)},
+            body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+        )
+    )
     post = account.publish(api, item("after the reset"))
     api.wait_published(account.tenant, post.post_id)
 
@@ -124,8 +136,9 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
 
 def test_permanent_failure_fails_with_the_network_reason(api, account, fake, wait_failed):
     message = "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes"
-    fake.fail_next(Fault(status=400, path=CREATE,
-                         body={"error": "InvalidRequest", "message": message}))  # fmt: skip
+    fake.fail_next(
+        Fault(status=400, path=CREATE, body={"error": "InvalidRequest", "message": message})
+    )
     post = account.publish(api, item("doomed"))
     failed = wait_failed(account.tenant, post.post_id)
 
@@ -228,9 +241,16 @@ POST_ID = "pst_01KB0000000000000000000000"
 
 def _request(key: str, index: int = 0, text: str = "hi", reply_to=None) -> ItemRequest:
     return ItemRequest(
-        post_id=POST_ID, post_type="thread", title="", item_index=index, item_count=3,
-        text=text, media=(), reply_to=reply_to, idempotency_key=key,
-    )  # fmt: skip
+        post_id=POST_ID,
+        post_type="thread",
+        title="",
+        item_index=index,
+        item_count=3,
+        text=text,
+        media=(),
+        reply_to=reply_to,
+        idempotency_key=key,
+    )
 
 
 def _adapter(fake: FakeBluesky, password: str = PASSWORD) -> bluesky.BlueskyAdapter:

@@ -45,21 +45,35 @@ def exchange(endpoint: FakeTokenEndpoint, who: list | None = None, name: str = "
         if who is not None:
             who.append(name)
         with http.client(endpoint.base_url) as api:
-            answer = http.request(api, "POST", "/token", data={
-                "grant_type": "refresh_token", "refresh_token": account.refresh_token,
-                "client_id": account.client_id, "client_secret": account.client_secret,
-            }).json()  # fmt: skip
-        return credentials.Renewed(answer["access_token"], answer.get("refresh_token", ""),
-                                   answer.get("expires_in"))  # fmt: skip
+            answer = http.request(
+                api,
+                "POST",
+                "/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": account.refresh_token,
+                    "client_id": account.client_id,
+                    "client_secret": account.client_secret,
+                },
+            ).json()
+        return credentials.Renewed(
+            answer["access_token"], answer.get("refresh_token", ""), answer.get("expires_in")
+        )
 
     return call
 
 
 def new_account(tenant, endpoint: FakeTokenEndpoint, refresh_token: str) -> AccountRef:
     endpoint.issue(refresh_token, access_token=f"old-{refresh_token}")
-    account_id = tenant.add_account("youtube", sandbox=False, base_url=endpoint.base_url,
-                                    token=f"old-{refresh_token}", refresh_token=refresh_token,
-                                    client_id="yt-client", client_secret="yt-secret")  # fmt: skip
+    account_id = tenant.add_account(
+        "youtube",
+        sandbox=False,
+        base_url=endpoint.base_url,
+        token=f"old-{refresh_token}",
+        refresh_token=refresh_token,
+        client_id="yt-client",
+        client_secret="yt-secret",
+    )
     return stored(account_id)
 
 
@@ -120,8 +134,15 @@ def test_two_workers_refreshing_at_once_spend_the_refresh_token_once(tenant, end
 
         late, lag = "ab"[n % 2], LAGS[n // 2 % len(LAGS)]
 
-        def worker(name: str, account=account, barrier=barrier, who=who, results=results,
-                   late=late, lag=lag) -> None:  # fmt: skip
+        def worker(
+            name: str,
+            account=account,
+            barrier=barrier,
+            who=who,
+            results=results,
+            late=late,
+            lag=lag,
+        ) -> None:
             try:
                 barrier.wait()
                 if name == late:
@@ -138,7 +159,9 @@ def test_two_workers_refreshing_at_once_spend_the_refresh_token_once(tenant, end
 
         # The refresh token was spent once, by one of them, and both use its answer
         assert endpoint.spent(f"rt-race-{n}") and len(endpoint.spent(f"rt-race-{n}")) == 1, (
-            n, endpoint.refused)
+            n,
+            endpoint.refused,
+        )
         assert len(who) == 1, (n, who, results)
         assert not any(isinstance(r, BaseException) for r in results.values()), results
         (issued,) = endpoint.spent(f"rt-race-{n}")

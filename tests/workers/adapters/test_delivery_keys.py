@@ -23,18 +23,23 @@ def consumer(start_fake) -> FakeWebhook:
 def test_two_workspaces_with_the_same_key_get_two_deliveries(api, make_account, consumer):
     # Given two workspaces that publish through one webhook consumer
     url = consumer.base_url + "/hooks/posts"
-    first, second = (make_account("webhook", handle="consumer", base_url=url, token=SECRET)
-                     for _ in range(2))  # fmt: skip
+    first, second = (
+        make_account("webhook", handle="consumer", base_url=url, token=SECRET) for _ in range(2)
+    )
 
     # When each publishes a post with the same idempotency key
-    posts = [account.publish(api, text=f"from {n}", idempotency_key="order-1234")
-             for n, account in enumerate((first, second))]  # fmt: skip
-    live = [api.wait_published(account.tenant, post.post_id)
-            for account, post in zip((first, second), posts)]  # fmt: skip
+    posts = [
+        account.publish(api, text=f"from {n}", idempotency_key="order-1234")
+        for n, account in enumerate((first, second))
+    ]
+    live = [
+        api.wait_published(account.tenant, post.post_id)
+        for account, post in zip((first, second), posts, strict=True)
+    ]
 
     # Then the consumer got two deliveries under two keys, each post its own result
     assert len(set(consumer.keys())) == 2, consumer.keys()
-    for post, answer in zip(posts, live):
+    for post, answer in zip(posts, live, strict=True):
         [entry] = consumer.live_for(post.post_id)
         assert answer.platform_post_id == entry["id"]
         assert entry["body"]["post"]["items"][0]["text"] == post.items[0].text

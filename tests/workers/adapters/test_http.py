@@ -44,7 +44,10 @@ def test_a_5xx_to_a_create_is_an_unknown_outcome(status):
     with pytest.raises(OutcomeUnknown) as caught:
         http.check(answer(status, **{"Retry-After": "3"}), creates=True)
     assert (caught.value.code, caught.value.message, caught.value.retry_after) == (
-        str(status), "busy", 3.0)  # fmt: skip
+        str(status),
+        "busy",
+        3.0,
+    )
 
     with pytest.raises(TransientError):  # any other request changed nothing
         http.check(answer(status))
@@ -58,14 +61,17 @@ def test_a_refused_create_is_transient_or_permanent():
         http.check(answer(400), creates=True)
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"error": "channel is archived"}, "channel is archived"),
-    ({"error": {"code": 400, "message": "channel is archived"}}, "channel is archived"),
-    ({"errors": [{"message": "channel is archived", "code": 7}]}, "channel is archived"),
-    ({"error": {"reason": {"nested": True}}}, "Bad Request"),
-    ({"errors": {"channel": "archived"}}, "Bad Request"),
-    (["channel", "archived"], "Bad Request"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"error": "channel is archived"}, "channel is archived"),
+        ({"error": {"code": 400, "message": "channel is archived"}}, "channel is archived"),
+        ({"errors": [{"message": "channel is archived", "code": 7}]}, "channel is archived"),
+        ({"error": {"reason": {"nested": True}}}, "Bad Request"),
+        ({"errors": {"channel": "archived"}}, "Bad Request"),
+        (["channel", "archived"], "Bad Request"),
+    ],
+)
 def test_a_refusal_says_the_networks_reason_never_a_python_object(body, message):
     request = httpx.Request("POST", "http://127.0.0.1/hooks/posts")
     with pytest.raises(PermanentError) as refused:

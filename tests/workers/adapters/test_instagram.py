@@ -34,8 +34,9 @@ def fake(start_fake) -> FakeInstagram:
 
 @pytest.fixture
 def account(tenant, fake) -> str:
-    return tenant.add_account("instagram", sandbox=False, handle=USER_ID, base_url=fake.base_url,
-                              token=TOKEN)  # fmt: skip
+    return tenant.add_account(
+        "instagram", sandbox=False, handle=USER_ID, base_url=fake.base_url, token=TOKEN
+    )
 
 
 def image(fake, name: str = "photo.jpg") -> pb.Media:
@@ -82,8 +83,9 @@ def item_row(post_id: str) -> PostItem:
     ],
     ids=["feed-image", "feed-video", "reel", "story-image", "story-video"],
 )
-def test_publishes_every_post_type(api, tenant, account, fake, post_type, kind, media_type,
-                                   caption):  # fmt: skip
+def test_publishes_every_post_type(
+    api, tenant, account, fake, post_type, kind, media_type, caption
+):
     medium = image(fake) if kind == "image" else video(fake)
     post = publish(api, tenant, account, post_type, text="Sunset #travel", media=[medium])
 
@@ -93,8 +95,9 @@ def test_publishes_every_post_type(api, tenant, account, fake, post_type, kind, 
     assert live["media_type"] == media_type
     assert live["media"] == [medium.url]
     assert live["caption"] == ("Sunset #travel" if caption else "")
-    assert live["share_to_feed"] == ("true" if post_type == pb.POST_TYPE_FEED and kind == "video"
-                                     else None)  # fmt: skip
+    assert live["share_to_feed"] == (
+        "true" if post_type == pb.POST_TYPE_FEED and kind == "video" else None
+    )
     assert done.platform_post_id == done.items[0].platform_post_id == live["id"]
     assert done.platform_url == f"https://www.instagram.com/p/{live['id']}/"
     assert done.delivery.attempts == 1
@@ -130,8 +133,13 @@ def test_publishes_a_carousel_through_child_containers(api, tenant, account, fak
 
 def test_transient_failure_then_success_resumes_the_container(api, tenant, account, fake):
     # The quota check fails after the container exists: the next attempt reuses it.
-    fake.fail_next(Fault(status=503, body=ig_error("Service temporarily unavailable", 2),
-                         path="/content_publishing_limit"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=503,
+            body=ig_error("Service temporarily unavailable", 2),
+            path="/content_publishing_limit",
+        )
+    )
     post = publish(api, tenant, account, text="Again", media=[image(fake)])
 
     done = api.wait_published(tenant, post.post_id)
@@ -225,8 +233,11 @@ def test_a_token_known_to_expire_soon_is_refreshed_before_use(api, tenant, accou
     api.wait_published(tenant, post.post_id)
 
     assert fake.refreshes == [(TOKEN, "ig-token-1")]
-    assert all(a.headers.get("authorization") == "Bearer ig-token-1"
-               for a in fake.log if a.path.startswith("/v21.0/"))  # fmt: skip
+    assert all(
+        a.headers.get("authorization") == "Bearer ig-token-1"
+        for a in fake.log
+        if a.path.startswith("/v21.0/")
+    )
 
 
 def test_a_revoked_token_fails_as_credentials_revoked(api, tenant, account, fake, wait_failed):
@@ -258,8 +269,9 @@ def test_a_publish_whose_answer_was_lost_is_found_not_sent_again(api, tenant, ac
 
 
 def test_a_5xx_to_the_publish_that_did_not_publish_is_sent_again(api, tenant, account, fake):
-    fake.fail_next(Fault(status=500, body=ig_error("An unknown error occurred", 1),
-                         path="/media_publish"))  # fmt: skip
+    fake.fail_next(
+        Fault(status=500, body=ig_error("An unknown error occurred", 1), path="/media_publish")
+    )
     post = publish(api, tenant, account, text="Second time lucky", media=[image(fake)])
 
     done = api.wait_published(tenant, post.post_id)
@@ -289,18 +301,35 @@ def test_a_published_container_whose_media_cannot_be_found_is_outcome_unknown(
 def test_31_hashtags_are_refused_at_publish_and_allowed_in_a_draft(api, tenant, account, fake):
     caption = " ".join(f"#tag{n}" for n in range(31))
 
-    failure = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_FEED,
-                          text=caption, media=[image(fake)], status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_FEED,
+        text=caption,
+        media=[image(fake)],
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
 
     assert failure.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
     # (the shorthand's fields: ``text`` for items[0].text)
     assert failure.field_violations == {"text": "31 hashtags; limit 30"}
-    draft = api.create(tenant, account_id=account, post_type=pb.POST_TYPE_FEED, text=caption,
-                       media=[image(fake)], status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+    draft = api.create(
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_FEED,
+        text=caption,
+        media=[image(fake)],
+        status=pb.STATUS_CHANGE_DRAFT,
+    )
     assert draft.status == pb.POST_STATUS_DRAFT
-    scheduled = api.refused("UpdatePost", tenant, post_id=draft.post_id,
-                            status=pb.STATUS_CHANGE_SCHEDULED,
-                            scheduled_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))  # fmt: skip
+    scheduled = api.refused(
+        "UpdatePost",
+        tenant,
+        post_id=draft.post_id,
+        status=pb.STATUS_CHANGE_SCHEDULED,
+        scheduled_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
     assert scheduled.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
     assert fake.log == []
 
@@ -309,9 +338,15 @@ def test_a_reel_without_video_and_a_long_caption_are_refused_one_violation_per_r
     api, tenant, account, fake
 ):
     caption = " ".join(f"#t{n}" for n in range(31)).ljust(2201, "a")
-    failure = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_REEL,
-                          text=caption, media=[image(fake)],
-                          status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_REEL,
+        text=caption,
+        media=[image(fake)],
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
 
     assert failure.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
     assert failure.violations == [
@@ -320,17 +355,24 @@ def test_a_reel_without_video_and_a_long_caption_are_refused_one_violation_per_r
         ("media", "has 1 image; allowed: exactly 1 video"),
     ]
     assert "3 rule(s)" in failure.message
-    carousel = api.refused("CreatePost", tenant, account_id=account,
-                           post_type=pb.POST_TYPE_CAROUSEL, text="one",
-                           media=[image(fake)] * 11, status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    carousel = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_CAROUSEL,
+        text="one",
+        media=[image(fake)] * 11,
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
     assert set(carousel.field_violations) == {"media"}
     assert fake.log == []
 
 
 def test_a_sandbox_instagram_account_publishes_a_reel(api, tenant, ledger, fake):
     account_id = tenant.add_account("instagram", sandbox=True)
-    post = publish(api, tenant, account_id, pb.POST_TYPE_REEL, text="Simulated",
-                   media=[video(fake)])  # fmt: skip
+    post = publish(
+        api, tenant, account_id, pb.POST_TYPE_REEL, text="Simulated", media=[video(fake)]
+    )
 
     done = api.wait_published(tenant, post.post_id)
 

@@ -90,8 +90,14 @@ def test_transient_failure_is_retried(api, account, fake):
 
 
 def test_retry_after_is_respected(api, account, fake):
-    fake.fail_next(Fault(status=429, body={"error": "Too many requests"},
-                         headers={"Retry-After": "1"}, path=STATUSES))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            body={"error": "Too many requests"},
+            headers={"Retry-After": "1"},
+            path=STATUSES,
+        )
+    )
     post = account.publish(api, item("patiently"))
     api.wait_published(account.tenant, post.post_id)
 
@@ -104,8 +110,14 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
     # Mastodon's own 429 says when the limit resets, not how long to wait.
     reset_mono = time.monotonic() + 1.2
     reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.2)
-    fake.fail_next(Fault(status=429, body={"error": "Too many requests"}, path=STATUSES,
-                         headers={"X-RateLimit-Reset": reset.isoformat()}))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            body={"error": "Too many requests"},
+            path=STATUSES,
+            headers={"X-RateLimit-Reset": reset.isoformat()},
+        )
+    )
     post = account.publish(api, item("after the reset"))
     api.wait_published(account.tenant, post.post_id)
 
@@ -115,8 +127,9 @@ def test_rate_limit_reset_stands_in_for_retry_after(api, account, fake):
 
 
 def test_permanent_failure_fails_with_the_network_reason(api, account, fake, wait_failed):
-    fake.fail_next(Fault(status=400, body={"error": "Bad request: status is malformed"},
-                         path=STATUSES))  # fmt: skip
+    fake.fail_next(
+        Fault(status=400, body={"error": "Bad request: status is malformed"}, path=STATUSES)
+    )
     post = account.publish(api, item("doomed"))
     failed = wait_failed(account.tenant, post.post_id)
 
@@ -177,9 +190,16 @@ def test_unknown_outcome_midway_through_a_thread(api, account, fake, delivery_ho
 
 def _request(key: str, text: str = "hi", media=(), reply_to=None) -> ItemRequest:
     return ItemRequest(
-        post_id="pst_unit", post_type="post", title="", item_index=0, item_count=1,
-        text=text, media=tuple(media), reply_to=reply_to, idempotency_key=key,
-    )  # fmt: skip
+        post_id="pst_unit",
+        post_type="post",
+        title="",
+        item_index=0,
+        item_count=1,
+        text=text,
+        media=tuple(media),
+        reply_to=reply_to,
+        idempotency_key=key,
+    )
 
 
 def _adapter(fake: FakeMastodon, token: str = TOKEN) -> mastodon.MastodonAdapter:

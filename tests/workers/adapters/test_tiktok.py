@@ -34,9 +34,16 @@ def fake(start_fake) -> FakeTikTok:
 
 @pytest.fixture
 def account(tenant, fake) -> str:
-    return tenant.add_account("tiktok", sandbox=False, handle="creator", base_url=fake.base_url,
-                              token=TOKEN, refresh_token=REFRESH, client_id="tt-client",
-                              client_secret="tt-secret")  # fmt: skip
+    return tenant.add_account(
+        "tiktok",
+        sandbox=False,
+        handle="creator",
+        base_url=fake.base_url,
+        token=TOKEN,
+        refresh_token=REFRESH,
+        client_id="tt-client",
+        client_secret="tt-secret",
+    )
 
 
 def video(fake, name: str = "clip.mp4") -> pb.Media:
@@ -44,8 +51,9 @@ def video(fake, name: str = "clip.mp4") -> pb.Media:
 
 
 def photos(fake, count: int) -> list[pb.Media]:
-    return [pb.Media(url=fake.media_url(f"p{n}.jpg"), kind=pb.MEDIA_KIND_IMAGE)
-            for n in range(count)]  # fmt: skip
+    return [
+        pb.Media(url=fake.media_url(f"p{n}.jpg"), kind=pb.MEDIA_KIND_IMAGE) for n in range(count)
+    ]
 
 
 def publish(api, tenant, account_id: str, post_type=pb.POST_TYPE_VIDEO, **fields) -> pb.Post:
@@ -80,19 +88,25 @@ def test_publishes_a_video_pulled_from_its_url(api, tenant, account, fake):
     assert done.delivery.attempts == 1
     # creator_info came first, then the video's length was read; the publish_id was
     # recorded before polling
-    assert [a.path for a in fake.log][:3] == ["/v2/post/publish/creator_info/query/",
-                                              "/media/clip.mp4",
-                                              "/v2/post/publish/video/init/"]  # fmt: skip
+    assert [a.path for a in fake.log][:3] == [
+        "/v2/post/publish/creator_info/query/",
+        "/media/clip.mp4",
+        "/v2/post/publish/video/init/",
+    ]
     assert "authorization" not in fake.log[1].headers
     assert handle_of(post.post_id) == live["publish_id"]
-    assert all(a.headers["authorization"] == f"Bearer {TOKEN}" for a in fake.log
-               if a.path.startswith("/v2/post/"))  # fmt: skip
+    assert all(
+        a.headers["authorization"] == f"Bearer {TOKEN}"
+        for a in fake.log
+        if a.path.startswith("/v2/post/")
+    )
 
 
 def test_publishes_a_photo_post(api, tenant, account, fake):
     images = photos(fake, 3)
-    post = publish(api, tenant, account, pb.POST_TYPE_PHOTO, title="Trip", text="Three days",
-                   media=images)  # fmt: skip
+    post = publish(
+        api, tenant, account, pb.POST_TYPE_PHOTO, title="Trip", text="Three days", media=images
+    )
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -121,8 +135,9 @@ def mp4(seconds: int, timescale: int = 1000) -> bytes:
     def box(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", 8 + len(payload)) + kind + payload
 
-    mvhd = box(b"mvhd", b"\0" * 12 + struct.pack(">II", timescale, seconds * timescale)
-               + b"\0" * 80)  # fmt: skip
+    mvhd = box(
+        b"mvhd", b"\0" * 12 + struct.pack(">II", timescale, seconds * timescale) + b"\0" * 80
+    )
     return box(b"ftyp", b"isom\0\0\0\0isom") + box(b"moov", mvhd) + box(b"mdat", b"\0" * 64)
 
 
@@ -147,8 +162,11 @@ def test_a_video_longer_than_the_creator_may_post_fails_before_the_init(
 
 
 def test_transient_failure_then_success(api, tenant, account, fake):
-    fake.fail_next(Fault(status=503, body=error("internal_error", "Something went wrong"),
-                         path="/creator_info/"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=503, body=error("internal_error", "Something went wrong"), path="/creator_info/"
+        )
+    )
     post = publish(api, tenant, account, text="Again", media=[video(fake)])
 
     done = api.wait_published(tenant, post.post_id)
@@ -158,8 +176,9 @@ def test_transient_failure_then_success(api, tenant, account, fake):
 
 def test_a_transient_fail_reason_polls_again_without_a_second_init(api, tenant, account, fake):
     # A status read that fails after the init: the next attempt polls the recorded publish_id.
-    fake.fail_next(Fault(status=503, body=error("internal_error", "Try again"),
-                         path="/status/fetch/"))  # fmt: skip
+    fake.fail_next(
+        Fault(status=503, body=error("internal_error", "Try again"), path="/status/fetch/")
+    )
     post = publish(api, tenant, account, text="Patience", media=[video(fake)])
 
     done = api.wait_published(tenant, post.post_id)
@@ -191,8 +210,7 @@ def test_a_permanent_fail_reason_fails_the_post(api, tenant, account, fake, wait
     assert done.delivery.attempts == 1 and len(fake.inits()) == 1
 
 
-def test_an_init_whose_answer_was_lost_is_outcome_unknown(api, tenant, account, fake,
-                                                          wait_failed):  # fmt: skip
+def test_an_init_whose_answer_was_lost_is_outcome_unknown(api, tenant, account, fake, wait_failed):
     fake.fail_next(Fault(drop=True, path="/video/init/"))  # accepted, then no answer
     post = publish(api, tenant, account, text="Made or not?", media=[video(fake)])
 
@@ -203,9 +221,13 @@ def test_an_init_whose_answer_was_lost_is_outcome_unknown(api, tenant, account, 
 
 
 def test_a_refused_init_fails_with_the_networks_code(api, tenant, account, fake, wait_failed):
-    fake.fail_next(Fault(status=403, body=error("spam_risk_user_banned_from_posting",
-                                                "The user is banned from posting."),
-                         path="/video/init/"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=403,
+            body=error("spam_risk_user_banned_from_posting", "The user is banned from posting."),
+            path="/video/init/",
+        )
+    )
     post = publish(api, tenant, account, text="Banned", media=[video(fake)])
 
     done = wait_failed(tenant, post.post_id)
@@ -218,8 +240,9 @@ def test_a_refused_init_fails_with_the_networks_code(api, tenant, account, fake,
 # ---------------------------------------------------------------------- tokens
 
 
-def test_an_expired_token_is_refreshed_mid_delivery_and_stored_encrypted(api, tenant, account,
-                                                                         fake):  # fmt: skip
+def test_an_expired_token_is_refreshed_mid_delivery_and_stored_encrypted(
+    api, tenant, account, fake
+):
     # The token lapses once the post is on its way: the status read refreshes it.
     fake.expire_when(lambda r: r.path.endswith("/status/fetch/"))
     post = publish(api, tenant, account, text="Fresh", media=[video(fake)])
@@ -239,8 +262,9 @@ def test_an_expired_token_is_refreshed_mid_delivery_and_stored_encrypted(api, te
     assert fetches[0] == f"Bearer {TOKEN}" and fetches[-1] == f"Bearer {spent}"
 
 
-def test_a_revoked_refresh_token_fails_as_credentials_revoked(api, tenant, account, fake,
-                                                              wait_failed):  # fmt: skip
+def test_a_revoked_refresh_token_fails_as_credentials_revoked(
+    api, tenant, account, fake, wait_failed
+):
     fake.expire(TOKEN)
     fake.revoke(REFRESH)
     post = publish(api, tenant, account, text="Nobody", media=[video(fake)])
@@ -256,14 +280,34 @@ def test_a_revoked_refresh_token_fails_as_credentials_revoked(api, tenant, accou
 
 
 def test_rules_refuse_a_long_caption_and_a_photo_post_of_one_image(api, tenant, account, fake):
-    long = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_VIDEO,
-                       text="a" * 2201, media=[video(fake)], status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    long = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_VIDEO,
+        text="a" * 2201,
+        media=[video(fake)],
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
     assert long.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
     assert long.violations == [("text", "2201 characters; limit 2200")]
-    one = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_PHOTO,
-                      text="one", media=photos(fake, 1), status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    one = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_PHOTO,
+        text="one",
+        media=photos(fake, 1),
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
     assert set(one.field_violations) == {"media"}
-    draft = api.create(tenant, account_id=account, post_type=pb.POST_TYPE_PHOTO, text="one",
-                       media=photos(fake, 1), status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+    draft = api.create(
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_PHOTO,
+        text="one",
+        media=photos(fake, 1),
+        status=pb.STATUS_CHANGE_DRAFT,
+    )
     assert draft.status == pb.POST_STATUS_DRAFT
     assert fake.log == []

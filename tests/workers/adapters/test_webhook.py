@@ -50,8 +50,9 @@ def hook(make_account, fake):
 
 def _hook(make_account, fake: FakeWebhook, token: str):
     """A tenant with a webhook account pointing at the fake consumer."""
-    return make_account("webhook", handle="consumer", base_url=fake.base_url + "/hooks/posts",
-                        token=token)  # fmt: skip
+    return make_account(
+        "webhook", handle="consumer", base_url=fake.base_url + "/hooks/posts", token=token
+    )
 
 
 def verifies(request, secret: str = SECRET) -> bool:
@@ -83,10 +84,17 @@ def test_signature_covers_the_timestamp_and_the_body():
 
 def _request(key: str = "k" * 32, index: int = 0) -> ItemRequest:
     return ItemRequest(
-        post_id="pst_unit", post_type="post", title="", item_index=index, item_count=1,
-        text="héllo", media=(), reply_to=None, idempotency_key=key,
+        post_id="pst_unit",
+        post_type="post",
+        title="",
+        item_index=index,
+        item_count=1,
+        text="héllo",
+        media=(),
+        reply_to=None,
+        idempotency_key=key,
         post_json={"postId": "pst_unit", "items": [{"text": "héllo"}]},
-    )  # fmt: skip
+    )
 
 
 def _adapter(fake: FakeWebhook, token: str = SECRET, clock=time.time) -> WebhookAdapter:
@@ -102,8 +110,10 @@ def test_body_is_the_spec_shape_and_exactly_what_is_signed(fake):
     assert sent.path == "/hooks/unit"
     assert sent.body == encode_body(request)
     assert json.loads(sent.body) == {
-        "post": request.post_json, "itemIndex": 0, "idempotencyKey": request.idempotency_key,
-    }  # fmt: skip
+        "post": request.post_json,
+        "itemIndex": 0,
+        "idempotencyKey": request.idempotency_key,
+    }
     assert sent.headers["idempotency-key"] == request.idempotency_key
     assert sent.headers["content-type"] == "application/json"
     assert verifies(sent)
@@ -126,12 +136,15 @@ def test_answer_without_id_falls_back_to_the_key(start_fake):
     assert (published.platform_post_id, published.url) == ("c" * 32, "")
 
 
-@pytest.mark.parametrize(("answer", "platform_id"), [
-    ({"id": 42}, "42"),
-    ({"id": {"value": "m-1"}}, "d" * 32),  # not an id: the key, not "{'value': 'm-1'}"
-    ({"id": ["m-1"]}, "d" * 32),
-    ({"id": True}, "d" * 32),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("answer", "platform_id"),
+    [
+        ({"id": 42}, "42"),
+        ({"id": {"value": "m-1"}}, "d" * 32),  # not an id: the key, not "{'value': 'm-1'}"
+        ({"id": ["m-1"]}, "d" * 32),
+        ({"id": True}, "d" * 32),
+    ],
+)
 def test_only_a_string_or_a_number_is_taken_for_the_id(answer, platform_id):
     response = httpx.Response(201, json=answer, request=httpx.Request("POST", "http://x/h"))
     assert _published(response, "d" * 32).platform_post_id == platform_id
@@ -170,8 +183,9 @@ def test_publishes_one_signed_post_per_item(api, hook, fake):
 
     [entry] = fake.live_for(post.post_id)
     assert (done.platform_post_id, done.platform_url) == (
-        entry["id"], f"https://consumer.example/posts/{entry['id']}",
-    )  # fmt: skip
+        entry["id"],
+        f"https://consumer.example/posts/{entry['id']}",
+    )
     [arrival] = fake.arrivals
     assert arrival.request.path == "/hooks/posts"
     assert verifies(arrival.request)
@@ -186,8 +200,9 @@ def test_publishes_one_signed_post_per_item(api, hook, fake):
 
 
 def test_thread_sends_one_post_per_item_with_distinct_keys(api, hook, fake):
-    post = hook.publish(api, post_type=pb.POST_TYPE_THREAD,
-                        items=[item("one"), item("two"), item("three")])  # fmt: skip
+    post = hook.publish(
+        api, post_type=pb.POST_TYPE_THREAD, items=[item("one"), item("two"), item("three")]
+    )
     done = api.wait_published(hook.tenant, post.post_id)
 
     live = fake.live_for(post.post_id)
@@ -245,8 +260,7 @@ def test_bad_secret_fails_with_401(api, make_account, fake, wait_failed):
 
 
 def test_unknown_outcome_is_repeated_with_the_same_key(api, hook, fake, delivery_hooks):
-    post = hook.publish(api, status=pb.STATUS_CHANGE_DRAFT,
-                        items=[item("a"), item("b"), item("c")])  # fmt: skip
+    post = hook.publish(api, status=pb.STATUS_CHANGE_DRAFT, items=[item("a"), item("b"), item("c")])
     armed = []
 
     def drop_second_item(post_id, index):
@@ -277,9 +291,13 @@ def test_editing_content_changes_the_keys_and_a_retry_keeps_them(api, hook, fake
             row = Post.get_by_id(post_id)
             return [delivery_key(row, index) for index in range(2)]
 
-    post = hook.publish(api, status=pb.STATUS_CHANGE_SCHEDULED, scheduled_at=in_seconds(3600),
-                        idempotency_key=f"edit-{uuid.uuid4()}",
-                        items=[item("v1 a"), item("v1 b")])  # fmt: skip
+    post = hook.publish(
+        api,
+        status=pb.STATUS_CHANGE_SCHEDULED,
+        scheduled_at=in_seconds(3600),
+        idempotency_key=f"edit-{uuid.uuid4()}",
+        items=[item("v1 a"), item("v1 b")],
+    )
     before = keys_now(post.post_id)
     api.update(hook.tenant, post.post_id, items=[item("v2 a"), item("v2 b")])
     after = keys_now(post.post_id)
@@ -305,8 +323,9 @@ def test_the_readme_receiver_takes_real_deliveries(api, make_account, wait_faile
     assert len(code.strip().splitlines()) <= 10
     receiver = ReadmeReceiver(code, tmp_path)
     hook = make_account("webhook", handle="readme", base_url=receiver.url("/posts"), token=SECRET)
-    forger = make_account("webhook", handle="forger", base_url=receiver.url("/posts"),
-                          token="not-the-receivers-token")  # fmt: skip
+    forger = make_account(
+        "webhook", handle="forger", base_url=receiver.url("/posts"), token="not-the-receivers-token"
+    )
     with receiver.start(WEBHOOK_TOKEN=SECRET):
         # A thread: one signed POST per item, each answered with the receiver's id and url.
         post = hook.publish(api, item("one"), item("two"))

@@ -48,8 +48,9 @@ def fake(start_fake) -> FakeX:
 
 @pytest.fixture
 def account(tenant, fake) -> str:
-    return tenant.add_account("x", sandbox=False, handle=HANDLE, base_url=fake.base_url,
-                              token=TOKEN)  # fmt: skip
+    return tenant.add_account(
+        "x", sandbox=False, handle=HANDLE, base_url=fake.base_url, token=TOKEN
+    )
 
 
 def publish(api, tenant, account_id: str, **fields) -> pb.Post:
@@ -86,8 +87,9 @@ def test_publishes_a_tweet_with_its_id_and_url(api, tenant, account, fake):
 
 def test_thread_replies_to_the_previous_tweet(api, tenant, account, fake):
     texts = ["1/3 A thread", "2/3 goes on", "3/3 and ends"]
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item(t) for t in texts])  # fmt: skip
+    post = publish(
+        api, tenant, account, post_type=pb.POST_TYPE_THREAD, items=[item(t) for t in texts]
+    )
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -104,8 +106,13 @@ def test_uploads_images_with_alt_text_and_a_video_in_chunks(api, tenant, account
         pb.Media(url=fake.media_url("dog.jpg"), kind=pb.MEDIA_KIND_IMAGE),
     ]
     clip = pb.Media(url=fake.media_url("clip.mp4"), kind=pb.MEDIA_KIND_VIDEO)
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Pictures", images), item("A clip", [clip])])  # fmt: skip
+    post = publish(
+        api,
+        tenant,
+        account,
+        post_type=pb.POST_TYPE_THREAD,
+        items=[item("Pictures", images), item("A clip", [clip])],
+    )
 
     api.wait_published(tenant, post.post_id)
 
@@ -126,8 +133,9 @@ def test_uploads_images_with_alt_text_and_a_video_in_chunks(api, tenant, account
 
 def test_5xx_to_the_create_is_looked_up_then_sent_again(api, tenant, account, fake):
     # X has made tweets it answered 5xx to: the retry looks first, finds none, sends.
-    fake.fail_next(Fault(status=503, body=problem(503, "Service Unavailable", "Unavailable"),
-                         path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(status=503, body=problem(503, "Service Unavailable", "Unavailable"), path="/2/tweets")
+    )
     post = publish(api, tenant, account, text="Try, try again")
 
     done = api.wait_published(tenant, post.post_id)
@@ -141,8 +149,14 @@ def test_5xx_to_the_create_is_looked_up_then_sent_again(api, tenant, account, fa
 
 
 def test_waiting_retry_shows_pending_with_error_and_next_attempt(api, tenant, account, fake):
-    fake.fail_next(Fault(status=503, headers={"Retry-After": "2"},
-                         body=problem(503, "Over capacity", "Unavailable"), path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=503,
+            headers={"Retry-After": "2"},
+            body=problem(503, "Over capacity", "Unavailable"),
+            path="/2/tweets",
+        )
+    )
     post = publish(api, tenant, account, text="Patience")
 
     def waiting():
@@ -165,9 +179,14 @@ def test_waiting_retry_shows_pending_with_error_and_next_attempt(api, tenant, ac
 
 
 def test_retry_after_is_respected(api, tenant, account, fake):
-    fake.fail_next(Fault(status=429, headers={"Retry-After": "1"},
-                         body=problem(429, "Too Many Requests", "Too Many Requests"),
-                         path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            headers={"Retry-After": "1"},
+            body=problem(429, "Too Many Requests", "Too Many Requests"),
+            path="/2/tweets",
+        )
+    )
     post = publish(api, tenant, account, text="Slowly")
 
     api.wait_published(tenant, post.post_id)
@@ -179,9 +198,14 @@ def test_retry_after_is_respected(api, tenant, account, fake):
 
 def test_rate_limit_reset_header_is_respected(api, tenant, account, fake):
     reset = int(time.time()) + 2  # X's window end, in epoch seconds: 1 to 2 s from now
-    fake.fail_next(Fault(status=429, headers={"x-rate-limit-reset": str(reset)},
-                         body=problem(429, "Too Many Requests", "Too Many Requests"),
-                         path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429,
+            headers={"x-rate-limit-reset": str(reset)},
+            body=problem(429, "Too Many Requests", "Too Many Requests"),
+            path="/2/tweets",
+        )
+    )
     post = publish(api, tenant, account, text="After the window")
 
     api.wait_published(tenant, post.post_id)
@@ -197,8 +221,9 @@ def test_permanent_failure_fails_with_the_network_code_and_message(
     api, tenant, account, fake, wait_failed
 ):
     detail = "One or more parameters to your request was invalid."
-    fake.fail_next(Fault(status=400, body=problem(400, detail, "Invalid Request"),
-                         path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(status=400, body=problem(400, detail, "Invalid Request"), path="/2/tweets")
+    )
     post = publish(api, tenant, account, text="Rejected")
 
     done = wait_failed(tenant, post.post_id)
@@ -209,8 +234,9 @@ def test_permanent_failure_fails_with_the_network_code_and_message(
 
 
 def test_bad_credentials_fail(api, tenant, fake, wait_failed):
-    account = tenant.add_account("x", sandbox=False, handle=HANDLE, base_url=fake.base_url,
-                                 token="revoked-token")  # fmt: skip
+    account = tenant.add_account(
+        "x", sandbox=False, handle=HANDLE, base_url=fake.base_url, token="revoked-token"
+    )
     post = publish(api, tenant, account, text="Who am I?")
 
     done = wait_failed(tenant, post.post_id)
@@ -277,11 +303,20 @@ def test_look_up_tells_a_reply_from_its_parent_with_the_same_text(
 ):
     # X refuses a tweet whose text repeats a recent one, but texts that differ only
     # in a link come back alike (t.co): only the reply target tells them apart.
-    delivery_hooks.before_send(AtItem(1, lambda: fake.fail_next(
-        Fault(drop=True, path="/2/tweets"))))  # fmt: skip
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Same words https://example.com/1"),
-                          item("Same words https://example.com/2"), item("The end")])  # fmt: skip
+    delivery_hooks.before_send(
+        AtItem(1, lambda: fake.fail_next(Fault(drop=True, path="/2/tweets")))
+    )
+    post = publish(
+        api,
+        tenant,
+        account,
+        post_type=pb.POST_TYPE_THREAD,
+        items=[
+            item("Same words https://example.com/1"),
+            item("Same words https://example.com/2"),
+            item("The end"),
+        ],
+    )
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -293,9 +328,13 @@ def test_look_up_tells_a_reply_from_its_parent_with_the_same_text(
 
 def test_lost_reply_is_not_mistaken_for_its_parent(api, tenant, account, fake, delivery_hooks):
     delivery_hooks.before_send(AtItem(1, lambda: fake.lose_next("/2/tweets")))
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Echo https://example.com/1"),
-                          item("Echo https://example.com/2")])  # fmt: skip
+    post = publish(
+        api,
+        tenant,
+        account,
+        post_type=pb.POST_TYPE_THREAD,
+        items=[item("Echo https://example.com/1"), item("Echo https://example.com/2")],
+    )
 
     done = api.wait_published(tenant, post.post_id)
 
@@ -306,8 +345,9 @@ def test_lost_reply_is_not_mistaken_for_its_parent(api, tenant, account, fake, d
 
 
 def test_thread_repeating_a_tweet_fails_as_a_duplicate(api, tenant, account, fake, wait_failed):
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Echo"), item("Echo")])  # fmt: skip
+    post = publish(
+        api, tenant, account, post_type=pb.POST_TYPE_THREAD, items=[item("Echo"), item("Echo")]
+    )
 
     done = wait_failed(tenant, post.post_id)
 
@@ -322,8 +362,9 @@ def test_lost_repeat_is_not_mistaken_for_its_parent(
     # The look-up must not take the parent for the lost reply; the re-send then
     # meets X's duplicate rule, as it would on X.
     delivery_hooks.before_send(AtItem(1, lambda: fake.lose_next("/2/tweets")))
-    post = publish(api, tenant, account, post_type=pb.POST_TYPE_THREAD,
-                   items=[item("Echo"), item("Echo")])  # fmt: skip
+    post = publish(
+        api, tenant, account, post_type=pb.POST_TYPE_THREAD, items=[item("Echo"), item("Echo")]
+    )
 
     done = wait_failed(tenant, post.post_id)
 
@@ -340,13 +381,26 @@ def adapter_for(fake: FakeX, token: str = TOKEN) -> XAdapter:
     return XAdapter(AccountRef("acc_unit", "x", f"@{HANDLE}", fake.base_url, token))
 
 
-def request(text: str, reply_to: str | None = None, media=(),
-            send_started_at: dt.datetime | None = None,
-            lease: Lease = NO_LEASE) -> ItemRequest:  # fmt: skip
-    return ItemRequest(post_id="pst_unit", post_type="tweet", title="", item_index=0,
-                       item_count=1, text=text, media=tuple(media), reply_to=reply_to,
-                       idempotency_key="unit-key", send_started_at=send_started_at,
-                       lease=lease)  # fmt: skip
+def request(
+    text: str,
+    reply_to: str | None = None,
+    media=(),
+    send_started_at: dt.datetime | None = None,
+    lease: Lease = NO_LEASE,
+) -> ItemRequest:
+    return ItemRequest(
+        post_id="pst_unit",
+        post_type="tweet",
+        title="",
+        item_index=0,
+        item_count=1,
+        text=text,
+        media=tuple(media),
+        reply_to=reply_to,
+        idempotency_key="unit-key",
+        send_started_at=send_started_at,
+        lease=lease,
+    )
 
 
 def x_api(fake: FakeX) -> httpx.Client:
@@ -384,10 +438,12 @@ def test_timeline_has_only_the_fields_asked_for(fake):
     fake.tweeted_before("Part one", ago=dt.timedelta(minutes=1))
     with x_api(fake) as api:
         bare = api.get(f"/2/users/{USER_ID}/tweets", params={"max_results": 5})
-        asked = api.get(f"/2/users/{USER_ID}/tweets",
-                        params={"max_results": 5, "tweet.fields": "created_at"})  # fmt: skip
-        unknown = api.get(f"/2/users/{USER_ID}/tweets",
-                          params={"max_results": 5, "tweet.fields": "created"})  # fmt: skip
+        asked = api.get(
+            f"/2/users/{USER_ID}/tweets", params={"max_results": 5, "tweet.fields": "created_at"}
+        )
+        unknown = api.get(
+            f"/2/users/{USER_ID}/tweets", params={"max_results": 5, "tweet.fields": "created"}
+        )
 
     assert set(bare.json()["data"][0]) == {"id", "text", "edit_history_tweet_ids"}
     assert set(asked.json()["data"][0]) == {"id", "text", "edit_history_tweet_ids", "created_at"}
@@ -406,14 +462,17 @@ def test_same_text_again_is_refused_as_a_duplicate(fake):
     assert len(fake.live) == 1
 
 
-@pytest.mark.parametrize(("at_limit", "over_limit"), [
-    ("a" * 280, "a" * 281),
-    (CJK * 140, CJK * 139 + "aaa"),
-    ("\U0001f600" * 140, "\U0001f600" * 140 + "a"),
-    ("\U0001f468\u200d\U0001f469\u200d\U0001f467" * 140, "\U0001f1fa\U0001f1f8" * 141),
-    (LONG_URL + " " + "a" * 256, LONG_URL + " " + "a" * 257),
-    ("\u1000" * 280, "\u1100" * 141),  # Myanmar weighs 1, Hangul jamo 2
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("at_limit", "over_limit"),
+    [
+        ("a" * 280, "a" * 281),
+        (CJK * 140, CJK * 139 + "aaa"),
+        ("\U0001f600" * 140, "\U0001f600" * 140 + "a"),
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467" * 140, "\U0001f1fa\U0001f1f8" * 141),
+        (LONG_URL + " " + "a" * 256, LONG_URL + " " + "a" * 257),
+        ("\u1000" * 280, "\u1100" * 141),  # Myanmar weighs 1, Hangul jamo 2
+    ],
+)
 def test_text_over_280_weighted_characters_is_refused(fake, at_limit, over_limit):
     adapter = adapter_for(fake)
     adapter.publish(request(at_limit))
@@ -428,15 +487,21 @@ def test_text_over_280_weighted_characters_is_refused(fake, at_limit, over_limit
     assert (answer.status_code, answer.json()["errors"][0]["message"]) == (400, TOO_LONG)
 
 
-@pytest.mark.parametrize("text", [
-    "plain", "a" * 281, CJK * 141, "\u00e9\u0416\u05d0 \u2014\u2026",
-    # either side of each edge of the light ranges
-    "\u0fff\u1000\u109f\u10ff\u1100\u1fff\u2000\u200d\u200e\u2010\u201f\u2020\u2031\u2032\u2037",
-    "\u2038",
-    "\U0001f44d\U0001f3fd \u2764\ufe0f 1\ufe0f\u20e3 \U0001f1eb\U0001f1f7 e\u0301",
-    "see https://example.com/a. and example.org/x?y, not me@example.com",
-    LONG_URL + " " + "\u4f60\u597d" * 10,
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "a" * 281,
+        CJK * 141,
+        "\u00e9\u0416\u05d0 \u2014\u2026",
+        # either side of each edge of the light ranges
+        "\u0fff\u1000\u109f\u10ff\u1100\u1fff\u2000\u200d\u200e\u2010\u201f\u2020\u2031\u2032\u2037",
+        "\u2038",
+        "\U0001f44d\U0001f3fd \u2764\ufe0f 1\ufe0f\u20e3 \U0001f1eb\U0001f1f7 e\u0301",
+        "see https://example.com/a. and example.org/x?y, not me@example.com",
+        LONG_URL + " " + "\u4f60\u597d" * 10,
+    ],
+)
 def test_fake_weighs_tweets_as_the_service_does(text):
     # Two counters written apart: a slip in either one shows up here.
     assert weighted_length(text) == weighted_length_x(text)
@@ -444,32 +509,48 @@ def test_fake_weighs_tweets_as_the_service_does(text):
 
 def test_media_not_finalized_or_not_processed_is_refused(fake):
     with x_api(fake) as api:
-        media_id = api.post("/2/media/upload/initialize", json={
-            "media_type": "video/mp4", "total_bytes": 4, "media_category": "tweet_video",
-        }).json()["data"]["id"]  # fmt: skip
-        api.post(f"/2/media/upload/{media_id}/append", data={"segment_index": "0"},
-                 files={"media": ("chunk", b"clip", "application/octet-stream")})  # fmt: skip
+        media_id = api.post(
+            "/2/media/upload/initialize",
+            json={
+                "media_type": "video/mp4",
+                "total_bytes": 4,
+                "media_category": "tweet_video",
+            },
+        ).json()["data"]["id"]
+        api.post(
+            f"/2/media/upload/{media_id}/append",
+            data={"segment_index": "0"},
+            files={"media": ("chunk", b"clip", "application/octet-stream")},
+        )
         tweet = {"text": "A clip", "media": {"media_ids": [media_id]}}
         not_finalized = api.post("/2/tweets", json=tweet)
         assert api.post(f"/2/media/upload/{media_id}/finalize").status_code == 200
         processing = api.post("/2/tweets", json=tweet)
-        states = [api.get("/2/media/upload", params={"command": "STATUS", "media_id": media_id})
-                  .json()["data"]["processing_info"]["state"]
-                  for _ in range(fake.processing_checks)]  # fmt: skip
+        states = [
+            api.get("/2/media/upload", params={"command": "STATUS", "media_id": media_id}).json()[
+                "data"
+            ]["processing_info"]["state"]
+            for _ in range(fake.processing_checks)
+        ]
         processed = api.post("/2/tweets", json=tweet)
 
     for refused in (not_finalized, processing):
         assert refused.status_code == 400
-        assert refused.json()["errors"][0] == {"parameters": {"media.media_ids": [media_id]},
-                                               "message": INVALID_MEDIA}  # fmt: skip
+        assert refused.json()["errors"][0] == {
+            "parameters": {"media.media_ids": [media_id]},
+            "message": INVALID_MEDIA,
+        }
     assert states[-1] == "succeeded" and "succeeded" not in states[:-1]
     assert processed.status_code == 201
     assert [t["media_ids"] for t in fake.live] == [[media_id]]
 
 
 def test_rate_limit_reset_becomes_retry_after(fake):
-    fake.fail_next(Fault(status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 30)},
-                         path="/2/tweets"))  # fmt: skip
+    fake.fail_next(
+        Fault(
+            status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 30)}, path="/2/tweets"
+        )
+    )
     with pytest.raises(TransientError) as caught:
         adapter_for(fake).publish(request("Too soon"))
     assert caught.value.code == "429"

@@ -42,17 +42,23 @@ def fake(start_fake) -> FakeYouTube:
 
 @pytest.fixture
 def account(tenant, fake) -> str:
-    return tenant.add_account("youtube", sandbox=False, handle="channel", base_url=fake.base_url,
-                              token=TOKEN, refresh_token=REFRESH, client_id="yt-client",
-                              client_secret="yt-secret")  # fmt: skip
+    return tenant.add_account(
+        "youtube",
+        sandbox=False,
+        handle="channel",
+        base_url=fake.base_url,
+        token=TOKEN,
+        refresh_token=REFRESH,
+        client_id="yt-client",
+        client_secret="yt-secret",
+    )
 
 
 def clip(fake) -> pb.Media:
     return pb.Media(url=fake.media_url("clip.mp4"), kind=pb.MEDIA_KIND_VIDEO)
 
 
-def publish(api, tenant, account_id: str, fake, post_type=pb.POST_TYPE_VIDEO,
-            **fields) -> pb.Post:  # fmt: skip
+def publish(api, tenant, account_id: str, fake, post_type=pb.POST_TYPE_VIDEO, **fields) -> pb.Post:
     fields.setdefault("status", pb.STATUS_CHANGE_PUBLISH)
     fields.setdefault("title", "A video")
     fields.setdefault("media", [clip(fake)])
@@ -60,8 +66,13 @@ def publish(api, tenant, account_id: str, fake, post_type=pb.POST_TYPE_VIDEO,
 
 
 def google_error(status: int, reason: str, message: str) -> dict:
-    return {"error": {"code": status, "message": message,
-                      "errors": [{"reason": reason, "message": message}]}}  # fmt: skip
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"reason": reason, "message": message}],
+        }
+    }
 
 
 def only_session(fake) -> dict:
@@ -88,7 +99,10 @@ def test_uploads_a_video_in_chunks_on_one_session(api, tenant, account, fake):
 
     (live,) = fake.live
     assert (live["title"], live["description"], live["privacy"]) == (
-        "My trip", "Three days in the hills", "public")
+        "My trip",
+        "Three days in the hills",
+        "public",
+    )
     assert done.platform_post_id == live["id"]
     assert done.platform_url == f"https://www.youtube.com/watch?v={live['id']}"
     session = only_session(fake)
@@ -127,8 +141,9 @@ def test_a_308_after_a_partial_upload_goes_on_from_what_youtube_holds(api, tenan
 
 
 def test_transient_failure_then_success(api, tenant, account, fake):
-    fake.fail_next(Fault(status=503, body=google_error(503, "backendError", "Backend Error"),
-                         path=UPLOAD_PATH))  # fmt: skip
+    fake.fail_next(
+        Fault(status=503, body=google_error(503, "backendError", "Backend Error"), path=UPLOAD_PATH)
+    )
     post = publish(api, tenant, account, fake)
 
     done = api.wait_published(tenant, post.post_id)
@@ -150,8 +165,7 @@ def test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session(api, tenant, 
     assert len(fake.live) == 1
 
 
-def test_a_finished_upload_whose_answer_was_lost_is_not_uploaded_again(api, tenant, account,
-                                                                        fake):  # fmt: skip
+def test_a_finished_upload_whose_answer_was_lost_is_not_uploaded_again(api, tenant, account, fake):
     chunks = math.ceil(len(fake.served("clip.mp4")) / youtube.CHUNK)
     fake.fail_next(*[Fault(path=UPLOAD_PATH)] * chunks, Fault(drop=True, path=UPLOAD_PATH))
     post = publish(api, tenant, account, fake)
@@ -180,8 +194,9 @@ def test_a_session_youtube_forgot_is_made_again(api, tenant, account, fake):
 
 
 def test_a_refusal_fails_with_the_reason_and_message(api, tenant, account, fake, wait_failed):
-    fake.fail_next(Fault(status=403, body=google_error(403, "forbidden", "Forbidden"),
-                         path=UPLOAD_PATH))  # fmt: skip
+    fake.fail_next(
+        Fault(status=403, body=google_error(403, "forbidden", "Forbidden"), path=UPLOAD_PATH)
+    )
     post = publish(api, tenant, account, fake)
 
     done = wait_failed(tenant, post.post_id)
@@ -210,8 +225,7 @@ def test_quota_exceeded_waits_until_the_quota_resets(api, tenant, account, fake)
 # ---------------------------------------------------------------------- tokens
 
 
-def test_a_token_expiring_mid_upload_is_refreshed_and_stored_encrypted(api, tenant, account,
-                                                                       fake):  # fmt: skip
+def test_a_token_expiring_mid_upload_is_refreshed_and_stored_encrypted(api, tenant, account, fake):
     fake.expire_when(lambda r: r.method == "PUT")
     post = publish(api, tenant, account, fake)
 
@@ -226,8 +240,9 @@ def test_a_token_expiring_mid_upload_is_refreshed_and_stored_encrypted(api, tena
     assert_each_byte_once(fake, only_session(fake))
 
 
-def test_a_revoked_refresh_token_fails_as_credentials_revoked(api, tenant, account, fake,
-                                                              wait_failed):  # fmt: skip
+def test_a_revoked_refresh_token_fails_as_credentials_revoked(
+    api, tenant, account, fake, wait_failed
+):
     fake.expire(TOKEN)
     fake.revoke(REFRESH)
     post = publish(api, tenant, account, fake)
@@ -242,16 +257,38 @@ def test_a_revoked_refresh_token_fails_as_credentials_revoked(api, tenant, accou
 
 
 def test_a_title_is_required_at_publish_but_not_in_a_draft(api, tenant, account, fake):
-    failure = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_VIDEO,
-                          text="no title", media=[clip(fake)], status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
+    failure = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_VIDEO,
+        text="no title",
+        media=[clip(fake)],
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
     assert failure.kind == ("INVALID_ARGUMENT", "PLATFORM_RULE_VIOLATED")
     assert failure.violations == [("title", "required")]
-    draft = api.create(tenant, account_id=account, post_type=pb.POST_TYPE_VIDEO, text="no title",
-                       media=[clip(fake)], status=pb.STATUS_CHANGE_DRAFT)  # fmt: skip
+    draft = api.create(
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_VIDEO,
+        text="no title",
+        media=[clip(fake)],
+        status=pb.STATUS_CHANGE_DRAFT,
+    )
     assert draft.status == pb.POST_STATUS_DRAFT
-    long = api.refused("CreatePost", tenant, account_id=account, post_type=pb.POST_TYPE_SHORT,
-                       title="t" * 101, text="d" * 5001, media=[clip(fake)],
-                       status=pb.STATUS_CHANGE_PUBLISH)  # fmt: skip
-    assert long.violations == [("title", "101 characters; limit 100"),
-                               ("text", "5001 characters; limit 5000")]  # fmt: skip
+    long = api.refused(
+        "CreatePost",
+        tenant,
+        account_id=account,
+        post_type=pb.POST_TYPE_SHORT,
+        title="t" * 101,
+        text="d" * 5001,
+        media=[clip(fake)],
+        status=pb.STATUS_CHANGE_PUBLISH,
+    )
+    assert long.violations == [
+        ("title", "101 characters; limit 100"),
+        ("text", "5001 characters; limit 5000"),
+    ]
     assert fake.log == []
