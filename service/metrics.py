@@ -99,11 +99,15 @@ def expose(listen: str):
 
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=prepare())
-    host, _, port = listen.rpartition(":")
-    server, _ = prom.start_http_server(
-        int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry
-    )
+    host, port = address(listen)
+    server, _ = prom.start_http_server(port, addr=host, registry=registry)
     return server
+
+
+def address(listen: str) -> tuple[str, int]:
+    """POSTS_METRICS_LISTEN's host (every interface when empty) and port."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 # -- recording (each a no-op while metrics are off) ------------------------------

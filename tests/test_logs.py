@@ -15,7 +15,7 @@ import pytest
 
 from tests.backends import PostgresServer
 from tests.processes import ROOT, ServerProcess, provision_tenant, run_cli
-from tests.support import wait_for
+from tests.support import Api
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -56,32 +56,20 @@ def test_json_lines_carry_the_request_and_the_delivery_they_belong_to(tmp_path):
             server.wait_serving(timeout=60)
             with grpc.insecure_channel(server.address) as channel:
                 stub = posts_pb2_grpc.PostServiceStub(channel)
-                metadata = (("authorization", f"Bearer {tenant.key}"),)
+                api = Api(stub)
                 # Given a post delivered by the server's worker
-                post = stub.CreatePost(
-                    pb.CreatePostRequest(
-                        account_id=tenant.account_id,
-                        post_type=pb.POST_TYPE_TWEET,
-                        text="logged",
-                        status=pb.STATUS_CHANGE_PUBLISH,
-                    ),
-                    metadata=metadata,
-                    timeout=30,
-                ).post
-
-                def status() -> int:
-                    return stub.GetPostStatus(
-                        pb.GetPostStatusRequest(post_id=post.post_id), metadata=metadata, timeout=30
-                    ).post.status
-
-                wait_for(lambda: status() == pb.POST_STATUS_PUBLISHED, timeout=30)
+                post = api.create(tenant, text="logged", status=pb.STATUS_CHANGE_PUBLISH)
+                api.wait_published(tenant, post.post_id, timeout=30)
                 # And a call, with its own request id, that logs (the database is away)
                 postgres._halt()
                 try:
                     with pytest.raises(grpc.RpcError):
                         stub.GetPostStatus(
                             pb.GetPostStatusRequest(post_id=post.post_id),
-                            metadata=(*metadata, ("x-request-id", "req-42")),
+                            metadata=(
+                                ("authorization", f"Bearer {tenant.key}"),
+                                ("x-request-id", "req-42"),
+                            ),
                             timeout=30,
                         )
                 finally:

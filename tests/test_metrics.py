@@ -19,7 +19,7 @@ from tests.processes import (
     provision_tenant,
     run_cli,
 )
-from tests.support import Tenant, wait_for
+from tests.support import Api, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -43,29 +43,10 @@ def value(samples, name: str, **labels) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-class Client:
-    def __init__(self, address: str, tenant: Tenant):
-        self.channel = grpc.insecure_channel(address)
-        self.stub = posts_pb2_grpc.PostServiceStub(self.channel)
-        self.tenant = tenant
-        self.metadata = (("authorization", f"Bearer {tenant.key}"),)
-
-    def create(self, status) -> pb.Post:
-        request = pb.CreatePostRequest(
-            account_id=self.tenant.account_id,
-            text="measured",
-            post_type=pb.POST_TYPE_TWEET,
-            status=status,
-        )
-        return self.stub.CreatePost(request, metadata=self.metadata, timeout=30).post
-
-    def status(self, post_id: str) -> int:
-        return self.stub.GetPostStatus(
-            pb.GetPostStatusRequest(post_id=post_id), metadata=self.metadata, timeout=30
-        ).post.status
-
-    def published(self, *post_ids: str) -> bool:
-        return all(self.status(p) == pb.POST_STATUS_PUBLISHED for p in post_ids)
+def api_on(address: str) -> tuple[grpc.Channel, Api]:
+    """A new connection to ``address`` and the test API over it."""
+    channel = grpc.insecure_channel(address)
+    return channel, Api(posts_pb2_grpc.PostServiceStub(channel))
 
 
 def test_an_embedded_server_counts_its_rpcs_transitions_and_deliveries(tmp_path):
@@ -82,15 +63,14 @@ def test_an_embedded_server_counts_its_rpcs_transitions_and_deliveries(tmp_path)
     try:
         server.start()
         server.wait_serving()
-        client = Client(server.address, tenant)
+        channel, api = api_on(server.address)
         # Given a draft, a post published now, and a call refused NOT_FOUND
-        client.create(pb.STATUS_CHANGE_DRAFT)
-        post = client.create(pb.STATUS_CHANGE_PUBLISH)
-        with pytest.raises(grpc.RpcError) as refused:
-            client.status("pst_01JZZZZZZZZZZZZZZZZZZZZZZZ")
-        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
-        wait_for(lambda: client.published(post.post_id), timeout=30)
-        client.channel.close()
+        api.create(tenant, text="measured", status=pb.STATUS_CHANGE_DRAFT)
+        post = api.create(tenant, text="measured", status=pb.STATUS_CHANGE_PUBLISH)
+        refused = api.refused("GetPostStatus", tenant, post_id="pst_01JZZZZZZZZZZZZZZZZZZZZZZZ")
+        assert refused.code == grpc.StatusCode.NOT_FOUND
+        api.wait_published(tenant, post.post_id, timeout=30)
+        channel.close()
 
         # When the endpoint is scraped (the delivery's counts land after its commit)
         wait_for(
@@ -156,12 +136,15 @@ def test_several_server_and_worker_processes_add_up_on_their_endpoints(tmp_path)
             # processes) and delivered by both worker processes
             ids = []
             for _ in range(posts):
-                client = Client(server.address, tenant)
-                ids.append(client.create(pb.STATUS_CHANGE_PUBLISH).post_id)
-                client.channel.close()
-            client = Client(server.address, tenant)
-            wait_for(lambda: client.published(*ids), timeout=60)
-            client.channel.close()
+                channel, api = api_on(server.address)
+                ids.append(
+                    api.create(tenant, text="measured", status=pb.STATUS_CHANGE_PUBLISH).post_id
+                )
+                channel.close()
+            channel, api = api_on(server.address)
+            for post_id in ids:
+                api.wait_published(tenant, post_id, timeout=60)
+            channel.close()
 
             # Then the servers' endpoint counts every call, whichever process took it
             served = scrape(server_metrics)

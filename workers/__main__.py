@@ -29,11 +29,9 @@ finally:
     db.close()  # the worker processes are forked: none may share this one's connections
 
 if config.metrics_listen:
-    host, _, port = config.metrics_listen.rpartition(":")
+    host, port = metrics.address(config.metrics_listen)
     os.environ.update(
-        dramatiq_prom_db=metrics.prepare(),
-        dramatiq_prom_host=host.strip("[]"),
-        dramatiq_prom_port=port,
+        dramatiq_prom_db=metrics.prepare(), dramatiq_prom_host=host, dramatiq_prom_port=str(port)
     )
 sys.argv = ["dramatiq", "workers.broker:setup", *sys.argv[1:]]
 sys.exit(main())

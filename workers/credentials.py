@@ -66,6 +66,34 @@ class Renewed:
 Exchange = Callable[[AccountRef], Renewed]
 
 
+def refresh_token_grant(account: AccountRef, path: str, client_field: str = "client_id"):
+    """POSTs OAuth 2.0's refresh_token grant to ``path`` under the account's base
+    URL (``client_field``: what the network calls the client id); the answer."""
+    with http.client(account.base_url) as api:
+        return http.answer(
+            api,
+            "POST",
+            path,
+            within=http.deadline(),
+            data={
+                client_field: account.client_id,
+                "client_secret": account.client_secret,
+                "grant_type": "refresh_token",
+                "refresh_token": account.refresh_token,
+            },
+        )
+
+
+def renewed(body: dict) -> Renewed:
+    """The tokens of an OAuth 2.0 token answer's JSON body."""
+    expires_in = body.get("expires_in")
+    return Renewed(
+        str(body.get("access_token") or ""),
+        str(body.get("refresh_token") or ""),
+        float(expires_in) if isinstance(expires_in, (int, float)) else None,
+    )
+
+
 def account_ref(account: Account) -> AccountRef:
     """The account as adapters see it, its credentials decrypted."""
     keyring = crypto.keyring()

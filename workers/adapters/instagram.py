@@ -324,12 +324,7 @@ class InstagramAdapter:
         if not response.is_success:
             error = json_object(response).get("error")
             raise _refusal(response, error if isinstance(error, dict) else {}, creates=False)
-        body = json_object(response)
-        expires_in = body.get("expires_in")
-        return credentials.Renewed(
-            str(body.get("access_token") or ""),
-            expires_in=float(expires_in) if isinstance(expires_in, (int, float)) else None,
-        )
+        return credentials.renewed(json_object(response))  # no refresh_token: keeps the stored one
 
 
 Adapter = InstagramAdapter

@@ -246,29 +246,12 @@ class TikTokAdapter:
         self._account = credentials.refresh(self._account, self._exchange, lease)
 
     def _exchange(self, account: AccountRef) -> credentials.Renewed:
-        with client(account.base_url) as api:
-            response = answer(
-                api,
-                "POST",
-                "/v2/oauth/token/",
-                within=deadline(),
-                data={
-                    "client_key": account.client_id,
-                    "client_secret": account.client_secret,
-                    "grant_type": "refresh_token",
-                    "refresh_token": account.refresh_token,
-                },
-            )
+        response = credentials.refresh_token_grant(account, "/v2/oauth/token/", "client_key")
         body = json_object(response)
         if not response.is_success or "error" in body and body.get("error"):
             message = str(body.get("error_description") or body.get("error") or "")
             raise _refusal(response, str(body.get("error") or ""), message, creates=False)
-        expires_in = body.get("expires_in")
-        return credentials.Renewed(
-            str(body.get("access_token") or ""),
-            str(body.get("refresh_token") or ""),
-            float(expires_in) if isinstance(expires_in, (int, float)) else None,
-        )
+        return credentials.renewed(body)
 
 
 Adapter = TikTokAdapter

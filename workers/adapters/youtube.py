@@ -219,31 +219,13 @@ class YouTubeAdapter:
         self._account = credentials.refresh(self._account, self._exchange, lease)
 
     def _exchange(self, account: AccountRef) -> credentials.Renewed:
-        with client(account.base_url) as api:
-            response = answer(
-                api,
-                "POST",
-                "/oauth2/v4/token",
-                within=deadline(),
-                data={
-                    "client_id": account.client_id,
-                    "client_secret": account.client_secret,
-                    "grant_type": "refresh_token",
-                    "refresh_token": account.refresh_token,
-                },
-            )
+        response = credentials.refresh_token_grant(account, "/oauth2/v4/token")
         if not response.is_success:
             body = json_object(response)
             message = str(body.get("error_description") or body.get("error") or "")
             label = f"{response.status_code}/{body['error']}" if body.get("error") else ""
             raise _refusal(response, label, message)
-        body = json_object(response)
-        expires_in = body.get("expires_in")
-        return credentials.Renewed(
-            str(body.get("access_token") or ""),
-            str(body.get("refresh_token") or ""),
-            float(expires_in) if isinstance(expires_in, (int, float)) else None,
-        )
+        return credentials.renewed(json_object(response))
 
 
 Adapter = YouTubeAdapter
