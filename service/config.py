@@ -47,6 +47,9 @@ class Config:
     var_dir: pathlib.Path = ROOT / "var"
     max_workers: int = 16  # 4 on SQLite: see from_env
     worker_threads: int = 4
+    #: On SQLite, at most this many concurrent writes of one process commit
+    #: together (service.db.GroupCommit); 1: each its own transaction.
+    group_commit: int = 32
     dispatch_interval: float = 0.2
     lease_seconds: float = 60.0
     requeue_after: float = 300.0
@@ -143,6 +146,7 @@ class Config:
             var_dir=var_dir,
             max_workers=_number(env, "POSTS_MAX_WORKERS", max_workers, int),
             worker_threads=_number(env, "POSTS_WORKER_THREADS", cls.worker_threads, int),
+            group_commit=_number(env, "POSTS_GROUP_COMMIT", cls.group_commit, int),
             dispatch_interval=_number(env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float),
             lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
             requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),

@@ -65,7 +65,7 @@ def init(config: Config) -> peewee.Database:
     Calling it again with the same URL keeps the open database; with another,
     the previous one's connections are closed first.
     """
-    global _initialised_url
+    global _initialised_url, group
     url = config.database_url
     if url == _initialised_url and database.obj is not None:
         return database.obj
@@ -97,6 +97,9 @@ def init(config: Config) -> peewee.Database:
         )
     database.initialize(target)
     _initialised_url = url
+    group = (
+        GroupCommit(config.group_commit) if path is not None and config.group_commit > 1 else None
+    )
     return target
 
 
@@ -107,10 +110,13 @@ def sqlite_path(url: str) -> pathlib.Path | None:
 
 def close() -> None:
     """Closes every connection of the current database (all of a pool's)."""
-    global _initialised_url
+    global _initialised_url, group
     target = database.obj
     if target is None:
         return
+    if group is not None:
+        group.close()
+        group = None
     if isinstance(target, (PooledPostgresqlDatabase, PooledSqliteDatabase)):
         target.close_all()
     elif not target.is_closed():
@@ -224,35 +230,172 @@ class WalCheckpoints:
                 )
 
 
-_sqlite_writer = threading.RLock()
+class GroupCommit:
+    """Concurrent ``write()`` transactions of this process, committed together (SQLite).
+
+    SQLite has one writer, so this process's writes take turns anyway. Here a
+    write's turn ends at the end of its body, not at its commit: while other
+    threads wait for a turn, the transaction stays open and the next one runs
+    its body in it, each in a savepoint of its own (a body that raises rolls
+    back only its own changes), until no one waits or ``limit`` bodies ran.
+    The last one commits for all. Every caller returns (or raises) only once the
+    transaction holding its changes has committed, so no answer is sent, and no
+    ``after_commit`` callback runs, before its changes are durable.
+
+    All the bodies of one batch run, one at a time, on one connection of the
+    group's own: the running thread's peewee connection state points at it for
+    the body's length, so the body reads what the batch wrote before it.
+    PostgreSQL keeps a transaction per write: a batch holding several posts'
+    row locks could deadlock with another process's.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._turn = threading.Condition()
+        self._busy = False  # a thread runs a body, opens or commits the batch
+        self._waiting = 0
+        self._batch: _Batch | None = None
+        self._conn = None
+        #: Batches committed and bodies run in them (for tests and metrics).
+        self.batches = 0
+        self.bodies = 0
+
+    @contextlib.contextmanager
+    def body(self):
+        """One caller's write, in the open batch; returns once the batch commits."""
+        batch = self._take_turn()
+        failure: BaseException | None = None
+        try:
+            with _on(batch.conn, batch.transactions), database.atomic():  # a savepoint
+                yield
+        except BaseException as error:  # noqa: BLE001 (raised again once the batch ends)
+            failure = error
+        finally:
+            self._end_turn(batch)
+        if failure is not None:
+            raise failure
+        if batch.error is not None:
+            raise batch.error
+
+    def close(self) -> None:
+        """Closes the group's connection (the database is being closed)."""
+        with self._turn:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _take_turn(self) -> _Batch:
+        with self._turn:
+            self._waiting += 1
+            while self._busy:
+                self._turn.wait()
+            self._waiting -= 1
+            self._busy = True
+            batch = self._batch
+        if batch is not None:
+            return batch
+        try:
+            if self._conn is None:
+                # The plain SQLite connect (pragmas included), outside the pool:
+                # the connection is the group's, not a thread's.
+                sqlite: Any = peewee.SqliteDatabase  # _connect: private, not in peewee's stubs
+                self._conn = sqlite._connect(database.obj)
+            batch = _Batch(self._conn)
+            with _on(batch.conn, batch.transactions):
+                database.obj.begin("IMMEDIATE")
+        except BaseException:
+            self._pass_turn()
+            raise
+        self._batch = batch
+        return batch
+
+    def _end_turn(self, batch: _Batch) -> None:
+        with self._turn:
+            batch.bodies += 1
+            hand_over = self._waiting > 0 and batch.bodies < self.limit
+            if hand_over:
+                self._busy = False
+                self._turn.notify()
+        if hand_over:
+            batch.done.wait()
+            return
+        try:
+            with _on(batch.conn, batch.transactions):
+                try:
+                    database.obj.commit()
+                except BaseException as error:  # noqa: BLE001 (raised in every caller)
+                    batch.error = error
+                    with contextlib.suppress(Exception):
+                        database.obj.rollback()
+        finally:
+            self._batch = None
+            self.batches += 1
+            self.bodies += batch.bodies
+            self._pass_turn()
+            batch.done.set()
+
+    def _pass_turn(self) -> None:
+        with self._turn:
+            self._busy = False
+            self._turn.notify()
+
+
+class _Batch:
+    """One open transaction of a GroupCommit."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        # Never empty: a body's atomic() sees a transaction open and makes a savepoint.
+        self.transactions: list = [peewee._transaction(database.obj)]
+        self.bodies = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
 
 
 @contextlib.contextmanager
-def _sqlite_write():
-    # Threads of this process queue on a lock handed over at once, instead of
-    # on SQLite's busy handler, which polls with sleeps (most of the write time).
-    with _sqlite_writer, database.atomic("IMMEDIATE"):
+def _on(conn, transactions: list):
+    """This thread's peewee connection state pointed at ``conn`` for a while."""
+    state: Any = database.obj._state  # peewee's thread-local connection state
+    saved = (state.closed, state.conn, state.ctx, state.transactions, state.commit_callbacks)
+    state.closed, state.conn, state.ctx = False, conn, []
+    state.transactions, state.commit_callbacks = transactions, []
+    try:
         yield
+    finally:
+        (state.closed, state.conn, state.ctx, state.transactions, state.commit_callbacks) = saved
 
 
+#: This process's group commit on SQLite (``init``); None: a transaction per write.
+group: GroupCommit | None = None
+_sqlite_writer = threading.RLock()
 _local = threading.local()
 
 
 @contextlib.contextmanager
 def write():
     """A transaction for read-then-write work; ``after_commit`` callbacks run
-    once the outermost one commits.
+    once the outermost one commits. A ``write()`` inside another is a savepoint.
 
-    SQLite allows one writer: BEGIN IMMEDIATE takes the write lock up front
-    instead of failing with "database is locked" on the first write.
+    SQLite allows one writer: the outermost write joins this process's group
+    commit (``GroupCommit``), or, with none, takes a lock handed over at once
+    (instead of SQLite's busy handler, which polls with sleeps) and BEGIN
+    IMMEDIATE, which takes the write lock up front instead of failing with
+    "database is locked" on the first write.
     """
     pending: list[Callable[[], None]] | None = getattr(_local, "after_commit", None)
     outer = pending is None
     if pending is None:
         pending = _local.after_commit = []
     mark = len(pending)
+    transaction: contextlib.AbstractContextManager
     try:
-        with _sqlite_write() if is_sqlite() else database.atomic():
+        if not outer or not is_sqlite():
+            transaction = database.atomic()
+        elif group is not None:
+            transaction = group.body()
+        else:
+            transaction = _sqlite_transaction()
+        with transaction:
             yield
     except BaseException:
         del pending[mark:]  # rolled back: what it did never happened
@@ -263,6 +406,12 @@ def write():
     if outer:
         for callback in pending:
             callback()
+
+
+@contextlib.contextmanager
+def _sqlite_transaction():
+    with _sqlite_writer, database.atomic("IMMEDIATE"):
+        yield
 
 
 def after_commit(callback: Callable[[], None]) -> None:

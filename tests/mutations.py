@@ -48,6 +48,20 @@ class Mutation:
 
 MUTATIONS = [
     Mutation(
+        "group-commit-answers-before-commit",
+        "service/db.py",
+        "        if hand_over:\n            batch.done.wait()\n",
+        "        if hand_over:\n",
+        ("tests/service/test_group_commit.py",),
+    ),
+    Mutation(
+        "group-commit-body-without-savepoint",
+        "service/db.py",
+        "with _on(batch.conn, batch.transactions), database.atomic():",
+        "with _on(batch.conn, batch.transactions):",
+        ("tests/service/test_group_commit.py",),
+    ),
+    Mutation(
         "claim-ignores-message-token",
         "service/store.py",
         "    post = job(post_id, token, expected)\n",

@@ -46,6 +46,7 @@ ITEM_FIELDS = [
     PostItem.platform_post_id,
     PostItem.platform_url,
     PostItem.published_at,
+    PostItem.send_handle,
 ]
 EVENT_FIELDS = [
     PostEvent.workspace,
@@ -140,6 +141,7 @@ class Batch:
                 f"sbx_{post_id[4:]}" if published_us else "",
                 f"https://sandbox.invalid/x/bench/{post_id}" if published_us else "",
                 published_us,
+                "",
             )
         )
         created_as = "draft" if status == "draft" else "scheduled"
