@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from service import metrics
 from service.config import Config
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,11 @@ class GroupCommit:
 
     def __init__(self, limit: int):
         self.limit = limit
-        self._turn = threading.Condition()
-        self._busy = False  # a thread runs a body, opens or commits the batch
-        self._waiting = 0
+        # Plain locks, handed from thread to thread: a Condition's Python-level
+        # wait and notify cost more than the rest of the hand-over.
+        self._turn = threading.Lock()  # held to run a body, open or commit the batch
+        self._counting = threading.Lock()
+        self._waiting = 0  # threads waiting for the turn
         self._batch: _Batch | None = None
         self._conn = None
         #: Batches committed and bodies run in them (for tests and metrics).
@@ -265,12 +268,14 @@ class GroupCommit:
         """One caller's write, in the open batch; returns once the batch commits."""
         batch = self._take_turn()
         failure: BaseException | None = None
+        saved = _point(batch.conn, batch.transactions)
         try:
-            with _on(batch.conn, batch.transactions), database.atomic():  # a savepoint
+            with database.atomic():  # a savepoint
                 yield
         except BaseException as error:  # noqa: BLE001 (raised again once the batch ends)
             failure = error
         finally:
+            _restore(saved)
             self._end_turn(batch)
         if failure is not None:
             raise failure
@@ -285,13 +290,12 @@ class GroupCommit:
             conn.close()
 
     def _take_turn(self) -> _Batch:
-        with self._turn:
+        with self._counting:
             self._waiting += 1
-            while self._busy:
-                self._turn.wait()
+        self._turn.acquire()
+        with self._counting:
             self._waiting -= 1
-            self._busy = True
-            batch = self._batch
+        batch = self._batch
         if batch is not None:
             return batch
         try:
@@ -301,43 +305,39 @@ class GroupCommit:
                 sqlite: Any = peewee.SqliteDatabase  # _connect: private, not in peewee's stubs
                 self._conn = sqlite._connect(database.obj)
             batch = _Batch(self._conn)
-            with _on(batch.conn, batch.transactions):
+            saved = _point(batch.conn, batch.transactions)
+            try:
                 database.obj.begin("IMMEDIATE")
+            finally:
+                _restore(saved)
         except BaseException:
-            self._pass_turn()
+            self._turn.release()
             raise
         self._batch = batch
         return batch
 
     def _end_turn(self, batch: _Batch) -> None:
-        with self._turn:
-            batch.bodies += 1
-            hand_over = self._waiting > 0 and batch.bodies < self.limit
-            if hand_over:
-                self._busy = False
-                self._turn.notify()
-        if hand_over:
-            batch.done.wait()
+        batch.bodies += 1
+        if self._waiting > 0 and batch.bodies < self.limit:
+            self._turn.release()  # the next body runs in this transaction
+            batch.done.acquire()  # released by the commit, then passed along
+            batch.done.release()
             return
+        saved = _point(batch.conn, batch.transactions)
         try:
-            with _on(batch.conn, batch.transactions):
-                try:
-                    database.obj.commit()
-                except BaseException as error:  # noqa: BLE001 (raised in every caller)
-                    batch.error = error
-                    with contextlib.suppress(Exception):
-                        database.obj.rollback()
+            database.obj.commit()
+        except BaseException as error:  # noqa: BLE001 (raised in every caller)
+            batch.error = error
+            with contextlib.suppress(Exception):
+                database.obj.rollback()
         finally:
+            _restore(saved)
             self._batch = None
             self.batches += 1
             self.bodies += batch.bodies
-            self._pass_turn()
-            batch.done.set()
-
-    def _pass_turn(self) -> None:
-        with self._turn:
-            self._busy = False
-            self._turn.notify()
+            self._turn.release()
+            batch.done.release()
+        metrics.group_commit(batch.bodies)
 
 
 class _Batch:
@@ -348,21 +348,23 @@ class _Batch:
         # Never empty: a body's atomic() sees a transaction open and makes a savepoint.
         self.transactions: list = [peewee._transaction(database.obj)]
         self.bodies = 0
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held until the batch has committed
+        self.done.acquire()
         self.error: BaseException | None = None
 
 
-@contextlib.contextmanager
-def _on(conn, transactions: list):
-    """This thread's peewee connection state pointed at ``conn`` for a while."""
+def _point(conn, transactions: list) -> tuple:
+    """Points this thread's peewee connection state at ``conn``; what it was."""
     state: Any = database.obj._state  # peewee's thread-local connection state
     saved = (state.closed, state.conn, state.ctx, state.transactions, state.commit_callbacks)
     state.closed, state.conn, state.ctx = False, conn, []
     state.transactions, state.commit_callbacks = transactions, []
-    try:
-        yield
-    finally:
-        (state.closed, state.conn, state.ctx, state.transactions, state.commit_callbacks) = saved
+    return saved
+
+
+def _restore(saved: tuple) -> None:
+    state: Any = database.obj._state
+    (state.closed, state.conn, state.ctx, state.transactions, state.commit_callbacks) = saved
 
 
 #: This process's group commit on SQLite (``init``); None: a transaction per write.

@@ -28,6 +28,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: RPCs and deliveries (a delivery waits on a network).
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+#: Writes that shared one commit (service.db.GroupCommit).
+GROUP_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 #: Seconds late: the dispatcher's interval and the queue's wait, up to an outage.
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
@@ -84,6 +86,8 @@ def start() -> None:
                          "token was no longer the post's."),
         "webhooks": counter("posts_event_webhook_deliveries", "Event webhook sends, by "
                             "outcome.", "outcome"),
+        "group_commits": histogram("posts_group_commit_writes", "SQLite: how many writes "
+                                   "each commit of the group commit carried.", GROUP_BUCKETS),
     }
     # fmt: on
 
@@ -154,3 +158,8 @@ def stale_message() -> None:
 def webhook_delivery(outcome: str) -> None:
     if _metrics is not None:
         _metrics["webhooks"].labels(outcome).inc()
+
+
+def group_commit(writes: int) -> None:
+    if _metrics is not None:
+        _metrics["group_commits"].observe(writes)

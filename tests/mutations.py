@@ -50,15 +50,16 @@ MUTATIONS = [
     Mutation(
         "group-commit-answers-before-commit",
         "service/db.py",
-        "        if hand_over:\n            batch.done.wait()\n",
-        "        if hand_over:\n",
+        "            batch.done.acquire()  # released by the commit, then passed along\n"
+        "            batch.done.release()\n",
+        "",
         ("tests/service/test_group_commit.py",),
     ),
     Mutation(
         "group-commit-body-without-savepoint",
         "service/db.py",
-        "with _on(batch.conn, batch.transactions), database.atomic():",
-        "with _on(batch.conn, batch.transactions):",
+        "            with database.atomic():  # a savepoint\n",
+        "            with contextlib.nullcontext():\n",
         ("tests/service/test_group_commit.py",),
     ),
     Mutation(

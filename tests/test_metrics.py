@@ -99,6 +99,9 @@ def test_an_embedded_server_counts_its_rpcs_transitions_and_deliveries(tmp_path)
         assert value(samples, "posts_schedule_lateness_seconds_count") == 1
         assert value(samples, "posts_queue_lag_seconds_count", queue="deliveries") == 1
         assert value(samples, "posts_lease_takeovers_total") == 0
+        # ... and the commits of its writes, each carrying at least one
+        commits = value(samples, "posts_group_commit_writes_count")
+        assert commits and value(samples, "posts_group_commit_writes_sum") >= commits
     finally:
         server.stop()
 

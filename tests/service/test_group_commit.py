@@ -92,7 +92,7 @@ class _Two:
     def run(self, name: str) -> None:
         a = threading.Thread(target=self.a, args=(name,))
         a.start()
-        _wait_for(lambda: self.group._busy, "A to take its turn")
+        _wait_for(self.group._turn.locked, "A to take its turn")
         b = threading.Thread(target=self.b, args=(name,))
         b.start()
         assert self.b_running.wait(10)
