@@ -246,8 +246,10 @@ class GroupCommit:
     All the bodies of one batch run, one at a time, on one connection of the
     group's own: the running thread's peewee connection state points at it for
     the body's length, so the body reads what the batch wrote before it.
-    PostgreSQL keeps a transaction per write: a batch holding several posts'
-    row locks could deadlock with another process's.
+    PostgreSQL keeps a transaction per write. It already lets the transactions
+    committing at once share one flush of its log; a batch would take as many
+    round trips (SAVEPOINT and RELEASE for BEGIN and COMMIT), and, holding
+    several posts' row locks at once, could deadlock with another process's.
     """
 
     def __init__(self, limit: int):
