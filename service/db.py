@@ -270,15 +270,18 @@ class GroupCommit:
         """One caller's write, in the open batch; returns once the batch commits."""
         batch = self._take_turn()
         failure: BaseException | None = None
+        # The first body has the transaction to itself: if it fails, the whole
+        # transaction rolls back, so it needs no savepoint of its own.
+        first = batch.bodies == 0
         saved = _point(batch.conn, batch.transactions)
         try:
-            with database.atomic():  # a savepoint
+            with contextlib.nullcontext() if first else database.atomic():  # a savepoint
                 yield
         except BaseException as error:  # noqa: BLE001 (raised again once the batch ends)
             failure = error
         finally:
             _restore(saved)
-            self._end_turn(batch)
+            self._end_turn(batch, rollback=first and failure is not None)
         if failure is not None:
             raise failure
         if batch.error is not None:
@@ -318,16 +321,19 @@ class GroupCommit:
         self._batch = batch
         return batch
 
-    def _end_turn(self, batch: _Batch) -> None:
+    def _end_turn(self, batch: _Batch, rollback: bool) -> None:
         batch.bodies += 1
-        if self._waiting > 0 and batch.bodies < self.limit:
+        if not rollback and self._waiting > 0 and batch.bodies < self.limit:
             self._turn.release()  # the next body runs in this transaction
             batch.done.acquire()  # released by the commit, then passed along
             batch.done.release()
             return
         saved = _point(batch.conn, batch.transactions)
         try:
-            database.obj.commit()
+            if rollback:
+                database.obj.rollback()
+            else:
+                database.obj.commit()
         except BaseException as error:  # noqa: BLE001 (raised in every caller)
             batch.error = error
             with contextlib.suppress(Exception):

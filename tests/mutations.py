@@ -56,10 +56,17 @@ MUTATIONS = [
         ("tests/service/test_group_commit.py",),
     ),
     Mutation(
+        "group-commit-keeps-a-failed-first-body",
+        "service/db.py",
+        "self._end_turn(batch, rollback=first and failure is not None)",
+        "self._end_turn(batch, rollback=False)",
+        ("tests/service/test_group_commit.py",),
+    ),
+    Mutation(
         "group-commit-body-without-savepoint",
         "service/db.py",
-        "            with database.atomic():  # a savepoint\n",
-        "            with contextlib.nullcontext():\n",
+        "with contextlib.nullcontext() if first else database.atomic():",
+        "with contextlib.nullcontext():",
         ("tests/service/test_group_commit.py",),
     ),
     Mutation(

@@ -140,6 +140,19 @@ def test_a_body_that_raises_rolls_back_only_its_own_changes(server):
     assert two.callbacks == [("a", True, False)]
 
 
+def test_a_first_body_that_raises_rolls_its_transaction_back(server):
+    from service import db
+
+    # Given a write alone in its transaction (it runs without a savepoint), failing
+    with db.connection(), pytest.raises(RuntimeError), db.write():
+        _add("first-fails")
+        raise RuntimeError("the only unit fails")
+    # Then its change is gone, and the next write commits in a transaction of its own
+    with db.connection(), db.write():
+        _add("first-after")
+    assert not _visible("first-fails") and _visible("first-after")
+
+
 def test_a_failed_commit_fails_every_caller_of_the_batch(server):
     from service import db
     from service.models import PostItem
