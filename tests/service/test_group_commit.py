@@ -213,3 +213,30 @@ def test_many_concurrent_read_then_write_units_lose_no_update(server, threads):
     # And writes did share commits (fewer transactions than units)
     assert batches < bodies, (batches, bodies)
     print(f"\n{bodies} units in {batches} commits ({bodies / batches:.1f} per commit)")
+
+
+def test_deliveries_due_together_share_commits(server, api, tenant):
+    from service import db
+    from tests.support import in_seconds, posts_pb2, timestamp
+
+    # Given posts all due in the same instant, made before it
+    due = timestamp(in_seconds(5))
+    made = [
+        api.create(
+            tenant,
+            text=f"due together {n}",
+            status=posts_pb2.STATUS_CHANGE_SCHEDULED,
+            scheduled_at=due,
+        ).post_id
+        for n in range(40)
+    ]
+    group = db.group
+    before = (group.batches, group.bodies)
+    # When the dispatcher and the worker threads deliver them
+    for post_id in made:
+        api.wait_published(tenant, post_id)
+    # Then their claims and results (two writes a post, at least) took fewer commits
+    batches, bodies = group.batches - before[0], group.bodies - before[1]
+    assert bodies >= 2 * len(made), (batches, bodies)
+    assert batches < bodies, (batches, bodies)
+    print(f"\n{len(made)} deliveries: {bodies} writes in {batches} commits")
