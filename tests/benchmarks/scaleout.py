@@ -344,7 +344,7 @@ def run(args) -> None:
         f"made due at once, {args.lead:g} s ahead, by one UPDATE; sandbox X adapter; posts/s "
         f"from the due time to the last publish, best of {args.rounds} round(s) (each round: "
         "its figure); lateness: published_at minus scheduled_at; efficiency: rate(N) / (N × "
-        "rate(1)); CPU s: CPU seconds each process tree used from the insert to the last "
+        "rate(1)); CPU s: CPU seconds each process tree used from the UPDATE to the last "
         "publish seen (PostgreSQL and Redis only when started for the run)"
     )
     for r in (r for rounds in deliveries.values() for r in rounds if r["made_due_late"] > 0):
@@ -389,7 +389,7 @@ def run(args) -> None:
     print(
         f"- this machine has {cores} cores, shared with other work (see the load average and "
         "busy neighbours above): with more processes than cores, and the load generator, "
-        "PostgreSQL and Redis on the same cores, figures beyond 2 processes measure "
+        f"PostgreSQL and Redis on the same cores, figures beyond {cores} processes measure "
         "sharing, not scaling"
     )
     for line in backends.notes:
