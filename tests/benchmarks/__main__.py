@@ -1,18 +1,21 @@
 """Runs every benchmark in turn (``make bench``), each printing Markdown ready to paste.
 
     python -m tests.benchmarks [--quick] [--million] [--external] [--fast-postgres]
-                               [--profile DIR] [--only rpc,delivery,scheduling,scale,rules]
-                               [--keep]
+                               [--profile DIR]
+                               [--only rpc,delivery,scheduling,scale,rules,scaleout] [--keep]
 
 --quick     shorter runs: RPC 1+4 s per run, 300 posts per delivery batch, 1,000 posts
-            due over 15 s, 100 calls per RPC and size, 3 rule checks per size
+            due over 15 s, 100 calls per RPC and size, 3 rule checks per size, 600
+            posts per scale-out run
 --million   the scale benchmark adds its 1,000,000-post run (several more minutes)
 --external  the delivery benchmark also runs on PostgreSQL + Redis, from
             POSTS_DATABASE_URL and POSTS_BROKER_URL in the environment, or
             else on a PostgreSQL (fsync, synchronous_commit, full_page_writes
-            on) and a Redis it starts for the run
---fast-postgres  with --external, the PostgreSQL started for the run has
-            fsync, synchronous_commit and full_page_writes off (not durable)
+            on) and a Redis it starts for the run; and the scale-out benchmark
+            (1, 2, 4 worker and server processes) runs, on the same kind of servers
+            (it always does when named in --only)
+--fast-postgres  with --external (or --only scaleout), the PostgreSQL started for
+            the run has fsync, synchronous_commit and full_page_writes off (not durable)
 --profile   attach py-spy to the service during the RPC and delivery runs
             (pip install py-spy first); stacks go to DIR, a summary is printed
 """
@@ -25,7 +28,9 @@ import sys
 import time
 import traceback
 
-BENCHMARKS = ("rpc", "delivery", "scheduling", "scale", "rules")
+BENCHMARKS = ("rpc", "delivery", "scheduling", "scale", "rules", "scaleout")
+#: Run by default only with --external: they need PostgreSQL + Redis.
+EXTERNAL_ONLY = ("scaleout",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--external",
         action="store_true",
-        help="delivery: also on PostgreSQL + Redis (from the environment)",
+        help="delivery: also on PostgreSQL + Redis (from the environment); scaleout too",
     )
     parser.add_argument(
         "--fast-postgres",
         action="store_true",
-        help="delivery --external: PostgreSQL without fsync (not durable)",
+        help="delivery --external, scaleout: PostgreSQL without fsync (not durable)",
     )
     parser.add_argument(
         "--profile",
@@ -52,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default=",".join(BENCHMARKS),
-        help=f"comma-separated, among {', '.join(BENCHMARKS)}",
+        default="",
+        help=f"comma-separated, among {', '.join(BENCHMARKS)} (default: all; "
+        f"{', '.join(EXTERNAL_ONLY)} only with --external)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()] or [
+        name for name in BENCHMARKS if args.external or name not in EXTERNAL_ONLY
+    ]
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             options.append("--million")
         if name == "delivery" and args.external:
             options.append("--external")
-        if name == "delivery" and args.fast_postgres:
+        if name in ("delivery", "scaleout") and args.fast_postgres:
             options.append("--fast-postgres")
         if name in ("rpc", "delivery") and args.profile:
             options += ["--profile", args.profile]

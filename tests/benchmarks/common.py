@@ -129,6 +129,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its descendants, children that have
+    exited and been waited for included (a PostgreSQL's backends, Dramatiq's
+    worker processes); NaN once ``pid`` is gone."""
+
+    def used(process: int) -> float:
+        try:
+            with open(f"/proc/{process}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            return 0.0
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    if not os.path.exists(f"/proc/{pid}"):
+        return float("nan")
+    return used(pid) + sum(used(child) for child in descendants(pid))
+
+
 def mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.0f} MiB"
 
@@ -456,12 +474,28 @@ class Children:
 
 
 def start_server(
-    children: Children, scratch: Scratch, extra: dict | None = None, name: str = "server"
+    children: Children,
+    scratch: Scratch,
+    extra: dict | None = None,
+    name: str = "server",
+    processes: int = 1,
 ) -> ServerProcess:
-    """``python -m service serve`` on a free port, waited for until SERVING."""
-    server = children.add(ServerProcess({**scratch.env, **(extra or {})}, scratch.log(name)))
+    """``python -m service serve`` on a free port, waited for until SERVING; with
+    ``processes`` > 1 (``serve --processes``), until each of them has logged that
+    it serves (the health check reaches only the one its connection lands on)."""
+    server = children.add(
+        ServerProcess({**scratch.env, **(extra or {})}, scratch.log(name), processes=processes)
+    )
     server.start()
     server.wait_serving(timeout=120)
+    deadline = time.monotonic() + 120
+    while processes > 1:
+        with open(server.log_path) as log:
+            if log.read().count(f"serving posts.v1.PostService on {server.address}") >= processes:
+                break
+        if time.monotonic() > deadline or server.popen.poll() is not None:
+            raise RuntimeError(f"not all {processes} server processes serve; see {server.log_path}")
+        time.sleep(0.1)
     return server
 
 
@@ -472,6 +506,56 @@ def start_echo(children: Children, scratch: Scratch, extra: dict | None = None) 
     children.add(echo).start()
     echo.wait_serving(timeout=60)
     return echo
+
+
+@dataclasses.dataclass
+class Backends:
+    """What ``external_backends`` set up: where the database came from, the data
+    directory and process ids of the servers it started, notes for the report."""
+
+    origin: str
+    data_dir: str = ""
+    pids: dict[str, int] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def external_backends(stack: contextlib.ExitStack, fast_postgres: bool, who: str) -> Backends:
+    """Points POSTS_DATABASE_URL and POSTS_BROKER_URL at a PostgreSQL and a Redis:
+    the ones the environment names, or else servers started for the run in
+    temporary directories (tests.backends), stopped with ``stack``; the
+    PostgreSQL durable unless ``fast_postgres``. The environment is put back
+    with ``stack`` too: a later benchmark in the same process must not find
+    the URLs of servers stopped since."""
+    from tests.backends import PostgresServer, RedisServer
+
+    saved = {name: os.environ.get(name) for name in ("POSTS_DATABASE_URL", "POSTS_BROKER_URL")}
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    stack.callback(restore)
+    if os.environ.get("POSTS_DATABASE_URL"):
+        found = Backends("from POSTS_DATABASE_URL")
+        if fast_postgres:
+            note(f"{who}: --fast-postgres has no effect on a server given by URL")
+    else:
+        postgres = stack.enter_context(PostgresServer(durable=not fast_postgres))
+        os.environ["POSTS_DATABASE_URL"] = postgres.create_database("posts_bench")
+        found = Backends(
+            "started for the run" + (", --fast-postgres" if fast_postgres else ""),
+            str(postgres.data),
+            {"PostgreSQL": postgres.process.pid},
+        )
+    if not os.environ.get("POSTS_BROKER_URL"):
+        redis = stack.enter_context(RedisServer())
+        os.environ["POSTS_BROKER_URL"] = redis.url
+        found.pids["Redis"] = redis.process.pid
+        found.notes.append("Redis started for the run (tests.backends)")
+    return found
 
 
 def run_child(module: str, args: list[str], env: dict | None = None, timeout: float = 900) -> dict:

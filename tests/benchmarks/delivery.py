@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 
-from tests.backends import PostgresServer, RedisServer
 from tests.benchmarks import profiling
 from tests.benchmarks.common import (
     Children,
@@ -45,6 +44,7 @@ from tests.benchmarks.common import (
     against_target,
     cpu_seconds,
     describe_database,
+    external_backends,
     footer,
     header,
     mib,
@@ -314,21 +314,9 @@ def run(args) -> None:
     rows = run_mode(args, external=False, notes=notes)
     if args.external:
         with contextlib.ExitStack() as servers:
-            # Without URLs in the environment, a PostgreSQL and a Redis of our own.
-            data_dir = ""
-            if os.environ.get("POSTS_DATABASE_URL"):
-                origin = "from POSTS_DATABASE_URL"
-                if args.fast_postgres:
-                    note("delivery: --fast-postgres has no effect on a server given by URL")
-            else:
-                postgres = servers.enter_context(PostgresServer(durable=not args.fast_postgres))
-                os.environ["POSTS_DATABASE_URL"] = postgres.create_database("posts_bench")
-                data_dir = str(postgres.data)
-                origin = "started for the run" + (", --fast-postgres" if args.fast_postgres else "")
-            if not os.environ.get("POSTS_BROKER_URL"):
-                os.environ["POSTS_BROKER_URL"] = servers.enter_context(RedisServer()).url
-                notes.append("Redis started for the run (tests.backends)")
-            rows += run_mode(args, external=True, notes=notes, origin=origin, data_dir=data_dir)
+            backends = external_backends(servers, args.fast_postgres, "delivery")
+            notes += backends.notes
+            rows += run_mode(args, True, notes, backends.origin, backends.data_dir)
     print()
     print(
         render(

@@ -8,6 +8,11 @@ percentiles (seconds), the answer size, and how busy the generator itself was
 (``client_cpu``: CPU seconds per wall second; near 1.0 means the generator,
 not the server, is the limit).
 
+``--channels K`` spreads the callers over K channels, each its own TCP
+connection (caller i on channel i mod K): the server processes of ``serve
+--processes`` share one port, and the kernel hands each connection, not each
+call, to one of them.
+
     python -m tests.benchmarks.loadgen --address 127.0.0.1:50051 --key KEY \
         --workspace wks_… --account acc_… --rpc GetPostStatus --posts ids.json
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import resource
@@ -93,15 +99,23 @@ async def run(args, post_ids: list[str]) -> dict:
     errors: dict[str, int] = {}
     sizes: list[int] = []
     issued = 0
-    async with grpc.aio.insecure_channel(args.address) as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-        method = getattr(posts_pb2_grpc.PostServiceStub(channel), args.rpc)
+    # A local subchannel pool each: channels to one address would share a connection.
+    options = [("grpc.use_local_subchannel_pool", 1)] if args.channels > 1 else []
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(args.address, options))
+            for _ in range(max(1, args.channels))
+        ]
+        for channel in channels:
+            await asyncio.wait_for(channel.channel_ready(), 30)
+        methods = [getattr(posts_pb2_grpc.PostServiceStub(c), args.rpc) for c in channels]
         start = time.perf_counter()
         measure_from = start + args.warmup
         end = measure_from + args.duration
 
         async def caller(i: int) -> None:
             nonlocal issued
+            method = methods[i % len(methods)]
             k = 0
             while True:
                 if args.count:
@@ -135,6 +149,7 @@ async def run(args, post_ids: list[str]) -> dict:
     return {
         "rpc": args.rpc,
         "concurrency": args.concurrency,
+        "channels": max(1, args.channels),
         "calls": len(latencies),
         "errors": sum(errors.values()),
         "error_kinds": errors,
@@ -162,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status", default="scheduled", choices=sorted(STATUS))
     parser.add_argument("--post-type", default="tweet", choices=sorted(POST_TYPE))
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--channels", type=int, default=1, help="connections to spread the callers over"
+    )
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--count", type=int, default=0, help="make this many calls, then stop")

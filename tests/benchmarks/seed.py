@@ -45,6 +45,7 @@ ITEM_FIELDS = [
     PostItem.text,
     PostItem.platform_post_id,
     PostItem.platform_url,
+    PostItem.send_handle,
     PostItem.published_at,
     PostItem.send_handle,
 ]
@@ -140,6 +141,7 @@ class Batch:
                 TEXT,
                 f"sbx_{post_id[4:]}" if published_us else "",
                 f"https://sandbox.invalid/x/bench/{post_id}" if published_us else "",
+                "",
                 published_us,
                 "",
             )
