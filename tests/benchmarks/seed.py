@@ -45,7 +45,6 @@ ITEM_FIELDS = [
     PostItem.text,
     PostItem.platform_post_id,
     PostItem.platform_url,
-    PostItem.send_handle,
     PostItem.published_at,
     PostItem.send_handle,
 ]
@@ -141,7 +140,6 @@ class Batch:
                 TEXT,
                 f"sbx_{post_id[4:]}" if published_us else "",
                 f"https://sandbox.invalid/x/bench/{post_id}" if published_us else "",
-                "",
                 published_us,
                 "",
             )
