@@ -10,7 +10,8 @@ import dramatiq
 
 class Batching(Protocol):
     """A broker that sends several messages at once: every broker
-    ``workers.broker.make_broker`` makes (over Redis, in one round trip)."""
+    ``workers.broker.make_broker`` makes (over Redis, in one round trip).
+    Without a delay: a delayed message goes through ``enqueue``."""
 
     def enqueue_all(self, messages: Sequence[dramatiq.Message]) -> None: ...
 
