@@ -27,6 +27,9 @@ from tests.support import DEFAULT_WAIT, in_seconds
 from posts.v1 import posts_pb2 as pb
 
 BATCH = 300
+#: One dispatcher round (workers.scheduler.BATCH): more than Redis takes under
+#: the memory limit the test sets.
+PART = 500
 
 # The ``server`` fixture (an in-process worker, its own scheduler kept idle)
 # serves the sweeper tests, which need a broker that can go down.
@@ -201,6 +204,33 @@ def test_a_batch_is_one_round_trip_to_redis(request, monkeypatch):
 # ------------------------------------------------------ a batch the broker missed
 
 
+def due_posts(tenant, count: int) -> list[str]:
+    """``count`` SCHEDULED posts due a second ago, written straight to the
+    database (as tests/workers/test_scheduler.py makes them); their ids."""
+    from service import db, ids, store
+    from service.models import Post, PostItem
+
+    now = db.utcnow()
+    made = []
+    with db.connection(), db.write():
+        for n in range(count):
+            post = Post.create(
+                id=ids.new(ids.POST),
+                workspace=tenant.workspace_id,
+                account=tenant.account_id,
+                platform="x",
+                post_type="tweet",
+                job_token=store.new_token(),
+                status="scheduled",
+                scheduled_at=now - dt.timedelta(seconds=1),
+                created_at=now,
+                updated_at=now,
+            )
+            PostItem.create(post=post.id, position=0, text=f"batch {n}")
+            made.append(post.id)
+    return made
+
+
 def scheduled_posts(api, tenant, count: int) -> list[str]:
     """``count`` posts due in a second, by the API; their ids."""
     return [
@@ -275,25 +305,25 @@ def test_a_batch_redis_takes_in_part_is_completed_by_the_sweeper(
         pytest.skip("Redis's memory limit")
     redis_server = request.getfixturevalue("redis_server")
     tenant = make_tenant("batch-part")
-    post_ids = scheduled_posts(api, tenant, 400)
+    post_ids = due_posts(tenant, PART)
     scheduler = Scheduler(actors.enqueue_all, interval=0.2, requeue_after=30.0)
     due = db.utcnow() + dt.timedelta(seconds=5)
     # When Redis refuses writes partway through the batch (its memory limit reached)
     with contextlib.closing(redis_server.client()) as own:
         used = own.info("memory")["used_memory"]
         own.config_set("maxmemory-policy", "noeviction")
-        own.config_set("maxmemory", used + 64 * 1024)
+        own.config_set("maxmemory", used + 192 * 1024)
         try:
-            assert scheduler.tick(due, sweep_too=False) == 400
+            assert scheduler.tick(due, sweep_too=False) == PART
         finally:
             own.config_set("maxmemory", 0)
     # Then the send failed, some of the messages stored and the rest not (none
     # is acked yet: the workers hold every delivery before its claim)
-    assert "enqueue of 400 posts failed; the sweeper will retry" in caplog.text
+    assert f"enqueue of {PART} posts failed; the sweeper will retry" in caplog.text
     assert "OutOfMemoryError" in caplog.text
     stored = stored_messages(redis_server)
-    assert 0 < stored < 400, stored
-    print(f"Redis stored {stored} of the batch of 400 before its memory limit")
+    assert 0 < stored < PART, stored
+    print(f"Redis stored {stored} of the batch of {PART} before its memory limit")
     # And the sweeper sends the posts still waiting, each delivered once
     held_claims.release()
     resend_and_deliver(api, tenant, ledger, post_ids, scheduler, due + dt.timedelta(seconds=60))
