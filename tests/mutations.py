@@ -274,6 +274,55 @@ MUTATIONS = [
         'NEW."workspace_id" AND "s"."state" = \'gone\'',
         ("tests/workers/test_event_webhooks.py",),
     ),
+    Mutation(
+        "redis-batch-skips-after-enqueue",
+        "workers/broker.py",
+        '                self.emit_after("enqueue", message, None)\n',
+        "                pass\n",
+        (
+            "tests/workers/test_batch_send.py::test_a_batch_reaches_the_queue_once_each_through_the_middleware",
+        ),
+        backends="postgres-redis",
+    ),
+    Mutation(
+        "redis-batch-drops-its-last-message",
+        "workers/broker.py",
+        "        refused = self._send_pipeline(ready)\n",
+        "        refused = self._send_pipeline(ready[:-1])\n",
+        (
+            "tests/workers/test_batch_send.py::test_a_batch_reaches_the_queue_once_each_through_the_middleware",
+        ),
+        backends="postgres-redis",
+    ),
+    Mutation(
+        "redis-batch-checks-its-script-first",
+        "workers/broker.py",
+        "            answers = pipeline.execute(raise_on_error=False)\n",
+        "            pipeline.scripts.add(script)\n"
+        "            answers = pipeline.execute(raise_on_error=False)\n",
+        ("tests/workers/test_batch_send.py::test_a_batch_is_one_round_trip_to_redis",),
+        backends="postgres-redis",
+    ),
+    Mutation(
+        "redis-batch-hides-a-refusal",
+        "workers/broker.py",
+        "        if refused:\n            raise refused[0][1]\n",
+        "",
+        (
+            "tests/workers/test_batch_send.py::test_a_batch_redis_takes_in_part_is_completed_by_the_sweeper",
+        ),
+        backends="postgres-redis",
+    ),
+    Mutation(
+        "batch-loop-drops-its-last-message",
+        "workers/broker.py",
+        "        for message in messages:\n            self.enqueue(message)\n",
+        "        for message in messages[:-1]:\n            self.enqueue(message)\n",
+        (
+            "tests/workers/test_batch_send.py::test_a_batch_reaches_the_queue_once_each_through_the_middleware",
+        ),
+        backends="sqlite,postgres-rabbitmq",
+    ),
 ]
 
 

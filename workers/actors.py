@@ -8,12 +8,13 @@ make a RabbitMQ broker of its own for it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 import dramatiq
 from dramatiq.middleware import TimeLimit
 
 from service.config import Config
-from workers import delivery, webhooks
+from workers import delivery, sending, webhooks
 
 DELIVERY_QUEUE = "deliveries"
 
@@ -65,3 +66,10 @@ def configure(config: Config, broker: dramatiq.Broker) -> None:
 def enqueue(post_id: str, token: str) -> None:
     """Sends the delivery message of a committed job."""
     _declared().send(post_id, token)
+
+
+def enqueue_all(jobs: Iterable[tuple[str, str]]) -> None:
+    """Sends the delivery messages of committed ``(post_id, token)`` jobs, in one
+    batch; raises the first failure, after which some may not have been sent
+    (their posts stay PENDING: the sweeper sends them again)."""
+    sending.send_all(_declared(), jobs)

@@ -25,7 +25,7 @@ def boot(config: Config, broker: dramatiq.Broker) -> scheduler.Scheduler:
     # that when it starts: only a real broker's queue needs watching.
     depth = None if config.embedded else queue_depth.probe(broker, actors.DELIVERY_QUEUE)
     return scheduler.Scheduler(
-        actors.enqueue,
+        actors.enqueue_all,
         config.dispatch_interval,
         requeue_after=config.requeue_after,
         queue_depth=depth,

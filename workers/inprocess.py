@@ -57,8 +57,7 @@ class InProcessDelivery:
     def start(self) -> None:
         if self._embedded:
             # The in-memory broker lost every message when the last process stopped.
-            for post_id, token in scheduler.recover_after_restart(db.utcnow()):
-                actors.enqueue(post_id, token)
+            actors.enqueue_all(scheduler.recover_after_restart(db.utcnow()))
             with db.connection():
                 service_webhooks.release_all(db.utcnow())
         self._worker.start()

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 
-Enqueue = Callable[[str, str], None]
+#: Sends the delivery messages of committed (post_id, token) jobs, in one batch
+#: (workers.actors.enqueue_all); raises when some may not have been sent.
+SendAll = Callable[[list[tuple[str, str]]], None]
 QueueDepth = Callable[[], "int | None"]
 
 #: Seconds: the least a message must have been out, with the queue empty, to
@@ -154,7 +156,7 @@ class Scheduler:
 
     def __init__(
         self,
-        enqueue: Enqueue,
+        send_all: SendAll,
         interval: float,
         requeue_after: float,
         sweep_every: float = 5.0,
@@ -165,7 +167,7 @@ class Scheduler:
         tell), asked once per sweep; without it a message counts as lost only
         after ``requeue_after``. ``event_retention``: seconds post events are
         kept; each sweep prunes older ones (None: kept for ever)."""
-        self._enqueue = enqueue
+        self._send_all = send_all
         self._interval = interval
         self._requeue_after = requeue_after
         self._sweep_every = sweep_every
@@ -195,11 +197,10 @@ class Scheduler:
             jobs = dispatch_due(now)
             if lost_after is not None:
                 jobs += sweep(now, lost_after)
-        for post_id, token in jobs:
-            try:
-                self._enqueue(post_id, token)
-            except Exception:  # the broker is down: the sweeper sends it again later
-                log.exception("enqueue of %s failed", post_id)
+        try:
+            self._send_all(jobs)
+        except Exception:  # the broker is down: the sweeper sends them again later
+            log.exception("enqueue of %d posts failed; the sweeper will retry", len(jobs))
         if sweep_too and self._event_retention is not None:
             # Small batches, each its own transaction: never a long write lock.
             events.prune(now - dt.timedelta(seconds=self._event_retention))

@@ -43,6 +43,7 @@ from google.protobuf import json_format
 
 from service import db, events, metrics, webhooks
 from service.config import Config
+from workers import sending
 from workers.adapters import http
 from workers.adapters.base import DeliveryError
 
@@ -171,10 +172,11 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     return _actor
 
 
-def enqueue(delivery_id: int, token: str) -> None:
+def enqueue_all(jobs: list[tuple[int, str]]) -> None:
+    """Sends the messages of claimed ``(delivery_id, token)`` outbox rows, in one batch."""
     if _actor is None:
         raise RuntimeError("no broker yet: call workers.broker.setup() or use() first")
-    _actor.send(delivery_id, token)
+    sending.send_all(_actor, jobs)
 
 
 def worker(broker: dramatiq.Broker, config: Config) -> dramatiq.Worker:
@@ -221,11 +223,10 @@ class Dispatcher:
         events.sequence(wait=False)
         with db.connection():
             jobs = webhooks.claim_due(now or db.utcnow(), _policy, BATCH)
-        for delivery_id, token in jobs:
-            try:
-                enqueue(delivery_id, token)
-            except Exception:  # the broker is down: the lease expires, it is claimed again
-                log.exception("enqueue of webhook row %s failed", delivery_id)
+        try:
+            enqueue_all(jobs)
+        except Exception:  # the broker is down: the lease expires, it is claimed again
+            log.exception("enqueue of %d webhook rows failed", len(jobs))
         return len(jobs)
 
     def _run(self) -> None:

@@ -318,7 +318,7 @@ def test_an_empty_queue_resends_each_message_once_per_quiet_period(make_tenant):
 
     sent: list[tuple[str, str]] = []
     scheduler = Scheduler(
-        lambda post_id, token: sent.append((post_id, token)),
+        sent.extend,
         interval=0.2,
         requeue_after=300.0,
         queue_depth=probe,
