@@ -1,8 +1,9 @@
 """The database: a deferred peewee database, initialised once from configuration.
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout; callers
-open a connection per unit of work (``database.connection_context()``) so no
-thread holds one for ever.
+take a pooled connection per unit of work (``connection()``) so no thread holds
+one for ever, except a server's handler threads, which keep theirs from call to
+call for a bounded time (``held_connection()``).
 """
 
 from __future__ import annotations
