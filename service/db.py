@@ -1,8 +1,9 @@
 """The database: a deferred peewee database, initialised once from configuration.
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout; callers
-open a connection per unit of work (``database.connection_context()``) so no
-thread holds one for ever.
+take a pooled connection per unit of work (``connection()``) so no thread holds
+one for ever, except a server's handler threads, which keep theirs from call to
+call for a bounded time (``held_connection()``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import logging
 import pathlib
 import re
 import threading
+import time
 import urllib.parse
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -42,19 +45,41 @@ _SQLITE_PRAGMAS = {
 }
 
 
-class _PostgresPool(PooledPostgresqlDatabase):
-    """peewee's pool, closing the connections it discards as broken.
+#: A pooled connection used less than this many seconds ago is handed out
+#: without asking the server whether it is still there.
+TRUSTED_SECONDS = 1.0
 
-    After a server restart the pool finds its connections dead and drops them
-    without closing their client side, which leaks them (psycopg warns).
+
+class _PostgresPool(PooledPostgresqlDatabase):
+    """peewee's pool, without a round trip per checkout, closing the connections
+    it discards as broken.
+
+    peewee pings (``SELECT 1``) every connection it hands out. Here only one
+    unused for TRUSTED_SECONDS or more is pinged; one used since then is
+    trusted on its client-side state (a broken one fails its next statement,
+    answered UNAVAILABLE, and is discarded on its way back). After a server
+    restart the pool finds its connections dead and drops them without closing
+    their client side, which leaks them (psycopg warns).
     """
 
+    def __init__(self, *args, **kwargs):
+        self.last_used: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        super().__init__(*args, **kwargs)
+
     def _is_closed(self, conn):
-        closed = super()._is_closed(conn)
+        used = self.last_used.get(conn)
+        if used is not None and time.monotonic() - used < TRUSTED_SECONDS:
+            closed = conn.closed or self._adapter.txn_status(conn) == self._adapter.txn_unknown
+        else:
+            closed = super()._is_closed(conn)
         if closed and not conn.closed:
             with contextlib.suppress(Exception):
                 conn.close()
         return closed
+
+    def _close(self, conn, close_conn=False):
+        self.last_used[conn] = time.monotonic()
+        super()._close(conn, close_conn)
 
 
 _initialised_url: str | None = None
@@ -583,6 +608,75 @@ def connection():
             yield
     else:
         yield
+
+
+#: How long a thread keeps a connection (``held_connection``) at most, and how
+#: long unused: then it goes back to the pool, whose checkout checks it.
+HOLD_SECONDS = 60.0
+
+
+class _Held:
+    """The pooled connection a thread keeps between units of work."""
+
+    def __init__(self, target: Any):  # a pool: peewee's _close, which its stubs leave out
+        self.target = target
+        self.conn = target.connection()
+        self.since = self.used = time.monotonic()
+        self.released = False
+
+    def __del__(self):
+        # The thread ended with it (its local storage is going): back to the pool.
+        if not self.released:
+            with contextlib.suppress(Exception):
+                self.target._close(self.conn)
+
+
+def _release_held() -> None:
+    held: _Held | None = getattr(_local, "held", None)
+    if held is None:
+        return
+    _local.held = None
+    held.released = True
+    with contextlib.suppress(Exception):
+        held.target.close()  # this thread's connection, back to the pool
+    last_used = getattr(held.target, "last_used", None)
+    if last_used is not None:
+        last_used[held.conn] = held.used  # not now: checked out again, it is checked if due
+
+
+@contextlib.contextmanager
+def held_connection():
+    """A connection for one unit of work that this thread keeps for the next:
+    a server's handler threads, which serve call after call, check one out of
+    the pool once, not once per call.
+
+    It goes back to the pool after a database error (the pool discards a broken
+    one), when unused for TRUSTED_SECONDS (the pool checks it on the next
+    checkout), after HOLD_SECONDS, and when the thread ends.
+    """
+    held: _Held | None = getattr(_local, "held", None)
+    now = time.monotonic()
+    if held is not None and (
+        held.target is not database.obj
+        or database.is_closed()  # closed on this thread by other code
+        or now - held.used >= TRUSTED_SECONDS
+        or now - held.since >= HOLD_SECONDS
+    ):
+        _release_held()
+        held = None
+    if held is None:
+        if not database.is_closed():  # inside a connection() of its own: use that one
+            yield
+            return
+        database.connect()
+        held = _local.held = _Held(database.obj)
+    try:
+        yield
+    except (peewee.DatabaseError, peewee.InterfaceError):
+        _release_held()
+        raise
+    finally:
+        held.used = time.monotonic()
 
 
 def utcnow() -> dt.datetime:

@@ -124,7 +124,8 @@ class PostServiceInterceptor(grpc.ServerInterceptor):
         ) or secrets.token_hex(8)
         with logs.bound(request_id=request_id[:64]):
             try:
-                with db.connection():
+                # Kept by the handler thread from call to call: no checkout per call.
+                with db.held_connection():
                     principal = self._authenticator.authenticate(authorization)
                     if len(principal.workspace_ids) == 1:
                         logs.bind(workspace=next(iter(principal.workspace_ids)))

@@ -18,7 +18,10 @@ echo then service, back to back.
   in turn, so a post comes round again only after every other one: the LRU
   has dropped its answer by then, and each call reads and encodes the post;
 - UpdatePost: a reschedule of a scheduled post (each caller its own posts);
-- CreatePost: a scheduled tweet, a day ahead.
+- CreatePost: a scheduled tweet, a day ahead;
+- both GetPostStatus rows again with ``--in-flight`` callers (32 by default),
+  beside an echo run with as many: the same reads, more of them waiting on
+  the server at once.
 
 Then, with ``--watchers`` (1,000 by default) idle WatchPostEvents streams held
 open on the service by another process (tests.benchmarks.watchers), the
@@ -26,9 +29,10 @@ cached GetPostStatus and UpdatePost runs again: unary throughput beside the
 same rows without them, and the service's memory per open stream (its RSS
 growth over the streams, divided by their number) and thread count.
 
-Targets: GetPostStatus at least 0.8x echo, UpdatePost at least 0.5x.
+Targets: GetPostStatus at least 0.8x echo under both load shapes, UpdatePost
+at least 0.5x.
 
-    python -m tests.benchmarks.rpc [--quick] [--concurrency 8] [--duration 10]
+    python -m tests.benchmarks.rpc [--quick] [--concurrency 8] [--in-flight 32] [--duration 10]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import datetime as dt
 import inspect
 import json
 import os
+import re
 import time
 
 import grpc
@@ -75,6 +80,8 @@ RUNS = (
     ("UpdatePost", "UpdatePost", "posts"),
     ("CreatePost", "CreatePost", "posts"),
 )
+#: The runs made again with ``--in-flight`` callers, their rows named with it.
+IN_FLIGHT_RUNS = ("GetPostStatus (cached answer)", "GetPostStatus (answer not cached)")
 TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5}
 #: The rows run again with idle watchers open.
 WATCHED_RUNS = ("GetPostStatus (cached answer)", "UpdatePost")
@@ -173,8 +180,17 @@ def make_scheduled_posts(address: str, tenant, count: int) -> list[str]:
     return ids
 
 
+def profile_path(directory: str, name: str) -> str:
+    """Where py-spy's stacks of the service during row ``name`` go."""
+    return os.path.join(directory, f"rpc-{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}.txt")
+
+
 def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, read top down
-    t0 = header(f"1. RPC throughput and latency (closed loop, concurrency {args.concurrency})")
+    t0 = header(
+        f"1. RPC throughput and latency (closed loop, concurrency {args.concurrency}"
+        + (f"; the reads also {args.in_flight} in flight" if args.in_flight else "")
+        + ")"
+    )
     scratch = Scratch("rpc").open()
     describe_database(scratch)
     tenant = scratch.tenant()
@@ -185,11 +201,21 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
         "posts": "GetPostStatus (answers partly cached)" if args.posts > cache else None,
         "cold": "GetPostStatus (answers may be cached)" if cold_posts - 1 <= cache else None,
     }
-    runs = [
+    named = [
         ((renamed[pool] if rpc == "GetPostStatus" else None) or name, rpc, pool)
         for name, rpc, pool in RUNS
     ]
-    get_name = {pool: name for name, rpc, pool in runs if rpc == "GetPostStatus"}
+    get_name = {pool: name for name, rpc, pool in named if rpc == "GetPostStatus"}
+    # Each run: its row's name, the RPC, its pool of posts, and how many callers.
+    runs = [(name, rpc, pool, args.concurrency) for name, rpc, pool in named]
+    if args.in_flight:
+        # Right after the same reads with --concurrency callers, before any write.
+        last = max(i for i, (base, _, _) in enumerate(RUNS) if base in IN_FLIGHT_RUNS)
+        runs[last + 1 : last + 1] = [
+            (f"{name}, {args.in_flight} in flight", rpc, pool, args.in_flight)
+            for (name, rpc, pool), (base, _, _) in zip(named, RUNS, strict=True)
+            if base in IN_FLIGHT_RUNS
+        ]
     results: dict[tuple[str, str], dict] = {}
     with Children() as children:
         server = start_server(children, scratch)
@@ -204,16 +230,15 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
             files[pool] = os.path.join(scratch.dir, f"{pool}.json")
             with open(files[pool], "w") as out:
                 json.dump(ids, out)
-        for name, rpc, pool in runs:
+        for name, rpc, pool, callers in runs:
             for target, process in (("echo", echo), ("service", server)):
                 note(f"rpc: {name} against {target} for {args.warmup}+{args.duration} s")
                 spy = None
                 if args.profile and target == "service":
-                    slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
                     spy = profiling.record(
                         process.popen.pid,
                         args.warmup + args.duration,
-                        os.path.join(args.profile, f"rpc-{slug}.txt"),
+                        profile_path(args.profile, name),
                     )
                 cpu0, wall0 = cpu_seconds(process.popen.pid), time.monotonic()
                 # Laid out by hand: flags beside their values.
@@ -221,7 +246,7 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
                 results[name, target] = run_child("tests.benchmarks.loadgen", [
                     "--address", process.address, "--key", tenant.key,
                     "--workspace", tenant.workspace_id, "--account", tenant.account_id,
-                    "--rpc", rpc, "--posts", files[pool], "--concurrency", args.concurrency,
+                    "--rpc", rpc, "--posts", files[pool], "--concurrency", callers,
                     "--warmup", args.warmup, "--duration", args.duration,
                 ])
                 # fmt: on
@@ -239,7 +264,7 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
             time.sleep(1)  # settle before reading the resident set
             rss1, threads1 = status_field(pid, "VmRSS"), status_field(pid, "Threads")
             watched["memory"] = (rss0, rss1, threads0, threads1)
-            for name, rpc, pool in runs:
+            for name, rpc, pool, _ in runs:
                 if name not in WATCHED_RUNS:
                     continue
                 note(f"rpc: {name} against service with {args.watchers} watchers")
@@ -259,7 +284,7 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
     scratch.close(keep=args.keep)
 
     rows = []
-    for name, rpc, _ in runs:
+    for name, rpc, _, _ in runs:
         s, e = results[name, "service"], results[name, "echo"]
         target = TARGETS.get(rpc)
         versus = (
@@ -308,13 +333,15 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
     def cpu(key: str) -> str:
         return ", ".join(
             f"{name} {results[name, 'service'][key]:.2f}/{results[name, 'echo'][key]:.2f}"
-            for name, _, _ in runs
+            for name, *_ in runs
         )
 
     cached = results[get_name["posts"], "service"]
     cold = results[get_name["cold"], "service"]
     print(
-        f"- load generator: grpc.aio, {args.concurrency} callers, {args.warmup} s warm-up + "
+        f"- load generator: grpc.aio, {args.concurrency} callers"
+        + (f" ({args.in_flight} on the rows that say so)" if args.in_flight else "")
+        + f", {args.warmup} s warm-up + "
         f"{args.duration} s measured per run, in its own process; the echo run comes right "
         "before the service's for each row"
     )
@@ -348,9 +375,8 @@ def run(args) -> dict:  # noqa: C901 - one benchmark, measured then reported, re
         f"load generator {cpu('client_cpu')} (1.00 = one core busy)"
     )
     if args.profile:
-        for name, _, _ in runs:
-            slug = name.replace(" (", "-").replace(" ", "-").rstrip(")")
-            path = os.path.join(args.profile, f"rpc-{slug}.txt")
+        for name, *_ in runs:
+            path = profile_path(args.profile, name)
             print(
                 f"- py-spy, {name}, share of request-thread wall time: {profiling.describe(path)}"
             )
@@ -414,7 +440,14 @@ def parser() -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="shorter runs (1 + 4 s per RPC)")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=8, help="callers of every row (8)")
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=32,
+        help="callers of the GetPostStatus rows made again, each beside its own echo run "
+        "with as many (32; 0: none)",
+    )
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run (10)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run (2)")
     p.add_argument(

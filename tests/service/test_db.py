@@ -120,3 +120,79 @@ def test_after_commit_runs_once_the_outermost_write_commits_and_never_on_rollbac
             db.after_commit(lambda: ran.append("rolled back"))
             raise RuntimeError("the unit fails")
         assert ran == ["kept"]
+
+
+# ------------------------------------------------- connections: held and pooled
+
+
+def test_a_held_connection_serves_unit_after_unit_and_goes_back_when_its_thread_ends(
+    server, monkeypatch
+):
+    import gc
+
+    import peewee
+
+    from service import db
+    from tests.support import wait_for
+
+    target = db.database.obj
+    returned = []
+    give_back = target._close
+
+    def recorded(conn, *args, **kwargs):
+        returned.append(conn)
+        return give_back(conn, *args, **kwargs)
+
+    monkeypatch.setattr(target, "_close", recorded)
+    seen = []
+
+    def units():
+        for _ in range(3):
+            with db.held_connection():
+                db.database.execute_sql("SELECT 1").fetchall()
+                seen.append(db.database.connection())
+        # A database error gives it back at once (the pool checks it on its way in)
+        with pytest.raises(peewee.DatabaseError), db.held_connection():
+            db.database.execute_sql("SELECT * FROM no_such_table")
+        seen.append(db.database.is_closed())
+        with db.held_connection():
+            seen.append(db.database.connection())
+        seen.append(list(returned))
+
+    thread = threading.Thread(target=units)
+    thread.start()
+    thread.join()
+    first, second, third, closed, after_error, returned_meanwhile = seen
+    assert first is second is third  # one checkout for the three units
+    assert closed and first in returned_meanwhile
+    # Held once its unit ended, until the thread ends
+    times = returned_meanwhile.count(after_error)
+    wait_for(lambda: gc.collect() is not None and returned.count(after_error) > times, timeout=5)
+
+
+def test_a_connection_used_within_trusted_seconds_is_handed_out_without_a_ping(server):
+    from service import db
+
+    if db.is_sqlite():
+        pytest.skip("SQLite's pool sends nothing on a checkout")
+    shared = db.database.obj
+    # A pool of its own, on the same database: no other thread takes its connection.
+    pool = db._PostgresPool(
+        shared.database, max_connections=2, prefer_psycopg3=True, **shared.connect_params
+    )
+    pings = []
+    ping = pool._adapter.is_connection_closed
+    pool._adapter.is_connection_closed = lambda conn: pings.append(conn) or ping(conn)
+    try:
+        for _ in range(4):
+            with pool.connection_context():
+                pool.execute_sql("SELECT 1").fetchall()
+        assert pings == []  # handed out again within the second: no round trip
+        # Unused for longer, it is asked first
+        for conn in list(pool.last_used):
+            pool.last_used[conn] -= 2 * db.TRUSTED_SECONDS
+        with pool.connection_context():
+            pool.execute_sql("SELECT 1").fetchall()
+        assert len(pings) == 1
+    finally:
+        pool.close_all()

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import grpc
 import pytest
@@ -435,6 +436,50 @@ def test_a_revoked_key_is_refused_by_every_server_within_a_second(
             message="both servers to refuse the revoked key",
         )
         assert refused
+
+
+def test_a_cached_key_and_answer_cost_a_call_its_version_read_and_no_checkout(
+    server, api, make_tenant, monkeypatch
+):
+    tenant = make_tenant("polled")
+    post = api.create(tenant, text="polled")
+    target = db.database.obj
+    statements: list[str] = []
+    checkouts: list[str] = []
+
+    def on_a_handler_thread() -> bool:
+        return threading.current_thread().name.startswith("rpc")
+
+    def record(query) -> None:
+        if on_a_handler_thread():
+            statements.append(query.sql)
+
+    checkout = target._connect
+
+    def counted_checkout():
+        if on_a_handler_thread():
+            checkouts.append(threading.current_thread().name)
+        return checkout()
+
+    monkeypatch.setattr(target, "query_hooks", [record])
+    monkeypatch.setattr(target, "_connect", counted_checkout)
+    for _ in range(10):  # the key checks out, the answer is encoded, threads hold connections
+        api.get(tenant, post.post_id)
+    statements.clear()
+    checkouts.clear()
+    # When a client polls the post
+    calls, started = 50, time.monotonic()
+    for _ in range(calls):
+        api.get(tenant, post.post_id)
+    elapsed = time.monotonic() - started
+    # Then the key is read once a second (the cache's documented lifetime), not per call
+    key_reads = [sql for sql in statements if 'FROM "api_key" ' in sql]
+    assert len(key_reads) <= elapsed / 1.0 + 1, (len(key_reads), elapsed)
+    # and each call reads its post's version, nothing else
+    versions = [sql for sql in statements if '"api_key' not in sql]
+    assert len(versions) == calls and {'"version"' in sql for sql in versions} == {True}
+    # on the connection its handler thread holds (a thread's first call checks one out)
+    assert len(checkouts) <= server.config.max_workers < calls, checkouts
 
 
 @contextlib.contextmanager
