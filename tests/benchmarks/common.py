@@ -231,8 +231,22 @@ def header(title: str) -> float:
         f"load average at start {loadavg()}"
         + (f"; busy neighbours: {', '.join(busy_neighbours())}" if busy_neighbours() else "")
     )
+    settings = service_settings()
+    if settings:
+        print(f"- service settings from the environment: {settings}")
     sys.stdout.flush()
     return time.monotonic()
+
+
+def service_settings() -> str:
+    """The POSTS_* variables this run's environment sets for every process it
+    starts (POSTS_GROUP_COMMIT=1, say), URLs and secrets left out."""
+    hidden = ("POSTS_DATABASE_URL", "POSTS_BROKER_URL", "POSTS_SECRET_KEY")
+    return ", ".join(
+        f"{name}={value}"
+        for name, value in sorted(os.environ.items())
+        if name.startswith("POSTS_") and name not in hidden
+    )
 
 
 #: SQLite's ``PRAGMA synchronous`` values.
