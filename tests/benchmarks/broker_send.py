@@ -22,6 +22,7 @@ import time
 import dramatiq
 
 from tests.backends import RedisServer
+from tests.benchmarks.common import broker_settings, footer, header
 
 
 def messages(count: int) -> list[dramatiq.Message]:
@@ -97,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--broker-url", default="", help="else a Redis started for the run")
     args = parser.parse_args(argv)
+    t0 = header("Sending delivery messages to Redis: one by one, or pipelined")
     with contextlib.ExitStack() as stack:
         url = args.broker_url or stack.enter_context(RedisServer()).url
+        print(f"- broker: {broker_settings(url)}\n")
         run(url, args.count, args.rounds)
+    footer(t0)
 
 
 if __name__ == "__main__":
