@@ -366,11 +366,13 @@ class GroupCommit:
         finally:
             _restore(saved)
             self._batch = None
-            self.batches += 1
-            self.bodies += batch.bodies
+            if not rollback:  # a first body that failed alone committed nothing
+                self.batches += 1
+                self.bodies += batch.bodies
             self._turn.release()
             batch.done.release()
-        metrics.group_commit(batch.bodies)
+        if not rollback:
+            metrics.group_commit(batch.bodies)
 
 
 class _Batch:
