@@ -167,6 +167,25 @@ MUTATIONS = [
         ("tests/service/test_rules.py",),
     ),
     Mutation(
+        "marks-sorted-pieces-joined-unsorted",
+        "service/rules.py",
+        'return "".join("".join(by_class[ccc]) for ccc in sorted(by_class))',
+        'return "".join("".join(by_class[ccc]) for ccc in by_class)',
+        (
+            (
+                "tests/service/test_rules.py::"
+                "test_a_hostile_item_costs_linear_time[combining-marks-out-of-order-x]"
+            ),
+        ),
+    ),
+    Mutation(
+        "marks-pieces-of-a-class-out-of-order",
+        "service/rules.py",
+        'by_class[ccc].append("".join(chars))',
+        'by_class[ccc].insert(0, "".join(chars))',
+        ("tests/service/test_rules.py::test_sorting_runs_of_combining_marks_gives_the_same_nfc",),
+    ),
+    Mutation(
         "second-server-never-started",
         "service/server.py",
         "        for i in range(processes)\n",

@@ -427,11 +427,13 @@ def test_cutting_runs_of_regional_indicators_finds_the_same_clusters(monkeypatch
 
 
 def test_sorting_runs_of_combining_marks_gives_the_same_nfc(monkeypatch):
-    # Sorts every run of 2 marks or more, so that short texts exercise it; U+0897 is
-    # a mark newer than unicodedata's tables, which count it as a starter
+    # Sorts every run of 2 marks or more, 3 marks a piece, so that short texts
+    # exercise it; U+0897 is a mark newer than unicodedata's tables, which count it
+    # as a starter
     monkeypatch.setattr(
         rules, "_LONG_MARK_RUN", regex.compile(f"(?<!{rules._MARK}){rules._MARK}{{2,}}")
     )
+    monkeypatch.setattr(rules, "_SORT_PIECE", 3)
     alphabet = [
         "\u0301",
         "\u0316",
