@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from service import db, events, lifecycle, metrics
 from service.lifecycle import Event, Job, Outcome, Policy, Status
-from service.models import LoadedPost, Post
+from service.models import LoadedPost, Post, with_items
 
 _policy = Policy()
 
@@ -164,15 +164,39 @@ def job(post_id: str, token: str, status: Status) -> Post | None:
     return rows[0] if rows else None
 
 
-def apply_job(post_id: str, token: str, event: Event, now: dt.datetime, **decision) -> Post | None:
+def claim(post_id: str, token: str, now: dt.datetime) -> LoadedPost | None:
+    """A worker's claim (PENDING with ``token`` -> PROCESSING): the post as written
+    with its items, read once for the event's snapshot and the delivery alike
+    (a PROCESSING post's items change only by its worker); None when it is not
+    this job's."""
+    post = job(post_id, token, Status.PENDING)
+    if post is None:
+        return None
+    loaded = with_items(post)
+    return loaded if apply(post, Event.CLAIM, now, loaded=loaded) else None
+
+
+def apply_job(
+    post_id: str,
+    token: str,
+    event: Event,
+    now: dt.datetime,
+    *,
+    items: list | None = None,
+    **decision,
+) -> Post | None:
     """A worker's event: applied only while ``token`` is the post's job token and
     the post is in the status the event expects (PENDING for a claim, else
-    PROCESSING); the post as written, or None when it is not this job's."""
+    PROCESSING); the post as written, or None when it is not this job's.
+
+    ``items``: the post's items as they stand in this transaction, when the
+    worker has them (the event's snapshot reads them otherwise)."""
     expected = Status.PENDING if event is Event.CLAIM else Status.PROCESSING
     post = job(post_id, token, expected)
     if post is None:
         return None
-    return post if apply(post, event, now, **decision) else None
+    loaded = LoadedPost(post, items) if items is not None else None
+    return post if apply(post, event, now, loaded=loaded, **decision) else None
 
 
 def _set(post: Post, job: Job) -> None:

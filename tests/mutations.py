@@ -186,6 +186,13 @@ MUTATIONS = [
         ("tests/service/test_rules.py::test_sorting_runs_of_combining_marks_gives_the_same_nfc",),
     ),
     Mutation(
+        "published-snapshot-without-the-live-item",
+        "workers/delivery.py",
+        "            item.platform_post_id, item.platform_url = published.platform_post_id, published.url\n",
+        "            pass\n",
+        ("tests/service/test_events.py::test_each_path_gives_exactly_its_events_in_order",),
+    ),
+    Mutation(
         "second-server-never-started",
         "service/server.py",
         "        for i in range(processes)\n",

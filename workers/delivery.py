@@ -22,7 +22,7 @@ from service import db, lifecycle, logs, metrics, posts, rules, store
 from service.codec import encode_post
 from service.config import Config
 from service.lifecycle import Event, Status
-from service.models import Post, PostItem, micros
+from service.models import LoadedPost, Post, PostItem, micros
 from workers import credentials, pacing
 from workers.adapters import adapter_for
 from workers.adapters.base import (
@@ -97,16 +97,17 @@ def _deliver(post_id: str, token: str) -> None:
     for hook in hooks.before_claim:
         hook(post_id, token)
     with db.connection():
-        post = claim(post_id, token, db.utcnow())
+        loaded = claim(post_id, token, db.utcnow())
         for hook in hooks.after_claim:
-            hook(post_id, token, post is not None)
-        if post is None:
+            hook(post_id, token, loaded is not None)
+        if loaded is None:
             log.info("dropped message for %s: token %s is no longer current", post_id, token)
             metrics.stale_message()
             return
+        post = loaded.post
         logs.bind(workspace=post.workspace_id, network=post.platform, attempt=post.attempts)
         try:
-            _send_items(post, Lease(post_id, token))
+            _send_items(loaded, Lease(post_id, token))
         except LeaseLost:
             log.warning("lost %s while delivering (token %s)", post_id, token)
         except BaseException as exc:
@@ -123,14 +124,14 @@ def _deliver(post_id: str, token: str) -> None:
                 raise
 
 
-def claim(post_id: str, token: str, now: dt.datetime) -> Post | None:
-    """PENDING with this token -> PROCESSING; the claimed post, or None.
+def claim(post_id: str, token: str, now: dt.datetime) -> LoadedPost | None:
+    """PENDING with this token -> PROCESSING; the claimed post with its items, or None.
 
     The read holds the row (the write lock on SQLite, FOR UPDATE on PostgreSQL)
     and the write is a compare-and-set on its version, so one claim wins.
     """
     with db.write():
-        return store.apply_job(post_id, token, Event.CLAIM, now)
+        return store.claim(post_id, token, now)
 
 
 class Lease:
@@ -228,8 +229,8 @@ def _broken_rules(post: Post, loaded: posts.LoadedPost) -> str:
     return "; ".join(f"{k}: {d}" for k, v in violations.items() for d in rules.descriptions(v))
 
 
-def _send_items(post: Post, lease: Lease) -> None:
-    loaded = posts.with_items(post)
+def _send_items(loaded: LoadedPost, lease: Lease) -> None:
+    post = loaded.post
     post_id, token = post.id, lease.token
     account = posts.post_account(post)
     broken = _broken_rules(post, loaded)
@@ -306,7 +307,7 @@ def _send_items(post: Post, lease: Lease) -> None:
                 resolvable=False,
             )
         finished = index == len(loaded.items) - 1  # the last item finishes the post
-        _record_live(item, published, post_id, token, finish=finished)
+        _record_live(loaded, item, published, token, finish=finished)
         reply_to = published.platform_post_id
     if not finished:  # every item was already live
         _end(post_id, token, Event.SUCCEED)
@@ -345,22 +346,36 @@ def _send_one(adapter, item: PostItem, request: ItemRequest, lease: Lease) -> Pu
 
 
 def _record_live(
-    item: PostItem, published: Published, post_id: str, token: str, finish: bool
+    loaded: LoadedPost, item: PostItem, published: Published, token: str, finish: bool
 ) -> None:
-    """Records an item live and, after the last, the post PUBLISHED, in one transaction.
+    """Records ``item`` (one of ``loaded``'s) live and, after the last, the post
+    PUBLISHED, in one transaction.
 
     The item is recorded whatever else happens (it *is* live): if the lease was
     lost meanwhile, or finishing fails, the item still commits.
     """
+    post_id = loaded.post.id
     now = db.utcnow()
     failure = None
     with db.write():
-        _LIVE.execute(published.platform_post_id, published.url, micros(now), item.id, "")
+        recorded = _LIVE.execute(
+            published.platform_post_id, published.url, micros(now), item.id, ""
+        )
+        if recorded:  # as written, so the event's snapshot need not read the items again
+            item.platform_post_id, item.platform_url = published.platform_post_id, published.url
+            item.published_at = now
         written = None
         try:
             with db.database.atomic():  # a savepoint: a failed finish keeps the item
                 event = Event.SUCCEED if finish else Event.ITEM_LIVE
-                written = store.apply_job(post_id, token, event, now, item_index=item.position)
+                written = store.apply_job(
+                    post_id,
+                    token,
+                    event,
+                    now,
+                    item_index=item.position,
+                    items=loaded.items if recorded else None,
+                )
         except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
             failure = exc
         if written is None:

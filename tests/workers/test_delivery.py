@@ -26,10 +26,9 @@ def record_last_item_live(post_id: str, token: str):
     from workers.adapters.base import Published
 
     with db.connection():
-        last = posts.load(post_id).items[-1][0]
-        delivery._record_live(
-            last, Published("net-2", "https://net/2"), post_id, token, finish=True
-        )
+        loaded = posts.load(post_id)
+        last = loaded.items[-1][0]
+        delivery._record_live(loaded, last, Published("net-2", "https://net/2"), token, finish=True)
 
 
 def state(post_id: str):
@@ -90,10 +89,11 @@ def test_an_item_recorded_live_is_never_overwritten(api, tenant):
         record_last_item_live(post_id, token="first-worker")
     # When a second worker (a take-over that sent again) records another result for it
     with db.connection():
-        last = posts.load(post_id).items[-1][0]
+        loaded = posts.load(post_id)
+        last = loaded.items[-1][0]
     with pytest.raises(delivery.LeaseLost), db.connection():
         delivery._record_live(
-            last, Published("net-other", "https://net/other"), post_id, "second-worker", finish=True
+            loaded, last, Published("net-other", "https://net/other"), "second-worker", finish=True
         )
     # Then the first result stands
     _, live = state(post_id)
