@@ -182,6 +182,34 @@ class Tenant:
         )
 
 
+def stored_posts(tenant: Tenant, count: int, text: str, **columns) -> dict[str, str]:
+    """``count`` one-item X tweets of ``tenant`` with the lifecycle ``columns``
+    given, written straight to the database in one transaction: states the API
+    cannot make (a lease expired, a message lost long ago), or many posts at
+    once. Their events are not written. {post_id: job token}."""
+    from service import db, ids, store
+    from service.models import Post, PostItem
+
+    now = db.utcnow()
+    made = {}
+    with db.connection(), db.write():
+        for n in range(count):
+            post = Post.create(
+                id=ids.new(ids.POST),
+                workspace=tenant.workspace_id,
+                account=tenant.account_id,
+                platform="x",
+                post_type="tweet",
+                job_token=store.new_token(),
+                created_at=now,
+                updated_at=now,
+                **columns,
+            )
+            PostItem.create(post=post.id, position=0, text=f"{text} {n}")
+            made[post.id] = post.job_token
+    return made
+
+
 def _request(message_type, tenant: Tenant | None, fields: dict):
     fields = dict(fields)
     if tenant is not None:

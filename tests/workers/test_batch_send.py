@@ -21,7 +21,7 @@ from collections.abc import Callable
 import dramatiq
 import pytest
 
-from tests.support import DEFAULT_WAIT, in_seconds
+from tests.support import DEFAULT_WAIT, in_seconds, stored_posts
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -205,30 +205,11 @@ def test_a_batch_is_one_round_trip_to_redis(request, monkeypatch):
 
 
 def due_posts(tenant, count: int) -> list[str]:
-    """``count`` SCHEDULED posts due a second ago, written straight to the
-    database (as tests/workers/test_scheduler.py makes them); their ids."""
-    from service import db, ids, store
-    from service.models import Post, PostItem
+    """``count`` SCHEDULED posts due a second ago, written straight to the database; their ids."""
+    from service import db
 
-    now = db.utcnow()
-    made = []
-    with db.connection(), db.write():
-        for n in range(count):
-            post = Post.create(
-                id=ids.new(ids.POST),
-                workspace=tenant.workspace_id,
-                account=tenant.account_id,
-                platform="x",
-                post_type="tweet",
-                job_token=store.new_token(),
-                status="scheduled",
-                scheduled_at=now - dt.timedelta(seconds=1),
-                created_at=now,
-                updated_at=now,
-            )
-            PostItem.create(post=post.id, position=0, text=f"batch {n}")
-            made.append(post.id)
-    return made
+    due = db.utcnow() - dt.timedelta(seconds=1)
+    return list(stored_posts(tenant, count, "batch", status="scheduled", scheduled_at=due))
 
 
 def scheduled_posts(api, tenant, count: int) -> list[str]:

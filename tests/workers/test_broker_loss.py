@@ -44,7 +44,7 @@ from tests.processes import (
     provision_webhook_tenant,
     run_cli,
 )
-from tests.support import Api, wait_for
+from tests.support import Api, stored_posts, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -276,30 +276,12 @@ def test_the_probe_counts_in_memory_and_cannot_tell_without_a_broker():
 def pending_posts(tenant, count: int, sent_ago: float) -> dict[str, str]:
     """``count`` PENDING posts whose message went out ``sent_ago`` seconds ago;
     returns {post_id: job token}."""
-    from service import db, ids, store
-    from service.models import Post, PostItem
+    from service import db
 
-    now = db.utcnow()
-    sent = now - dt.timedelta(seconds=sent_ago)
-    made = {}
-    with db.connection(), db.write():
-        for n in range(count):
-            post = Post.create(
-                id=ids.new(ids.POST),
-                workspace=tenant.workspace_id,
-                account=tenant.account_id,
-                platform="x",
-                post_type="tweet",
-                job_token=store.new_token(),
-                status="pending",
-                queued_at=sent,
-                next_attempt_at=sent,
-                created_at=now,
-                updated_at=now,
-            )
-            PostItem.create(post=post.id, position=0, text=f"quiet {n}")
-            made[post.id] = post.job_token
-    return made
+    sent = db.utcnow() - dt.timedelta(seconds=sent_ago)
+    return stored_posts(
+        tenant, count, "quiet", status="pending", queued_at=sent, next_attempt_at=sent
+    )
 
 
 def test_an_empty_queue_resends_each_message_once_per_quiet_period(make_tenant):

@@ -99,32 +99,24 @@ def test_an_error_text_is_logged_with_its_urls_cut_to_scheme_host_and_path():
 def test_a_post_failed_by_the_sweeper_is_logged_too(make_tenant, caplog):
     import datetime as dt
 
-    from service import db, ids, store
-    from service.models import Post, PostItem
-    from tests.support import wait_for
+    from service import db
+    from tests.support import stored_posts, wait_for
     from workers.scheduler import sweep
 
     caplog.set_level(logging.INFO)
     tenant = make_tenant("outcome-sweeper")
     # Given a post whose worker died on its last attempt (its lease has expired)
     now = db.utcnow()
-    with db.connection(), db.write():
-        post = Post.create(
-            id=ids.new(ids.POST),
-            workspace=tenant.workspace_id,
-            account=tenant.account_id,
-            platform="x",
-            post_type="tweet",
-            job_token=store.new_token(),
-            status="processing",
-            attempts=5,
-            last_attempt_at=now - dt.timedelta(seconds=120),
-            lease_expires_at=now - dt.timedelta(seconds=1),
-            queued_at=now - dt.timedelta(seconds=180),
-            created_at=now,
-            updated_at=now,
-        )
-        PostItem.create(post=post.id, position=0, text="its worker died")
+    [post_id] = stored_posts(
+        tenant,
+        1,
+        "its worker died",
+        status="processing",
+        attempts=5,
+        last_attempt_at=now - dt.timedelta(seconds=120),
+        lease_expires_at=now - dt.timedelta(seconds=1),
+        queued_at=now - dt.timedelta(seconds=180),
+    )
     # When a sweeper takes it over (this one, or the server's own)
     with db.connection():
         sweep(db.utcnow(), requeue_after=300.0)
@@ -133,11 +125,11 @@ def test_a_post_failed_by_the_sweeper_is_logged_too(make_tenant, caplog):
         lambda: [
             (r.levelname, r.getMessage())
             for r in caplog.records
-            if r.name == "workers.delivery" and post.id in r.getMessage()
+            if r.name == "workers.delivery" and post_id in r.getMessage()
         ],
         timeout=10,
     )
     assert len(line) == 1 and line[0][0] == "WARNING", line
     assert line[0][1].startswith(
-        f"delivery of {post.id} (x, attempt 5 of 5): FAILED DELIVERY_CRASHED: "
+        f"delivery of {post_id} (x, attempt 5 of 5): FAILED DELIVERY_CRASHED: "
     ), line

@@ -26,6 +26,8 @@ import threading
 
 import pytest
 
+from tests.support import stored_posts
+
 pytestmark = pytest.mark.server_env(POSTS_DISPATCH_INTERVAL="3600")
 
 PER_KIND = 40
@@ -48,8 +50,7 @@ MOVE_CAUSES = {cause for _, cause, _ in MOVES.values()}
 
 def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
     """``count`` posts in the state ``kind`` names; returns {post_id: job token}."""
-    from service import db, ids, store
-    from service.models import Post, PostItem
+    from service import db
 
     now = db.utcnow()
 
@@ -67,23 +68,7 @@ def make_posts(tenant, kind: str, count: int) -> dict[str, str]:
                     "lease_expires_at": ago(1), "queued_at": ago(180), "next_attempt_at": None},
     }
     # fmt: on
-    made = {}
-    with db.connection(), db.write():
-        for n in range(count):
-            post = Post.create(
-                id=ids.new(ids.POST),
-                workspace=tenant.workspace_id,
-                account=tenant.account_id,
-                platform="x",
-                post_type="tweet",
-                job_token=store.new_token(),
-                created_at=now,
-                updated_at=now,
-                **states[kind],
-            )
-            PostItem.create(post=post.id, position=0, text=f"{kind} {n}")
-            made[post.id] = post.job_token
-    return made
+    return stored_posts(tenant, count, kind, **states[kind])
 
 
 def history(post_ids) -> dict[str, list]:
