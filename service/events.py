@@ -75,13 +75,15 @@ WEBHOOK_NAMES = {
 }
 
 
-_POST = db.Compiled(lambda post_id: Post.select().where(Post.id == post_id))
+def recorded(event: Event, before: Status | None) -> bool:
+    """Whether ``event`` on a post in ``before`` is recorded (and so reads its items)."""
+    return not (event in _UNRECORDED or (event is Event.RESTART and before is Status.PENDING))
 
 
 def event_type(event: Event, before: Status | None, after: Status) -> int:
     """The PostEventType of ``event`` moving a post from ``before`` to ``after``;
     UNSPECIFIED for an event that is not recorded."""
-    if event in _UNRECORDED or (event is Event.RESTART and before is Status.PENDING):
+    if not recorded(event, before):
         return T.POST_EVENT_TYPE_UNSPECIFIED
     if event is Event.CREATE:
         return T.POST_EVENT_TYPE_CREATED
@@ -128,8 +130,6 @@ def record(
     if kind == T.POST_EVENT_TYPE_UNSPECIFIED:
         return
     if loaded is None:
-        if len(post.__data__) < len(Post._meta.fields):  # read in part (the dispatcher's)
-            post = _POST.rows(Post, post.id)[0]  # as this transaction wrote it
         loaded = load_items([post])[0]
     snapshot = PostEvent.snapshot.db_value(codec.encode_post(loaded).SerializeToString())
     kinds = [kind]

@@ -193,6 +193,13 @@ MUTATIONS = [
         ("tests/service/test_events.py::test_each_path_gives_exactly_its_events_in_order",),
     ),
     Mutation(
+        "due-snapshot-of-the-post-before-the-move",
+        "workers/scheduler.py",
+        "{each.post.id: each for each in load_items(found)}",
+        "{each.post.id: each for each in load_items(candidates.rows(Post, expected.value, *params))}",
+        ("tests/service/test_events.py::test_each_path_gives_exactly_its_events_in_order",),
+    ),
+    Mutation(
         "second-server-never-started",
         "service/server.py",
         "        for i in range(processes)\n",

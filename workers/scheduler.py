@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 
 from service import db, events, store
-from service.lifecycle import Event, Job, Status
-from service.models import Post, micros
+from service.lifecycle import Event, Status
+from service.models import Post, load_items, micros
 from workers import delivery
 from workers.adapters import adapter_class
 
@@ -51,15 +51,13 @@ class Hooks:
 hooks = Hooks()
 
 
-# What a move needs: the version for its compare-and-set, the lifecycle columns
-# the decision reads, the platform for a take-over's fence.
-_COLUMNS = (Post.id, Post.version, Post.platform, *(getattr(Post, name) for name in Job.fields()))
-
-# The posts each mover looks for, oldest first, up to a limit. The rows are
+# The posts each mover looks for, oldest first, up to a limit, whole (the version
+# for the compare-and-set, the lifecycle columns the decision reads, the platform
+# for a take-over's fence, the rest for the event's snapshot). The rows are
 # claimed as they are read: SKIP LOCKED on PostgreSQL, the write lock on SQLite.
 _DUE = db.Compiled(
     lambda scheduled, now, limit: db.claimable(
-        Post.select(*_COLUMNS)
+        Post.select()
         .where((Post.status == scheduled) & (Post.scheduled_at <= now))
         .order_by(Post.scheduled_at)
         .limit(limit)
@@ -67,7 +65,7 @@ _DUE = db.Compiled(
 )
 _RETRY_DUE = db.Compiled(
     lambda pending, now, limit: db.claimable(
-        Post.select(*_COLUMNS)
+        Post.select()
         .where(
             (Post.status == pending)
             & (Post.next_attempt_at <= now)
@@ -79,7 +77,7 @@ _RETRY_DUE = db.Compiled(
 )
 _LOST = db.Compiled(
     lambda pending, now, sent_before, limit: db.claimable(
-        Post.select(*_COLUMNS)
+        Post.select()
         .where(
             (Post.status == pending)
             & (Post.next_attempt_at <= now)
@@ -91,7 +89,7 @@ _LOST = db.Compiled(
 )
 _EXPIRED = db.Compiled(
     lambda processing, now, limit: db.claimable(
-        Post.select(*_COLUMNS)
+        Post.select()
         .where((Post.status == processing) & (Post.lease_expires_at <= now))
         .limit(limit)
     )
@@ -107,9 +105,16 @@ def _requeue(candidates: db.Compiled, params: tuple, expected: Status, event: Ev
     """
     jobs, ended = [], []
     with db.write():
-        for post in candidates.rows(Post, expected.value, *params):
+        found = candidates.rows(Post, expected.value, *params)
+        # The events' snapshots need the items: one read for the lot, not one per post.
+        loaded = (
+            {each.post.id: each for each in load_items(found)}
+            if events.recorded(event, expected)
+            else {}
+        )
+        for post in found:
             wait = _fence(post.platform) if event is Event.TAKE_OVER else 0.0
-            outcome = store.apply(post, event, now, wait=wait)
+            outcome = store.apply(post, event, now, wait=wait, loaded=loaded.get(post.id))
             if outcome is not None and outcome.enqueue:
                 jobs.append((post.id, post.job_token))
             if outcome is not None and expected is Status.PROCESSING:
@@ -257,9 +262,9 @@ def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
 
 
 _QUEUED = db.Compiled(
-    lambda pending, now: Post.select(*_COLUMNS).where(
+    lambda pending, now: Post.select().where(
         (Post.status == pending)
         & ((Post.next_attempt_at <= now) | (Post.queued_at >= Post.next_attempt_at))
     )
 )
-_IN_FLIGHT = db.Compiled(lambda processing: Post.select(*_COLUMNS).where(Post.status == processing))
+_IN_FLIGHT = db.Compiled(lambda processing: Post.select().where(Post.status == processing))
