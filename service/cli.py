@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import pathlib
 import shutil
+import signal
 import sys
 
 from service import admin, crypto, db, logs, migrations, platforms
@@ -101,56 +103,65 @@ def main(argv: list[str] | None = None, *, wire: Wire) -> int:
         crypto.configure(config)
         if args.command != "migrate":
             admin.check_database(config)
-        if args.command == "serve":
-            from service.server import serve, serve_processes
-
-            if args.processes > 1:
-                return serve_processes(config, args.processes, wire)
-            serve(config, wire)
-            return 0
-        if args.command == "migrate":
-            applied = migrations.migrate()
-            print(
-                f"schema at version {migrations.current_version()}"
-                f" (applied: {', '.join(map(str, applied)) or 'none'})",
-                file=sys.stderr,
-            )
-        elif args.command == "demo":
-            print(_demo(config))
-        elif args.thing == "workspace":
-            print(admin.create_workspace(args.name))
-        elif args.thing == "key":
-            _key(args)
-        elif args.thing == "secrets":
-            accounts, subscriptions = admin.rotate_secrets()
-            print(
-                f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
-                f" of {subscriptions} webhook subscription(s) with the first secret key"
-            )
-        else:
-            given = _secrets(args)
-            print(
-                admin.create_account(
-                    args.workspace,
-                    args.platform,
-                    args.handle,
-                    base_url=args.base_url,
-                    token=given["token"],
-                    refresh_token=given["refresh-token"],
-                    client_id=given["client-id"],
-                    client_secret=given["client-secret"],
-                    sandbox=args.sandbox,
-                )
-            )
+        return _run(args, config, wire)
     except (ConfigError, admin.AdminError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`admin key list | head`): end as a shell tool ends
+        # on SIGPIPE, with nothing more written to the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except db.SETUP_ERRORS as error:
         problem = db.setup_problem(error)
         if problem is None:
             raise
         print(f"error: {problem}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace, config: Config, wire: Wire) -> int:
+    """The command itself, on a database already opened and checked."""
+    if args.command == "serve":
+        from service.server import serve, serve_processes
+
+        if args.processes > 1:
+            return serve_processes(config, args.processes, wire)
+        serve(config, wire)
+    elif args.command == "migrate":
+        applied = migrations.migrate()
+        print(
+            f"schema at version {migrations.current_version()}"
+            f" (applied: {', '.join(map(str, applied)) or 'none'})",
+            file=sys.stderr,
+        )
+    elif args.command == "demo":
+        print(_demo(config))
+    elif args.thing == "workspace":
+        print(admin.create_workspace(args.name))
+    elif args.thing == "key":
+        _key(args)
+    elif args.thing == "secrets":
+        accounts, subscriptions = admin.rotate_secrets()
+        print(
+            f"re-encrypted the credentials of {accounts} account(s) and the signing secrets"
+            f" of {subscriptions} webhook subscription(s) with the first secret key"
+        )
+    else:
+        given = _secrets(args)
+        print(
+            admin.create_account(
+                args.workspace,
+                args.platform,
+                args.handle,
+                base_url=args.base_url,
+                token=given["token"],
+                refresh_token=given["refresh-token"],
+                client_id=given["client-id"],
+                client_secret=given["client-secret"],
+                sandbox=args.sandbox,
+            )
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -369,6 +370,25 @@ def test_key_create_expires_and_revoke(env):
     assert again.returncode == 0 and "was already revoked at" in again.stdout
     unknown = run(env, "admin", "key", "revoke", "key_01ABCDEFGHJKMNPQRSTVWXYZ00")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: no key key_01")
+
+
+def test_a_listing_whose_reader_has_gone_ends_quietly(env):
+    # `admin key list | head -1`, the reader gone before the listing is written
+    workspace = _workspace(env)
+    for _ in range(3):
+        assert run(env, "admin", "key", "create", "--workspace", workspace).returncode == 0
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "service", "admin", "key", "list", "--workspace", workspace],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    listing.stdout.close()
+    stderr = listing.stderr.read().decode()
+    listing.stderr.close()
+    assert listing.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert stderr == ""
 
 
 def test_the_demo_lines_work_as_pasted(env, tmp_path):
