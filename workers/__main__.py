@@ -25,6 +25,12 @@ try:
 except ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+except db.SETUP_ERRORS as error:  # the database out of reach or not set up: one line
+    problem = db.setup_problem(error)
+    if problem is None:
+        raise
+    print(f"error: {problem}", file=sys.stderr)
+    sys.exit(2)
 finally:
     db.close()  # the worker processes are forked: none may share this one's connections
 

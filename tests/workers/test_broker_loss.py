@@ -24,6 +24,7 @@ import datetime as dt
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -328,6 +329,30 @@ def test_an_empty_queue_resends_each_message_once_per_quiet_period(make_tenant):
     # Then, the queue still empty one quiet period on, once more (a copy that
     # arrives after the post's claim is dropped there)
     assert sweep(now + dt.timedelta(seconds=2.5)) == sorted(posts.items())
+
+
+def test_python_m_workers_with_its_database_out_of_reach_says_so_in_one_line(tmp_path):
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "workers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "POSTS_VAR_DIR": str(tmp_path),
+            "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts",
+            "POSTS_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+            "POSTS_SECRET_KEY": "workers-secret-key-0123456789abcdef-01234",
+        },
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and f"127.0.0.1:{port}" in line, line
 
 
 def test_python_m_workers_without_a_broker_refuses_to_start(tmp_path):
