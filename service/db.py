@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.parse
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import peewee
@@ -513,13 +513,11 @@ class Compiled:
             # Resolving the cursor's columns to fields is peewee's other per-call cost.
             fields = [model._meta.columns[d[0]] for d in cursor.description]
             self._columns[key] = fields
-        found = []
-        for row in cursor.fetchall():
-            instance: Any = model(__no_default__=1)  # with our _read, which Model lacks
-            instance._read = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
-            instance.__data__ = dict(instance._read)
-            found.append(instance)
-        return found
+        return [row_of(model, fields, row) for row in cursor.fetchall()]
+
+    def tuples(self, *params) -> list[tuple]:
+        """The selected rows as the database answers them."""
+        return database.execute_sql(self.sql(*params), params).fetchall()
 
     def value(self, *params):
         """The first column of the first row selected, or None."""
@@ -529,6 +527,14 @@ class Compiled:
     def execute(self, *params) -> int:
         """Runs a write; the number of rows it changed."""
         return database.execute_sql(self.sql(*params), params).rowcount
+
+
+def row_of(model: type[_Row], fields: Sequence[peewee.Field], values: Sequence) -> _Row:
+    """A ``model`` instance of ``fields``' database ``values``, as peewee would make it."""
+    instance: Any = model(__no_default__=1)  # with our _read, which Model lacks
+    instance._read = {f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)}
+    instance.__data__ = dict(instance._read)
+    return instance
 
 
 _inserts: dict[tuple, Compiled] = {}

@@ -252,19 +252,16 @@ def etag(post: Post) -> str:
     return hashlib.sha256(f"{post.id}:{post.version}".encode()).hexdigest()[:20]
 
 
+# Items with their media, one row per medium (an item without any: one row, its
+# media columns NULL), in order.
+_ITEM_FIELDS = PostItem._meta.sorted_fields
+_MEDIA_FIELDS = Media._meta.sorted_fields
 _ITEMS = db.Compiled(
     lambda *post_ids: (
-        PostItem.select()
+        PostItem.select(*_ITEM_FIELDS, *_MEDIA_FIELDS)
+        .join(Media, peewee.JOIN.LEFT_OUTER)
         .where(PostItem.post.in_(post_ids))
-        .order_by(PostItem.post, PostItem.position)
-    )
-)
-_MEDIA = db.Compiled(
-    lambda *post_ids: (
-        Media.select(Media)
-        .join(PostItem)
-        .where(PostItem.post.in_(post_ids))
-        .order_by(Media.item, Media.position)
+        .order_by(PostItem.post, PostItem.position, Media.position)
     )
 )
 
@@ -289,14 +286,16 @@ def load_items(posts: Sequence[Post]) -> list[LoadedPost]:
         ]
     if not posts:
         return []
-    post_ids = [p.id for p in posts]
-    items = _ITEMS.rows(PostItem, *post_ids)
-    media: dict[int, list[Media]] = {}
-    for m in _MEDIA.rows(Media, *post_ids):
-        media.setdefault(m.item_id, []).append(m)
+    split = len(_ITEM_FIELDS)
     by_post: dict[str, list] = {}
-    for item in items:
-        by_post.setdefault(item.post_id, []).append((item, media.get(item.id, [])))
+    item: PostItem | None = None
+    media: list[Media] = []
+    for row in _ITEMS.tuples(*(p.id for p in posts)):
+        if item is None or row[0] != item.id:
+            item, media = db.row_of(PostItem, _ITEM_FIELDS, row[:split]), []
+            by_post.setdefault(item.post_id, []).append((item, media))
+        if row[split] is not None:  # the item has a medium (its id)
+            media.append(db.row_of(Media, _MEDIA_FIELDS, row[split:]))
     return [LoadedPost(p, by_post.get(p.id, [])) for p in posts]
 
 

@@ -200,6 +200,20 @@ MUTATIONS = [
         ("tests/service/test_events.py::test_each_path_gives_exactly_its_events_in_order",),
     ),
     Mutation(
+        "media-run-on-into-the-next-item",
+        "service/models.py",
+        "            item, media = db.row_of(PostItem, _ITEM_FIELDS, row[:split]), []\n",
+        "            item = db.row_of(PostItem, _ITEM_FIELDS, row[:split])\n",
+        ("tests/service/test_scenarios.py::test_each_item_keeps_its_own_media_in_order",),
+    ),
+    Mutation(
+        "media-read-in-reverse",
+        "service/models.py",
+        ".order_by(PostItem.post, PostItem.position, Media.position)",
+        ".order_by(PostItem.post, PostItem.position, -Media.position)",
+        ("tests/service/test_scenarios.py::test_each_item_keeps_its_own_media_in_order",),
+    ),
+    Mutation(
         "second-server-never-started",
         "service/server.py",
         "        for i in range(processes)\n",

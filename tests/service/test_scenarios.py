@@ -81,6 +81,32 @@ def test_a_post_created_to_publish_goes_live(api, tenant, ledger):
     assert send.platform_post_id == live.platform_post_id
 
 
+def test_each_item_keeps_its_own_media_in_order(api, tenant):
+    # Items with none, one and several media, in two posts read singly and together
+    threads = [
+        [
+            item("a"),
+            item("b", [image(3), image(1), image(2)]),
+            item("c", [image(4)]),
+            item("d", [image(6), image(5)]),
+        ],
+        [item("e", [image(7)]), item("f")],
+    ]
+    created = [
+        api.create(tenant, post_type=pb.POST_TYPE_THREAD, items=items, status=DRAFT)
+        for items in threads
+    ]
+
+    def media(post: pb.Post) -> list[list[str]]:
+        return [[m.url for m in each.media] for each in post.items]
+
+    expected = [[[m.url for m in each.media] for each in items] for items in threads]
+    assert [media(post) for post in created] == expected
+    assert [media(api.get(tenant, post.post_id)) for post in created] == expected
+    listed = {post.post_id: media(post) for post in api.list_all(tenant)}
+    assert [listed[post.post_id] for post in created] == expected
+
+
 def test_a_thread_is_published_item_by_item_as_replies(api, tenant, ledger):
     thread = api.create(
         tenant,
