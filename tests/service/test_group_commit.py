@@ -8,6 +8,8 @@ ends it; B then runs its body in A's transaction while the test looks on.
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 import time
 
@@ -48,6 +50,25 @@ def _wait_for(condition, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.001)
 
 
+def _waits_for_its_turn(thread: threading.Thread | None) -> bool:
+    """Whether ``thread`` waits in GroupCommit._take_turn, already counted as waiting.
+    (The server's own writers, its dispatcher's, may be waiting too: the count
+    alone cannot tell B from them.)"""
+    from service.db import GroupCommit
+
+    code = GroupCommit._take_turn.__code__
+    lines, first = inspect.getsourcelines(GroupCommit._take_turn)
+    acquire = first + next(n for n, line in enumerate(lines) if "self._turn.acquire()" in line)
+    if thread is None or thread.ident is None:
+        return False
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code is code:
+            return frame.f_lineno >= acquire
+        frame = frame.f_back
+    return False
+
+
 class _Two:
     """Threads A and B writing, B's body held until ``release``."""
 
@@ -61,6 +82,7 @@ class _Two:
         self.returned: dict[str, object] = {}
         self.callbacks: list[tuple[str, bool, bool]] = []
         self._b_body = b_body
+        self.b_thread: threading.Thread | None = None  # started once A has its turn
 
     def a(self, name: str) -> None:
         from service import db
@@ -72,7 +94,7 @@ class _Two:
                     lambda: self.callbacks.append(("a", _visible(name), _visible(name + "-b")))
                 )
                 # A's turn ends once B waits for one.
-                _wait_for(lambda: self.group._waiting > 0, "B to wait for its turn")
+                _wait_for(lambda: _waits_for_its_turn(self.b_thread), "B to wait for its turn")
             self.returned["a"] = "ok"
         except Exception as error:  # noqa: BLE001 (the test looks at it)
             self.returned["a"] = error
@@ -93,7 +115,7 @@ class _Two:
         a = threading.Thread(target=self.a, args=(name,))
         a.start()
         _wait_for(self.group._turn.locked, "A to take its turn")
-        b = threading.Thread(target=self.b, args=(name,))
+        b = self.b_thread = threading.Thread(target=self.b, args=(name,))
         b.start()
         assert self.b_running.wait(10)
         # B runs its body in A's transaction: A has not returned, nothing is committed.
