@@ -49,6 +49,7 @@ TOKEN = "kill-token"
 ENV = {
     # A killed worker's post is taken over at the next sweep after this.
     "POSTS_LEASE_SECONDS": "4",
+    "POSTS_SWEEP_INTERVAL": "0.5",
     "POSTS_RETRY_BASE": "0.1",
     "POSTS_MAX_ATTEMPTS": "10",
     "POSTS_DISPATCH_INTERVAL": "0.05",
