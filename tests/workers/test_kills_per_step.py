@@ -36,7 +36,6 @@ from tests.processes import (
     ServerProcess,
     WorkerProcess,
     provision_tenant,
-    run_cli,
 )
 from tests.support import Api, wait_for
 from workers.adapters.youtube import CHUNK
@@ -196,8 +195,7 @@ def test_a_worker_killed_at_each_step_leaves_the_post_live_once(
         redis.flush()
         env["POSTS_DATABASE_URL"] = postgres.create_database(f"kill_{network.platform}_{step}")
         env["POSTS_BROKER_URL"] = redis.url_for(3)
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "killed", *network.account(fake))
+    tenant = provision_tenant(env, "killed", *network.account(fake), migrate=True)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = (
         WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=2)
