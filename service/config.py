@@ -51,6 +51,8 @@ class Config:
     #: together (service.db.GroupCommit); 1: each its own transaction.
     group_commit: int = 32
     dispatch_interval: float = 0.2
+    #: Seconds between sweeper rounds (lost messages, expired leases, old events).
+    sweep_interval: float = 5.0
     lease_seconds: float = 60.0
     requeue_after: float = 300.0
     max_attempts: int = 5
@@ -148,6 +150,7 @@ class Config:
             worker_threads=_number(env, "POSTS_WORKER_THREADS", cls.worker_threads, int),
             group_commit=_number(env, "POSTS_GROUP_COMMIT", cls.group_commit, int),
             dispatch_interval=_number(env, "POSTS_DISPATCH_INTERVAL", cls.dispatch_interval, float),
+            sweep_interval=_number(env, "POSTS_SWEEP_INTERVAL", cls.sweep_interval, float),
             lease_seconds=_number(env, "POSTS_LEASE_SECONDS", cls.lease_seconds, float),
             requeue_after=_number(env, "POSTS_REQUEUE_AFTER", cls.requeue_after, float),
             max_attempts=_number(env, "POSTS_MAX_ATTEMPTS", cls.max_attempts, int),

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from tests.backends import PostgresServer
-from tests.processes import ROOT, ServerProcess, provision_tenant, run_cli
+from tests.processes import ROOT, ServerProcess, provision_tenant
 from tests.support import Api
 
 # isort: split
@@ -48,8 +48,7 @@ def test_json_lines_carry_the_request_and_the_delivery_they_belong_to(tmp_path):
             "POSTS_SECRET_KEY": SECRET_KEY,
             "POSTS_LOG_FORMAT": "json",
         }
-        assert run_cli(env, "migrate").returncode == 0
-        tenant = provision_tenant(env, "logs")
+        tenant = provision_tenant(env, "logs", migrate=True)
         server = ServerProcess(env, str(tmp_path / "server.log"))
         try:
             server.start()

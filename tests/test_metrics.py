@@ -17,7 +17,6 @@ from tests.processes import (
     WorkerProcess,
     free_port,
     provision_tenant,
-    run_cli,
 )
 from tests.support import Api, wait_for
 
@@ -57,8 +56,7 @@ def test_an_embedded_server_counts_its_rpcs_transitions_and_deliveries(tmp_path)
         "POSTS_SECRET_KEY": SECRET_KEY,
         "POSTS_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "metrics")
+    tenant = provision_tenant(env, "metrics", migrate=True)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     try:
         server.start()
@@ -117,8 +115,7 @@ def test_several_server_and_worker_processes_add_up_on_their_endpoints(tmp_path)
             "POSTS_SECRET_KEY": SECRET_KEY,
             "POSTS_VAR_DIR": str(tmp_path),
         }
-        assert run_cli(env, "migrate").returncode == 0
-        tenant = provision_tenant(env, "metrics")
+        tenant = provision_tenant(env, "metrics", migrate=True)
         server = ServerProcess(
             {**env, "POSTS_METRICS_LISTEN": f"127.0.0.1:{server_metrics}"},
             str(tmp_path / "server.log"),

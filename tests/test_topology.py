@@ -27,7 +27,6 @@ from tests.processes import (
     ServerProcess,
     WorkerProcess,
     provision_webhook_tenant,
-    run_cli,
 )
 from tests.support import timestamp, wait_for
 
@@ -67,9 +66,8 @@ def topology(tmp_path):
             "POSTS_DISPATCH_INTERVAL": "0.2",
             "POSTS_MAX_WORKERS": "8",
         }
-        assert run_cli(env, "migrate").returncode == 0
         tenant = provision_webhook_tenant(
-            env, "topology", hook.base_url + "/hooks/topology", "topology-hook"
+            env, "topology", hook.base_url + "/hooks/topology", "topology-hook", migrate=True
         )
         key, account = tenant.key, tenant.account_id
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from tests.backends import PostgresServer, RedisServer
-from tests.processes import ServerProcess, WorkerProcess, provision_tenant, run_cli, status_field
+from tests.processes import ServerProcess, WorkerProcess, provision_tenant, status_field
 from tests.support import DEFAULT_WAIT, Failure, Tenant, wait_for
 
 # isort: split
@@ -126,8 +126,7 @@ def test_draining_ends_streams_unavailable_and_they_resume_on_a_new_server(tmp_p
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_SECRET_KEY": SECRET_KEY,
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "drain")
+    tenant = provision_tenant(env, "drain", migrate=True)
     first = ServerProcess(env, str(tmp_path / "server-1.log"))
     second = ServerProcess(env, str(tmp_path / "server-2.log"))
     watches: list[Watch] = []
@@ -187,8 +186,7 @@ def test_a_server_process_holds_a_thousand_streams_on_under_50_threads(tmp_path)
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_SECRET_KEY": SECRET_KEY,
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "thousand")
+    tenant = provision_tenant(env, "thousand", migrate=True)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     try:
         server.start()
@@ -247,8 +245,7 @@ def test_a_watcher_on_one_server_sees_every_event_made_through_another_and_by_wo
             "POSTS_VAR_DIR": str(tmp_path),
             "POSTS_MAX_WORKERS": "8",
         }
-        assert run_cli(env, "migrate").returncode == 0
-        tenant = provision_tenant(env, "watch")
+        tenant = provision_tenant(env, "watch", migrate=True)
         servers = [ServerProcess(env, str(tmp_path / f"server-{i}.log")) for i in range(2)]
         workers = [
             WorkerProcess(env, str(tmp_path / f"worker-{i}.log"), threads=4) for i in range(2)

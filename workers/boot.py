@@ -28,6 +28,7 @@ def boot(config: Config, broker: dramatiq.Broker) -> scheduler.Scheduler:
         actors.enqueue_all,
         config.dispatch_interval,
         requeue_after=config.requeue_after,
+        sweep_every=config.sweep_interval,
         queue_depth=depth,
         event_retention=config.event_retention_days * 86400,
     )

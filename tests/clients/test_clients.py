@@ -19,7 +19,7 @@ import subprocess
 import grpc
 import pytest
 
-from tests.processes import ROOT, ServerProcess, provision_tenant, run_cli
+from tests.processes import ROOT, ServerProcess, provision_tenant
 from tests.support import refused
 
 # isort: split
@@ -207,8 +207,7 @@ def live(tmp_path_factory):
         "POSTS_DATABASE_URL": f"sqlite:///{var}/posts.db",
         "POSTS_SECRET_KEY": SECRET_KEY,
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "clients")
+    tenant = provision_tenant(env, "clients", migrate=True)
     server = ServerProcess(env, str(var / "server.log")).start()
     try:
         server.wait_serving()

@@ -43,7 +43,6 @@ from tests.processes import (
     free_port,
     provision_tenant,
     provision_webhook_tenant,
-    run_cli,
 )
 from tests.support import Api, stored_posts, wait_for
 
@@ -120,8 +119,9 @@ def loss(broker, tmp_path, postgres_server):
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_MAX_WORKERS": "8",
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_webhook_tenant(env, "loss", hook.base_url + "/hooks/loss", HOOK_SECRET)
+    tenant = provision_webhook_tenant(
+        env, "loss", hook.base_url + "/hooks/loss", HOOK_SECRET, migrate=True
+    )
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=2, threads=4)
     try:
@@ -395,8 +395,7 @@ def test_the_logs_say_in_one_line_each_when_the_broker_is_lost_and_reached_again
         "POSTS_SECRET_KEY": SECRET_KEY,
         "POSTS_VAR_DIR": str(tmp_path),
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "broker-log")
+    tenant = provision_tenant(env, "broker-log", migrate=True)
     where = logs.redact(broker.url)
     server_log, workers_log = tmp_path / "server.log", tmp_path / "workers.log"
     server = ServerProcess(env, str(server_log), processes=2)

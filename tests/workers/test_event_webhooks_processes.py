@@ -19,7 +19,6 @@ from tests.processes import (
     ServerProcess,
     WorkerProcess,
     provision_tenant,
-    run_cli,
 )
 from tests.support import Api, Tenant, call, wait_for
 
@@ -91,8 +90,7 @@ def test_a_worker_killed_mid_send_loses_no_event(
         "POSTS_VAR_DIR": str(tmp_path),
     }
     redis_server.flush()
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "killed")
+    tenant = provision_tenant(env, "killed", migrate=True)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=4)
     try:
@@ -155,8 +153,7 @@ def test_several_worker_processes_send_each_event_once(
         "POSTS_VAR_DIR": str(tmp_path),
         "POSTS_LEASE_SECONDS": "30",
     }
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, f"many-{broker}")
+    tenant = provision_tenant(env, f"many-{broker}", migrate=True)
     subscriber.delay = 0.02  # each send takes a while: more chances to overlap
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = WorkerProcess(env, str(tmp_path / "workers.log"), processes=3, threads=4)

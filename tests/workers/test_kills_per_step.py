@@ -36,7 +36,6 @@ from tests.processes import (
     ServerProcess,
     WorkerProcess,
     provision_tenant,
-    run_cli,
 )
 from tests.support import Api, wait_for
 from workers.adapters.youtube import CHUNK
@@ -49,6 +48,7 @@ TOKEN = "kill-token"
 ENV = {
     # A killed worker's post is taken over at the next sweep after this.
     "POSTS_LEASE_SECONDS": "4",
+    "POSTS_SWEEP_INTERVAL": "0.5",
     "POSTS_RETRY_BASE": "0.1",
     "POSTS_MAX_ATTEMPTS": "10",
     "POSTS_DISPATCH_INTERVAL": "0.05",
@@ -195,8 +195,7 @@ def test_a_worker_killed_at_each_step_leaves_the_post_live_once(
         redis.flush()
         env["POSTS_DATABASE_URL"] = postgres.create_database(f"kill_{network.platform}_{step}")
         env["POSTS_BROKER_URL"] = redis.url_for(3)
-    assert run_cli(env, "migrate").returncode == 0
-    tenant = provision_tenant(env, "killed", *network.account(fake))
+    tenant = provision_tenant(env, "killed", *network.account(fake), migrate=True)
     server = ServerProcess(env, str(tmp_path / "server.log"))
     workers = (
         WorkerProcess(env, str(tmp_path / "workers.log"), processes=1, threads=2)

@@ -1,7 +1,7 @@
 """Deliveries that outlive the lease, and creates whose answer is lost.
 
 The server runs with a lease of 2 s (the sweeper takes an expired one over at
-its next round, every 5 s): media processing that takes several leases must
+its next round, every 0.5 s here): media processing that takes several leases must
 keep renewing it, or a second worker delivers the same post while the first
 is still sending. A create that X makes and then answers 504 for must be looked
 up, not sent again. Each test goes through the real gRPC service and worker to
@@ -22,13 +22,15 @@ from posts.v1 import posts_pb2 as pb
 
 pytestmark = pytest.mark.server_env(
     POSTS_LEASE_SECONDS="2",
+    POSTS_SWEEP_INTERVAL="0.5",
     POSTS_DISPATCH_INTERVAL="0.05",
     POSTS_RETRY_BASE="0.2",
     POSTS_MAX_ATTEMPTS="3",
 )
 
-#: Media processing of five leases: the sweeper's 5 s round comes while it lasts.
-PROCESSING = 10.0
+#: Media processing of two leases: several sweeper rounds come after the first
+#: lease would have run out, while it lasts.
+PROCESSING = 4.0
 LONG_WAIT = PROCESSING + 2 * DEFAULT_WAIT
 X_TOKEN = "x-lease-token"
 LINKEDIN_TOKEN = "linkedin-lease-token"

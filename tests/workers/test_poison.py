@@ -106,6 +106,7 @@ KILL_ENV = {
     # A killed worker's post is taken over at the next sweep after this; each
     # request may take half of it, so the poison's held send outlasts the aim below.
     "POSTS_LEASE_SECONDS": "6",
+    "POSTS_SWEEP_INTERVAL": "0.5",
     "POSTS_RETRY_BASE": "0.05",
     "POSTS_DISPATCH_INTERVAL": "0.05",
     "POSTS_SECRET_KEY": "poison-secret-key-0123456789abcdef-0123456",

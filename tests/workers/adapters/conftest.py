@@ -12,6 +12,8 @@
 - ``fakes_allowed`` (autouse): the egress guard lets the fakes (127.0.0.1)
   through in the tests that call the adapters directly, as the ``server``
   fixture does for its worker.
+- ``quick_processing_polls`` (autouse): Instagram's, LinkedIn's and TikTok's
+  processing polls a moment apart (the fakes count polls, not seconds).
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def fakes_allowed(monkeypatch) -> None:
     """POSTS_EGRESS_ALLOW as the server fixture sets it, unless a module's own is set."""
     if "POSTS_EGRESS_ALLOW" not in os.environ:
         monkeypatch.setenv("POSTS_EGRESS_ALLOW", FAKES_EGRESS_ALLOW)
+
+
+@pytest.fixture(autouse=True)
+def quick_processing_polls(monkeypatch) -> None:
+    """What these tests check is that a network's processing is polled until it
+    ends, not the pace: waiting the adapters' real interval only costs time."""
+    from workers.adapters import instagram, linkedin, tiktok
+
+    for adapter in (instagram, linkedin, tiktok):
+        monkeypatch.setattr(adapter, "PROCESSING_POLL_INTERVAL", 0.05)
 
 
 @pytest.fixture
