@@ -346,13 +346,13 @@ def test_reading_the_items_of_many_posts_binds_at_most_a_page_of_ids_per_query(
     with db.connection():
         post = posts.load(made.post_id).post
     bound = []
-    rows = models._ITEMS.rows
+    tuples = models._ITEMS.tuples
 
-    def counting(model, *post_ids):
+    def counting(*post_ids):
         bound.append(len(post_ids))
-        return rows(model, *post_ids)
+        return tuples(*post_ids)
 
-    monkeypatch.setattr(models._ITEMS, "rows", counting)
+    monkeypatch.setattr(models._ITEMS, "tuples", counting)
     with db.connection():
         loaded = models.load_items([post] * 250)
 
