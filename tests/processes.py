@@ -20,10 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKES_EGRESS_ALLOW = "127.0.0.1/32"
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``python -m service <args>`` with the given POSTS_* environment, to completion."""
+def run_python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python <args>`` in the repository with the given POSTS_* environment, to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "service", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -59,6 +59,11 @@ print(json.dumps([workspace, key, account]))
 """
 
 
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python -m service <args>`` with the given POSTS_* environment, to completion."""
+    return run_python(env, "-m", "service", *args)
+
+
 def provision_tenant(env: dict[str, str], name: str, *account: str, migrate: bool = False):
     """A workspace ``name`` with a key and an account, made through the command
     line's commands as an operator would (``admin workspace create``, ``key
@@ -68,15 +73,7 @@ def provision_tenant(env: dict[str, str], name: str, *account: str, migrate: boo
     from tests.support import Tenant
 
     options = account or ("--platform", "x", "--sandbox")
-    done = subprocess.run(
-        [sys.executable, "-c", _PROVISION, name, json.dumps(options), "migrate" * migrate],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python(env, "-c", _PROVISION, name, json.dumps(options), "migrate" * migrate)
     assert done.returncode == 0, done.stderr
     workspace, key, account_id = json.loads(done.stdout)
     return Tenant(workspace, key, account_id)

@@ -8,10 +8,12 @@ ends it; B then runs its body in A's transaction while the test looks on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -50,17 +52,23 @@ def _wait_for(condition, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.001)
 
 
+@functools.cache
+def _turn_acquire() -> tuple[types.CodeType, int]:
+    """GroupCommit._take_turn's code and the line where it waits for the turn."""
+    from service.db import GroupCommit
+
+    lines, first = inspect.getsourcelines(GroupCommit._take_turn)
+    acquire = first + next(n for n, line in enumerate(lines) if "self._turn.acquire()" in line)
+    return GroupCommit._take_turn.__code__, acquire
+
+
 def _waits_for_its_turn(thread: threading.Thread | None) -> bool:
     """Whether ``thread`` waits in GroupCommit._take_turn, already counted as waiting.
     (The server's own writers, its dispatcher's, may be waiting too: the count
     alone cannot tell B from them.)"""
-    from service.db import GroupCommit
-
-    code = GroupCommit._take_turn.__code__
-    lines, first = inspect.getsourcelines(GroupCommit._take_turn)
-    acquire = first + next(n for n, line in enumerate(lines) if "self._turn.acquire()" in line)
     if thread is None or thread.ident is None:
         return False
+    code, acquire = _turn_acquire()
     frame = sys._current_frames().get(thread.ident)
     while frame is not None:
         if frame.f_code is code:

@@ -10,8 +10,6 @@ import datetime as dt
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,7 +22,7 @@ from service.auth import Authenticator
 from service.config import Config, ConfigError
 from service.crypto import Keyring
 from service.models import ApiKey
-from tests.processes import ROOT, ServerProcess
+from tests.processes import ServerProcess, run_python
 from tests.processes import run_cli as run
 from tests.support import DEFAULT_WAIT, Api, Failure, Tenant, utcnow, wait_for
 
@@ -254,15 +252,7 @@ def test_a_wrong_secret_key_is_refused_at_start_up_by_the_server_and_the_workers
     # When a server starts with another key, it refuses in one line
     assert _first_line_of_a_refusal(run(wrong, "serve")) == WRONG
     # And so do the workers (the broker is never reached: nothing listens there)
-    workers = subprocess.run(
-        [sys.executable, "-m", "workers"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **wrong, "POSTS_BROKER_URL": "redis://127.0.0.1:9/0"},
-        check=False,
-    )
+    workers = run_python({**wrong, "POSTS_BROKER_URL": "redis://127.0.0.1:9/0"}, "-m", "workers")
     assert _first_line_of_a_refusal(workers) == WRONG
     # And an admin command, before it stores anything under the wrong key
     assert (

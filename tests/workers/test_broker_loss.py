@@ -22,11 +22,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -37,12 +34,12 @@ from service import logs
 from tests.fakes.webhook import FakeWebhook
 from tests.processes import (
     FAKES_EGRESS_ALLOW,
-    ROOT,
     ServerProcess,
     WorkerProcess,
     free_port,
     provision_tenant,
     provision_webhook_tenant,
+    run_python,
 )
 from tests.support import Api, stored_posts, wait_for
 
@@ -335,20 +332,15 @@ def test_python_m_workers_with_its_database_out_of_reach_says_so_in_one_line(tmp
     with socket.socket() as unused:  # a loopback port nothing listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "workers"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
+    result = run_python(
+        {
             "POSTS_VAR_DIR": str(tmp_path),
             "POSTS_DATABASE_URL": f"postgresql://posts@127.0.0.1:{port}/posts",
             "POSTS_BROKER_URL": f"redis://127.0.0.1:{port}/0",
             "POSTS_SECRET_KEY": "workers-secret-key-0123456789abcdef-01234",
         },
-        check=False,
+        "-m",
+        "workers",
     )
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.splitlines()
@@ -358,15 +350,7 @@ def test_python_m_workers_with_its_database_out_of_reach_says_so_in_one_line(tmp
 def test_python_m_workers_without_a_broker_refuses_to_start(tmp_path):
     # Without POSTS_BROKER_URL nothing would ever send to this worker: it must not
     # start, "ready for action" on an in-memory broker of its own
-    result = subprocess.run(
-        [sys.executable, "-m", "workers"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "POSTS_VAR_DIR": str(tmp_path), "POSTS_BROKER_URL": ""},
-        check=False,
-    )
+    result = run_python({"POSTS_VAR_DIR": str(tmp_path), "POSTS_BROKER_URL": ""}, "-m", "workers")
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         (
