@@ -101,6 +101,25 @@ MUTATIONS = [
         ("tests/workers/test_delivery.py",),
     ),
     Mutation(
+        "failed-finish-loses-the-item",
+        "workers/delivery.py",
+        "        with db.write():\n            _write_live(loaded, item, published, now, None, event)\n",
+        "",
+        ("tests/workers/test_delivery.py::test_a_failed_finish_does_not_take_the_item_back",),
+    ),
+    Mutation(
+        "a-fresh-lease-trusted-forever",
+        "workers/delivery.py",
+        "            if time.monotonic() - self._renewed < store.policy().lease_seconds / 2:",
+        "            if True:",
+        (
+            (
+                "tests/workers/test_leases.py::"
+                "test_a_worker_held_past_its_lease_before_the_create_sends_nothing"
+            ),
+        ),
+    ),
+    Mutation(
         "take-overs-never-use-up-attempts",
         "service/lifecycle.py",
         "    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",

@@ -97,6 +97,7 @@ def _deliver(post_id: str, token: str) -> None:
     for hook in hooks.before_claim:
         hook(post_id, token)
     with db.connection():
+        claimed_from = time.monotonic()  # before the lease's start, read next
         loaded = claim(post_id, token, db.utcnow())
         for hook in hooks.after_claim:
             hook(post_id, token, loaded is not None)
@@ -107,7 +108,7 @@ def _deliver(post_id: str, token: str) -> None:
         post = loaded.post
         logs.bind(workspace=post.workspace_id, network=post.platform, attempt=post.attempts)
         try:
-            _send_items(loaded, Lease(post_id, token))
+            _send_items(loaded, Lease(post_id, token, claimed_from))
         except LeaseLost:
             log.warning("lost %s while delivering (token %s)", post_id, token)
         except BaseException as exc:
@@ -137,10 +138,12 @@ def claim(post_id: str, token: str, now: dt.datetime) -> LoadedPost | None:
 class Lease:
     """This worker's hold on one post (see workers.adapters.base.Lease)."""
 
-    def __init__(self, post_id: str, token: str):
+    def __init__(self, post_id: str, token: str, renewed: float):
         self.post_id = post_id
         self.token = token
-        self._renewed = time.monotonic()
+        #: time.monotonic() taken before the clock reading this worker's lease last
+        #: started from (its claim or renewal): the lease runs at least a lease from it.
+        self._renewed = renewed
         #: The item the next create sends; whether to mark it first (the network
         #: cannot dedupe), and whether this attempt did.
         self.item: PostItem | None = None
@@ -155,9 +158,15 @@ class Lease:
         """Proves the post is still this worker's for longer than the create can
         take, right before it. Where the network cannot dedupe, renews the lease
         and marks the item as being sent in one transaction (a crash from here on
-        leaves the mark); elsewhere a read suffices while at least half the lease
-        is left (a request's deadline is at most half a lease), else it renews."""
+        leaves the mark); elsewhere it holds while at least half the lease is left
+        (a request's deadline is at most half a lease), else it renews.
+
+        A lease this worker started less than half a lease ago is known to be held
+        without a read: until it expires only this worker changes a PROCESSING
+        post (the sweeper takes over expired leases only)."""
         if not self.mark:
+            if time.monotonic() - self._renewed < store.policy().lease_seconds / 2:
+                return
             now = db.utcnow()
             left = dt.timedelta(seconds=store.policy().lease_seconds / 2)
             with db.connection():
@@ -170,24 +179,26 @@ class Lease:
     def record_handle(self, handle: str) -> None:
         """Stores ``handle`` with the item being sent, in the transaction that renews
         the lease: only while the post is this worker's (LeaseLost otherwise)."""
+        started = time.monotonic()
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
             if self.item is None:
                 raise RuntimeError("record_handle: no item is being sent")
             _HANDLE.execute(handle, self.item.id)
-        self._renewed = time.monotonic()
+        self._renewed = started
 
     def _renew(self, mark: PostItem | None = None) -> None:
         """Moves the lease on (and marks ``mark``, the item being sent, in the same
         transaction); LeaseLost when the post is no longer this worker's."""
+        started = time.monotonic()
         with db.connection(), db.write():
             if store.apply_job(self.post_id, self.token, Event.RENEW, db.utcnow()) is None:
                 raise LeaseLost(self.post_id)
             if mark is not None:
                 _MARK.execute(micros(db.utcnow()), mark.id)
                 self.marked = True
-        self._renewed = time.monotonic()
+        self._renewed = started
 
 
 _HELD = db.Compiled(
@@ -352,41 +363,57 @@ def _record_live(
     PUBLISHED, in one transaction.
 
     The item is recorded whatever else happens (it *is* live): if the lease was
-    lost meanwhile, or finishing fails, the item still commits.
+    lost meanwhile, the item still commits; if finishing fails, the item is
+    recorded again on its own before the failure is raised.
     """
     post_id = loaded.post.id
     now = db.utcnow()
-    failure = None
-    with db.write():
-        recorded = _LIVE.execute(
-            published.platform_post_id, published.url, micros(now), item.id, ""
-        )
-        if recorded:  # as written, so the event's snapshot need not read the items again
-            item.platform_post_id, item.platform_url = published.platform_post_id, published.url
-            item.published_at = now
-        written = None
-        try:
-            with db.database.atomic():  # a savepoint: a failed finish keeps the item
-                event = Event.SUCCEED if finish else Event.ITEM_LIVE
-                written = store.apply_job(
-                    post_id,
-                    token,
-                    event,
-                    now,
-                    item_index=item.position,
-                    items=loaded.items if recorded else None,
-                )
-        except Exception as exc:  # noqa: BLE001 (raised again once the item commits)
-            failure = exc
-        if written is None:
-            # No lifecycle change bumped the version, yet what GetPostStatus answers changed.
-            _NEW_VERSION.execute(1, micros(now), post_id)
-    if failure is not None:
-        raise failure
+    event = Event.SUCCEED if finish else Event.ITEM_LIVE
+    try:
+        with db.write():
+            written = _write_live(loaded, item, published, now, token, event)
+    except Exception:
+        # Rare (a bug, a constraint, a dropped statement): the item alone, then
+        # the failure. Cheaper than a savepoint around every finish.
+        with db.write():
+            _write_live(loaded, item, published, now, None, event)
+        raise
     if written is None:
         raise LeaseLost(post_id)
     if finish:
         log_outcome(written, event)
+
+
+def _write_live(
+    loaded: LoadedPost,
+    item: PostItem,
+    published: Published,
+    now: dt.datetime,
+    token: str | None,
+    event: Event,
+) -> Post | None:
+    """The writes of ``_record_live``, in the caller's transaction: the item live
+    (unless already), then ``event`` if ``token`` is given and still the post's
+    job; the post as written, or None (and the post's version moved on)."""
+    post_id = loaded.post.id
+    recorded = _LIVE.execute(published.platform_post_id, published.url, micros(now), item.id, "")
+    if recorded:  # as written, so the event's snapshot need not read the items again
+        item.platform_post_id, item.platform_url = published.platform_post_id, published.url
+        item.published_at = now
+    written = None
+    if token is not None:
+        written = store.apply_job(
+            post_id,
+            token,
+            event,
+            now,
+            item_index=item.position,
+            items=loaded.items if recorded else None,
+        )
+    if written is None:
+        # No lifecycle change bumped the version, yet what GetPostStatus answers changed.
+        _NEW_VERSION.execute(1, micros(now), post_id)
+    return written
 
 
 def log_outcome(post: Post, event: Event, wait: float | None = None) -> None:

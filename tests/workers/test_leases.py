@@ -10,6 +10,9 @@ a fake network (tests/fakes) and counts the creates that reached it.
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import pytest
 
 from tests.fakes.base import Fault
@@ -107,6 +110,55 @@ def test_linkedin_processing_longer_than_the_lease_creates_one_post(
     assert done.delivery.attempts == 1
     polls = linkedin.calls("/rest/videos/" if kind == pb.MEDIA_KIND_VIDEO else "/rest/documents/")
     assert polls[-1].at - polls[0].at >= PROCESSING - 2.5, "processing was not slow"
+
+
+class Lost(logging.Handler):
+    """Counts the delivery's "lost ... while delivering" lines, per post."""
+
+    def __init__(self):
+        super().__init__()
+        self.posts: list[str] = []
+        self.seen = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("lost %s while delivering"):
+            with self.seen:
+                self.posts.append(record.args[0])
+                self.seen.notify_all()
+
+    def wait_for(self, post_id: str, timeout: float) -> bool:
+        with self.seen:
+            return self.seen.wait_for(lambda: post_id in self.posts, timeout)
+
+
+def test_a_worker_held_past_its_lease_before_the_create_sends_nothing(
+    api, tenant, ledger, delivery_hooks
+):
+    # Given a post whose first attempt stops right before its create (sandbox:
+    # a network that honours idempotency keys, so the lease is proven, not renewed)
+    arrived, go_on = threading.Event(), threading.Event()
+
+    def hold_the_first(post_id, item_index):
+        if not arrived.is_set():
+            arrived.set()
+            go_on.wait(LONG_WAIT)
+
+    delivery_hooks.before_send(hold_the_first)
+    lost = Lost()
+    logging.getLogger("workers.delivery").addHandler(lost)
+    try:
+        post = api.create(tenant, status=pb.STATUS_CHANGE_PUBLISH)
+        assert arrived.wait(DEFAULT_WAIT), "the first attempt never reached its send"
+        # When its lease runs out, and a second attempt takes the post over and publishes it
+        done = api.wait_published(tenant, post.post_id, timeout=LONG_WAIT)
+        go_on.set()
+        # Then the first attempt, let go, finds its lease gone and sends nothing
+        assert lost.wait_for(post.post_id, DEFAULT_WAIT), "the first attempt did not stop"
+    finally:
+        go_on.set()
+        logging.getLogger("workers.delivery").removeHandler(lost)
+    assert len(ledger.sends(post_id=post.post_id)) == 1, ledger.sends(post_id=post.post_id)
+    assert done.delivery.attempts == 2
 
 
 def test_x_tweet_made_then_answered_504_is_found_not_sent_again(api, tenant, x):
