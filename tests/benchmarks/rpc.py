@@ -82,7 +82,7 @@ RUNS = (
 )
 #: The runs made again with ``--in-flight`` callers, their rows named with it.
 IN_FLIGHT_RUNS = ("GetPostStatus (cached answer)", "GetPostStatus (answer not cached)")
-TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5}
+TARGETS = {"GetPostStatus": 0.8, "UpdatePost": 0.5, "CreatePost": 0.5}
 #: The rows run again with idle watchers open.
 WATCHED_RUNS = ("GetPostStatus (cached answer)", "UpdatePost")
 
