@@ -1,7 +1,7 @@
 """Runs every benchmark in turn (``make bench``), each printing Markdown ready to paste.
 
     python -m tests.benchmarks [--quick] [--million] [--external] [--fast-postgres]
-                               [--profile DIR]
+                               [--commits] [--profile DIR]
                                [--only rpc,delivery,scheduling,scale,rules,scaleout] [--keep]
 
 --quick     shorter runs: RPC 1+4 s per run, 300 posts per delivery batch, 1,000 posts
@@ -16,6 +16,8 @@
             (it always does when named in --only)
 --fast-postgres  with --external (or --only scaleout), the PostgreSQL started for
             the run has fsync, synchronous_commit and full_page_writes off (not durable)
+--commits   the delivery benchmark's embedded rows run with metrics on and print the
+            writes each commit carried and the commits a delivered post cost
 --profile   attach py-spy to the service during the RPC and delivery runs
             (pip install py-spy first); stacks go to DIR, a summary is printed
 """
@@ -50,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         help="delivery --external, scaleout: PostgreSQL without fsync (not durable)",
     )
     parser.add_argument(
+        "--commits",
+        action="store_true",
+        help="delivery: writes per commit and commits per delivered post (metrics on)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         default="",
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             options.append("--million")
         if name == "delivery" and args.external:
             options.append("--external")
+        if name == "delivery" and args.commits:
+            options.append("--commits")
         if name in ("delivery", "scaleout") and args.fast_postgres:
             options.append("--fast-postgres")
         if name in ("rpc", "delivery") and args.profile:

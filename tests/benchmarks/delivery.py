@@ -24,7 +24,13 @@ server reports (``SHOW``), for a server given by URL too.
 
 Target: at least a third of the no-op actor's rate.
 
-    python -m tests.benchmarks.delivery [--quick] [--posts 1000] [--external] [--fast-postgres]
+``--commits``: the embedded server runs with its metrics on, and each row says
+how many writes shared a commit and how many commits a delivered post cost
+(its CreatePost, claim and result, and its share of the dispatcher's rounds),
+read from ``posts_group_commit_writes`` before and after the row. Off by
+default: recording metrics costs the server some CPU.
+
+    python -m tests.benchmarks.delivery [--quick] [--posts 1000] [--external] [--fast-postgres] [--commits]
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from tests.benchmarks.common import (
     run_child,
     start_server,
 )
-from tests.processes import ROOT, WorkerProcess
+from tests.processes import ROOT, WorkerProcess, free_port
 
 HOOK_SECRET = "bench-webhook-signing-secret-0123456789"
 
@@ -194,6 +200,27 @@ def due_batch(args, server, tenant, account_id: str) -> dict:
     }
 
 
+def group_commits(listen: str | None, since: tuple | None = None) -> tuple | None:
+    """(writes, commits) the server's group commit counted so far, read from its
+    metrics on ``listen`` (``posts_group_commit_writes``); the growth since
+    ``since`` when given; None without metrics."""
+    if listen is None:
+        return None
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://{listen}/metrics", timeout=10).text
+    found = {"_sum": 0.0, "_count": 0.0}
+    for family in text_string_to_metric_families(text):
+        if family.name == "posts_group_commit_writes":
+            for sample in family.samples:
+                suffix = sample.name.removeprefix(family.name)
+                if suffix in found:
+                    found[suffix] += sample.value
+    now = (found["_sum"], found["_count"])
+    return now if since is None else (now[0] - since[0], now[1] - since[1])
+
+
 def run_mode(
     args, external: bool, notes: list[str], origin: str = "", data_dir: str = ""
 ) -> list[list]:
@@ -227,7 +254,12 @@ def run_mode(
                     scratch.env["POSTS_BROKER_URL"],
                 ],
             )
-            server = start_server(children, scratch)
+            metrics = None
+            if args.commits and not external:
+                metrics = f"127.0.0.1:{free_port()}"
+            server = start_server(
+                children, scratch, {"POSTS_METRICS_LISTEN": metrics} if metrics else None
+            )
             worker = None
             if external:
                 worker = children.add(
@@ -241,10 +273,14 @@ def run_mode(
             ):
                 note(f"delivery [{backend}]: {args.posts} posts through the {adapter} adapter")
                 label = f"{'external' if external else 'embedded'}-{adapter}"
+                before = group_commits(metrics)
                 results[adapter] = deliver_batch(args, server, tenant, account_id, post_type, label)
+                results[adapter]["commits"] = group_commits(metrics, before)
             note(f"delivery [{backend}]: {args.posts} posts due at once, sandbox adapter")
             due_account = scratch.account(tenant, "x", "bench-due")
+            before = group_commits(metrics)
             results["due"] = due_batch(args, server, tenant, due_account)
+            results["due"]["commits"] = group_commits(metrics, before)
             server_peak = peak_rss_kib(server.popen.pid)
             worker_peak = peak_rss_tree(worker.popen.pid) if worker else None
     finally:
@@ -295,6 +331,13 @@ def run_mode(
             f"{backend}, {adapter}: server CPU {r['server_cpu']:.2f} s per wall second"
             + (f", {r['create_errors']} CreatePost errors" if r.get("create_errors") else "")
         )
+        if r.get("commits"):
+            writes, commits = r["commits"]
+            notes.append(
+                f"{backend}, {adapter}: {writes:.0f} writes in {commits:.0f} commits"
+                f" ({writes / max(commits, 1):.2f} a commit), "
+                f"{commits / max(r['published'], 1):.2f} commits a delivered post"
+            )
         if args.profile and adapter != "due":
             label = f"{'external' if external else 'embedded'}-{adapter}"
             path = os.path.join(args.profile, f"delivery-{label}.txt")
@@ -367,6 +410,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the PostgreSQL started for --external runs with fsync, "
         "synchronous_commit and full_page_writes off (not durable)",
+    )
+    p.add_argument(
+        "--commits",
+        action="store_true",
+        help="embedded rows: metrics on, and the writes per commit and commits per "
+        "delivered post printed (posts_group_commit_writes)",
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch directories")
     p.add_argument(
