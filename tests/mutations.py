@@ -120,6 +120,46 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "database-lock-trusts-a-dead-connection",
+        "workers/inprocess.py",
+        '                self._connection.execute("SELECT 1")\n                return True\n',
+        "                return True\n",
+        (
+            (
+                "tests/service/test_server.py::"
+                "test_a_postgresql_lock_whose_connection_dropped_is_taken_again"
+            ),
+            (
+                "tests/service/test_server.py::"
+                "test_a_postgresql_lock_taken_by_another_server_meanwhile_stops_the_first"
+            ),
+        ),
+    ),
+    Mutation(
+        "database-lock-not-taken-again",
+        "workers/inprocess.py",
+        "                connection = self._connect(refuse=False)\n",
+        "                connection = None\n",
+        (
+            (
+                "tests/service/test_server.py::"
+                "test_a_postgresql_lock_whose_connection_dropped_is_taken_again"
+            ),
+        ),
+    ),
+    Mutation(
+        "lost-database-lock-ignored-by-the-server",
+        "workers/inprocess.py",
+        "DatabaseLock.take(config, on_lost=self._lost)",
+        "DatabaseLock.take(config)",
+        (
+            (
+                "tests/service/test_server.py::"
+                "test_an_embedded_server_on_postgresql_that_loses_its_database_stops_delivering"
+            ),
+        ),
+    ),
+    Mutation(
         "take-overs-never-use-up-attempts",
         "service/lifecycle.py",
         "    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",

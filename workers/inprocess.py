@@ -8,9 +8,12 @@ the tests' server fixture use it, so that ``service/`` never imports ``workers/`
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import pathlib
+import threading
 from collections.abc import Callable
 
 import dramatiq
@@ -20,6 +23,8 @@ from service import webhooks as service_webhooks
 from service.config import Config, ConfigError
 from workers import actors, boot, scheduler, webhooks
 from workers import broker as workers_broker
+
+log = logging.getLogger(__name__)
 
 
 class InProcessDelivery:
@@ -32,9 +37,12 @@ class InProcessDelivery:
     def __init__(self, config: Config, broker: dramatiq.Broker):
         self._embedded = config.embedded
         self._broker = broker
+        self._delivering = True  # until stopped, or the database lock is lost
+        self._running = False
+        self._turn = threading.Lock()  # start, stop and a lost lock, one at a time
         # The embedded worker takes every PROCESSING post for its own at start:
         # a second one on the same database would take the first one's too.
-        self._lock = DatabaseLock.take(config) if config.embedded else None
+        self._lock = DatabaseLock.take(config, on_lost=self._lost) if config.embedded else None
         try:
             self._setup(config, broker)
         except BaseException:
@@ -55,6 +63,12 @@ class InProcessDelivery:
         self._webhook_worker = webhooks.worker(broker, config)
 
     def start(self) -> None:
+        with self._turn:
+            if self._delivering:
+                self._start()
+                self._running = True
+
+    def _start(self) -> None:
         if self._embedded:
             # The in-memory broker lost every message when the last process stopped.
             actors.enqueue_all(scheduler.recover_after_restart(db.utcnow()))
@@ -66,14 +80,30 @@ class InProcessDelivery:
         self._webhooks.start()
 
     def stop(self) -> None:
-        self._webhooks.stop()
-        self._scheduler.stop()
-        self._webhook_worker.stop()
-        self._worker.stop()
+        self._stop_delivering()
         if self._embedded:
             self._broker.flush_all()
         if self._lock is not None:
             self._lock.release()
+
+    def _stop_delivering(self) -> None:
+        with self._turn:
+            self._delivering = False
+            if not self._running:
+                return
+            self._running = False
+            self._webhooks.stop()
+            self._scheduler.stop()
+            self._webhook_worker.stop()
+            self._worker.stop()
+
+    def _lost(self) -> None:
+        """Another server took the database (DatabaseLock): it delivers from now on."""
+        self._stop_delivering()
+        log.error(
+            "delivery stopped in this server: another one delivers from its database now;"
+            " restart this one once the other has stopped"
+        )
 
 
 class DatabaseLock:
@@ -83,19 +113,37 @@ class DatabaseLock:
     On SQLite an flock on ``<database>.lock`` beside the file, which names the
     holder's pid; on PostgreSQL (without a broker) a session advisory lock, on a
     connection of its own held open while the server runs.
+
+    A session lock ends with its connection (a database restart, a dropped
+    link), and another server could then take the database. So on PostgreSQL
+    a thread checks the connection every ``CHECK_EVERY`` seconds (``check``):
+    when it is gone, it takes the lock again on a new one; if another server
+    holds it by then, ``on_lost`` is called, once, and this one must stop
+    delivering.
     """
 
     #: The advisory lock's key on PostgreSQL (``migrations`` takes 4242).
     ADVISORY_KEY = 4243
+    #: Seconds between two checks of the PostgreSQL lock's connection.
+    CHECK_EVERY = 2.0
 
     def __init__(self, release: Callable[[], None]):
         self._release: Callable[[], None] | None = release
 
     @classmethod
-    def take(cls, config: Config) -> DatabaseLock:
-        """The lock on ``config``'s database; ConfigError when another process holds it."""
+    def take(
+        cls,
+        config: Config,
+        on_lost: Callable[[], None] | None = None,
+        check_every: float | None = CHECK_EVERY,
+    ) -> DatabaseLock:
+        """The lock on ``config``'s database; ConfigError when another process holds
+        it. ``on_lost`` and ``check_every`` (None: no thread, ``check`` by hand):
+        see the class."""
         path = db.sqlite_path(config.database_url)
-        return cls._advisory(config.database_url) if path is None else cls._file(path)
+        if path is None:
+            return AdvisoryLock(config.database_url, on_lost, check_every)
+        return cls._file(path)
 
     @classmethod
     def _file(cls, database: pathlib.Path) -> DatabaseLock:
@@ -121,31 +169,101 @@ class DatabaseLock:
 
         return cls(release)
 
-    @classmethod
-    def _advisory(cls, url: str) -> DatabaseLock:
-        import psycopg
-
-        connection = psycopg.connect(url, autocommit=True)
-        try:
-            [(held,)] = connection.execute(
-                "SELECT pg_try_advisory_lock(%s)", (cls.ADVISORY_KEY,)
-            ).fetchall()
-        except BaseException:
-            connection.close()
-            raise
-        if not held:
-            connection.close()
-            raise ConfigError(
-                f"{logs.redact(url)} is in use by another server with its worker inside (no"
-                " POSTS_BROKER_URL): one such server per database; stop that one, or set"
-                " POSTS_BROKER_URL and run workers for several"
-            )
-        return cls(connection.close)
+    def check(self) -> bool:
+        """Whether the lock is still held (always, but for PostgreSQL's)."""
+        return self._release is not None
 
     def release(self) -> None:
         if self._release is not None:
             self._release()
             self._release = None
+
+
+class AdvisoryLock(DatabaseLock):
+    """PostgreSQL's session advisory lock, kept while its connection lives."""
+
+    def __init__(
+        self, url: str, on_lost: Callable[[], None] | None, check_every: float | None
+    ) -> None:
+        super().__init__(self._close)
+        self._url = url
+        self._on_lost = on_lost
+        self._guard = threading.Lock()  # one check at a time, and none after release
+        self._stopped = threading.Event()
+        self._connection = self._connect(refuse=True)
+        self._thread: threading.Thread | None = None
+        if check_every is not None:
+            self._thread = threading.Thread(
+                target=self._watch, args=(check_every,), name="database-lock", daemon=True
+            )
+            self._thread.start()
+
+    def _connect(self, refuse: bool):
+        """A new connection holding the lock; None when another holds it (or a
+        ConfigError with ``refuse``)."""
+        import psycopg
+
+        connection = psycopg.connect(self._url, autocommit=True)
+        try:
+            [(held,)] = connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (self.ADVISORY_KEY,)
+            ).fetchall()
+        except BaseException:
+            connection.close()
+            raise
+        if held:
+            return connection
+        connection.close()
+        if not refuse:
+            return None
+        raise ConfigError(
+            f"{logs.redact(self._url)} is in use by another server with its worker inside (no"
+            " POSTS_BROKER_URL): one such server per database; stop that one, or set"
+            " POSTS_BROKER_URL and run workers for several"
+        )
+
+    def check(self) -> bool:
+        """Whether the lock is held, taken again on a new connection if the old
+        one is gone; calls ``on_lost`` (once) when another server took it."""
+        import psycopg
+
+        with self._guard:
+            if self._connection is None:
+                return False
+            try:
+                self._connection.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                pass
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            try:
+                connection = self._connect(refuse=False)
+            except psycopg.Error as error:
+                # The database is out of reach: so is it for any other server.
+                log.warning("database lock: its connection is gone, not yet back: %s", error)
+                return True
+            if connection is not None:
+                self._connection = connection
+                log.warning("database lock: its connection was lost; held again")
+                return True
+            self._connection = None
+        log.error("database lock: its connection was lost and another server took the database")
+        if self._on_lost is not None:
+            self._on_lost()
+        return False
+
+    def _watch(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            if not self.check():
+                return
+
+    def _close(self) -> None:
+        self._stopped.set()
+        with self._guard:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def wire(config: Config) -> tuple[Callable[[str, str], None], InProcessDelivery | None]:

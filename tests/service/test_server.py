@@ -390,3 +390,108 @@ def test_the_embedded_worker_holds_its_database_alone(database, tmp_path, reques
         first.release()
     # And once released, it can be taken again
     DatabaseLock.take(config).release()
+
+
+def _lock_config(request, tmp_path):
+    """An embedded configuration on a fresh PostgreSQL database."""
+    from service.config import Config
+
+    postgres = request.getfixturevalue("postgres_server")
+    url = postgres.create_database(f"lock_{uuid.uuid4().hex[:12]}")
+    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY}
+    return Config.from_env({**env, "POSTS_DATABASE_URL": url})
+
+
+def _drop_lock_connection(url: str) -> None:
+    """Ends the session holding the embedded worker's advisory lock on ``url``'s
+    database, as a database restart or a dropped link would."""
+    import psycopg
+
+    from workers.inprocess import DatabaseLock
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND objid = %s AND granted AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (DatabaseLock.ADVISORY_KEY,),
+        ).fetchall()
+    assert ended == [(True,)], ended
+
+
+def test_a_postgresql_lock_whose_connection_dropped_is_taken_again(request, tmp_path):
+    from service.config import ConfigError
+    from workers.inprocess import DatabaseLock
+
+    config = _lock_config(request, tmp_path)
+    lost: list[bool] = []
+    # Given the embedded worker's lock, whose connection then drops
+    first = DatabaseLock.take(config, on_lost=lambda: lost.append(True), check_every=None)
+    try:
+        _drop_lock_connection(config.database_url)
+        # When it is checked before any other server came
+        held = first.check()
+        # Then it is held again, on a new connection: another server is still refused
+        assert held and lost == []
+        with pytest.raises(ConfigError, match="is in use by another server"):
+            DatabaseLock.take(config, check_every=None)
+    finally:
+        first.release()
+
+
+def test_a_postgresql_lock_taken_by_another_server_meanwhile_stops_the_first(request, tmp_path):
+    from workers.inprocess import DatabaseLock
+
+    config = _lock_config(request, tmp_path)
+    lost: list[bool] = []
+    # Given the embedded worker's lock, whose connection drops
+    first = DatabaseLock.take(config, on_lost=lambda: lost.append(True), check_every=None)
+    _drop_lock_connection(config.database_url)
+    # When another server takes the database before the first checks
+    second = DatabaseLock.take(config, check_every=None)
+    try:
+        # Then the first finds it lost, and says so once
+        assert first.check() is False
+        assert first.check() is False
+        assert lost == [True]
+    finally:
+        second.release()
+        first.release()
+
+
+def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_delivering(
+    request, tmp_path
+):
+    from workers.inprocess import DatabaseLock
+
+    config = _lock_config(request, tmp_path)
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": config.database_url,
+        "POSTS_SECRET_KEY": SECRET_KEY,
+    }
+    assert run(env, "migrate").returncode == 0
+    # Given an embedded server on PostgreSQL (its worker inside, holding the lock)
+    server = ServerProcess(env, str(tmp_path / "server.log")).start()
+    second = None
+    try:
+        server.wait_serving()
+        # When its lock's connection drops and another server takes the database
+        _drop_lock_connection(config.database_url)
+        second = DatabaseLock.take(config, check_every=None)
+
+        # Then, at its next check, it says so and stops delivering, still serving
+        def said_so() -> bool:
+            with open(server.log_path) as log:
+                return "delivery stopped in this server" in log.read()
+
+        wait_for(said_so, timeout=3 * DatabaseLock.CHECK_EVERY + 10)
+        with grpc.insecure_channel(server.address) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        if second is not None:
+            second.release()
+        assert server.stop() == 0
