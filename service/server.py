@@ -249,16 +249,22 @@ def serve(config: Config, wire: Wire, *, share_port: bool = False) -> None:
         describe_backend(config),
     )
     stopping = threading.Event()
+    drains: list[threading.Thread] = []
 
     def on_signal(signum, frame):
         if not stopping.is_set():
             stopping.set()
             log.info("signal %d: draining", signum)
-            threading.Thread(target=server.stop, name="drain").start()
+            drain = threading.Thread(target=server.stop, name="drain")
+            drains.append(drain)
+            drain.start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.wait()
+    # The RPCs have ended; the drain goes on to the worker, which ends after its job.
+    for drain in drains:
+        drain.join()
     log.info("stopped")
 
 

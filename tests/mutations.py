@@ -160,6 +160,13 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "stopped-said-before-the-worker-stops",
+        "service/server.py",
+        "    for drain in drains:\n        drain.join()\n",
+        "",
+        ("tests/service/test_server.py::test_a_clean_start_and_stop_log_no_warning",),
+    ),
+    Mutation(
         "take-overs-never-use-up-attempts",
         "service/lifecycle.py",
         "    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",

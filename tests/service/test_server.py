@@ -81,6 +81,10 @@ def test_a_clean_start_and_stop_log_no_warning(env, tmp_path):
     text = log.read_text()
     assert "serving posts.v1.PostService on" in text
     assert [line for line in text.splitlines() if " WARNING " in line or " ERROR " in line] == []
+    # "stopped" is said last, once the worker inside has shut down too
+    lines = text.splitlines()
+    assert lines[-1].endswith(" stopped"), lines[-3:]
+    assert any("Worker has been shut down" in line for line in lines[:-1]), lines[-5:]
 
 
 def test_sigterm_drains_an_rpc_and_a_delivery_in_flight_and_exits_cleanly(
