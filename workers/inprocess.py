@@ -203,7 +203,8 @@ class AdvisoryLock(DatabaseLock):
         ConfigError with ``refuse``)."""
         import psycopg
 
-        connection = psycopg.connect(self._url, autocommit=True)
+        # A bounded wait: a check that hangs would hold up the server's stop.
+        connection = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
         try:
             [(held,)] = connection.execute(
                 "SELECT pg_try_advisory_lock(%s)", (self.ADVISORY_KEY,)
