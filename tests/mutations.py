@@ -167,6 +167,27 @@ MUTATIONS = [
         ("tests/service/test_server.py::test_a_clean_start_and_stop_log_no_warning",),
     ),
     Mutation(
+        "instagram-retry-after-ignored",
+        "workers/adapters/instagram.py",
+        "        return TransientError(label, message, retry_after(response))",
+        "        return TransientError(label, message, None)",
+        ("tests/workers/adapters/test_instagram.py::test_retry_after_is_respected",),
+    ),
+    Mutation(
+        "tiktok-retry-after-ignored",
+        "workers/adapters/tiktok.py",
+        "        return TransientError(label, message, retry_after(response))",
+        "        return TransientError(label, message, None)",
+        ("tests/workers/adapters/test_tiktok.py::test_retry_after_is_respected",),
+    ),
+    Mutation(
+        "youtube-retry-after-ignored",
+        "workers/adapters/youtube.py",
+        "        return TransientError(label, message, retry_after(response))",
+        "        return TransientError(label, message, None)",
+        ("tests/workers/adapters/test_youtube.py::test_retry_after_is_respected",),
+    ),
+    Mutation(
         "take-overs-never-use-up-attempts",
         "service/lifecycle.py",
         "    if event in (E.CRASH, E.TAKE_OVER, E.RESTART) and job.attempts >= policy.max_attempts:",

@@ -149,6 +149,24 @@ def test_transient_failure_then_success_resumes_the_container(api, tenant, accou
     assert len(fake.live) == 1 and len(fake.publishes()) == 1
 
 
+def test_retry_after_is_respected(api, tenant, account, fake):
+    fake.fail_next(
+        Fault(
+            status=429,
+            headers={"Retry-After": "1"},
+            body=ig_error("Application request limit reached", 4),
+            path="/media_publish",
+        )
+    )
+    post = publish(api, tenant, account, text="Slowly", media=[image(fake)])
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.publishes()
+    assert second.at - first.at >= 1.0
+    assert len(fake.live) == 1
+
+
 def test_a_refused_container_fails_with_the_networks_code_and_message(
     api, tenant, account, fake, wait_failed
 ):

@@ -174,6 +174,24 @@ def test_transient_failure_then_success(api, tenant, account, fake):
     assert done.delivery.attempts == 2 and len(fake.live) == 1
 
 
+def test_retry_after_is_respected(api, tenant, account, fake):
+    fake.fail_next(
+        Fault(
+            status=429,
+            headers={"Retry-After": "1"},
+            body=error("rate_limit_exceeded", "Too many requests"),
+            path="/creator_info/",
+        )
+    )
+    post = publish(api, tenant, account, text="Slowly", media=[video(fake)])
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.calls("/creator_info/")[:2]
+    assert second.at - first.at >= 1.0
+    assert len(fake.live) == 1
+
+
 def test_a_transient_fail_reason_polls_again_without_a_second_init(api, tenant, account, fake):
     # A status read that fails after the init: the next attempt polls the recorded publish_id.
     fake.fail_next(

@@ -151,6 +151,24 @@ def test_transient_failure_then_success(api, tenant, account, fake):
     assert done.delivery.attempts == 2 and len(fake.live) == 1
 
 
+def test_retry_after_is_respected(api, tenant, account, fake):
+    fake.fail_next(
+        Fault(
+            status=429,
+            headers={"Retry-After": "1"},
+            body=google_error(429, "rateLimitExceeded", "Rate Limit Exceeded"),
+            path=UPLOAD_PATH,
+        )
+    )
+    post = publish(api, tenant, account, fake)
+
+    api.wait_published(tenant, post.post_id)
+
+    first, second = fake.calls(UPLOAD_PATH)[:2]
+    assert second.at - first.at >= 1.0
+    assert len(fake.live) == 1
+
+
 def test_a_chunk_whose_answer_was_lost_resumes_on_the_same_session(api, tenant, account, fake):
     # The session is made; the first chunk arrives, then its connection drops.
     fake.fail_next(Fault(path=UPLOAD_PATH), Fault(drop=True, path=UPLOAD_PATH))
