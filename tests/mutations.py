@@ -103,8 +103,8 @@ MUTATIONS = [
     Mutation(
         "failed-finish-loses-the-item",
         "workers/delivery.py",
-        "        with db.write():\n            _write_live(loaded, item, published, now, None, event)\n",
-        "",
+        "            with db.write():\n                _write_live(loaded, item, published, now, None, event)\n",
+        "            pass\n",
         ("tests/workers/test_delivery.py::test_a_failed_finish_does_not_take_the_item_back",),
     ),
     Mutation(
@@ -186,6 +186,30 @@ MUTATIONS = [
         "        return TransientError(label, message, retry_after(response))",
         "        return TransientError(label, message, None)",
         ("tests/workers/adapters/test_youtube.py::test_retry_after_is_respected",),
+    ),
+    Mutation(
+        "restart-takes-live-leases-on-postgresql",
+        "workers/inprocess.py",
+        "scheduler.recover_after_restart(db.utcnow(), leases_may_live)",
+        "scheduler.recover_after_restart(db.utcnow())",
+        (
+            (
+                "tests/service/test_server.py::"
+                "test_an_embedded_server_on_postgresql_leaves_posts_with_live_leases_to_the_sweeper"
+            ),
+        ),
+    ),
+    Mutation(
+        "lost-database-lock-leaves-the-worker-running",
+        "workers/inprocess.py",
+        "        if self._stop_delivering():\n",
+        "        if True:\n",
+        (
+            (
+                "tests/service/test_server.py::"
+                "test_an_embedded_server_on_postgresql_that_loses_its_database_stops_delivering"
+            ),
+        ),
     ),
     Mutation(
         "take-overs-never-use-up-attempts",

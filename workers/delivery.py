@@ -163,7 +163,8 @@ class Lease:
 
         A lease this worker started less than half a lease ago is known to be held
         without a read: until it expires only this worker changes a PROCESSING
-        post (the sweeper takes over expired leases only)."""
+        post (the sweeper takes over expired leases only, and a restarting server
+        the posts of a worker known to have stopped)."""
         if not self.mark:
             if time.monotonic() - self._renewed < store.policy().lease_seconds / 2:
                 return
@@ -375,8 +376,11 @@ def _record_live(
     except Exception:
         # Rare (a bug, a constraint, a dropped statement): the item alone, then
         # the failure. Cheaper than a savepoint around every finish.
-        with db.write():
-            _write_live(loaded, item, published, now, None, event)
+        try:
+            with db.write():
+                _write_live(loaded, item, published, now, None, event)
+        except Exception:
+            log.exception("could not record item %d of %s live", item.position, post_id)
         raise
     if written is None:
         raise LeaseLost(post_id)

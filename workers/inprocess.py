@@ -71,7 +71,8 @@ class InProcessDelivery:
     def _start(self) -> None:
         if self._embedded:
             # The in-memory broker lost every message when the last process stopped.
-            actors.enqueue_all(scheduler.recover_after_restart(db.utcnow()))
+            leases_may_live = self._lock is not None and not self._lock.ends_with_process
+            actors.enqueue_all(scheduler.recover_after_restart(db.utcnow(), leases_may_live))
             with db.connection():
                 service_webhooks.release_all(db.utcnow())
         self._worker.start()
@@ -86,24 +87,26 @@ class InProcessDelivery:
         if self._lock is not None:
             self._lock.release()
 
-    def _stop_delivering(self) -> None:
+    def _stop_delivering(self) -> bool:
+        """Stops the worker, the dispatchers and the sweeper (their current jobs
+        end first); whether it was this call that stopped delivery."""
         with self._turn:
-            self._delivering = False
-            if not self._running:
-                return
-            self._running = False
-            self._webhooks.stop()
-            self._scheduler.stop()
-            self._webhook_worker.stop()
-            self._worker.stop()
+            was, self._delivering = self._delivering, False
+            if self._running:
+                self._running = False
+                self._webhooks.stop()
+                self._scheduler.stop()
+                self._webhook_worker.stop()
+                self._worker.stop()
+        return was
 
     def _lost(self) -> None:
         """Another server took the database (DatabaseLock): it delivers from now on."""
-        self._stop_delivering()
-        log.error(
-            "delivery stopped in this server: another one delivers from its database now;"
-            " restart this one once the other has stopped"
-        )
+        if self._stop_delivering():
+            log.error(
+                "delivery stopped in this server: another one delivers from its database now;"
+                " restart this one once the other has stopped"
+            )
 
 
 class DatabaseLock:
@@ -126,6 +129,9 @@ class DatabaseLock:
     ADVISORY_KEY = 4243
     #: Seconds between two checks of the PostgreSQL lock's connection.
     CHECK_EVERY = 2.0
+    #: Whether the lock is held until its process ends (an flock), so that holding
+    #: it proves no earlier holder still runs.
+    ends_with_process = True
 
     def __init__(self, release: Callable[[], None]):
         self._release: Callable[[], None] | None = release
@@ -182,6 +188,8 @@ class DatabaseLock:
 class AdvisoryLock(DatabaseLock):
     """PostgreSQL's session advisory lock, kept while its connection lives."""
 
+    ends_with_process = False
+
     def __init__(
         self, url: str, on_lost: Callable[[], None] | None, check_every: float | None
     ) -> None:
@@ -204,7 +212,17 @@ class AdvisoryLock(DatabaseLock):
         import psycopg
 
         # A bounded wait: a check that hangs would hold up the server's stop.
-        connection = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        connection = psycopg.connect(
+            self._url,
+            autocommit=True,
+            connect_timeout=5,
+            # A link gone silent fails a check within seconds, not the kernel's minutes.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=2,
+            tcp_user_timeout=10_000,
+        )
         try:
             [(held,)] = connection.execute(
                 "SELECT pg_try_advisory_lock(%s)", (self.ADVISORY_KEY,)
@@ -241,7 +259,9 @@ class AdvisoryLock(DatabaseLock):
             try:
                 connection = self._connect(refuse=False)
             except psycopg.Error as error:
-                # The database is out of reach: so is it for any other server.
+                # Out of reach from here: tried again at the next check. Another
+                # server cannot take the lock meanwhile, unless the database
+                # refuses only new connections from this one.
                 log.warning("database lock: its connection is gone, not yet back: %s", error)
                 return True
             if connection is not None:
@@ -256,14 +276,21 @@ class AdvisoryLock(DatabaseLock):
 
     def _watch(self, every: float) -> None:
         while not self._stopped.wait(every):
-            if not self.check():
-                return
+            try:
+                if not self.check():
+                    return
+            except Exception:
+                log.exception("database lock: the check failed; trying again")
 
     def _close(self) -> None:
         self._stopped.set()
         with self._guard:
             connection, self._connection = self._connection, None
         if connection is not None:
+            # Unlocked before closing: the session's own end frees it only once its
+            # backend has gone, a moment after the close returns.
+            with contextlib.suppress(Exception):
+                connection.execute("SELECT pg_advisory_unlock(%s)", (self.ADVISORY_KEY,))
             connection.close()
 
 

@@ -249,15 +249,21 @@ class Scheduler:
                 clock += self._interval
 
 
-def recover_after_restart(now: dt.datetime) -> list[tuple[str, str]]:
+def recover_after_restart(now: dt.datetime, leases_may_live: bool = False) -> list[tuple[str, str]]:
     """Every queued or in-flight post, re-enqueued: for the embedded default only.
 
-    Its in-memory broker lost every message when the process stopped, and no
-    other process can be delivering, so nothing needs to wait for a lease.
+    Its in-memory broker lost every message when the process stopped. The
+    in-flight posts' worker stopped with it (the database lock says no other
+    runs), so they need not wait for their leases. ``leases_may_live``: the
+    lock may have ended without its process (PostgreSQL's, with a dropped
+    connection), so an in-flight post whose lease is still live is left to the
+    sweeper's take-over, which waits for it.
     """
+    at = micros(now)
+    in_flight, params = (_EXPIRED_IN_FLIGHT, (at,)) if leases_may_live else (_IN_FLIGHT, ())
     with db.connection():
-        return _requeue(_QUEUED, (micros(now),), Status.PENDING, Event.RESTART, now) + _requeue(
-            _IN_FLIGHT, (), Status.PROCESSING, Event.RESTART, now
+        return _requeue(_QUEUED, (at,), Status.PENDING, Event.RESTART, now) + _requeue(
+            in_flight, params, Status.PROCESSING, Event.RESTART, now
         )
 
 
@@ -268,3 +274,8 @@ _QUEUED = db.Compiled(
     )
 )
 _IN_FLIGHT = db.Compiled(lambda processing: Post.select().where(Post.status == processing))
+_EXPIRED_IN_FLIGHT = db.Compiled(
+    lambda processing, now: Post.select().where(
+        (Post.status == processing) & (Post.lease_expires_at <= now)
+    )
+)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
+import time
 import uuid
 
 import grpc
@@ -12,9 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.fakes.mastodon import FakeMastodon
-from tests.processes import FAKES_EGRESS_ALLOW, ROOT, ServerProcess
+from tests.processes import FAKES_EGRESS_ALLOW, ROOT, ServerProcess, provision_tenant
 from tests.processes import run_cli as run
-from tests.support import wait_for
+from tests.support import Api, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2, posts_pb2_grpc
@@ -414,13 +416,28 @@ def _drop_lock_connection(url: str) -> None:
     from workers.inprocess import DatabaseLock
 
     with psycopg.connect(url, autocommit=True) as admin:
+        # Waits (up to 5 s) for the session to end: its lock is free on return.
         ended = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory'"
             " AND objid = %s AND granted AND database ="
             " (SELECT oid FROM pg_database WHERE datname = current_database())",
             (DatabaseLock.ADVISORY_KEY,),
         ).fetchall()
     assert ended == [(True,)], ended
+
+
+def _advisory_waiters(url: str) -> int:
+    import psycopg
+
+    from workers.inprocess import DatabaseLock
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        [(count,)] = admin.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND NOT granted",
+            (DatabaseLock.ADVISORY_KEY,),
+        ).fetchall()
+    return count
 
 
 def test_a_postgresql_lock_whose_connection_dropped_is_taken_again(request, tmp_path):
@@ -466,6 +483,8 @@ def test_a_postgresql_lock_taken_by_another_server_meanwhile_stops_the_first(req
 def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_delivering(
     request, tmp_path
 ):
+    import psycopg
+
     from workers.inprocess import DatabaseLock
 
     config = _lock_config(request, tmp_path)
@@ -477,17 +496,25 @@ def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_deliveri
     assert run(env, "migrate").returncode == 0
     # Given an embedded server on PostgreSQL (its worker inside, holding the lock)
     server = ServerProcess(env, str(tmp_path / "server.log")).start()
-    second = None
+    rival = psycopg.connect(config.database_url, autocommit=True)
     try:
         server.wait_serving()
-        # When its lock's connection drops and another server takes the database
+        # When another server waits for the lock, and the first's connection drops
+        # (the waiter is granted the lock at once, before the first can take it back)
+        queued = threading.Thread(
+            target=rival.execute, args=("SELECT pg_advisory_lock(%s)", (DatabaseLock.ADVISORY_KEY,))
+        )
+        queued.start()
+        wait_for(lambda: _advisory_waiters(config.database_url) == 1)
         _drop_lock_connection(config.database_url)
-        second = DatabaseLock.take(config, check_every=None)
+        queued.join(timeout=10)
+        assert not queued.is_alive()
 
-        # Then, at its next check, it says so and stops delivering, still serving
+        # Then, at its next check, it stops its worker and says so, and still serves
         def said_so() -> bool:
             with open(server.log_path) as log:
-                return "delivery stopped in this server" in log.read()
+                text = log.read()
+            return "Worker has been shut down" in text and "delivery stopped in this server" in text
 
         wait_for(said_so, timeout=3 * DatabaseLock.CHECK_EVERY + 10)
         with grpc.insecure_channel(server.address) as channel:
@@ -496,6 +523,53 @@ def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_deliveri
             )
         assert status.status == health_pb2.HealthCheckResponse.SERVING
     finally:
-        if second is not None:
-            second.release()
+        rival.close()
         assert server.stop() == 0
+
+
+def test_an_embedded_server_on_postgresql_leaves_posts_with_live_leases_to_the_sweeper(
+    request, tmp_path
+):
+    import psycopg
+
+    config = _lock_config(request, tmp_path)
+    env = {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": config.database_url,
+        "POSTS_SECRET_KEY": SECRET_KEY,
+    }
+    tenant = provision_tenant(env, "restart", migrate=True)
+    # Given two posts some worker was delivering: one lease run out, one live
+    # (its server may have lost its lock and still be running)
+    first = ServerProcess(env, str(tmp_path / "first.log")).start()
+    try:
+        first.wait_serving()
+        with grpc.insecure_channel(first.address) as channel:
+            api = Api(posts_pb2_grpc.PostServiceStub(channel))
+            expired, live = (api.create(tenant, text=text).post_id for text in ("old", "new"))
+    finally:
+        assert first.stop() == 0
+    now_us = int(time.time() * 1e6)
+    with psycopg.connect(config.database_url, autocommit=True) as conn:
+        for post_id, lease_us in ((expired, now_us - 1_000_000), (live, now_us + 3_600_000_000)):
+            conn.execute(
+                "UPDATE post SET status = 'processing', job_token = %s, attempts = 1,"
+                " lease_expires_at = %s WHERE id = %s",
+                (f"token-{post_id[-8:]}", lease_us, post_id),
+            )
+    # When a server starts on the database
+    second = ServerProcess(env, str(tmp_path / "second.log")).start()
+    try:
+        second.wait_serving()
+        with grpc.insecure_channel(second.address) as channel:
+            api = Api(posts_pb2_grpc.PostServiceStub(channel))
+            # Then it takes over the one whose lease ran out, and delivers it
+            api.wait_published(tenant, expired)
+        # And leaves the live one as it was, to the sweeper once its lease ends
+        with psycopg.connect(config.database_url, autocommit=True) as conn:
+            [row] = conn.execute(
+                "SELECT status, job_token FROM post WHERE id = %s", (live,)
+            ).fetchall()
+        assert row == ("processing", f"token-{live[-8:]}")
+    finally:
+        assert second.stop() == 0
