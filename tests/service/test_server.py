@@ -398,14 +398,21 @@ def test_the_embedded_worker_holds_its_database_alone(database, tmp_path, reques
     DatabaseLock.take(config).release()
 
 
+def _embedded_postgres_env(request, tmp_path) -> dict[str, str]:
+    """The environment of an embedded server (no broker) on a fresh PostgreSQL database."""
+    postgres = request.getfixturevalue("postgres_server")
+    return {
+        "POSTS_VAR_DIR": str(tmp_path),
+        "POSTS_DATABASE_URL": postgres.create_database(f"lock_{uuid.uuid4().hex[:12]}"),
+        "POSTS_SECRET_KEY": SECRET_KEY,
+    }
+
+
 def _lock_config(request, tmp_path):
     """An embedded configuration on a fresh PostgreSQL database."""
     from service.config import Config
 
-    postgres = request.getfixturevalue("postgres_server")
-    url = postgres.create_database(f"lock_{uuid.uuid4().hex[:12]}")
-    env = {"POSTS_VAR_DIR": str(tmp_path), "POSTS_SECRET_KEY": SECRET_KEY}
-    return Config.from_env({**env, "POSTS_DATABASE_URL": url})
+    return Config.from_env(_embedded_postgres_env(request, tmp_path))
 
 
 def _drop_lock_connection(url: str) -> None:
@@ -487,16 +494,12 @@ def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_deliveri
 
     from workers.inprocess import DatabaseLock
 
-    config = _lock_config(request, tmp_path)
-    env = {
-        "POSTS_VAR_DIR": str(tmp_path),
-        "POSTS_DATABASE_URL": config.database_url,
-        "POSTS_SECRET_KEY": SECRET_KEY,
-    }
+    env = _embedded_postgres_env(request, tmp_path)
+    url = env["POSTS_DATABASE_URL"]
     assert run(env, "migrate").returncode == 0
     # Given an embedded server on PostgreSQL (its worker inside, holding the lock)
     server = ServerProcess(env, str(tmp_path / "server.log")).start()
-    rival = psycopg.connect(config.database_url, autocommit=True)
+    rival = psycopg.connect(url, autocommit=True)
     try:
         server.wait_serving()
         # When another server waits for the lock, and the first's connection drops
@@ -505,8 +508,8 @@ def test_an_embedded_server_on_postgresql_that_loses_its_database_stops_deliveri
             target=rival.execute, args=("SELECT pg_advisory_lock(%s)", (DatabaseLock.ADVISORY_KEY,))
         )
         queued.start()
-        wait_for(lambda: _advisory_waiters(config.database_url) == 1)
-        _drop_lock_connection(config.database_url)
+        wait_for(lambda: _advisory_waiters(url) == 1)
+        _drop_lock_connection(url)
         queued.join(timeout=10)
         assert not queued.is_alive()
 
@@ -532,12 +535,8 @@ def test_an_embedded_server_on_postgresql_leaves_posts_with_live_leases_to_the_s
 ):
     import psycopg
 
-    config = _lock_config(request, tmp_path)
-    env = {
-        "POSTS_VAR_DIR": str(tmp_path),
-        "POSTS_DATABASE_URL": config.database_url,
-        "POSTS_SECRET_KEY": SECRET_KEY,
-    }
+    env = _embedded_postgres_env(request, tmp_path)
+    url = env["POSTS_DATABASE_URL"]
     tenant = provision_tenant(env, "restart", migrate=True)
     # Given two posts some worker was delivering: one lease run out, one live
     # (its server may have lost its lock and still be running)
@@ -550,7 +549,7 @@ def test_an_embedded_server_on_postgresql_leaves_posts_with_live_leases_to_the_s
     finally:
         assert first.stop() == 0
     now_us = int(time.time() * 1e6)
-    with psycopg.connect(config.database_url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         for post_id, lease_us in ((expired, now_us - 1_000_000), (live, now_us + 3_600_000_000)):
             conn.execute(
                 "UPDATE post SET status = 'processing', job_token = %s, attempts = 1,"
@@ -566,7 +565,7 @@ def test_an_embedded_server_on_postgresql_leaves_posts_with_live_leases_to_the_s
             # Then it takes over the one whose lease ran out, and delivers it
             api.wait_published(tenant, expired)
         # And leaves the live one as it was, to the sweeper once its lease ends
-        with psycopg.connect(config.database_url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             [row] = conn.execute(
                 "SELECT status, job_token FROM post WHERE id = %s", (live,)
             ).fetchall()
