@@ -299,8 +299,8 @@ MUTATIONS = [
     Mutation(
         "published-snapshot-without-the-live-item",
         "workers/delivery.py",
-        "            item.platform_post_id, item.platform_url = published.platform_post_id, published.url\n",
-        "            pass\n",
+        "        item.platform_post_id, item.platform_url = published.platform_post_id, published.url\n",
+        "        pass\n",
         ("tests/service/test_events.py::test_each_path_gives_exactly_its_events_in_order",),
     ),
     Mutation(
