@@ -72,9 +72,8 @@ MUTATIONS = [
     Mutation(
         "claim-ignores-message-token",
         "service/store.py",
-        "    post = job(post_id, token, expected)\n",
-        "    post = job(post_id, Post.get_by_id(post_id).job_token if event is Event.CLAIM"
-        " else token, expected)\n",
+        "    post = job(post_id, token, Status.PENDING)\n",
+        "    post = job(post_id, Post.get_by_id(post_id).job_token, Status.PENDING)\n",
         ("tests/workers/test_job_tokens.py",),
         backends="sqlite,postgres-redis,postgres-rabbitmq",
     ),
