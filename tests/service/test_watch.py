@@ -187,10 +187,20 @@ def test_replay_then_live_neither_skips_nor_repeats_at_the_join(stub, api, tenan
             target = stored[-1].event_id + 1
             stream = streams(stub, tenant.key, after_event_id=after)
             # ... and reads until it is past events committed after it opened
-            stream.wait(
-                lambda found, t=target: found and found[-1].event_id > t + 20,
-                message=f"iteration {iteration}: live events",
-            )
+            try:
+                stream.wait(
+                    lambda found, t=target: found and found[-1].event_id > t + 20,
+                    message=f"iteration {iteration}: live events",
+                )
+            except AssertionError as timeout:
+                # Say which side stalled: the writers, the events' numbering, or the stream.
+                ids = stream.ids
+                raise AssertionError(
+                    f"{timeout}; the stream's last event {ids[-1] if ids else None} of"
+                    f" {len(ids)}, wanted past {target + 20}; the workspace's last stored"
+                    f" event {stored_events(tenant.workspace_id)[-1].event_id}; writers"
+                    f" failed: {failures[:1]}"
+                ) from None
             stream.cancel()
             got = stream.ids
             # Then it got exactly the events after its cursor, in order
