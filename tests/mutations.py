@@ -109,7 +109,7 @@ MUTATIONS = [
     Mutation(
         "a-fresh-lease-trusted-forever",
         "workers/delivery.py",
-        "            if time.monotonic() - self._renewed < store.policy().lease_seconds / 2:",
+        "            if time.monotonic() - self._renewed < half:",
         "            if True:",
         (
             (

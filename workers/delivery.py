@@ -166,10 +166,11 @@ class Lease:
         post (the sweeper takes over expired leases only, and a restarting server
         the posts of a worker known to have stopped)."""
         if not self.mark:
-            if time.monotonic() - self._renewed < store.policy().lease_seconds / 2:
+            half = store.policy().lease_seconds / 2
+            if time.monotonic() - self._renewed < half:
                 return
             now = db.utcnow()
-            left = dt.timedelta(seconds=store.policy().lease_seconds / 2)
+            left = dt.timedelta(seconds=half)
             with db.connection():
                 if _HELD.value(
                     self.post_id, self.token, Status.PROCESSING.value, micros(now + left)

@@ -175,10 +175,6 @@ class DatabaseLock:
 
         return cls(release)
 
-    def check(self) -> bool:
-        """Whether the lock is still held (always, but for PostgreSQL's)."""
-        return self._release is not None
-
     def release(self) -> None:
         if self._release is not None:
             self._release()
@@ -199,12 +195,10 @@ class AdvisoryLock(DatabaseLock):
         self._guard = threading.Lock()  # one check at a time, and none after release
         self._stopped = threading.Event()
         self._connection = self._connect(refuse=True)
-        self._thread: threading.Thread | None = None
         if check_every is not None:
-            self._thread = threading.Thread(
+            threading.Thread(
                 target=self._watch, args=(check_every,), name="database-lock", daemon=True
-            )
-            self._thread.start()
+            ).start()
 
     def _connect(self, refuse: bool):
         """A new connection holding the lock; None when another holds it (or a

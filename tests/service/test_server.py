@@ -415,35 +415,32 @@ def _lock_config(request, tmp_path):
     return Config.from_env(_embedded_postgres_env(request, tmp_path))
 
 
-def _drop_lock_connection(url: str) -> None:
-    """Ends the session holding the embedded worker's advisory lock on ``url``'s
-    database, as a database restart or a dropped link would."""
+def _on_lock_sessions(url: str, select: str, granted: bool) -> list[tuple]:
+    """``select`` over the sessions of ``url``'s database that hold (``granted``) or
+    wait for the embedded worker's advisory lock (their ``pid`` in scope)."""
     import psycopg
 
     from workers.inprocess import DatabaseLock
 
     with psycopg.connect(url, autocommit=True) as admin:
-        # Waits (up to 5 s) for the session to end: its lock is free on return.
-        ended = admin.execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory'"
-            " AND objid = %s AND granted AND database ="
+        return admin.execute(
+            f"SELECT {select} FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND granted = %s AND database ="
             " (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (DatabaseLock.ADVISORY_KEY,),
+            (DatabaseLock.ADVISORY_KEY, granted),
         ).fetchall()
+
+
+def _drop_lock_connection(url: str) -> None:
+    """Ends the session holding the embedded worker's advisory lock on ``url``'s
+    database, as a database restart or a dropped link would."""
+    # Waits (up to 5 s) for the session to end: its lock is free on return.
+    ended = _on_lock_sessions(url, "pg_terminate_backend(pid, 5000)", granted=True)
     assert ended == [(True,)], ended
 
 
 def _advisory_waiters(url: str) -> int:
-    import psycopg
-
-    from workers.inprocess import DatabaseLock
-
-    with psycopg.connect(url, autocommit=True) as admin:
-        [(count,)] = admin.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
-            " AND NOT granted",
-            (DatabaseLock.ADVISORY_KEY,),
-        ).fetchall()
+    [(count,)] = _on_lock_sessions(url, "count(*)", granted=False)
     return count
 
 

@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.base import Fault
 from tests.fakes.linkedin import AUTHOR, FakeLinkedIn
 from tests.fakes.x import USER_ID, FakeX
-from tests.support import DEFAULT_WAIT, item
+from tests.support import DEFAULT_WAIT, item, wait_for
 
 # isort: split
 from posts.v1 import posts_pb2 as pb
@@ -112,27 +112,8 @@ def test_linkedin_processing_longer_than_the_lease_creates_one_post(
     assert polls[-1].at - polls[0].at >= PROCESSING - 2.5, "processing was not slow"
 
 
-class Lost(logging.Handler):
-    """Counts the delivery's "lost ... while delivering" lines, per post."""
-
-    def __init__(self):
-        super().__init__()
-        self.posts: list[str] = []
-        self.seen = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("lost %s while delivering"):
-            with self.seen:
-                self.posts.append(record.args[0])
-                self.seen.notify_all()
-
-    def wait_for(self, post_id: str, timeout: float) -> bool:
-        with self.seen:
-            return self.seen.wait_for(lambda: post_id in self.posts, timeout)
-
-
 def test_a_worker_held_past_its_lease_before_the_create_sends_nothing(
-    api, tenant, ledger, delivery_hooks
+    api, tenant, ledger, delivery_hooks, caplog
 ):
     # Given a post whose first attempt stops right before its create (sandbox:
     # a network that honours idempotency keys, so the lease is proven, not renewed)
@@ -144,19 +125,24 @@ def test_a_worker_held_past_its_lease_before_the_create_sends_nothing(
             go_on.wait(LONG_WAIT)
 
     delivery_hooks.before_send(hold_the_first)
-    lost = Lost()
-    logging.getLogger("workers.delivery").addHandler(lost)
+
+    def stopped(post_id: str) -> bool:
+        return any(
+            r.msg.startswith("lost %s while delivering") and r.args[0] == post_id
+            for r in list(caplog.records)
+        )
+
     try:
-        post = api.create(tenant, status=pb.STATUS_CHANGE_PUBLISH)
-        assert arrived.wait(DEFAULT_WAIT), "the first attempt never reached its send"
-        # When its lease runs out, and a second attempt takes the post over and publishes it
-        done = api.wait_published(tenant, post.post_id, timeout=LONG_WAIT)
-        go_on.set()
-        # Then the first attempt, let go, finds its lease gone and sends nothing
-        assert lost.wait_for(post.post_id, DEFAULT_WAIT), "the first attempt did not stop"
+        with caplog.at_level(logging.WARNING, logger="workers.delivery"):
+            post = api.create(tenant, status=pb.STATUS_CHANGE_PUBLISH)
+            assert arrived.wait(DEFAULT_WAIT), "the first attempt never reached its send"
+            # When its lease runs out, and a second attempt takes the post over and publishes it
+            done = api.wait_published(tenant, post.post_id, timeout=LONG_WAIT)
+            go_on.set()
+            # Then the first attempt, let go, finds its lease gone and sends nothing
+            wait_for(lambda: stopped(post.post_id), message="the first attempt to stop")
     finally:
         go_on.set()
-        logging.getLogger("workers.delivery").removeHandler(lost)
     assert len(ledger.sends(post_id=post.post_id)) == 1, ledger.sends(post_id=post.post_id)
     assert done.delivery.attempts == 2
 
